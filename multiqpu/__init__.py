@@ -1,0 +1,72 @@
+"""multiqpu: run quantum workloads across several QPUs at once.
+
+Importing multiqpu is cheap: vendor SDKs (and Qiskit itself) load when first needed.
+"""
+
+from __future__ import annotations
+
+from multiqpu.calibration import Calibration
+from multiqpu.device import (
+    CircuitResult,
+    CostEstimate,
+    Device,
+    DeviceLimits,
+    DeviceStatus,
+    DeviceTarget,
+    Job,
+    JobStatus,
+    JobTimings,
+    QueueEstimate,
+    RunResult,
+    ThreadJob,
+)
+from multiqpu.errors import (
+    CircuitTooLargeError,
+    ConfigError,
+    CredentialsError,
+    DeviceUnavailableError,
+    InvalidInputError,
+    JobError,
+    MissingExtraError,
+    MultiQPUError,
+    ProviderError,
+    TransientProviderError,
+    UnknownProviderError,
+)
+from multiqpu.fleet import Fleet, device
+from multiqpu.providers import Provider
+from multiqpu.secrets import Secret
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Calibration",
+    "CircuitResult",
+    "CircuitTooLargeError",
+    "ConfigError",
+    "CostEstimate",
+    "CredentialsError",
+    "Device",
+    "DeviceLimits",
+    "DeviceStatus",
+    "DeviceTarget",
+    "DeviceUnavailableError",
+    "Fleet",
+    "InvalidInputError",
+    "Job",
+    "JobError",
+    "JobStatus",
+    "JobTimings",
+    "MissingExtraError",
+    "MultiQPUError",
+    "Provider",
+    "ProviderError",
+    "QueueEstimate",
+    "RunResult",
+    "Secret",
+    "ThreadJob",
+    "TransientProviderError",
+    "UnknownProviderError",
+    "__version__",
+    "device",
+]

@@ -1,0 +1,97 @@
+"""Transpilation helpers shared by the devices: a Qiskit Target built from a device's
+:class:`DeviceTarget` and :class:`Calibration` (so layout and routing are noise-aware, the
+way VF2Layout scores layouts), and a structural circuit key for caches."""
+
+from __future__ import annotations
+
+import hashlib
+from functools import lru_cache
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from qiskit import QuantumCircuit
+    from qiskit.transpiler import Target
+
+    from multiqpu.calibration import Calibration
+    from multiqpu.device import DeviceTarget
+
+
+def circuit_key(circuit: QuantumCircuit) -> str:
+    """A hash of a circuit's structure and parameter values (not its name or metadata)."""
+    h = hashlib.sha256()
+    h.update(f"{circuit.num_qubits},{circuit.num_clbits};".encode())
+    for inst in circuit.data:
+        op = inst.operation
+        qs = ",".join(str(circuit.find_bit(q).index) for q in inst.qubits)
+        cs = ",".join(str(circuit.find_bit(c).index) for c in inst.clbits)
+        params = ",".join(repr(p) for p in op.params)
+        h.update(f"{op.name}({params})[{qs}][{cs}];".encode())
+    return h.hexdigest()[:32]
+
+
+def build_qiskit_target(device_target: DeviceTarget, calibration: Calibration) -> Target:
+    """A Qiskit ``Target`` carrying the device's connectivity, errors and durations."""
+    from qiskit.circuit import Measure, Parameter
+    from qiskit.circuit.library import get_standard_gate_name_mapping
+    from qiskit.transpiler import InstructionProperties, QubitProperties, Target
+
+    n = device_target.num_qubits
+    qubit_props = [
+        QubitProperties(t1=calibration.t1.get(q), t2=calibration.t2.get(q)) for q in range(n)
+    ]
+    target = Target(num_qubits=n, qubit_properties=qubit_props)
+    gates = get_standard_gate_name_mapping()
+    if device_target.coupling_map is None:
+        edges: list[tuple[int, int]] = [(a, b) for a in range(n) for b in range(n) if a != b]
+    else:
+        edges = [tuple(e) for e in device_target.coupling_map]  # type: ignore[misc]
+    for name in device_target.basis_gates:
+        gate = gates.get(name)
+        if gate is None:
+            continue
+        if gate.params:
+            gate = type(gate)(*[Parameter(f"θ{i}") for i in range(len(gate.params))])
+        if gate.num_qubits == 1:
+            props = {
+                (q,): InstructionProperties(
+                    error=calibration.error(name, (q,)), duration=calibration.duration(name, (q,))
+                )
+                for q in range(n)
+            }
+        elif gate.num_qubits == 2:
+            props = {
+                e: InstructionProperties(
+                    error=calibration.error(name, e), duration=calibration.duration(name, e)
+                )
+                for e in edges
+            }
+        else:
+            continue
+        target.add_instruction(gate, props)
+    target.add_instruction(
+        Measure(),
+        {
+            (q,): InstructionProperties(
+                error=calibration.readout_error.get(q), duration=calibration.readout_duration
+            )
+            for q in range(n)
+        },
+    )
+    return target
+
+
+@lru_cache(maxsize=64)
+def _cached_target(key: str, device_target: DeviceTarget, calibration: Calibration) -> Target:
+    return build_qiskit_target(device_target, calibration)
+
+
+def transpile_for(
+    circuit: QuantumCircuit, device_target: DeviceTarget, calibration: Calibration
+) -> QuantumCircuit:
+    """Map a circuit to the device: native gates, physical qubits, noise-aware layout."""
+    from qiskit import transpile
+
+    target = _cached_target(
+        f"{device_target!r}{calibration.fingerprint()}", device_target, calibration
+    )
+    return transpile(circuit, target=target, optimization_level=2, seed_transpiler=1234)

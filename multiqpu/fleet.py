@@ -1,0 +1,108 @@
+"""A fleet: the set of devices multiqpu may use, and ``multiqpu.device(spec)``."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from os import PathLike
+from typing import TYPE_CHECKING, Any
+
+from multiqpu.errors import ConfigError
+from multiqpu.providers import available_providers, check_requirements, get_provider, parse_spec
+
+if TYPE_CHECKING:
+    from multiqpu.device import Device
+
+__all__ = ["Fleet", "device"]
+
+
+def device(spec: str, **options: Any) -> Device:
+    """Build one device from a ``"provider:name"`` spec, e.g. ``device("ibm:fake_torino")``
+    or ``device("local:ideal", num_qubits=7)``. Options go to the provider."""
+    provider_name, name = parse_spec(spec)
+    provider = get_provider(provider_name)
+    check_requirements(provider)
+    return provider.device(name, **options)
+
+
+class Fleet:
+    """An ordered set of devices with unique specs."""
+
+    def __init__(self, devices: Iterable[Device]) -> None:
+        from multiqpu.device import Device
+
+        self._devices: dict[str, Device] = {}
+        for d in devices:
+            if not isinstance(d, Device):
+                raise ConfigError(
+                    f"a Fleet holds multiqpu Device objects, got {type(d).__name__}; "
+                    "build one with multiqpu.device('provider:name')"
+                )
+            if d.spec in self._devices:
+                raise ConfigError(f"device '{d.spec}' appears twice in the fleet")
+            self._devices[d.spec] = d
+
+    # ------------------------------------------------------------------ construction
+    @classmethod
+    def local(cls, *, queues: bool = True, time_scale: float | None = None) -> Fleet:
+        """The embedded default fleet: every installed provider's default devices (fake IBM
+        backends with real calibration snapshots, a noisy Braket emulator, an ideal
+        simulator), each behind a simulated queue unless ``queues=False``."""
+        from multiqpu.queue_model import QueueModel, QueuedDevice
+
+        devices: list[Device] = []
+        for pname in available_providers():
+            try:
+                provider = get_provider(pname)
+                check_requirements(provider)
+            except ConfigError:
+                continue  # extra not installed: the fleet is what is installed
+            for i, name in enumerate(provider.default_devices()):
+                dev = provider.device(name)
+                if queues:
+                    model = QueueModel.for_device(dev.spec, style=pname, index=i)
+                    if time_scale is not None:
+                        model = model.with_time_scale(time_scale)
+                    dev = QueuedDevice(dev, model)
+                devices.append(dev)
+        if not devices:
+            raise ConfigError(
+                "no provider is installed, so the default fleet is empty; "
+                "run: pip install 'multiqpu[all]'"
+            )
+        return cls(devices)
+
+    @classmethod
+    def from_config(cls, path: str | PathLike[str] | None = None) -> Fleet:
+        """The fleet a config file declares (``path``, ``$MULTIQPU_CONFIG`` or the user config
+        file), or the embedded default fleet when there is no config file."""
+        from multiqpu.config import load_fleet
+
+        return load_fleet(path)
+
+    # ------------------------------------------------------------------ container protocol
+    @property
+    def devices(self) -> tuple[Device, ...]:
+        return tuple(self._devices.values())
+
+    def __iter__(self) -> Iterator[Device]:
+        return iter(self._devices.values())
+
+    def __len__(self) -> int:
+        return len(self._devices)
+
+    def __contains__(self, spec: object) -> bool:
+        return spec in self._devices
+
+    def __getitem__(self, spec: str) -> Device:
+        """A device by spec (``"ibm:fake_torino"``) or by unique name (``"fake_torino"``)."""
+        if spec in self._devices:
+            return self._devices[spec]
+        matches = [d for d in self._devices.values() if d.name == spec]
+        if len(matches) == 1:
+            return matches[0]
+        raise KeyError(
+            f"no device '{spec}' in this fleet; it has: {', '.join(self._devices) or 'none'}"
+        )
+
+    def __repr__(self) -> str:
+        return f"Fleet([{', '.join(self._devices)}])"

@@ -1,0 +1,1 @@
+"""multiqpu provider adapter: braket (work in progress)."""

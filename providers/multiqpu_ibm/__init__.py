@@ -1,0 +1,1 @@
+"""multiqpu provider adapter: ibm (work in progress)."""

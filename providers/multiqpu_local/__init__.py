@@ -1,0 +1,1 @@
+"""multiqpu provider adapter: local (work in progress)."""
