@@ -84,8 +84,9 @@ class QueuedDevice(Device):
         return len(self._active)
 
     def virtual_now(self) -> float:
-        """The model's clock: ``epoch`` plus elapsed wall time divided by the time scale."""
-        return self._epoch + (self._clock() - self._t0) / self._model.time_scale
+        """The model's clock: ``epoch`` plus elapsed wall time divided by the time scale
+        (at wall-clock speed when the time scale is 0)."""
+        return self._epoch + (self._clock() - self._t0) / (self._model.time_scale or 1.0)
 
     def __repr__(self) -> str:
         return f"<QueuedDevice {self.spec} ({self.num_qubits} qubits; {self._model.describe()})>"

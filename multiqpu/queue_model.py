@@ -122,7 +122,8 @@ class QueueModel:
         daily_amplitude: relative swing of the load over a day, in [0, 1).
         peak_hour_utc: hour of day at which the load peaks.
         run_s: typical run time of one job, used for jobs of this process queued ahead.
-        time_scale: caller-experienced seconds per virtual second.
+        time_scale: caller-experienced seconds per virtual second (0: jobs never wait, the
+            queue is still reported).
         seed: seeds the wait sequence of a :class:`QueuedDevice` and the report jitter.
         windows: outages and maintenance windows.
     """
@@ -147,8 +148,8 @@ class QueueModel:
                 raise ConfigError(f"queue model {name} must be >= 0, got {getattr(self, name)}")
         if not 0 <= self.daily_amplitude < 1:
             raise ConfigError(f"daily_amplitude must be in [0, 1), got {self.daily_amplitude}")
-        if not self.time_scale > 0:
-            raise ConfigError(f"time_scale must be > 0, got {self.time_scale}")
+        if not self.time_scale >= 0:
+            raise ConfigError(f"time_scale must be >= 0 (0: no waiting), got {self.time_scale}")
 
     # ------------------------------------------------------------------ construction
     @classmethod
@@ -185,7 +186,7 @@ class QueueModel:
         )
 
     def with_time_scale(self, time_scale: float) -> QueueModel:
-        """The same queue with another time scale (1.0: real-world waits)."""
+        """The same queue with another time scale (1.0: real-world waits, 0: no waiting)."""
         return replace(self, time_scale=time_scale)
 
     def with_windows(self, *windows: Window) -> QueueModel:

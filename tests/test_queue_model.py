@@ -208,7 +208,7 @@ def test_invalid_models_are_config_errors() -> None:
     with pytest.raises(ConfigError, match="daily_amplitude"):
         QueueModel(daily_amplitude=1.5)
     with pytest.raises(ConfigError, match="time_scale"):
-        QueueModel(time_scale=0)
+        QueueModel(time_scale=-1.0)
     with pytest.raises(ConfigError, match="style"):
         QueueModel(style="dwave")  # type: ignore[arg-type]
     with pytest.raises(ConfigError, match="end after"):
@@ -333,3 +333,13 @@ def test_virtual_clock_runs_faster_by_the_time_scale() -> None:
     v0 = dev.virtual_now()
     now[0] += 0.5
     assert dev.virtual_now() - v0 == pytest.approx(500.0)
+
+
+async def test_time_scale_zero_never_waits_but_still_reports() -> None:
+    model = QueueModel.for_device("ibm:fake_kyiv", style="ibm", index=2).with_time_scale(0.0)
+    dev = QueuedDevice(StatevectorDevice(), model)
+    est = await dev.queue_estimate()
+    assert est.expected_wait_s == 0.0 and est.pending_jobs is not None and est.pending_jobs > 100
+    job = await dev.submit([ghz()], 50)
+    assert isinstance(job, QueuedJob) and job.wait_s == 0.0 and job.virtual_wait_s > 0
+    assert sum((await job.result())[0].counts.values()) == 50
