@@ -1,0 +1,173 @@
+"""``multiqpu devices``: the fleet at a glance."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from multiqpu.cli import _format as fmt
+from multiqpu.errors import MultiQPUError
+
+if TYPE_CHECKING:
+    from qiskit import QuantumCircuit
+
+    from multiqpu.device import Device
+    from multiqpu.fleet import Fleet
+
+#: Shots used to quote a price per task and per shot.
+PRICE_SHOTS = 1000
+
+
+def run_devices(args: argparse.Namespace) -> int:
+    from multiqpu.fleet import Fleet
+
+    fleet = Fleet.from_config(args.config)
+    rows = asyncio.run(describe_fleet(fleet))
+    if args.json:
+        json.dump(rows, sys.stdout, indent=2)
+        sys.stdout.write("\n")
+    else:
+        _print_table(rows, _time_scales(fleet))
+    return 0
+
+
+async def describe_fleet(fleet: Fleet) -> list[dict[str, Any]]:
+    """One JSON-ready dict per device, gathered concurrently (see docs/cli.md for fields)."""
+    return list(await asyncio.gather(*(describe_device(d) for d in fleet)))
+
+
+def _probe_circuit() -> QuantumCircuit:
+    from qiskit import QuantumCircuit
+
+    qc = QuantumCircuit(1, 1, name="price_probe")
+    qc.measure(0, 0)
+    return qc
+
+
+async def describe_device(dev: Device) -> dict[str, Any]:
+    """Everything ``multiqpu devices`` shows about one device. A part that fails (a cloud
+    device without credentials, say) is left ``null`` and its error recorded in ``errors``."""
+    row: dict[str, Any] = {
+        "spec": dev.spec,
+        "name": dev.name,
+        "provider": dev.provider,
+        "num_qubits": None,
+        "exact": bool(dev.exact),
+        "status": "unknown",
+        "pending_jobs": None,
+        "expected_wait_s": None,
+        "queue_source": "none",
+        "queue_raw": None,
+        "queue_capped": False,
+        "median_2q_error": None,
+        "median_1q_error": None,
+        "median_readout_error": None,
+        "calibration_timestamp": None,
+        "per_task_usd": None,
+        "per_shot_usd": None,
+        "price_source": None,
+        "errors": [],
+    }
+    errors: list[str] = row["errors"]
+
+    try:
+        row["num_qubits"] = dev.num_qubits
+    except MultiQPUError as exc:
+        errors.append(fmt.one_line(exc))
+    try:
+        row["status"] = (await dev.status()).value
+    except MultiQPUError as exc:
+        row["status"] = "error"
+        errors.append(fmt.one_line(exc))
+    try:
+        q = await dev.queue_estimate()
+        row.update(
+            pending_jobs=q.pending_jobs,
+            expected_wait_s=q.expected_wait_s,
+            queue_source=q.source,
+            queue_raw=q.raw,
+            queue_capped=q.capped,
+        )
+    except MultiQPUError as exc:
+        errors.append(fmt.one_line(exc))
+    try:
+        cal = await asyncio.to_thread(dev.calibration)
+        row.update(
+            median_2q_error=cal.median_2q_error(),
+            median_1q_error=cal.median_1q_error(),
+            median_readout_error=cal.median_readout_error(),
+            calibration_timestamp=cal.timestamp.isoformat() if cal.timestamp else None,
+        )
+    except MultiQPUError as exc:
+        errors.append(fmt.one_line(exc))
+    try:
+        cost = await asyncio.to_thread(dev.estimate_cost, [_probe_circuit()], PRICE_SHOTS)
+        per_task, per_shot = cost.per_task_usd, cost.per_shot_usd
+        if per_task == 0 and per_shot == 0 and cost.total_usd > 0:
+            per_shot = cost.total_usd / PRICE_SHOTS  # only a total: quote it per shot
+        row.update(per_task_usd=per_task, per_shot_usd=per_shot, price_source=cost.source)
+    except MultiQPUError as exc:
+        errors.append(fmt.one_line(exc))
+    row["errors"] = list(dict.fromkeys(errors))  # the same failure once
+    return row
+
+
+def _time_scales(fleet: Fleet) -> list[float]:
+    from multiqpu.queue_model import QueuedDevice
+
+    return sorted({d.model.time_scale for d in fleet if isinstance(d, QueuedDevice)})
+
+
+def _queue_text(row: dict[str, Any]) -> str:
+    if row["queue_source"] == "none":
+        return "-"
+    pending = row["queue_raw"] or (
+        "-" if row["pending_jobs"] is None else f"{row['pending_jobs']:,}"
+    )
+    return f"{pending} / {fmt.seconds(row['expected_wait_s'])} [dim]{row['queue_source']}[/dim]"
+
+
+def _price_text(row: dict[str, Any]) -> str:
+    if row["per_task_usd"] is None:
+        return "-"
+    return fmt.price(row["per_task_usd"], row["per_shot_usd"], 0.0)
+
+
+def _print_table(rows: Sequence[dict[str, Any]], time_scales: Sequence[float]) -> None:
+    from rich.table import Table
+
+    table = Table(title=f"multiqpu fleet ({len(rows)} devices)", title_justify="left")
+    table.add_column("Device", no_wrap=True)
+    table.add_column("Qubits", justify="right")
+    table.add_column("Status")
+    table.add_column("Queue: jobs / wait", justify="right")
+    table.add_column("2q error", justify="right")
+    table.add_column("Readout", justify="right")
+    table.add_column("Price")
+    for row in rows:
+        status = row["status"]
+        style = fmt.STATUS_STYLE.get(status, "")
+        table.add_row(
+            row["spec"],
+            "-" if row["num_qubits"] is None else str(row["num_qubits"]),
+            f"[{style}]{status}[/{style}]" if style else status,
+            _queue_text(row),
+            fmt.percent(row["median_2q_error"]),
+            fmt.percent(row["median_readout_error"]),
+            _price_text(row),
+        )
+    console = fmt.console()
+    console.print(table)
+    if time_scales:
+        scales = ", ".join(f"x{s:g}" for s in time_scales)
+        console.print(
+            f"[dim]Queues marked 'model' are simulated (heavy-tailed, daily load cycle); their "
+            f"waits are in demo seconds: real-world seconds {scales}.[/dim]"
+        )
+    for row in rows:
+        for error in row["errors"]:
+            console.print(f"[red]{row['spec']}[/red]: {error}", soft_wrap=True)

@@ -1,0 +1,68 @@
+"""Small text formatters shared by the CLI commands (no heavy imports)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+STATUS_STYLE = {
+    "online": "green",
+    "offline": "red",
+    "maintenance": "yellow",
+    "unknown": "dim",
+    "error": "red",
+}
+
+
+def console(*, stderr: bool = False) -> Console:
+    from rich.console import Console
+
+    return Console(stderr=stderr, highlight=False)
+
+
+def seconds(value: float | None) -> str:
+    """``0.27 s``, ``4.5 min``, ``2.1 h``, ``3.0 d``; ``-`` when unknown."""
+    if value is None:
+        return "-"
+    if value < 1e-3:
+        return "0 s" if value <= 0 else f"{value * 1e3:.2f} ms"
+    if value < 1:
+        return f"{value * 1e3:.0f} ms"
+    if value < 120:
+        return f"{value:.2f} s" if value < 10 else f"{value:.0f} s"
+    if value < 7200:
+        return f"{value / 60:.1f} min"
+    if value < 2 * 86400:
+        return f"{value / 3600:.1f} h"
+    return f"{value / 86400:.1f} d"
+
+
+def percent(value: float | None, digits: int = 2) -> str:
+    """An error rate as a percentage (``0.29%``); ``-`` when unknown."""
+    return "-" if value is None else f"{100 * value:.{digits}f}%"
+
+
+def usd(value: float) -> str:
+    if value == 0:
+        return "$0"
+    if value >= 0.01:
+        return f"${value:,.2f}"
+    return f"${value:.5f}".rstrip("0")
+
+
+def price(per_task: float, per_shot: float, total: float) -> str:
+    """``free``, ``$0.30/task + $0.00145/shot``, or the total when the parts are unknown."""
+    if per_task == 0 and per_shot == 0:
+        return "free" if total == 0 else f"{usd(total)} per 1000 shots"
+    parts = []
+    if per_task:
+        parts.append(f"{usd(per_task)}/task")
+    if per_shot:
+        parts.append(f"{usd(per_shot)}/shot")
+    return " + ".join(parts)
+
+
+def one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split()) or type(exc).__name__
