@@ -7,7 +7,7 @@ from os import PathLike
 from typing import TYPE_CHECKING, Any
 
 from multiqpu.errors import ConfigError
-from multiqpu.providers import available_providers, check_requirements, get_provider, parse_spec
+from multiqpu.providers import available_providers, check_requirements, get_provider
 
 if TYPE_CHECKING:
     from multiqpu.device import Device
@@ -17,11 +17,12 @@ __all__ = ["Fleet", "device"]
 
 def device(spec: str, **options: Any) -> Device:
     """Build one device from a ``"provider:name"`` spec, e.g. ``device("ibm:fake_torino")``
-    or ``device("local:ideal", num_qubits=7)``. Options go to the provider."""
-    provider_name, name = parse_spec(spec)
-    provider = get_provider(provider_name)
-    check_requirements(provider)
-    return provider.device(name, **options)
+    or ``device("local:ideal", num_qubits=7)``, or from the label of a device in the config
+    file. Options resolve as: these arguments > environment > config file > defaults
+    (see :mod:`multiqpu.config`)."""
+    from multiqpu.config import make_device
+
+    return make_device(spec, options)
 
 
 class Fleet:

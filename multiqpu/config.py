@@ -1,0 +1,425 @@
+"""Config files, option precedence and credentials.
+
+Where the file is (first match wins):
+
+1. the ``path`` argument,
+2. the ``MULTIQPU_CONFIG`` environment variable,
+3. ``config.toml`` in the user config directory (:func:`user_config_file`, via platformdirs),
+4. none: the embedded default fleet (:meth:`multiqpu.Fleet.local`).
+
+Every device option is resolved by ONE function, :func:`resolve_options`, used both for the
+devices a file declares and by :func:`multiqpu.device`::
+
+    explicit argument  >  environment (provider.env_options)  >  file  >  adapter default
+
+The file layer is the device's ``[devices.<label>]`` table over its ``[providers.<name>]``
+table. Options a provider lists in ``secret_options`` (and keys named like secrets, such as
+``token``) become :class:`~multiqpu.Secret` whatever layer they come from. A file holding a
+secret inline must be private to its owner (``chmod 600``). See docs/configuration.md.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from os import PathLike
+from pathlib import Path
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any
+
+from multiqpu import _config_parse as _p
+from multiqpu.device import DeviceLimits
+from multiqpu.errors import ConfigError, MultiQPUError
+from multiqpu.providers import Provider, check_requirements, get_provider, parse_spec
+from multiqpu.secrets import Secret
+
+if TYPE_CHECKING:
+    from multiqpu.device import Device
+    from multiqpu.fleet import Fleet
+
+__all__ = [
+    "ENV_VAR",
+    "Config",
+    "DeviceConfig",
+    "FleetConfig",
+    "ResolvedOptions",
+    "build_device",
+    "config_path",
+    "load_config",
+    "load_fleet",
+    "make_device",
+    "resolve_options",
+    "user_config_file",
+]
+
+#: environment variable naming the config file
+ENV_VAR = "MULTIQPU_CONFIG"
+
+_EMPTY: Mapping[str, Any] = MappingProxyType({})
+
+
+# ---------------------------------------------------------------------------- value objects
+@dataclass(frozen=True)
+class FleetConfig:
+    """The ``[fleet]`` table. ``include_default``: also add the embedded default devices
+    (default: only when the file declares no devices); ``queue_time_scale``: speed factor of
+    the default devices' simulated queues."""
+
+    include_default: bool = True
+    queue_time_scale: float | None = None
+
+
+@dataclass(frozen=True)
+class DeviceConfig:
+    """One ``[devices.<label>]`` table, checked. ``options`` is the file layer (the device
+    table over its ``[providers.<name>]`` table): secrets as :class:`~multiqpu.Secret`,
+    ``<option>_env`` references kept as written (read when the device is built)."""
+
+    label: str
+    provider: str
+    name: str
+    options: Mapping[str, Any] = field(default=_EMPTY)
+    limits: DeviceLimits | None = None
+    source: str | None = None
+
+    @property
+    def spec(self) -> str:
+        return f"{self.provider}:{self.name}"
+
+    def build(self, environ: Mapping[str, str] | None = None, **explicit: Any) -> Device:
+        """The device, with ``explicit`` options over the environment over this table."""
+        file_options = dict(self.options)
+        if self.limits is not None:
+            file_options["limits"] = self.limits
+        return build_device(
+            self.provider,
+            self.name,
+            file_options=file_options,
+            explicit=explicit,
+            environ=environ,
+            source=self.source,
+            label=self.label,
+        )
+
+
+@dataclass(frozen=True)
+class Config:
+    """A parsed config file (``path`` None: no file; the embedded default fleet)."""
+
+    path: Path | None
+    devices: tuple[DeviceConfig, ...] = ()
+    fleet: FleetConfig = FleetConfig()
+
+    def get(self, key: str) -> DeviceConfig | None:
+        """The declared device with this label or spec (``"ibm:ibm_torino"``), if any."""
+        for dc in self.devices:
+            if key in (dc.label, dc.spec):
+                return dc
+        return None
+
+
+@dataclass(frozen=True)
+class ResolvedOptions:
+    """Options ready for ``provider.device(name, **options)`` and where each came from
+    (``"argument"``, ``"env VAR"``, ``"<file>: devices.<label>.<key>"``)."""
+
+    options: Mapping[str, Any]
+    sources: Mapping[str, str]
+
+
+# ---------------------------------------------------------------------------- locating
+def user_config_file() -> Path:
+    """``config.toml`` in the per-user config directory (it may not exist):
+    Linux ``~/.config/multiqpu/`` (or ``$XDG_CONFIG_HOME/multiqpu/``), macOS
+    ``~/Library/Application Support/multiqpu/``, Windows ``%LOCALAPPDATA%\\multiqpu\\multiqpu\\``.
+    """
+    import platformdirs
+
+    return platformdirs.user_config_path("multiqpu") / "config.toml"
+
+
+def config_path(path: str | PathLike[str] | None = None) -> Path | None:
+    """The config file in effect: ``path`` > ``$MULTIQPU_CONFIG`` > the user config file >
+    None. A file named by ``path`` or the environment must exist."""
+    if path is not None:
+        found = Path(path).expanduser()
+        if not found.exists():
+            raise ConfigError("no such config file", source=str(found))
+        return found
+    env = os.environ.get(ENV_VAR, "").strip()
+    if env:
+        found = Path(env).expanduser()
+        if not found.exists():
+            raise ConfigError(
+                f"the environment variable {ENV_VAR} names this file, which does not exist; "
+                f"create it or unset {ENV_VAR}",
+                source=str(found),
+            )
+        return found
+    user = user_config_file()
+    return user if user.is_file() else None
+
+
+# ---------------------------------------------------------------------------- loading
+def load_config(path: str | PathLike[str] | None = None) -> Config:
+    """Read and check the config file (see :func:`config_path`). Does not build devices,
+    import vendor SDKs or read ``<option>_env`` variables: that happens in :meth:`build`."""
+    found = config_path(path)
+    if found is None:
+        return Config(path=None)
+    source = str(found)
+    data = _p.read_toml(found)
+    _p.check_private(found, _inline_secrets(data))  # refuse early: secrets named as such
+    _p.check_top(data, source)
+    providers: dict[str, Provider] = {}
+
+    def provider_for(name: object, key: str) -> Provider:
+        if not isinstance(name, str) or not name:
+            raise ConfigError(
+                f"expected a provider name such as 'ibm', 'braket' or 'local', got {name!r}",
+                source=source,
+                key=key,
+            )
+        if name not in providers:
+            try:
+                providers[name] = get_provider(name)
+            except ConfigError as exc:
+                _located(exc, source, key)
+                raise
+        return providers[name]
+
+    shared: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {}
+    for pname, table in _p.iter_tables(data, "providers", source):
+        provider = provider_for(pname, f"providers.{pname}")
+        _p.wrap_secrets(table, source, f"providers.{pname}", provider)
+        where = f"providers.{pname}"
+        options = _p.check_options(table, provider, source, where, device_table=False)
+        shared[pname] = (options, _p.check_limits(table, source, where))
+
+    devices: list[DeviceConfig] = []
+    for label, table in _p.iter_tables(data, "devices", source):
+        where = f"devices.{label}"
+        if "provider" not in table:
+            raise ConfigError(
+                'missing \'provider\' (e.g. provider = "ibm", "braket" or "local")',
+                source=source,
+                key=where,
+            )
+        provider = provider_for(table["provider"], f"{where}.provider")
+        _p.wrap_secrets(table, source, where, provider)
+        name = _p.device_name(table, provider, source, where)
+        options = _p.check_options(table, provider, source, where, device_table=True)
+        base_options, base_limits = shared.get(provider.name, ({}, {}))
+        limits = {**base_limits, **_p.check_limits(table, source, where)}
+        dc = DeviceConfig(
+            label=label,
+            provider=provider.name,
+            name=name,
+            options=MappingProxyType(_p.merge_options(base_options, options)),
+            limits=_p.make_limits(limits),
+            source=source,
+        )
+        twin = next((d for d in devices if d.spec == dc.spec), None)
+        if twin is not None:
+            raise ConfigError(
+                f"device '{dc.spec}' is declared twice, as [devices.{twin.label}] and "
+                f"[devices.{label}]; keep one",
+                source=source,
+                key=where,
+            )
+        devices.append(dc)
+
+    _p.check_private(found, _inline_secrets(data))  # again: secrets the providers declare
+    include, scale = _p.check_fleet(data.get("fleet", {}), source)
+    fleet = FleetConfig(
+        include_default=not devices if include is None else include, queue_time_scale=scale
+    )
+    return Config(path=found, devices=tuple(devices), fleet=fleet)
+
+
+def _inline_secrets(data: Mapping[str, Any], prefix: str = "") -> list[str]:
+    found: list[str] = []
+    for key, value in data.items():
+        dotted = f"{prefix}.{key}" if prefix else key
+        if isinstance(value, Secret):
+            found.append(dotted)
+        elif isinstance(value, dict):
+            found += _inline_secrets(value, dotted)
+    return found
+
+
+def _located(exc: ConfigError, source: str | None, key: str | None) -> ConfigError:
+    """``exc`` (same class) with the file and key in front of its message."""
+    if source is None or exc.source is not None:
+        return exc
+    where = f"{source}: key '{key}': " if key else f"{source}: "
+    exc.source, exc.key = source, key
+    exc.args = (where + str(exc), *exc.args[1:])
+    return exc
+
+
+def load_fleet(path: str | PathLike[str] | None = None) -> Fleet:
+    """The fleet the config file declares, or the embedded default fleet without a file."""
+    from multiqpu.fleet import Fleet
+
+    config = load_config(path)
+    if config.path is None:
+        return Fleet.local()
+    built = [dc.build() for dc in config.devices]
+    declared = {d.spec for d in built}
+    devices: list[Device] = []
+    if config.fleet.include_default:
+        default = Fleet.local(time_scale=config.fleet.queue_time_scale)
+        devices += [d for d in default if d.spec not in declared]  # the file's own wins
+    devices += built
+    return Fleet(devices)
+
+
+# ---------------------------------------------------------------------------- resolving
+class _Environ(Mapping[str, str]):
+    """A read-only view of the environment whose repr shows nothing (tracebacks printed with
+    local variables would otherwise show every variable, credentials included)."""
+
+    def __init__(self, environ: Mapping[str, str]) -> None:
+        self._env = environ
+
+    def __getitem__(self, key: str) -> str:
+        return self._env[key]
+
+    def __iter__(self) -> Any:
+        return iter(self._env)
+
+    def __len__(self) -> int:
+        return len(self._env)
+
+    def __repr__(self) -> str:
+        return "<environment>"
+
+
+def resolve_options(
+    provider: Provider,
+    file_options: Mapping[str, Any] | None = None,
+    explicit_options: Mapping[str, Any] | None = None,
+    environ: Mapping[str, str] | None = None,
+    *,
+    source: str | None = None,
+    label: str | None = None,
+) -> ResolvedOptions:
+    """Merge one device's options: explicit > environment > file > (adapter default).
+
+    * ``file_options``: the file layer; ``x_env = "VAR"`` there means "x is the value of the
+      environment variable VAR" (an error if VAR is unset, unless a higher layer sets x).
+    * environment: ``provider.env_options`` (option -> variable); empty variables are unset.
+    * ``explicit_options``: keyword arguments; ``None`` values count as not given.
+    * every option in ``provider.secret_options`` (or named like a secret) that is a string
+      becomes a :class:`~multiqpu.Secret` remembering its origin.
+    """
+    env = _Environ(os.environ if environ is None else environ)
+    del environ  # keep the raw mapping out of this frame's locals
+    where = f"devices.{label}" if label else "options"
+    origin = f"{source}: {where}" if source else "file"
+    options: dict[str, Any] = {}
+    sources: dict[str, str] = {}
+    missing: dict[str, tuple[str, str]] = {}  # option -> (file key, variable)
+
+    for key, value in (file_options or {}).items():
+        if key.endswith("_env") and isinstance(value, str):
+            base = key.removesuffix("_env")
+            got = _from_env(env, value, base, provider, f"env {value}")
+            if got is None:
+                missing[base] = (key, value)
+            else:
+                options[base], sources[base] = got, f"{origin}.{key} (env {value})"
+        else:
+            options[key], sources[key] = value, f"{origin}.{key}"
+
+    for option, var in (getattr(provider, "env_options", None) or {}).items():
+        got = _from_env(env, var, option, provider, f"env {var}")
+        if got is not None:
+            options[option], sources[option] = got, f"env {var}"
+            missing.pop(option, None)
+
+    for key, value in (explicit_options or {}).items():
+        if value is None:
+            continue
+        options[key], sources[key] = value, "argument"
+        missing.pop(key, None)
+
+    if missing:
+        option, (key, var) = next(iter(missing.items()))
+        raise ConfigError(
+            f"the environment variable {var} is not set (the config reads '{option}' from it); "
+            f"set it, e.g. export {var}=..., or remove {key}",
+            source=source or "options",
+            key=f"{where}.{key}",
+        )
+
+    for key, value in options.items():
+        if isinstance(value, str) and _p.is_secret_key(key, provider):
+            options[key] = Secret(value, origin=sources[key])
+    return ResolvedOptions(MappingProxyType(options), MappingProxyType(sources))
+
+
+def _from_env(
+    env: Mapping[str, str], var: str, option: str, provider: Provider, origin: str
+) -> str | Secret | None:
+    """The variable's value (a Secret for secret options), or None if unset or empty."""
+    if not env.get(var):
+        return None
+    if _p.is_secret_key(option, provider):
+        return Secret(env[var], origin=origin)
+    return env[var]
+
+
+# ---------------------------------------------------------------------------- building
+def build_device(
+    provider_name: str,
+    name: str,
+    *,
+    file_options: Mapping[str, Any] | None = None,
+    explicit: Mapping[str, Any] | None = None,
+    environ: Mapping[str, str] | None = None,
+    source: str | None = None,
+    label: str | None = None,
+) -> Device:
+    """Build one device through :func:`resolve_options`. Errors from a config-declared
+    device name the file and the ``[devices.<label>]`` table."""
+    key = f"devices.{label}" if label else None
+    try:
+        provider = get_provider(provider_name)
+        check_requirements(provider)
+        resolved = resolve_options(
+            provider, file_options, explicit, environ, source=source, label=label
+        )
+        return provider.device(name, **resolved.options)
+    except ConfigError as exc:
+        _located(exc, source, key)
+        raise
+    except MultiQPUError as exc:
+        if source is not None:
+            exc.add_note(f"(device [{key}] of {source})")
+        raise
+
+
+def make_device(spec: str, options: Mapping[str, Any] | None = None) -> Device:
+    """What :func:`multiqpu.device` does: ``spec`` is ``"provider:name"`` or the label of a
+    device in the config file; the config file's table for that device (if any) is the file
+    layer under ``options`` and the environment."""
+    config = load_config()
+    text = spec.strip() if isinstance(spec, str) else spec
+    declared = config.get(text) if isinstance(text, str) else None
+    if declared is None:
+        provider_name, name = _parse(text, config)
+        return build_device(provider_name, name, explicit=options)
+    return declared.build(**(options or {}))
+
+
+def _parse(spec: Any, config: Config) -> tuple[str, str]:
+    try:
+        return parse_spec(spec)
+    except ConfigError as exc:
+        if config.devices:
+            labels = ", ".join(dc.label for dc in config.devices)
+            exc.args = (f"{exc}; or a device label from {config.path}: {labels}",)
+        raise
