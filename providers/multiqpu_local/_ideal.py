@@ -1,0 +1,54 @@
+"""``local:ideal``: a noiseless Aer simulator of any size, all-to-all, exact on request."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from multiqpu.calibration import Calibration
+from multiqpu.device import CircuitResult, DeviceLimits, DeviceTarget
+from multiqpu_local._base import LocalSimulator
+
+if TYPE_CHECKING:
+    from qiskit import QuantumCircuit
+
+__all__ = ["IDEAL_BASIS", "IdealSimulator"]
+
+#: A broad native set: the ideal simulator runs anything, this only guides ``transpile``.
+IDEAL_BASIS = ("cx", "cz", "h", "id", "rx", "ry", "rz", "s", "sdg", "swap", "sx", "x", "y", "z")
+
+
+class IdealSimulator(LocalSimulator):
+    """Noiseless statevector-class simulation (Aer picks the method, e.g. stabilizer for
+    Clifford circuits). ``shots=None`` returns exact probabilities over classical bits."""
+
+    exact = True
+
+    def __init__(
+        self, num_qubits: int = 24, *, seed: int | None = None, limits: DeviceLimits | None = None
+    ) -> None:
+        super().__init__(
+            "ideal", DeviceTarget(num_qubits, IDEAL_BASIS, None), seed=seed, limits=limits
+        )
+        self._calibration = Calibration.ideal(num_qubits)
+
+    def calibration(self) -> Calibration:
+        return self._calibration
+
+    def _run_circuit(self, circuit: QuantumCircuit, shots: int | None, seed: int) -> CircuitResult:
+        from multiqpu.simulation import active_qubits, compact_circuit
+
+        qubits = active_qubits(circuit)
+        metadata = {"physical_qubits": qubits, "estimated_fidelity": 1.0}
+        if shots is None:
+            from multiqpu_local._exact import exact_distribution
+
+            probs = exact_distribution(circuit)
+            return CircuitResult(counts={}, shots=None, probabilities=probs, metadata=metadata)
+        if not qubits:  # nothing acts on any qubit: every classical bit reads 0
+            counts = {"0" * circuit.num_clbits: shots}
+        else:
+            from multiqpu_local._aer import ideal_simulator, sample
+
+            compact = compact_circuit(circuit, qubits)
+            counts = sample(ideal_simulator(), compact, shots, seed)
+        return CircuitResult(counts=counts, shots=shots, metadata={**metadata, "seed": seed})
