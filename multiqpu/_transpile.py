@@ -16,6 +16,11 @@ if TYPE_CHECKING:
     from multiqpu.device import DeviceTarget
 
 
+# Names in the standard-gate mapping that are not gates a basis lists; measure and reset are
+# always added (every device measures; reset is treated as ideal).
+_NON_GATES = frozenset({"measure", "reset", "delay", "global_phase", "barrier"})
+
+
 def circuit_key(circuit: QuantumCircuit) -> str:
     """A hash of a circuit's structure and parameter values (not its name or metadata)."""
     h = hashlib.sha256()
@@ -31,7 +36,7 @@ def circuit_key(circuit: QuantumCircuit) -> str:
 
 def build_qiskit_target(device_target: DeviceTarget, calibration: Calibration) -> Target:
     """A Qiskit ``Target`` carrying the device's connectivity, errors and durations."""
-    from qiskit.circuit import Measure, Parameter
+    from qiskit.circuit import Measure, Parameter, Reset
     from qiskit.circuit.library import get_standard_gate_name_mapping
     from qiskit.transpiler import InstructionProperties, QubitProperties, Target
 
@@ -45,16 +50,20 @@ def build_qiskit_target(device_target: DeviceTarget, calibration: Calibration) -
         edges: list[tuple[int, int]] = [(a, b) for a in range(n) for b in range(n) if a != b]
     else:
         edges = [tuple(e) for e in device_target.coupling_map]  # type: ignore[misc]
+    props: dict[tuple[int, ...], InstructionProperties]
     for name in device_target.basis_gates:
         gate = gates.get(name)
-        if gate is None:
+        if gate is None or name in _NON_GATES:
             continue
         if gate.params:
             gate = type(gate)(*[Parameter(f"θ{i}") for i in range(len(gate.params))])
         if gate.num_qubits == 1:
+            # rz is virtual (a frame change): no duration unless the vendor gives one
+            virtual = name == "rz" and name not in calibration.gate_durations
             props = {
                 (q,): InstructionProperties(
-                    error=calibration.error(name, (q,)), duration=calibration.duration(name, (q,))
+                    error=calibration.error(name, (q,)),
+                    duration=0.0 if virtual else calibration.duration(name, (q,)),
                 )
                 for q in range(n)
             }
@@ -77,6 +86,7 @@ def build_qiskit_target(device_target: DeviceTarget, calibration: Calibration) -
             for q in range(n)
         },
     )
+    target.add_instruction(Reset(), {(q,): None for q in range(n)})
     return target
 
 
@@ -85,13 +95,19 @@ def _cached_target(key: str, device_target: DeviceTarget, calibration: Calibrati
     return build_qiskit_target(device_target, calibration)
 
 
+def qiskit_target(device_target: DeviceTarget, calibration: Calibration) -> Target:
+    """:func:`build_qiskit_target`, cached per (target, calibration content): the Target the
+    transpiler maps onto is also the one a simulator builds its noise model from."""
+    return _cached_target(
+        f"{device_target!r}{calibration.fingerprint()}", device_target, calibration
+    )
+
+
 def transpile_for(
     circuit: QuantumCircuit, device_target: DeviceTarget, calibration: Calibration
 ) -> QuantumCircuit:
     """Map a circuit to the device: native gates, physical qubits, noise-aware layout."""
     from qiskit import transpile
 
-    target = _cached_target(
-        f"{device_target!r}{calibration.fingerprint()}", device_target, calibration
-    )
+    target = qiskit_target(device_target, calibration)
     return transpile(circuit, target=target, optimization_level=2, seed_transpiler=1234)

@@ -43,11 +43,9 @@ def compact_circuit(circuit: QuantumCircuit, qubits: Sequence[int]) -> QuantumCi
 
     index = {q: i for i, q in enumerate(qubits)}
     out = QuantumCircuit(len(qubits), name=circuit.name, global_phase=circuit.global_phase)
+    out.add_bits(circuit.clbits)  # all of them, in order (loose bits may come first)
     for creg in circuit.cregs:
         out.add_register(creg)
-    loose = [c for c in circuit.clbits if not circuit.find_bit(c).registers]
-    if loose:
-        out.add_bits(loose)
     for inst in circuit.data:
         if inst.operation.name in _NON_OPS:
             continue
@@ -106,7 +104,7 @@ def noise_model_for(target: Target, qubits: Sequence[int]) -> Any:
     reduced = reduce_target(target, qubits)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        return NoiseModel.from_backend(_TargetBackend(reduced))  # type: ignore[arg-type]
+        return NoiseModel.from_backend(_TargetBackend(reduced))
 
 
 def counts_from_aer(raw: dict[str, int]) -> dict[str, int]:
