@@ -46,9 +46,9 @@ def test_str_repr_and_every_formatting_route_hide_the_value() -> None:
         f"{s!r}",
         f"{s!s}",
         f"{s:>40}",
-        "{}".format(s),
-        "%s" % s,
-        "%r" % (s,),
+        "{}".format(s),  # noqa: UP032  (each formatting route on purpose)
+        "%s" % s,  # noqa: UP031
+        "%r" % (s,),  # noqa: UP031
         str([s]),
         repr({"token": s}),
         str((s,)),
