@@ -1,0 +1,270 @@
+"""Fault-injecting devices: test that your code survives what real QPUs do.
+
+:class:`FaultyDevice` wraps any :class:`~multiqpu.Device` and misbehaves on purpose, reproducibly
+(every random choice comes from ``seed``)::
+
+    import multiqpu
+    from multiqpu.testing.faults import FaultyDevice
+
+    ideal = multiqpu.device("local:ideal")
+    fleet = multiqpu.Fleet([
+        FaultyDevice(ideal, name="flaky", transient_failures=2),     # first 2 submits fail
+        FaultyDevice(ideal, name="dies", fail_after=3),              # lost after 3 jobs
+        FaultyDevice(ideal, name="slow", delay_s=(0.0, 0.5), seed=1),  # results out of order
+        FaultyDevice(ideal, name="stuck", hang=True),                # jobs never come back
+    ])
+
+Faults, in the order a submission meets them:
+
+* ``fail_after=N``: the device is lost at its ``N + 1``-th submission, which raises
+  :class:`~multiqpu.DeviceUnavailableError`, as does every later one; ``status()`` says
+  ``OFFLINE`` from then on. With ``fail_in_flight=True`` jobs still running at that moment fail
+  too (their ``result()`` raises :class:`~multiqpu.DeviceUnavailableError`).
+* ``transient_failures``: an ``int`` N makes the first N submissions raise
+  :class:`~multiqpu.TransientProviderError`; a ``float`` p in [0, 1] makes each one raise with
+  probability p.
+* ``delay_s``: each accepted job's result is held back until ``delay_s`` seconds after its
+  submission (a fixed float, or drawn uniformly from a ``(low, high)`` pair), so results arrive
+  out of submission order.
+* ``hang=True``: accepted jobs never return (until cancelled), to exercise timeouts and hedging.
+  The inner device is not asked to run them.
+
+Everything else (target, calibration, cost, transpilation, ``exact``, limits) is the inner
+device's. The wrapper has its own name (``name``, default ``"<inner name>-faulty"``) so a fleet can
+hold several wrappers of one device. ``submissions`` records every accepted job (circuit keys and
+shots), so a test can count what was run where.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
+
+from multiqpu.device import (
+    CostEstimate,
+    Device,
+    DeviceStatus,
+    DeviceTarget,
+    Job,
+    JobStatus,
+    QueueEstimate,
+    RunResult,
+)
+from multiqpu.errors import (
+    DeviceUnavailableError,
+    InvalidInputError,
+    JobError,
+    TransientProviderError,
+)
+
+if TYPE_CHECKING:
+    from qiskit import QuantumCircuit
+
+    from multiqpu.calibration import Calibration
+
+__all__ = ["FaultyDevice", "FaultyJob", "Submission"]
+
+
+@dataclass(frozen=True)
+class Submission:
+    """One job a :class:`FaultyDevice` accepted."""
+
+    job_id: str
+    circuit_keys: tuple[str, ...]
+    shots: int | None
+    delay_s: float
+    at: float
+
+
+class FaultyDevice(Device):
+    """``inner`` with injected faults (see the module docstring)."""
+
+    def __init__(
+        self,
+        inner: Device,
+        *,
+        transient_failures: int | float = 0,
+        fail_after: int | None = None,
+        fail_in_flight: bool = False,
+        delay_s: float | tuple[float, float] = 0,
+        hang: bool = False,
+        seed: int = 0,
+        name: str | None = None,
+    ) -> None:
+        super().__init__(name or f"{inner.name}-faulty", inner.provider, limits=inner.limits)
+        if isinstance(transient_failures, bool) or not isinstance(transient_failures, int | float):
+            raise InvalidInputError(
+                f"transient_failures is a count (int) or a probability (float), "
+                f"got {transient_failures!r}"
+            )
+        if isinstance(transient_failures, float) and not 0.0 <= transient_failures <= 1.0:
+            raise InvalidInputError(
+                f"a transient failure probability must be in [0, 1], got {transient_failures}"
+            )
+        if isinstance(transient_failures, int) and transient_failures < 0:
+            raise InvalidInputError(f"transient_failures must be >= 0, got {transient_failures}")
+        if fail_after is not None and fail_after < 0:
+            raise InvalidInputError(f"fail_after must be >= 0 or None, got {fail_after}")
+        low, high = delay_s if isinstance(delay_s, tuple) else (delay_s, delay_s)
+        if not 0 <= low <= high:
+            raise InvalidInputError(f"delay_s must be >= 0 (low <= high), got {delay_s!r}")
+        self.exact = inner.exact
+        self.inner = inner
+        self.transient_failures = transient_failures
+        self.fail_after = fail_after
+        self.fail_in_flight = fail_in_flight
+        self.delay_range = (float(low), float(high))
+        self.hang = hang
+        self._rng = random.Random(seed)
+        #: submit calls seen (accepted or not)
+        self.attempts = 0
+        #: TransientProviderErrors raised
+        self.transient_raised = 0
+        #: accepted jobs, in order
+        self.submissions: list[Submission] = []
+        self._lost = False
+        self._in_flight: set[FaultyJob] = set()
+
+    @property
+    def lost(self) -> bool:
+        """True once the device has been lost (``fail_after``)."""
+        return self._lost
+
+    def __repr__(self) -> str:
+        return f"<FaultyDevice {self.spec} around {self.inner.spec}>"
+
+    # ---------------------------------------------------------------- delegated
+    @property
+    def num_qubits(self) -> int:
+        return self.inner.num_qubits
+
+    @property
+    def target(self) -> DeviceTarget:
+        return self.inner.target
+
+    def calibration(self) -> Calibration:
+        return self.inner.calibration()
+
+    def estimate_cost(self, circuits: Sequence[QuantumCircuit], shots: int) -> CostEstimate:
+        return self.inner.estimate_cost(circuits, shots)
+
+    def transpile(self, circuit: QuantumCircuit) -> QuantumCircuit:
+        return self.inner.transpile(circuit)
+
+    async def queue_estimate(self) -> QueueEstimate:
+        return await self.inner.queue_estimate()
+
+    async def status(self) -> DeviceStatus:
+        if self._lost:
+            return DeviceStatus.OFFLINE
+        return await self.inner.status()
+
+    async def retrieve(self, job_id: str) -> Job:
+        """Re-attach through the inner device (no faults are injected on re-attached jobs)."""
+        if self._lost:
+            raise DeviceUnavailableError(f"device {self.spec} was lost (injected fault)")
+        job = await self.inner.retrieve(job_id)
+        return FaultyJob(self, job, deliver_at=0.0)
+
+    # ---------------------------------------------------------------- faults
+    def _lose(self) -> None:
+        self._lost = True
+        if self.fail_in_flight:
+            for job in list(self._in_flight):
+                job._fail(DeviceUnavailableError(f"device {self.spec} was lost (injected fault)"))
+
+    async def _submit(self, circuits: Sequence[QuantumCircuit], shots: int | None) -> Job:
+        from multiqpu._transpile import circuit_key
+
+        self.attempts += 1
+        if self.fail_after is not None and len(self.submissions) >= self.fail_after:
+            if not self._lost:
+                self._lose()
+            raise DeviceUnavailableError(
+                f"device {self.spec} went offline after {self.fail_after} jobs (injected fault)"
+            )
+        tf = self.transient_failures
+        if (isinstance(tf, int) and self.attempts <= tf) or (
+            isinstance(tf, float) and self._rng.random() < tf
+        ):
+            self.transient_raised += 1
+            raise TransientProviderError(
+                "service temporarily unavailable (injected fault)", provider=self.provider
+            )
+        low, high = self.delay_range
+        delay = self._rng.uniform(low, high) if high > low else low
+        inner_job = None if self.hang else await self.inner.submit(circuits, shots)
+        loop = asyncio.get_running_loop()
+        job = FaultyJob(self, inner_job, deliver_at=loop.time() + delay)
+        self.submissions.append(
+            Submission(
+                job.job_id, tuple(circuit_key(c) for c in circuits), shots, delay, time.time()
+            )
+        )
+        return job
+
+
+class FaultyJob(Job):
+    """A job of a :class:`FaultyDevice`: the inner job, delayed, hung or failed on purpose."""
+
+    def __init__(self, device: FaultyDevice, inner: Job | None, *, deliver_at: float) -> None:
+        job_id = inner.job_id if inner is not None else f"hung-{id(self):x}"
+        super().__init__(job_id, device.spec)
+        self._device = device
+        self._inner = inner
+        self._deliver_at = deliver_at
+        self._cancelled = False
+        self._error: BaseException | None = None
+        self._task: asyncio.Task[RunResult] = asyncio.ensure_future(self._run())
+        device._in_flight.add(self)
+        self._task.add_done_callback(lambda _: device._in_flight.discard(self))
+
+    async def _run(self) -> RunResult:
+        if self._inner is None:  # hang: wait until cancelled
+            await asyncio.get_running_loop().create_future()
+        assert self._inner is not None
+        result = await self._inner.result()
+        remaining = self._deliver_at - asyncio.get_running_loop().time()
+        if remaining > 0:
+            await asyncio.sleep(remaining)
+        return replace(result, device=self.device)
+
+    def _fail(self, error: BaseException) -> None:
+        self._error = error
+        self._task.cancel()
+
+    async def result(self) -> RunResult:
+        try:
+            return await asyncio.shield(self._task)
+        except asyncio.CancelledError:
+            if self._error is not None:
+                raise self._error from None
+            if self._cancelled:
+                raise JobError("cancelled", job_id=self.job_id) from None
+            raise
+
+    async def status(self) -> JobStatus:
+        if self._cancelled:
+            return JobStatus.CANCELLED
+        if self._error is not None:
+            return JobStatus.FAILED
+        if self._task.cancelled():
+            return JobStatus.CANCELLED
+        if self._task.done():
+            return JobStatus.FAILED if self._task.exception() else JobStatus.DONE
+        if self._inner is None:
+            return JobStatus.QUEUED
+        inner = await self._inner.status()
+        return JobStatus.RUNNING if inner is JobStatus.DONE else inner
+
+    async def cancel(self) -> None:
+        if self._task.done():
+            return
+        self._cancelled = True
+        if self._inner is not None:
+            await self._inner.cancel()
+        self._task.cancel()
