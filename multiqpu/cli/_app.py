@@ -125,6 +125,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="caller seconds per simulated queue second (default: 1e-4; 0: no queue wait)",
     )
     demo.set_defaults(handler=_demo)
+
+    from multiqpu.cli._runs import add_run_commands
+
+    add_run_commands(commands, common)
     return parser
 
 
