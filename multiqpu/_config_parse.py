@@ -71,12 +71,18 @@ def is_secret_key(key: str, provider: Provider | None = None) -> bool:
     return key in declared or bool(_SECRET_NAME.search(key))
 
 
-def accepted_options(provider: Provider) -> frozenset[str] | None:
-    """Option names ``provider.device`` accepts, or None when it cannot be told (``**options``).
+def accepted_options(provider: Provider, name: str | None = None) -> frozenset[str] | None:
+    """Option names ``provider.device(name, ...)`` accepts, or None when it cannot be told.
 
-    A provider may declare them as an ``options`` attribute; otherwise the keyword parameters
-    of its ``device`` method are used.
+    Asked in order: an optional ``provider.device_options(name)`` method, an optional
+    ``provider.options`` collection, then the keyword parameters of ``provider.device``
+    (None if it takes ``**options``).
     """
+    per_device = getattr(provider, "device_options", None)
+    if callable(per_device) and name is not None:
+        found = per_device(name)
+        if found is not None:
+            return frozenset(found) | COMMON_OPTIONS
     declared = getattr(provider, "options", None)
     if declared is not None:
         return frozenset(declared) | COMMON_OPTIONS
@@ -228,10 +234,11 @@ def check_options(
     where: str,
     *,
     device_table: bool,
+    name: str | None = None,
 ) -> dict[str, Any]:
     """Check one [devices.X] or [providers.X] table; return its options (minus provider, name
-    and limit keys). ``where`` is the dotted key of the table."""
-    accepted = accepted_options(provider)
+    and limit keys). ``where`` is the dotted key of the table, ``name`` the device's."""
+    accepted = accepted_options(provider, name)
     allowed = allowed_keys(provider, accepted)
     if not device_table:
         allowed -= {"provider", *NAME_KEYS}
@@ -245,8 +252,16 @@ def check_options(
                 key=dotted,
             )
         base = key.removesuffix("_env")
-        known = key in allowed or (accepted is None and key.endswith("_env"))
-        if not known and (accepted is not None or suggest(key, allowed)):
+        if not device_table and key in ("provider", *NAME_KEYS):
+            raise ConfigError(
+                f"a [providers.{provider.name}] table holds options shared by that provider's "
+                "devices; name each device in its own [devices.<label>] table",
+                source=source,
+                key=dotted,
+            )
+        # accepted None: the adapter alone knows its options; it rejects unknown ones when
+        # the device is built (and build_device adds a did-you-mean for config keys)
+        if key not in allowed and accepted is not None:
             raise ConfigError(
                 f"unknown key for provider '{provider.name}'"
                 + (suggest(key, allowed) or f"; accepted keys: {', '.join(sorted(allowed))}"),
@@ -284,6 +299,14 @@ def check_options(
             )
         options[key] = value
     return options
+
+
+def config_hint(key: str, provider: Provider) -> str:
+    """A did-you-mean for an option an adapter rejected, among the keys the config layer
+    itself consumes (which the adapter cannot know about)."""
+    env_options = getattr(provider, "env_options", {}) or {}
+    own = {"provider", *NAME_KEYS, *LIMIT_KEYS, *(f"{o}_env" for o in env_options)}
+    return "" if key in own else suggest(key, own)
 
 
 def check_limits(table: Mapping[str, Any], source: str, where: str) -> dict[str, Any]:

@@ -20,6 +20,7 @@ secret inline must be private to its owner (``chmod 600``). See docs/configurati
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -57,6 +58,7 @@ __all__ = [
 ENV_VAR = "MULTIQPU_CONFIG"
 
 _EMPTY: Mapping[str, Any] = MappingProxyType({})
+_log = logging.getLogger(__name__)
 
 
 # ---------------------------------------------------------------------------- value objects
@@ -79,7 +81,7 @@ class DeviceConfig:
     label: str
     provider: str
     name: str
-    options: Mapping[str, Any] = field(default=_EMPTY)
+    options: Mapping[str, Any] = field(default_factory=lambda: _EMPTY)
     limits: DeviceLimits | None = None
     source: str | None = None
 
@@ -168,6 +170,17 @@ def load_config(path: str | PathLike[str] | None = None) -> Config:
     found = config_path(path)
     if found is None:
         return Config(path=None)
+    try:
+        return _load(found)
+    except MultiQPUError as exc:
+        error = exc
+    # Raised afresh from here: the frames below hold the parsed file (an unknown key may hold
+    # a secret under a name nobody could recognise), and a traceback printed with local
+    # variables would show them. The message already names the file and the key.
+    raise error.with_traceback(None)
+
+
+def _load(found: Path) -> Config:
     source = str(found)
     data = _p.read_toml(found)
     _p.check_private(found, _inline_secrets(data))  # refuse early: secrets named as such
@@ -209,7 +222,7 @@ def load_config(path: str | PathLike[str] | None = None) -> Config:
         provider = provider_for(table["provider"], f"{where}.provider")
         _p.wrap_secrets(table, source, where, provider)
         name = _p.device_name(table, provider, source, where)
-        options = _p.check_options(table, provider, source, where, device_table=True)
+        options = _p.check_options(table, provider, source, where, device_table=True, name=name)
         base_options, base_limits = shared.get(provider.name, ({}, {}))
         limits = {**base_limits, **_p.check_limits(table, source, where)}
         dc = DeviceConfig(
@@ -249,13 +262,20 @@ def _inline_secrets(data: Mapping[str, Any], prefix: str = "") -> list[str]:
     return found
 
 
-def _located(exc: ConfigError, source: str | None, key: str | None) -> ConfigError:
-    """``exc`` (same class) with the file and key in front of its message."""
+def _located(
+    exc: ConfigError, source: str | None, table: str | None, hint: str = ""
+) -> ConfigError:
+    """``exc`` (same object, same class) with the file and the full dotted key in front of its
+    message; an adapter's ``key='seed'`` becomes ``devices.<label>.seed``."""
     if source is None or exc.source is not None:
         return exc
-    where = f"{source}: key '{key}': " if key else f"{source}: "
+    text, key = str(exc), table
+    if exc.key:
+        text = text.removeprefix(f"key '{exc.key}': ")
+        key = f"{table}.{exc.key}" if table and not exc.key.startswith(table) else exc.key
     exc.source, exc.key = source, key
-    exc.args = (where + str(exc), *exc.args[1:])
+    where = f"{source}: key '{key}': " if key else f"{source}: "
+    exc.args = (where + text + hint, *exc.args[1:])
     return exc
 
 
@@ -386,15 +406,24 @@ def build_device(
     """Build one device through :func:`resolve_options`. Errors from a config-declared
     device name the file and the ``[devices.<label>]`` table."""
     key = f"devices.{label}" if label else None
+    provider: Provider | None = None
     try:
         provider = get_provider(provider_name)
         check_requirements(provider)
         resolved = resolve_options(
             provider, file_options, explicit, environ, source=source, label=label
         )
+        _log.debug(
+            "building %s:%s with options %s (from %s)",
+            provider_name,
+            name,
+            dict(resolved.options),
+            dict(resolved.sources),
+        )
         return provider.device(name, **resolved.options)
     except ConfigError as exc:
-        _located(exc, source, key)
+        hint = _p.config_hint(exc.key, provider) if exc.key and provider is not None else ""
+        _located(exc, source, key, hint)
         raise
     except MultiQPUError as exc:
         if source is not None:
