@@ -494,7 +494,8 @@ def test_duplicate_table_is_a_toml_error(tmp_path: Path) -> None:
 def test_same_device_under_two_labels(tmp_path: Path) -> None:
     msg = _error(
         tmp_path,
-        '[devices.one]\nprovider = "toy"\nname = "a"\n[devices.two]\nprovider = "toy"\nbackend = "a"\n',
+        '[devices.one]\nprovider = "toy"\nname = "a"\n'
+        '[devices.two]\nprovider = "toy"\nbackend = "a"\n',
     )
     assert "'toy:a' is declared twice" in msg and "[devices.one]" in msg and "[devices.two]" in msg
 
@@ -603,7 +604,7 @@ def test_empty_file_and_no_file_mean_the_default_fleet(tmp_path: Path) -> None:
     assert DeviceConfig("x", "toy", "a").options == {}
 
 
-# ---------------------------------------------------------------------------- with the real local adapter
+# ---------------------------------------------------------------------- the real local adapter
 def test_real_local_devices_from_a_file(tmp_path: Path) -> None:
     path = write(
         tmp_path / "c.toml",
