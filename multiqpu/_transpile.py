@@ -5,12 +5,12 @@ way VF2Layout scores layouts), and a structural circuit key for caches."""
 from __future__ import annotations
 
 import hashlib
-from functools import lru_cache
-from typing import TYPE_CHECKING
+from functools import cache, lru_cache
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from qiskit import QuantumCircuit
-    from qiskit.transpiler import Target
+    from qiskit.transpiler import InstructionProperties, Target
 
     from multiqpu.calibration import Calibration
     from multiqpu.device import DeviceTarget
@@ -77,17 +77,42 @@ def build_qiskit_target(device_target: DeviceTarget, calibration: Calibration) -
         else:
             continue
         target.add_instruction(gate, props)
-    target.add_instruction(
-        Measure(),
-        {
-            (q,): InstructionProperties(
-                error=calibration.readout_error.get(q), duration=calibration.readout_duration
-            )
-            for q in range(n)
-        },
-    )
+    target.add_instruction(Measure(), {(q,): _readout_properties(calibration, q) for q in range(n)})
     target.add_instruction(Reset(), {(q,): None for q in range(n)})
     return target
+
+
+def _readout_properties(calibration: Calibration, q: int) -> InstructionProperties | None:
+    """Measurement properties of qubit ``q``. Where the profile has the asymmetric readout
+    probabilities they ride along as attributes, which Aer's ``NoiseModel.from_backend``
+    reads (a plain ``InstructionProperties`` has only the symmetric ``error``)."""
+    from qiskit.transpiler import InstructionProperties
+
+    error = calibration.readout_error.get(q)
+    duration = calibration.duration("measure", (q,))
+    p10, p01 = calibration.prob_meas1_prep0.get(q), calibration.prob_meas0_prep1.get(q)
+    if p10 is not None and p01 is not None:
+        return _readout_class()(duration=duration, error=error, p10=p10, p01=p01)
+    if error is None and duration is None:
+        return None  # nothing known (Aer would choke on a measure with error=None)
+    return InstructionProperties(duration=duration, error=error or 0.0)
+
+
+@cache
+def _readout_class() -> type[InstructionProperties]:
+    from qiskit.transpiler import InstructionProperties
+
+    class ReadoutProperties(InstructionProperties):
+        """``InstructionProperties`` plus ``prob_meas1_prep0`` / ``prob_meas0_prep1``."""
+
+        def __new__(cls, *args: Any, p10: float, p01: float, **kwargs: Any) -> Any:
+            return super().__new__(cls, *args, **kwargs)
+
+        def __init__(self, *args: Any, p10: float, p01: float, **kwargs: Any) -> None:
+            self.prob_meas1_prep0 = p10
+            self.prob_meas0_prep1 = p01
+
+    return ReadoutProperties
 
 
 @lru_cache(maxsize=64)
