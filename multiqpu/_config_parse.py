@@ -49,7 +49,7 @@ _STR_OPTIONS = frozenset(
 _INT_OPTIONS = frozenset({"seed", "num_qubits"})
 _FLEET_KEYS: Mapping[str, str] = {
     "include_default": "true or false",
-    "queue_time_scale": "a positive number",
+    "queue_time_scale": "a number >= 0",
 }
 _TOP_KEYS = ("devices", "fleet", "providers")
 #: key names that always hold secrets, whatever the provider declares
@@ -208,10 +208,11 @@ def check_fleet(table: Mapping[str, Any], source: str) -> tuple[bool | None, flo
         )
     scale = table.get("queue_time_scale")
     if scale is not None and (
-        isinstance(scale, bool) or not isinstance(scale, int | float) or not scale > 0
+        isinstance(scale, bool) or not isinstance(scale, int | float) or not scale >= 0
     ):
         raise ConfigError(
-            f"expected a positive number, got {scale!r} ({type_name(scale)})",
+            f"expected a number >= 0 (1: real-world waits, 0: none), got {scale!r} "
+            f"({type_name(scale)})",
             source=source,
             key="fleet.queue_time_scale",
         )

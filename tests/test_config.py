@@ -587,7 +587,7 @@ def test_adapter_errors_are_located_in_the_file(tmp_path: Path) -> None:
         ('[devices.d]\nprovider = "toy"\narn = "ibm_torino"\n', "devices.d.arn", "arn:aws:braket:"),
         ('[devices.d]\nprovider = 3\nname = "a"\n', "devices.d.provider", "provider name"),
         ("[fleet]\ninclude_default = 1\n", "fleet.include_default", "true or false"),
-        ("[fleet]\nqueue_time_scale = -2\n", "fleet.queue_time_scale", "positive number"),
+        ("[fleet]\nqueue_time_scale = -2\n", "fleet.queue_time_scale", "a number >= 0"),
         ('devices = "x"\n', "devices", "expected a table"),
         ('[devices]\nd = "x"\n', "devices.d", "expected a table [devices.d]"),
     ],
@@ -638,8 +638,8 @@ def test_include_default_adds_the_embedded_fleet(tmp_path: Path) -> None:
     default_specs = [d.spec for d in multiqpu.Fleet.local()]
     assert "local:ideal" in default_specs
     # no devices declared: the default fleet
-    only_fleet = write(tmp_path / "a.toml", "[fleet]\nqueue_time_scale = 0\n")
-    with pytest.raises(ConfigError):  # 0 is not a positive time scale
+    only_fleet = write(tmp_path / "a.toml", "[fleet]\nqueue_time_scale = -1\n")
+    with pytest.raises(ConfigError, match="queue_time_scale"):
         load_fleet(only_fleet)
     only_fleet = write(tmp_path / "a.toml", "[fleet]\nqueue_time_scale = 0.25\n")
     assert [d.spec for d in load_fleet(only_fleet)] == default_specs
