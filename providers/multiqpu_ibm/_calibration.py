@@ -24,6 +24,8 @@ if TYPE_CHECKING:
 
 __all__ = [
     "RawCalibration",
+    "calibration_from_backend",
+    "calibration_from_snapshot",
     "device_target_from_conf",
     "device_target_from_qiskit",
     "normalise",
@@ -68,9 +70,15 @@ class RawCalibration:
 
 # ---------------------------------------------------------------------------- readers
 def raw_from_snapshot(conf: Mapping[str, Any], props: Mapping[str, Any]) -> RawCalibration:
-    """Parse fake-backend JSON (``conf_*.json``, ``props_*.json``). Entries marked
-    ``operational: 0`` are dropped, as qiskit-ibm-runtime drops faulty qubits and gates."""
+    """Parse fake-backend JSON (``conf_*.json``, ``props_*.json``) the way qiskit-ibm-runtime
+    reads it into a Target: entries marked ``operational: 0`` are dropped (faulty qubits and
+    gates), as are gates the configuration does not offer."""
     raw = RawCalibration(num_qubits=int(conf["n_qubits"]), basis_gates=list(conf["basis_gates"]))
+    # As qiskit-ibm-runtime builds a Target: only instructions the configuration offers
+    # (snapshots also calibrate fractional rx/rzz that the backend does not expose), and
+    # measurement figures from the qubit entries.
+    offered = set(conf["basis_gates"]) | set(conf.get("supported_instructions") or ())
+    offered.discard("measure")
     for index, entries in enumerate(props.get("qubits", [])):
         values = {e["name"]: si(e["value"], e.get("unit")) for e in entries if "value" in e}
         if values.get("operational", 1.0) == 0:
@@ -83,7 +91,7 @@ def raw_from_snapshot(conf: Mapping[str, Any], props: Mapping[str, Any]) -> RawC
         if params.get("operational", 1.0) == 0:
             continue
         qubits = tuple(int(q) for q in gate["qubits"])
-        if any(q not in raw.qubits for q in qubits):
+        if gate["gate"] not in offered or any(q not in raw.qubits for q in qubits):
             continue
         raw.gates.setdefault(gate["gate"], {})[qubits] = (
             params.get("gate_error"),
@@ -213,9 +221,28 @@ def calibration_from_snapshot(conf: Mapping[str, Any], props: Mapping[str, Any])
     return normalise(raw_from_snapshot(conf, props), timestamp=ts, source=source)
 
 
+def calibration_from_backend(backend: Any, *, source: str = "live") -> Calibration:
+    """A BackendV2's ``target`` plus the asymmetric readout figures and the calibration time
+    from ``backend.properties()`` (real IBM backends and fake ones alike). Blocking."""
+    target = backend.target
+    props = backend.properties() if hasattr(backend, "properties") else None
+    asym: dict[int, tuple[float, float]] = {}
+    timestamp = None
+    if props is not None:
+        timestamp = getattr(props, "last_update_date", None)
+        for q in range(target.num_qubits or 0):
+            try:
+                qp = props.qubit_property(q)
+                asym[q] = (qp["prob_meas1_prep0"][0], qp["prob_meas0_prep1"][0])
+            except Exception:  # qubit without these figures (BackendPropertyError, KeyError)
+                continue
+    raw = raw_from_target(target, readout_asymmetry=asym)
+    return normalise(raw, timestamp=parse_timestamp(timestamp), source=source)
+
+
 # ---------------------------------------------------------------------------- targets
 def device_target_from_conf(conf: Mapping[str, Any]) -> DeviceTarget:
-    """Native gates and connectivity from a backend configuration JSON."""
+    """Native gates (sorted) and connectivity from a backend configuration JSON."""
     n = int(conf["n_qubits"])
     cmap = conf.get("coupling_map")
     if cmap:
@@ -223,8 +250,8 @@ def device_target_from_conf(conf: Mapping[str, Any]) -> DeviceTarget:
             sorted({(int(a), int(b)) for a, b in cmap})
         )
     else:
-        edges = () if n <= 1 else None
-    basis = tuple(g for g in conf["basis_gates"] if g != "reset")
+        edges = None  # all-to-all (or a single qubit)
+    basis = tuple(sorted(g for g in conf["basis_gates"] if g != "reset"))
     return DeviceTarget(num_qubits=n, basis_gates=basis, coupling_map=edges)
 
 
@@ -232,9 +259,11 @@ def device_target_from_qiskit(target: Target) -> DeviceTarget:
     """Native gates and connectivity of a Qiskit ``Target`` (a real backend's)."""
     n = target.num_qubits or 0
     basis = tuple(
-        name
-        for name in target.operation_names
-        if name not in _NOT_GATES and name not in ("reset", "measure")
+        sorted(
+            name
+            for name in target.operation_names
+            if name not in _NOT_GATES and name not in ("reset", "measure")
+        )
     )
     cmap = target.build_coupling_map()
     edges = tuple(sorted((int(a), int(b)) for a, b in cmap.get_edges())) if cmap else None

@@ -39,9 +39,31 @@ if TYPE_CHECKING:
     from multiqpu_ibm._fake import FastEngine
     from multiqpu_ibm._runtime import RuntimeBackend
 
-__all__ = ["IBMDevice"]
+__all__ = ["IBMDevice", "queue_from_report", "status_from_report"]
 
 _MAX_REMEMBERED_JOBS = 256
+
+
+def status_from_report(report: Any) -> DeviceStatus:
+    """A vendor ``BackendStatus`` (``operational``, ``status_msg``) as a DeviceStatus."""
+    message = str(getattr(report, "status_msg", "") or "").strip().lower()
+    if "maint" in message:
+        return DeviceStatus.MAINTENANCE
+    if not getattr(report, "operational", False):
+        return DeviceStatus.OFFLINE
+    return DeviceStatus.ONLINE if message in ("", "active") else DeviceStatus.UNKNOWN
+
+
+def queue_from_report(report: Any) -> QueueEstimate:
+    """``pending_jobs`` read live; the wait is modelled as pending_jobs x a typical job's QPU
+    time (:data:`multiqpu_ibm._cost.TYPICAL_JOB_S`), which ignores fair-share priorities."""
+    pending = int(getattr(report, "pending_jobs", 0) or 0)
+    return QueueEstimate(
+        pending_jobs=pending,
+        expected_wait_s=pending * _cost.TYPICAL_JOB_S,
+        source="live",
+        raw=str(pending),
+    )
 
 
 class IBMDevice(Device):
@@ -94,6 +116,11 @@ class IBMDevice(Device):
         return self._runtime
 
     # ------------------------------------------------------------------ identity
+    def __repr__(self) -> str:
+        if self.is_fake or (self._runtime is not None and self._runtime.connected):
+            return super().__repr__()
+        return f"<{type(self).__name__} {self.spec} (not connected yet)>"
+
     @property
     def num_qubits(self) -> int:
         if self.is_fake:
@@ -127,26 +154,9 @@ class IBMDevice(Device):
 
         backend = self.runtime.backend()
         try:
-            target = backend.target
-            props = backend.properties()
+            return _calibration.calibration_from_backend(backend, source="live")
         except Exception as exc:
             raise translate(exc, action=f"reading the calibration of {self.name}") from None
-        asym: dict[int, tuple[float, float]] = {}
-        timestamp = None
-        if props is not None:
-            timestamp = getattr(props, "last_update_date", None)
-            for q in range(target.num_qubits or 0):
-                try:
-                    qp = props.qubit_property(q)
-                    asym[q] = (qp["prob_meas1_prep0"][0], qp["prob_meas0_prep1"][0])
-                except (KeyError, TypeError, AttributeError, LookupError):
-                    continue
-                except Exception:  # BackendPropertyError for qubits without the figures
-                    continue
-        raw = _calibration.raw_from_target(target, readout_asymmetry=asym)
-        return _calibration.normalise(
-            raw, timestamp=_calibration.parse_timestamp(timestamp), source="live"
-        )
 
     # ------------------------------------------------------------------ transpilation
     def transpile(self, circuit: QuantumCircuit) -> QuantumCircuit:
@@ -268,12 +278,7 @@ class IBMDevice(Device):
             report = await asyncio.to_thread(self._vendor_status)
         except DeviceUnavailableError:
             return DeviceStatus.UNKNOWN
-        message = str(getattr(report, "status_msg", "") or "").lower()
-        if "maint" in message:
-            return DeviceStatus.MAINTENANCE
-        if not getattr(report, "operational", False):
-            return DeviceStatus.OFFLINE
-        return DeviceStatus.ONLINE if message in ("", "active") else DeviceStatus.UNKNOWN
+        return status_from_report(report)
 
     def _vendor_status(self) -> Any:
         from multiqpu_ibm._errors import translate
@@ -291,14 +296,7 @@ class IBMDevice(Device):
         Fake backends have no queue (pending 0, ``source="model"``)."""
         if self.is_fake:
             return QueueEstimate(pending_jobs=0, expected_wait_s=0.0, source="model")
-        report = await asyncio.to_thread(self._vendor_status)
-        pending = int(getattr(report, "pending_jobs", 0) or 0)
-        return QueueEstimate(
-            pending_jobs=pending,
-            expected_wait_s=pending * _cost.TYPICAL_JOB_S,
-            source="live",
-            raw=str(pending),
-        )
+        return queue_from_report(await asyncio.to_thread(self._vendor_status))
 
     def estimate_cost(self, circuits: Sequence[QuantumCircuit], shots: int) -> CostEstimate:
         """Fake backends: free. Real ones: QPU time x IBM's pay-as-you-go price (see

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -127,6 +128,11 @@ class RuntimeBackend:
         self._lock = threading.RLock()
 
     @property
+    def connected(self) -> bool:
+        """Whether the backend object was fetched already (so reading it does not block)."""
+        return self._backend is not None
+
+    @property
     def is_local(self) -> bool:
         return self.creds.channel == "local"
 
@@ -136,7 +142,10 @@ class RuntimeBackend:
             if self._backend is None:
                 service = service_for(self.creds)
                 try:
-                    self._backend = service.backend(self.name)
+                    with warnings.catch_warnings():
+                        # local mode builds every fake backend; some warn about their data
+                        warnings.simplefilter("ignore", UserWarning)
+                        self._backend = service.backend(self.name)
                 except Exception as exc:
                     raise translate(exc, action=f"looking up backend '{self.name}'") from None
             return self._backend
@@ -179,8 +188,6 @@ class RuntimeBackend:
         seed: int | None = None,
     ) -> list[Any]:
         """Start SamplerV2 jobs (``chunk`` circuits each); returns the vendor jobs. Blocking."""
-        import warnings
-
         from qiskit_ibm_runtime import SamplerV2
 
         try:
