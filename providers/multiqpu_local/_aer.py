@@ -38,8 +38,10 @@ def aer_compatible(circuit: QuantumCircuit) -> QuantumCircuit:
     if ops <= _aer_instructions():
         return circuit
     from qiskit import transpile
+    from qiskit.circuit.library import get_standard_gate_name_mapping
 
-    basis = sorted(_aer_instructions() - {"barrier", "delay"})
+    standard = get_standard_gate_name_mapping()
+    basis = sorted(n for n in _aer_instructions() if n in standard and n != "delay")
     return transpile(circuit, basis_gates=basis, optimization_level=0)
 
 
