@@ -11,8 +11,11 @@ import importlib
 from typing import Any
 
 import pytest
+from multiqpu_local import IdealSimulator, NoisySimulator
+from multiqpu_local._profile import uniform_profile
 
 import multiqpu
+from multiqpu import Calibration, CircuitResult
 from multiqpu.providers import Provider, get_provider
 from multiqpu.testing import DeviceConformance, ProviderConformance
 
@@ -70,3 +73,40 @@ class TestProviders(ProviderConformance):
     )
     def provider(self, request: pytest.FixtureRequest) -> Provider:
         return get_provider(request.param)
+
+
+# ---------------------------------------------------------------- the suite has teeth
+class _ReversedKeys(IdealSimulator):
+    """Counts keys in the wrong bit order (clbit 0 leftmost)."""
+
+    def _run_circuit(self, circuit: Any, shots: int | None, seed: int) -> CircuitResult:
+        result = super()._run_circuit(circuit, shots, seed)
+        return CircuitResult({k[::-1]: v for k, v in result.counts.items()}, result.shots)
+
+
+class _Overclaims(NoisySimulator):
+    """Simulates heavy noise but reports an ideal calibration."""
+
+    def calibration(self) -> Calibration:
+        return Calibration.ideal(self.num_qubits)
+
+
+class _MicrosecondT1(IdealSimulator):
+    def calibration(self) -> Calibration:
+        return Calibration.uniform(self.num_qubits, t1=120.0, t2=80.0)  # µs, not s
+
+
+def test_suite_catches_wrong_bit_order() -> None:
+    with pytest.raises(AssertionError, match="rightmost"):
+        DeviceConformance().test_bit_order(_ReversedKeys(3, seed=1))
+
+
+def test_suite_catches_an_overclaimed_calibration() -> None:
+    noisy = _Overclaims(uniform_profile(2, 0.2, 0.01, 0.2), seed=1)
+    with pytest.raises(AssertionError, match="P\\(00\\)\\+P\\(11\\)"):
+        DeviceConformance().test_bell_correlation(noisy)
+
+
+def test_suite_catches_times_in_the_wrong_unit() -> None:
+    with pytest.raises(AssertionError, match="seconds"):
+        DeviceConformance().test_calibration_values_in_range(_MicrosecondT1(2))
