@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 from collections import OrderedDict
 from collections.abc import Sequence
@@ -83,6 +84,7 @@ class IBMDevice(Device):
         self._fast: FastEngine | None = None
         self._runtime: RuntimeBackend | None = None
         self._jobs: OrderedDict[str, Job] = OrderedDict()
+        self._lock = threading.RLock()
 
     # ------------------------------------------------------------------ snapshot (fakes)
     def _conf(self) -> dict[str, Any]:
@@ -91,17 +93,22 @@ class IBMDevice(Device):
     # ------------------------------------------------------------------ engines
     @property
     def fast_engine(self) -> FastEngine:
-        if self._fast is None:
-            from multiqpu_ibm._fake import FastEngine
+        with self._lock:
+            if self._fast is None:
+                from multiqpu_ibm._fake import FastEngine
 
-            dt_ns = self._conf().get("dt")
-            self._fast = FastEngine(
-                self.spec, self.target, self.calibration(), dt_ns * 1e-9 if dt_ns else None
-            )
-        return self._fast
+                dt_ns = self._conf().get("dt")
+                self._fast = FastEngine(
+                    self.spec, self.target, self.calibration(), dt_ns * 1e-9 if dt_ns else None
+                )
+            return self._fast
 
     @property
     def runtime(self) -> RuntimeBackend:
+        with self._lock:
+            return self._runtime_locked()
+
+    def _runtime_locked(self) -> RuntimeBackend:
         if self._runtime is None:
             from multiqpu_ibm._runtime import Credentials, RuntimeBackend
 
@@ -184,11 +191,11 @@ class IBMDevice(Device):
         assert shots is not None  # validate() refuses shots=None: these devices sample
         job: Job
         if self.engine == "fast":
-            engine, seed = self.fast_engine, self.options.seed
+            seed = self.options.seed
 
-            def work() -> Any:
+            def work() -> Any:  # in a worker thread: snapshot parsing, transpiling, simulating
                 isa = [self.transpile(c) for c in circuits]
-                return engine.run(isa, shots, seed)
+                return self.fast_engine.run(isa, shots, seed)
 
             job = ThreadJob(self.spec, work)
         else:

@@ -43,6 +43,7 @@ class FastEngine:
         self.dt = dt
         self._target: Target | None = None
         self._sims: SimulatorCache | None = None
+        self._pass_manager: Any = None
         self._lock = threading.Lock()
 
     @property
@@ -64,14 +65,20 @@ class FastEngine:
             return self._sims
 
     def transpile(self, circuit: QuantumCircuit) -> QuantumCircuit:
-        from qiskit import transpile
+        """Qiskit's preset pass manager (level 2, fixed seed), built once per device."""
+        with self._lock:
+            pm = self._pass_manager
+        if pm is None:
+            from qiskit.transpiler import generate_preset_pass_manager
 
-        result: QuantumCircuit = transpile(
-            circuit,
-            target=self.qiskit_target,
-            optimization_level=self.OPTIMIZATION_LEVEL,
-            seed_transpiler=self.SEED_TRANSPILER,
-        )
+            pm = generate_preset_pass_manager(
+                optimization_level=self.OPTIMIZATION_LEVEL,
+                target=self.qiskit_target,
+                seed_transpiler=self.SEED_TRANSPILER,
+            )
+            with self._lock:
+                self._pass_manager = pm
+        result: QuantumCircuit = pm.run(circuit)
         return result
 
     def run(
