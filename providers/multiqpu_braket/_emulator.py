@@ -26,7 +26,7 @@ from multiqpu.device import CircuitResult, DeviceLimits, DeviceTarget
 from multiqpu.errors import CircuitTooLargeError, ProviderError
 from multiqpu.simulation import active_qubits
 from multiqpu_braket._calibration import DeviceProfile, parse_properties
-from multiqpu_braket._local import DM_MAX_QUBITS, LocalBraketDevice
+from multiqpu_braket._local import DM_MAX_QUBITS, SIMULATOR_LOCK, LocalBraketDevice
 from multiqpu_braket._translate import probabilities_from_braket, to_braket_circuit
 
 if TYPE_CHECKING:
@@ -105,6 +105,7 @@ class EmulatorDevice(LocalBraketDevice):
     ) -> CircuitResult:
         from braket.circuits import Circuit
         from braket.circuits.compiler_directives import EndVerbatimBox, StartVerbatimBox
+        from braket.circuits.gate import Gate
         from braket.circuits.measure import Measure
         from braket.circuits.result_types import Probability
 
@@ -114,8 +115,12 @@ class EmulatorDevice(LocalBraketDevice):
         )
         if len(program.active) > self.max_active:
             raise CircuitTooLargeError(self.spec, len(program.active), self.max_active)
+        emulator = self._emulator()
         try:
-            noisy = self._emulator().transform(braket_circuit)
+            if any(isinstance(i.operator, Gate) for i in braket_circuit.instructions):
+                noisy = emulator.transform(braket_circuit)
+            else:  # nothing to validate (an empty verbatim box is refused): readout noise only
+                noisy = emulator.noise_model.apply(Circuit().measure(list(program.labels)))
         except ValueError as exc:  # the emulator's validation passes
             raise ProviderError(
                 "Braket's emulator rejected the mapped circuit",
@@ -136,7 +141,8 @@ class EmulatorDevice(LocalBraketDevice):
 
     def _run_circuit(self, circuit: Any) -> Any:
         try:
-            return self._simulator().run(circuit, shots=0).result().values[0]
+            with SIMULATOR_LOCK:
+                return self._simulator().run(circuit, shots=0).result().values[0]
         except Exception as exc:
             raise ProviderError(
                 "local simulator braket_dm failed",

@@ -46,6 +46,13 @@ if TYPE_CHECKING:
 
 __all__ = ["DensityMatrixDevice", "LocalBraketDevice", "StateVectorDevice"]
 
+#: Braket's default simulator runs numba ``parallel=True`` kernels on numba's workqueue
+#: threading layer, which aborts the process when two threads enter it at once (measured:
+#: "Numba workqueue threading layer is terminating: Concurrent access has been detected").
+#: Every local Braket simulation in this process takes this lock; translation, transpilation
+#: and sampling still run concurrently.
+SIMULATOR_LOCK = threading.Lock()
+
 SV_MAX_QUBITS = 26  # LocalSimulator("braket_sv").properties.paradigm.qubitCount
 DM_MAX_QUBITS = 13  # LocalSimulator("braket_dm").properties.paradigm.qubitCount
 
@@ -83,8 +90,9 @@ class LocalBraketDevice(Device):
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # "noise-free circuit on the dm simulator"
-                result = self._simulator().run(OpenQASMProgram(source=program.source), shots=0)
-                values = result.result().values[0]
+                with SIMULATOR_LOCK:
+                    task = self._simulator().run(OpenQASMProgram(source=program.source), shots=0)
+                    values = task.result().values[0]
         except Exception as exc:  # the simulator's own words, kept
             raise ProviderError(
                 f"local simulator {self.backend} failed",
