@@ -10,6 +10,7 @@
     ├── DeviceUnavailableError      the device is offline, in maintenance, or unreachable (network)
     ├── InvalidInputError           bad arguments: no circuits, negative shots, no measurements
     ├── CircuitTooLargeError        the circuit does not fit on the device
+    ├── PlanRefusedError            a plan exceeds a bound (overhead, cost, shots): nothing was run
     ├── ProviderError               the vendor reported an error; its own message is kept
     │   └── TransientProviderError  worth retrying (throttling, timeouts, 5xx)
     └── JobError                    a submitted job failed, was cancelled, or cannot be found
@@ -29,6 +30,7 @@ __all__ = [
     "JobError",
     "MissingExtraError",
     "MultiQPUError",
+    "PlanRefusedError",
     "ProviderError",
     "TransientProviderError",
     "UnknownProviderError",
@@ -98,6 +100,12 @@ class CircuitTooLargeError(MultiQPUError, ValueError):
             f"circuit needs {needed} qubits but device '{device}' has {available}; "
             "pick a larger device or let multiqpu cut the circuit (fleet.estimate)"
         )
+
+
+class PlanRefusedError(MultiQPUError):
+    """A plan (e.g. for circuit cutting) exceeds a bound such as the sampling overhead or
+    the cost; it was refused before anything was submitted. The message says which bound
+    and how to raise it."""
 
 
 class ProviderError(MultiQPUError):
