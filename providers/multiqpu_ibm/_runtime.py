@@ -46,26 +46,35 @@ class Credentials:
     instance: str | None = None
 
     def service_kwargs(self) -> dict[str, Any]:
-        """Arguments for ``QiskitRuntimeService``; the token is revealed only here."""
+        """Arguments for ``QiskitRuntimeService``; the token is revealed only here.
+
+        A named saved ``account`` wins over ``token``/``channel`` (the saved account holds
+        both); ``instance`` overrides the saved instance. Without an account, a ``token`` is
+        used on ``channel`` (default ``ibm_quantum_platform``). With neither, the runtime's own
+        default saved account (or its ``QISKIT_IBM_*`` variables) applies."""
         kwargs: dict[str, Any] = {}
-        if self.channel:
-            kwargs["channel"] = self.channel
         if self.account:
             kwargs["name"] = self.account
-        if self.token is not None:
-            kwargs["token"] = self.token.reveal()
+        else:
+            if self.channel:
+                kwargs["channel"] = self.channel
+            if self.token is not None:
+                kwargs["token"] = self.token.reveal()
         if self.instance:
             kwargs["instance"] = self.instance
         return kwargs
 
     def account_url(self) -> str | None:
         """The URL of the saved account in use, if one names its own (for the network probe)."""
-        if self.channel == "local" or self.token is not None:
-            return None
+        if self.channel == "local" or (self.token is not None and not self.account):
+            return None  # a token alone: the runtime's default URL
         try:
             from qiskit_ibm_runtime.accounts import AccountManager
 
-            account = AccountManager.get(name=self.account, channel=self.channel)
+            if self.account:
+                account = AccountManager.get(name=self.account)
+            else:
+                account = AccountManager.get(channel=self.channel)
         except Exception:
             return None
         return getattr(account, "url", None)

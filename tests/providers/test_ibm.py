@@ -465,3 +465,29 @@ def test_calibration_from_snapshot_round_trips() -> None:
     assert again.fingerprint() == cal.fingerprint()
     assert math.isclose(cal.median_t1() or 0, 1.4467e-4, rel_tol=1e-3)
     assert _snapshots.backends_dir() is not None
+
+
+def test_saved_account_is_used_and_its_url_probed(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Any
+) -> None:
+    """A named saved account wins over token/channel; the probe targets the account's URL."""
+    from multiqpu_ibm._runtime import Credentials
+    from qiskit_ibm_runtime import QiskitRuntimeService
+    from qiskit_ibm_runtime.accounts import management
+
+    accounts = tmp_path / "qiskit-ibm.json"
+    monkeypatch.setattr(management, "_DEFAULT_ACCOUNT_CONFIG_JSON_FILE", str(accounts))
+    QiskitRuntimeService.save_account(
+        channel="ibm_quantum_platform",
+        token=TOKEN,
+        url="https://quantum.example.test",
+        name="work",
+        filename=str(accounts),
+    )
+    creds = Credentials(channel="ibm_cloud", account="work", token=Secret("other"), instance="i")
+    assert creds.service_kwargs() == {"name": "work", "instance": "i"}
+    assert creds.account_url() == "https://quantum.example.test"
+    dev = provider.device("ibm_torino", account="work")
+    with pytest.raises(DeviceUnavailableError, match=r"at quantum\.example\.test") as e:
+        dev.calibration()
+    assert TOKEN not in str(e.value)
