@@ -222,7 +222,7 @@ async def test_runtime_bit_order_and_loose_bits() -> None:
 # ---------------------------------------------------------------------------- cancellation
 async def test_cancelling_the_awaiting_task_cancels_a_runtime_job() -> None:
     dev = provider.device("fake_manila", engine="runtime")
-    job = await dev.submit([ghz()] * 4, shots=20_000)
+    job = await dev.submit([ghz()] * 2, shots=10_000)
     waiter = asyncio.ensure_future(job.result())
     await asyncio.sleep(0)
     waiter.cancel()
