@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, NoReturn
 from multiqpu.errors import InvalidInputError
 
 if TYPE_CHECKING:
+    import numpy as np
     from qiskit import QuantumCircuit
 
 __all__ = ["MAX_EXACT_QUBITS", "exact_distribution"]
@@ -24,6 +25,7 @@ MAX_EXACT_QUBITS = 30
 #: Probabilities below this are dropped from the result (round-off, not physics).
 _EPS = 1e-15
 _SKIP = frozenset({"barrier", "delay"})
+_CHUNK = 1 << 18  # outcomes formatted at a time (bounds the temporary arrays)
 
 
 def exact_distribution(circuit: QuantumCircuit) -> dict[str, float]:
@@ -41,16 +43,30 @@ def exact_distribution(circuit: QuantumCircuit) -> dict[str, float]:
 
     probs = probabilities(unitary, [kept.index(w) for w in wires])
     index = np.nonzero(probs > _EPS)[0]
-    keys = np.zeros(index.shape, dtype=object)
-    keys[:] = 0
+    # The classical-bit value of each outcome: clbit j takes the bit of its source wire.
+    value = np.zeros(index.shape, dtype=object if width > 62 else np.int64)
     for clbit, wire in enumerate(sources):
         if wire is not None:
-            keys += ((index >> position[wire]) & 1).astype(object) << clbit
+            bit = (index >> position[wire]) & 1
+            value += bit.astype(object) << clbit if width > 62 else bit << clbit
+    # Every source wire feeds at least one clbit, so distinct outcomes give distinct keys.
     out: dict[str, float] = {}
-    for key, p in zip(keys, probs[index], strict=True):
-        text = format(int(key), f"0{width}b")
-        out[text] = out.get(text, 0.0) + float(p)
+    for start in range(0, len(index), _CHUNK):
+        chunk = slice(start, start + _CHUNK)
+        keys = _bitstrings(value[chunk], width)
+        out.update(zip(keys, probs[index[chunk]].tolist(), strict=True))
     return out
+
+
+def _bitstrings(values: np.ndarray, width: int) -> list[str]:
+    """Integers as zero-padded binary strings of ``width`` characters, vectorised."""
+    import numpy as np
+
+    if width > 62:
+        return [format(int(v), f"0{width}b") for v in values]
+    shifts = np.arange(width - 1, -1, -1, dtype=np.int64)
+    chars = ((values[:, None] >> shifts) & 1).astype(np.uint32) + ord("0")
+    return np.ascontiguousarray(chars).view(f"<U{width}").ravel().tolist()
 
 
 def _defer_measurements(circuit: QuantumCircuit) -> tuple[QuantumCircuit, list[int | None]]:

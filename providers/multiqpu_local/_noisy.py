@@ -39,6 +39,7 @@ class NoisySimulator(LocalSimulator):
         self.profile = profile
         digest = hashlib.sha256(repr(profile.target).encode()).hexdigest()[:12]
         self._key = f"local:noisy:{profile.calibration.fingerprint()}:{digest}"
+        self._qiskit_target: Target | None = None
 
     @property
     def emulates(self) -> str:
@@ -50,9 +51,11 @@ class NoisySimulator(LocalSimulator):
 
     def qiskit_target(self) -> Target:
         """The Qiskit Target used both to transpile and to build the noise model."""
-        from multiqpu._transpile import qiskit_target
+        if self._qiskit_target is None:
+            from multiqpu._transpile import qiskit_target
 
-        return qiskit_target(self.target, self.profile.calibration)
+            self._qiskit_target = qiskit_target(self.target, self.profile.calibration)
+        return self._qiskit_target
 
     def _run_circuit(self, circuit: QuantumCircuit, shots: int | None, seed: int) -> CircuitResult:
         from multiqpu.simulation import active_qubits, compact_circuit
