@@ -119,7 +119,7 @@ def decompose_for(circuit: QuantumCircuit, basis: Collection[str]) -> QuantumCir
         return circuit
     from qiskit import transpile
 
-    return transpile(circuit, basis_gates=[*basis, "measure", "barrier"], optimization_level=0)
+    return transpile(circuit, basis_gates=[*basis, "measure"], optimization_level=0)
 
 
 class NoiseHook(Protocol):
