@@ -6,7 +6,7 @@ Private to :mod:`multiqpu.config` (which re-exports :func:`resolve_options`).
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
@@ -56,6 +56,7 @@ def resolve_options(
     *,
     source: str | None = None,
     label: str | None = None,
+    inherited: Collection[str] = (),
 ) -> ResolvedOptions:
     """Merge one device's options: explicit > environment > file > (adapter default).
 
@@ -65,25 +66,30 @@ def resolve_options(
     * ``explicit_options``: keyword arguments; ``None`` values count as not given.
     * every option in ``provider.secret_options`` (or named like a secret) that is a string
       becomes a :class:`~multiqpu.Secret` remembering its origin.
+
+    ``inherited`` names the file options that came from the ``[providers.<name>]`` table (for
+    the sources only).
     """
     env = _Environ(os.environ if environ is None else environ)
     del environ  # keep the raw mapping out of this frame's locals
     where = f"devices.{label}" if label else "options"
     origin = f"{source}: {where}" if source else "file"
+    shared = f"{source}: providers.{provider.name}" if source else "file"
     options: dict[str, Any] = {}
     sources: dict[str, str] = {}
     missing: dict[str, tuple[str, str]] = {}  # option -> (file key, variable)
 
     for key, value in (file_options or {}).items():
+        table = shared if key in inherited else origin
         if key.endswith("_env") and isinstance(value, str):
             base = key.removesuffix("_env")
             got = _from_env(env, value, base, provider, f"env {value}")
             if got is None:
                 missing[base] = (key, value)
             else:
-                options[base], sources[base] = got, f"{origin}.{key} (env {value})"
+                options[base], sources[base] = got, f"{table}.{key} (env {value})"
         else:
-            options[key], sources[key] = value, f"{origin}.{key}"
+            options[key], sources[key] = value, f"{table}.{key}"
 
     for option, var in (getattr(provider, "env_options", None) or {}).items():
         got = _from_env(env, var, option, provider, f"env {var}")

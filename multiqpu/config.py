@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from os import PathLike
 from pathlib import Path
@@ -85,6 +85,8 @@ class DeviceConfig:
     options: Mapping[str, Any] = field(default_factory=lambda: _EMPTY)
     limits: DeviceLimits | None = None
     source: str | None = None
+    #: option keys inherited from the ``[providers.<name>]`` table
+    inherited: frozenset[str] = frozenset()
 
     @property
     def spec(self) -> str:
@@ -103,6 +105,7 @@ class DeviceConfig:
             environ=environ,
             source=self.source,
             label=self.label,
+            inherited=self.inherited,
         )
 
 
@@ -216,14 +219,16 @@ def _load(found: Path) -> Config:
         name = _p.device_name(table, provider, source, where)
         options = _p.check_options(table, provider, source, where, device_table=True, name=name)
         base_options, base_limits = shared.get(provider.name, ({}, {}))
+        merged = _p.merge_options(base_options, options)
         limits = {**base_limits, **_p.check_limits(table, source, where)}
         dc = DeviceConfig(
             label=label,
             provider=provider.name,
             name=name,
-            options=MappingProxyType(_p.merge_options(base_options, options)),
+            options=MappingProxyType(merged),
             limits=_p.make_limits(limits),
             source=source,
+            inherited=frozenset(k for k in merged if k not in options),
         )
         twin = next((d for d in devices if d.spec == dc.spec), None)
         if twin is not None:
@@ -299,17 +304,35 @@ def build_device(
     environ: Mapping[str, str] | None = None,
     source: str | None = None,
     label: str | None = None,
+    inherited: Collection[str] = (),
 ) -> Device:
     """Build one device through :func:`resolve_options`. Errors from a config-declared
-    device name the file and the ``[devices.<label>]`` table."""
+    device name the file and the ``[devices.<label>]`` table.
+
+    Options from the environment and from a ``[providers.<name>]`` table are ambient: they
+    apply to the devices that take them (``AWS_PROFILE`` means nothing to Braket's local
+    emulator). Explicit arguments and the device's own table always reach the adapter.
+    """
     key = f"devices.{label}" if label else None
     provider: Provider | None = None
     try:
         provider = get_provider(provider_name)
         check_requirements(provider)
         resolved = resolve_options(
-            provider, file_options, explicit, environ, source=source, label=label
+            provider,
+            file_options,
+            explicit,
+            environ,
+            source=source,
+            label=label,
+            inherited=inherited,
         )
+        ambient = {
+            k
+            for k, where in resolved.sources.items()
+            if where.startswith("env ")
+            or (where != "argument" and (k in inherited or f"{k}_env" in inherited))
+        }
         _log.debug(
             "building %s:%s with options %s (from %s)",
             provider_name,
@@ -317,7 +340,7 @@ def build_device(
             dict(resolved.options),
             dict(resolved.sources),
         )
-        return provider.device(name, **resolved.options)
+        return _build_fitting(provider, name, dict(resolved.options), ambient)
     except ConfigError as exc:
         hint = _p.config_hint(exc.key, provider) if exc.key and provider is not None else ""
         _located(exc, source, key, hint)
@@ -326,6 +349,31 @@ def build_device(
         if source is not None:
             exc.add_note(f"(device [{key}] of {source})")
         raise
+
+
+def _build_fitting(
+    provider: Provider, name: str, options: dict[str, Any], ambient: set[str]
+) -> Device:
+    """``provider.device(name, **options)`` without the ambient options the device does not
+    take: those outside its declared options, or (undeclared) those it rejects as not
+    accepted (CONTRACTS: an unknown option raises ConfigError naming it and listing the
+    accepted ones); a rejected value of an option it does take still raises."""
+    accepted = _p.accepted_options(provider, name)
+    if accepted is not None:
+        for k in sorted(ambient & set(options) - accepted):
+            _log.debug("%s:%s does not take '%s'; not passing it", provider.name, name, k)
+            del options[k]
+    while True:
+        try:
+            return provider.device(name, **options)
+        except ConfigError as exc:
+            rejected = exc.key
+            if accepted is not None or rejected not in ambient or rejected not in options:
+                raise
+            if "accept" not in str(exc).lower():
+                raise
+        _log.debug("%s:%s does not take '%s'; not passing it", provider.name, name, rejected)
+        del options[rejected]
 
 
 def make_device(spec: str, options: Mapping[str, Any] | None = None) -> Device:

@@ -658,6 +658,69 @@ def test_no_config_anywhere_is_the_default_fleet() -> None:
     assert [d.spec for d in load_fleet()] == [d.spec for d in multiqpu.Fleet.local()]
 
 
+def test_ibm_token_ladder_with_the_real_adapter(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A fake IBM backend builds offline and takes the credential options (and ignores them),
+    so the real adapter shows which token won."""
+    from_file_var, from_qiskit_var = token(), token()
+    monkeypatch.setenv("MY_IBM_KEY", from_file_var)
+    monkeypatch.delenv("QISKIT_IBM_TOKEN", raising=False)
+    path = write(
+        tmp_path / "c.toml",
+        '[devices.m]\nprovider = "ibm"\nbackend = "fake_manila"\ntoken_env = "MY_IBM_KEY"\n'
+        "max_shots = 1234\n",
+    )
+    monkeypatch.setenv(ENV_VAR, str(path))
+    dev = multiqpu.device("m")
+    assert dev.spec == "ibm:fake_manila" and dev.limits.max_shots == 1234
+    assert dev.options.token.reveal() == from_file_var  # type: ignore[attr-defined]
+    monkeypatch.setenv("QISKIT_IBM_TOKEN", from_qiskit_var)  # environment beats the file
+    dev = multiqpu.device("ibm:fake_manila")
+    assert dev.options.token.reveal() == from_qiskit_var  # type: ignore[attr-defined]
+    dev = multiqpu.device("m", token="explicit-ibm-token")  # an argument beats both
+    assert dev.options.token.reveal() == "explicit-ibm-token"  # type: ignore[attr-defined]
+    for text in (repr(dev), repr(dev.options)):  # type: ignore[attr-defined]
+        assert from_file_var not in text and from_qiskit_var not in text
+
+
+def test_ambient_options_reach_only_devices_that_take_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """AWS_PROFILE / AWS_DEFAULT_REGION and a [providers.braket] table are for the AWS
+    devices; Braket's local emulator does not take them and must still build."""
+    monkeypatch.setenv("AWS_PROFILE", "research")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "eu-north-1")
+    assert multiqpu.device("braket:emulator").spec == "braket:emulator"
+    path = write(
+        tmp_path / "c.toml",
+        '[providers.braket]\naws_profile = "research"\n'
+        '[devices.emu]\nprovider = "braket"\nname = "emulator"\nseed = 3\n'
+        '[devices.s]\nprovider = "toy"\nname = "a"\n',
+    )
+    assert [d.spec for d in load_fleet(path)] == ["braket:emulator", "toy:a"]
+    # the device's own table and explicit arguments are not ambient: the adapter says no
+    monkeypatch.delenv("AWS_PROFILE")  # (set, it would outrank the table and be ambient)
+    path = write(
+        tmp_path / "c.toml",
+        '[devices.emu]\nprovider = "braket"\nname = "emulator"\naws_profile = "research"\n',
+    )
+    with pytest.raises(ConfigError) as info:
+        load_fleet(path)
+    assert "devices.emu.aws_profile" in str(info.value) and str(path) in str(info.value)
+    with pytest.raises(ConfigError, match="aws_profile"):
+        multiqpu.device("braket:emulator", aws_profile="research")
+
+
+def test_ambient_options_with_an_opaque_adapter(monkeypatch: pytest.MonkeyPatch) -> None:
+    """An adapter that declares no option list: an environment option it rejects as not
+    accepted is dropped; the toy env option 'region' is not one 'opaque' takes."""
+    monkeypatch.setenv("TOY_REGION", "eu-1")
+    assert isinstance(multiqpu.device("opaque:a", speed=2), ToyDevice)
+    with pytest.raises(ConfigError, match="accepted: speed"):
+        multiqpu.device("opaque:a", region="eu-1")
+
+
 # ---------------------------------------------------------------------------- the shipped sample
 ROOT = Path(__file__).resolve().parents[1]
 
