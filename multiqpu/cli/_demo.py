@@ -122,18 +122,23 @@ def _fidelity_text(row: dict[str, Any]) -> str:
 
 
 def _print_table(summary: dict[str, Any]) -> None:
+    from rich import box
     from rich.table import Table
 
     rows: Sequence[dict[str, Any]] = summary["devices"]
     table = Table(
-        title=f"{summary['circuit']}: {summary['qubits']}-qubit GHZ, {summary['shots']} shots",
+        title=f"{summary['qubits']}-qubit GHZ, {summary['shots']} shots per device",
         title_justify="left",
+        box=box.SIMPLE_HEAD,
+        show_edge=False,
+        pad_edge=False,
+        padding=(0, 1, 0, 0),
     )
     table.add_column("Device", no_wrap=True)
-    table.add_column("Queue wait", justify="right")
-    table.add_column("Run time", justify="right")
+    table.add_column("Queue wait", justify="right", no_wrap=True)
+    table.add_column("Run time", justify="right", no_wrap=True)
     table.add_column("Est. fidelity", justify="right")
-    table.add_column("P(0..0)+P(1..1)", justify="right")
+    table.add_column("Measured F", justify="right", no_wrap=True)
     table.add_column("Cost", justify="right")
     for row in rows:
         if row["status"] != "ok":
@@ -150,7 +155,9 @@ def _print_table(summary: dict[str, Any]) -> None:
             "free" if not row["cost_usd"] else fmt.usd(row["cost_usd"]),
         )
     console = fmt.console()
+    console.print()
     console.print(table)
+    console.print()
     done = [r for r in rows if r["status"] == "ok"]
     busy = sum((r["queue_wait_s"] or 0) + (r["run_s"] or 0) for r in done)
     console.print(
@@ -164,8 +171,9 @@ def _print_table(summary: dict[str, Any]) -> None:
             f"Best noisy device for this circuit: {best['spec']} ({_fidelity_text(best)})."
         )
     console.print(
-        "[dim]Queues are simulated and time-scaled; 'Est. fidelity' is the product of "
-        "(1 - error) over the transpiled circuit's operations. Next: multiqpu devices.[/dim]"
+        "[dim]Measured F: P(0..0) + P(1..1) ± its standard error. Est. fidelity: the "
+        "product of (1 - error) over the operations of the circuit as the device transpiles "
+        "it. Queues are simulated and time-scaled. Next: multiqpu devices.[/dim]"
     )
     for row in rows:
         if row["error"]:

@@ -10,12 +10,12 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from multiqpu.cli import _format as fmt
-from multiqpu.errors import MultiQPUError
+from multiqpu.errors import CredentialsError, DeviceUnavailableError, MultiQPUError
 
 if TYPE_CHECKING:
     from qiskit import QuantumCircuit
 
-    from multiqpu.device import Device
+    from multiqpu.device import CostEstimate, Device
     from multiqpu.fleet import Fleet
 
 #: Shots used to quote a price per task and per shot.
@@ -38,6 +38,22 @@ def run_devices(args: argparse.Namespace) -> int:
 async def describe_fleet(fleet: Fleet) -> list[dict[str, Any]]:
     """One JSON-ready dict per device, gathered concurrently (see docs/cli.md for fields)."""
     return list(await asyncio.gather(*(describe_device(d) for d in fleet)))
+
+
+def _price(dev: Device) -> CostEstimate:
+    """The device's price for ``PRICE_SHOTS`` shots of a tiny circuit.
+
+    Free devices (simulators, fake backends) say so for an empty batch (zero total, source
+    ``"free..."``), which spares importing Qiskit to build a circuit: the default fleet's
+    listing stays fast. Anything else is asked about a real one-qubit circuit.
+    """
+    try:
+        empty = dev.estimate_cost([], PRICE_SHOTS)
+    except MultiQPUError:
+        empty = None
+    if empty is not None and empty.total_usd == 0 and empty.source.startswith("free"):
+        return empty
+    return dev.estimate_cost([_probe_circuit()], PRICE_SHOTS)
 
 
 def _probe_circuit() -> QuantumCircuit:
@@ -73,45 +89,58 @@ async def describe_device(dev: Device) -> dict[str, Any]:
         "errors": [],
     }
     errors: list[str] = row["errors"]
+    unreachable = False  # after a credentials/network failure, ask nothing more of the vendor
 
-    try:
-        row["num_qubits"] = dev.num_qubits
-    except MultiQPUError as exc:
+    def failed(exc: MultiQPUError) -> None:
+        nonlocal unreachable
         errors.append(fmt.one_line(exc))
+        if isinstance(exc, CredentialsError | DeviceUnavailableError):
+            unreachable = True
+            row["status"] = "error"
+
+    # Parts that may block (cloud devices) run in worker threads.
     try:
-        row["status"] = (await dev.status()).value
+        row["num_qubits"] = await asyncio.to_thread(lambda: dev.num_qubits)
     except MultiQPUError as exc:
-        row["status"] = "error"
-        errors.append(fmt.one_line(exc))
-    try:
-        q = await dev.queue_estimate()
-        row.update(
-            pending_jobs=q.pending_jobs,
-            expected_wait_s=q.expected_wait_s,
-            queue_source=q.source,
-            queue_raw=q.raw,
-            queue_capped=q.capped,
-        )
-    except MultiQPUError as exc:
-        errors.append(fmt.one_line(exc))
-    try:
-        cal = await asyncio.to_thread(dev.calibration)
-        row.update(
-            median_2q_error=cal.median_2q_error(),
-            median_1q_error=cal.median_1q_error(),
-            median_readout_error=cal.median_readout_error(),
-            calibration_timestamp=cal.timestamp.isoformat() if cal.timestamp else None,
-        )
-    except MultiQPUError as exc:
-        errors.append(fmt.one_line(exc))
-    try:
-        cost = await asyncio.to_thread(dev.estimate_cost, [_probe_circuit()], PRICE_SHOTS)
+        failed(exc)
+    if not unreachable:
+        try:
+            row["status"] = (await dev.status()).value
+        except MultiQPUError as exc:
+            row["status"] = "error"
+            failed(exc)
+    if not unreachable:
+        try:
+            q = await dev.queue_estimate()
+            row.update(
+                pending_jobs=q.pending_jobs,
+                expected_wait_s=q.expected_wait_s,
+                queue_source=q.source,
+                queue_raw=q.raw,
+                queue_capped=q.capped,
+            )
+        except MultiQPUError as exc:
+            failed(exc)
+    if not unreachable:
+        try:
+            cal = await asyncio.to_thread(dev.calibration)
+            ideal = cal.is_ideal()  # an ideal profile lists no errors: they are all zero
+            row.update(
+                median_2q_error=0.0 if ideal else cal.median_2q_error(),
+                median_1q_error=0.0 if ideal else cal.median_1q_error(),
+                median_readout_error=0.0 if ideal else cal.median_readout_error(),
+                calibration_timestamp=cal.timestamp.isoformat() if cal.timestamp else None,
+            )
+        except MultiQPUError as exc:
+            failed(exc)
+    try:  # prices usually come from tables, so try even when the device is unreachable
+        cost = await asyncio.to_thread(_price, dev)
         per_task, per_shot = cost.per_task_usd, cost.per_shot_usd
         if per_task == 0 and per_shot == 0 and cost.total_usd > 0:
             per_shot = cost.total_usd / PRICE_SHOTS  # only a total: quote it per shot
         row.update(per_task_usd=per_task, per_shot_usd=per_shot, price_source=cost.source)
     except MultiQPUError as exc:
-        errors.append(fmt.one_line(exc))
+        failed(exc)
     row["errors"] = list(dict.fromkeys(errors))  # the same failure once
     return row
 
@@ -122,32 +151,40 @@ def _time_scales(fleet: Fleet) -> list[float]:
     return sorted({d.model.time_scale for d in fleet if isinstance(d, QueuedDevice)})
 
 
-def _queue_text(row: dict[str, Any]) -> str:
-    if row["queue_source"] == "none":
-        return "-"
-    pending = row["queue_raw"] or (
-        "-" if row["pending_jobs"] is None else f"{row['pending_jobs']:,}"
-    )
-    return f"{pending} / {fmt.seconds(row['expected_wait_s'])} [dim]{row['queue_source']}[/dim]"
+def _pending_text(row: dict[str, Any]) -> str:
+    if row["queue_raw"]:
+        return str(row["queue_raw"])
+    return "-" if row["pending_jobs"] is None else f"{row['pending_jobs']:,}"
 
 
 def _price_text(row: dict[str, Any]) -> str:
     if row["per_task_usd"] is None:
         return "-"
-    return fmt.price(row["per_task_usd"], row["per_shot_usd"], 0.0)
+    return fmt.price(row["per_task_usd"], row["per_shot_usd"], 0.0, sep="\n+ ")
 
 
 def _print_table(rows: Sequence[dict[str, Any]], time_scales: Sequence[float]) -> None:
+    from rich import box
     from rich.table import Table
 
-    table = Table(title=f"multiqpu fleet ({len(rows)} devices)", title_justify="left")
-    table.add_column("Device", no_wrap=True)
-    table.add_column("Qubits", justify="right")
-    table.add_column("Status")
-    table.add_column("Queue: jobs / wait", justify="right")
-    table.add_column("2q error", justify="right")
-    table.add_column("Readout", justify="right")
-    table.add_column("Price")
+    table = Table(
+        title=f"multiqpu fleet ({len(rows)} devices)",
+        title_justify="left",
+        box=box.SIMPLE_HEAD,
+        show_edge=False,
+        pad_edge=False,
+        padding=(0, 1, 0, 0),
+    )
+    # Long specs (Braket ARNs) fold; the figures never wrap.
+    table.add_column("Device", overflow="fold", min_width=14)
+    table.add_column("Qubits", justify="right", no_wrap=True)
+    table.add_column("Status", no_wrap=True)
+    table.add_column("Queue", justify="right", no_wrap=True)
+    table.add_column("Wait", justify="right", no_wrap=True)
+    table.add_column("From", no_wrap=True)
+    table.add_column("2q err", justify="right", no_wrap=True)
+    table.add_column("RO err", justify="right", no_wrap=True)
+    table.add_column("Price", overflow="fold", min_width=11)
     for row in rows:
         status = row["status"]
         style = fmt.STATUS_STYLE.get(status, "")
@@ -155,7 +192,9 @@ def _print_table(rows: Sequence[dict[str, Any]], time_scales: Sequence[float]) -
             row["spec"],
             "-" if row["num_qubits"] is None else str(row["num_qubits"]),
             f"[{style}]{status}[/{style}]" if style else status,
-            _queue_text(row),
+            _pending_text(row),
+            fmt.seconds(row["expected_wait_s"]),
+            row["queue_source"],
             fmt.percent(row["median_2q_error"]),
             fmt.percent(row["median_readout_error"]),
             _price_text(row),
@@ -164,9 +203,10 @@ def _print_table(rows: Sequence[dict[str, Any]], time_scales: Sequence[float]) -
     console.print(table)
     if time_scales:
         scales = ", ".join(f"x{s:g}" for s in time_scales)
+        console.print()
         console.print(
-            f"[dim]Queues marked 'model' are simulated (heavy-tailed, daily load cycle); their "
-            f"waits are in demo seconds: real-world seconds {scales}.[/dim]"
+            f"[dim]From 'model': a simulated queue (heavy-tailed, daily load cycle) whose "
+            f"waits are real-world seconds {scales}.[/dim]"
         )
     for row in rows:
         for error in row["errors"]:
