@@ -721,6 +721,32 @@ def test_ambient_options_with_an_opaque_adapter(monkeypatch: pytest.MonkeyPatch)
         multiqpu.device("opaque:a", region="eu-1")
 
 
+@posix_only
+def test_cli_output_never_shows_a_secret(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from multiqpu.cli import main
+
+    monkeypatch.setenv("MULTIQPU_JOURNAL", str(tmp_path / "journal.sqlite"))
+    value = token()
+    table = f'[devices.m]\nprovider = "ibm"\nbackend = "fake_manila"\ntoken = "{value}"\n'
+    good = write(tmp_path / "good.toml", table)
+    assert main(["devices", "--json", "--config", str(good)]) == 0
+    out = capsys.readouterr()
+    assert "ibm:fake_manila" in out.out
+    assert value not in out.out + out.err
+    for mode, extra in ((0o644, ""), (0o600, 'mode = "sideways"\n')):
+        bad = write(tmp_path / "bad.toml", table + extra, mode)
+        for argv in (
+            ["devices", "--config", str(bad)],
+            ["devices", "--config", str(bad), "--debug"],
+        ):
+            assert main(argv) == 2
+            out = capsys.readouterr()
+            assert "bad.toml" in out.err
+            assert value not in out.out + out.err
+
+
 # ---------------------------------------------------------------------------- the shipped sample
 ROOT = Path(__file__).resolve().parents[1]
 
