@@ -159,6 +159,8 @@ class QueuedJob(Job):
         self._inner_job: Job | None = None
         self._cancelled = False
         self._task: asyncio.Task[RunResult] = asyncio.ensure_future(self._run(circuits, shots))
+        # A failure nobody asks about is still a failure, not an asyncio warning at exit.
+        self._task.add_done_callback(_retrieve)
 
     async def _run(self, circuits: list[QuantumCircuit], shots: int | None) -> RunResult:
         try:
@@ -209,3 +211,8 @@ class QueuedJob(Job):
         if self._inner_job is not None:
             await self._inner_job.cancel()
         self._task.cancel()
+
+
+def _retrieve(task: asyncio.Task[RunResult]) -> None:
+    if not task.cancelled():
+        task.exception()

@@ -42,9 +42,10 @@ def at_hour(h: float) -> float:
 class StatevectorDevice(Device):
     """A small exact sampler (qiskit Statevector) run in a worker thread: the inner device."""
 
-    def __init__(self, num_qubits: int = 5) -> None:
+    def __init__(self, num_qubits: int = 5, *, fail: bool = False) -> None:
         super().__init__("statevector", "test")
         self._n = num_qubits
+        self._fail = fail
         self.submitted = 0
 
     @property
@@ -61,6 +62,8 @@ class StatevectorDevice(Device):
         self.submitted += 1
 
         def work() -> tuple[list[CircuitResult], Mapping[str, Any]]:
+            if self._fail:
+                raise JobError("the simulator broke")
             out = []
             for circ in circuits:
                 sv = Statevector(circ.remove_final_measurements(inplace=False))
@@ -257,6 +260,14 @@ async def test_run_waits_in_the_queue_and_reports_it() -> None:
     assert result.timings.execution_s is not None and result.timings.execution_s >= 0
     assert result.metadata["engine"] == "statevector"
     assert dev.own_jobs == 0
+
+
+async def test_an_inner_failure_reaches_the_caller() -> None:
+    dev = QueuedDevice(StatevectorDevice(fail=True), fixed(0.01))
+    job = await dev.submit([ghz()], 10)
+    with pytest.raises(JobError, match="simulator broke"):
+        await job.result()
+    assert await job.status() is JobStatus.FAILED and dev.own_jobs == 0
 
 
 async def test_concurrent_submissions_see_a_growing_queue() -> None:
