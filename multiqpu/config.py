@@ -293,7 +293,6 @@ def load_fleet(path: str | PathLike[str] | None = None) -> Fleet:
     return Fleet(devices)
 
 
-# ---------------------------------------------------------------------------- resolving
 # ---------------------------------------------------------------------------- building
 def build_device(
     provider_name: str,
