@@ -48,7 +48,7 @@ class Fleet:
         """The embedded default fleet: every installed provider's default devices (fake IBM
         backends with real calibration snapshots, a noisy Braket emulator, an ideal
         simulator), each behind a simulated queue unless ``queues=False``."""
-        from multiqpu.queue_model import QueueModel, QueuedDevice
+        from multiqpu.queue_model import QueuedDevice, QueueModel
 
         devices: list[Device] = []
         for pname in available_providers():
