@@ -8,6 +8,9 @@ here as soon as it exports ``provider``.
 from __future__ import annotations
 
 import importlib
+import re
+import types
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -110,3 +113,36 @@ def test_suite_catches_an_overclaimed_calibration() -> None:
 def test_suite_catches_times_in_the_wrong_unit() -> None:
     with pytest.raises(AssertionError, match="seconds"):
         DeviceConformance().test_calibration_values_in_range(_MicrosecondT1(2))
+
+
+# ---------------------------------------------------------------- the documented example
+GUIDE = Path(__file__).resolve().parents[1] / "docs" / "providers" / "writing-a-provider.md"
+
+
+def _example_provider() -> Any:
+    """The ``multiqpu_acme`` package written out in the provider guide, as a module."""
+    blocks = re.findall(
+        r"```python\n(# multiqpu_acme/__init__.py\n.*?)```", GUIDE.read_text(), re.S
+    )
+    assert len(blocks) == 1, "the guide's example package block is missing"
+    module = types.ModuleType("multiqpu_acme")
+    exec(compile(blocks[0], str(GUIDE), "exec"), module.__dict__)
+    return module.provider
+
+
+class TestGuideExampleDevice(DeviceConformance):
+    @pytest.fixture
+    def device(self) -> multiqpu.Device:
+        return _example_provider().device("qpu1", seed=3)
+
+
+class TestGuideExampleProvider(ProviderConformance):
+    @pytest.fixture
+    def provider(self) -> Provider:
+        return _example_provider()
+
+    def test_registered_under_entry_point(self, provider: Provider) -> None:
+        pytest.skip("the guide's example is not an installed package")
+
+    def test_offline_use_does_not_import_vendor_sdk(self, provider: Provider) -> None:
+        pytest.skip("the guide's example is not an installed package")

@@ -83,7 +83,7 @@ def profile_from_option(value: Any) -> Profile:
     if isinstance(value, Device):
         return _from_device(value, value.spec)
     if isinstance(value, os.PathLike) or (isinstance(value, str) and _looks_like_path(value)):
-        return _from_file(Path(value))
+        return _from_file(Path(value).expanduser())
     if isinstance(value, str):
         return _from_spec(value)
     raise ConfigError(
@@ -94,7 +94,7 @@ def profile_from_option(value: Any) -> Profile:
 
 
 def _looks_like_path(text: str) -> bool:
-    return text.endswith(".json") or os.sep in text or Path(text).exists()
+    return text.endswith(".json") or os.sep in text or text.startswith("~") or Path(text).exists()
 
 
 def _from_file(path: Path) -> Profile:

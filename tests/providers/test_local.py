@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import subprocess
 import sys
 from collections.abc import Mapping
@@ -402,3 +403,13 @@ async def test_emulates_a_device_object() -> None:
     copy = multiqpu.device("local:noisy", calibration=source)
     assert copy.target == source.target
     assert copy.calibration().fingerprint() == source.calibration().fingerprint()
+
+
+# ---------------------------------------------------------------- the docs' examples run
+DOC = Path(__file__).resolve().parents[2] / "docs" / "providers" / "local.md"
+SNIPPETS = re.findall(r"```python\n(.*?)```", DOC.read_text(), flags=re.S)
+
+
+@pytest.mark.parametrize("code", SNIPPETS, ids=[f"snippet{i}" for i in range(len(SNIPPETS))])
+def test_doc_snippet_runs(code: str) -> None:
+    exec(compile(code, str(DOC), "exec"), {"__name__": "__doc_snippet__"})
