@@ -3,6 +3,7 @@ decomposition of the rest, and classical-bit mapping (Qiskit order, clbit 0 righ
 
 from __future__ import annotations
 
+import asyncio
 import math
 
 import numpy as np
@@ -64,8 +65,6 @@ def test_gate_matches_braket(name: str, sv: LocalSimulator) -> None:
 
 def _exact(circuit: QuantumCircuit) -> dict[str, float]:
     device = StateVectorDevice()
-    import asyncio
-
     result = asyncio.run(device.run([circuit], shots=None))
     probs = result[0].probabilities
     assert probs is not None
