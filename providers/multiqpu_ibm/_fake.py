@@ -44,6 +44,7 @@ class FastEngine:
         self._target: Target | None = None
         self._sims: SimulatorCache | None = None
         self._pass_manager: Any = None
+        self._transpile_lock = threading.Lock()
         self._lock = threading.Lock()
 
     @property
@@ -78,7 +79,8 @@ class FastEngine:
             )
             with self._lock:
                 self._pass_manager = pm
-        result: QuantumCircuit = pm.run(circuit)
+        with self._transpile_lock:  # passes keep per-run state: one run at a time
+            result: QuantumCircuit = pm.run(circuit)
         return result
 
     def run(

@@ -101,6 +101,28 @@ def service_for(creds: Credentials) -> Any:
         return _services[creds]
 
 
+_backends: dict[tuple[Credentials, str], Any] = {}
+
+
+def backend_for(creds: Credentials, name: str) -> Any:
+    """A cached ``service.backend(name)`` (blocking; errors translated)."""
+    key = (creds, name)
+    with _services_lock:
+        backend = _backends.get(key)
+    if backend is not None:
+        return backend
+    service = service_for(creds)
+    try:
+        with warnings.catch_warnings():
+            # local mode instantiates every fake backend; some warn about their data
+            warnings.simplefilter("ignore", UserWarning)
+            backend = service.backend(name)
+    except Exception as exc:
+        raise translate(exc, action=f"looking up backend '{name}'") from None
+    with _services_lock:
+        return _backends.setdefault(key, backend)
+
+
 def counts_from_pub(pub_result: Any) -> dict[str, int]:
     """Counts of one SamplerV2 PubResult: all classical registers joined in Qiskit order
     (the circuit's last register leftmost), one plain bitstring per outcome."""
@@ -146,17 +168,11 @@ class RuntimeBackend:
         return self.creds.channel == "local"
 
     def backend(self) -> Any:
-        """The vendor backend object (blocking on first use)."""
+        """The vendor backend object (blocking on first use; shared by devices that use the
+        same credentials, so a fake backend builds its noise model once per process)."""
         with self._lock:
             if self._backend is None:
-                service = service_for(self.creds)
-                try:
-                    with warnings.catch_warnings():
-                        # local mode builds every fake backend; some warn about their data
-                        warnings.simplefilter("ignore", UserWarning)
-                        self._backend = service.backend(self.name)
-                except Exception as exc:
-                    raise translate(exc, action=f"looking up backend '{self.name}'") from None
+                self._backend = backend_for(self.creds, self.name)
             return self._backend
 
     def transpile(self, circuit: QuantumCircuit) -> QuantumCircuit:
@@ -168,8 +184,8 @@ class RuntimeBackend:
                 self._pass_manager = generate_preset_pass_manager(
                     backend=self.backend(), optimization_level=2, seed_transpiler=1234
                 )
-            pm = self._pass_manager
-        result: QuantumCircuit = pm.run(circuit)
+            # passes keep per-run state, so one run at a time (the lock is reentrant)
+            result: QuantumCircuit = self._pass_manager.run(circuit)
         return result
 
     def _sampler_mode(self, mode: str) -> tuple[Any, Any]:

@@ -253,3 +253,25 @@ async def test_circuit_too_large(engine: str) -> None:
     dev: IBMDevice = provider.device("fake_manila", engine=engine)
     with pytest.raises(CircuitTooLargeError, match="needs 6 qubits"):
         await dev.run([ghz(6)], shots=10)
+
+
+@pytest.mark.parametrize("engine", ["fast", "runtime"])
+async def test_concurrent_runs_on_a_fresh_device(engine: str) -> None:
+    """Concurrent jobs transpile in parallel threads: the shared pass manager must not be
+    run twice at once (Qiskit passes keep per-run state)."""
+    for attempt in range(3 if engine == "fast" else 1):
+        dev = provider.device("fake_manila", engine=engine, seed=attempt)
+        batches = []
+        for i in range(4):
+            c = QuantumCircuit(2)
+            if i & 1:
+                c.x(0)
+            if i & 2:
+                c.x(1)
+            c.h(0)
+            c.h(0)
+            c.measure_all()
+            batches.append([c])
+        results = await asyncio.gather(*(dev.run(b, shots=200) for b in batches))
+        modes = [max(r[0].counts, key=r[0].counts.get) for r in results]  # type: ignore[arg-type]
+        assert modes == ["00", "01", "10", "11"]
