@@ -112,9 +112,13 @@ class ProviderError(MultiQPUError):
     """The vendor reported an error. ``vendor_message`` keeps the vendor's own words."""
 
     def __init__(self, message: str, *, provider: str, vendor_message: str | None = None) -> None:
+        from multiqpu.secrets import redact
+
+        if vendor_message is not None:
+            vendor_message = redact(vendor_message)  # a vendor may echo a credential back
         self.provider = provider
         self.vendor_message = vendor_message
-        text = f"[{provider}] {message}"
+        text = redact(f"[{provider}] {message}")
         if vendor_message:
             text += f" (vendor said: {vendor_message})"
         super().__init__(text)

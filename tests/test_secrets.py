@@ -199,3 +199,17 @@ def test_exception_messages_built_from_a_secret_show_nothing() -> None:
     s = Secret(value)
     exc = ValueError(f"bad token {s}")
     assert value not in str(exc) and value not in repr(exc)
+
+
+def test_provider_errors_scrub_a_secret_the_vendor_echoes() -> None:
+    from multiqpu import ProviderError, Secret
+
+    secret = Secret("tok-0123456789abcdef")
+    err = ProviderError(
+        "request failed for tok-0123456789abcdef",
+        provider="ibm",
+        vendor_message="invalid token tok-0123456789abcdef",
+    )
+    assert secret.reveal() not in str(err)
+    assert secret.reveal() not in repr(err)
+    assert err.vendor_message == "invalid token ***"
