@@ -10,6 +10,9 @@ from multiqpu.errors import ConfigError
 from multiqpu.providers import available_providers, check_requirements, get_provider
 
 if TYPE_CHECKING:
+    from qiskit import QuantumCircuit
+
+    from multiqpu.cutting import CutPlan, EstimateResult
     from multiqpu.device import Device
 
 __all__ = ["Fleet", "device"]
@@ -104,6 +107,29 @@ class Fleet:
         raise KeyError(
             f"no device '{spec}' in this fleet; it has: {', '.join(self._devices) or 'none'}"
         )
+
+    # ------------------------------------------------------------------ circuit cutting
+    async def estimate(
+        self, circuit: QuantumCircuit, observables: Any, **options: Any
+    ) -> EstimateResult:
+        """Expectation values of ``observables`` (SparsePauliOp, PauliList, Pauli strings, or
+        a list of them), each with a standard error, cutting ``circuit`` into fragments
+        spread across the fleet when no device fits it. Options: ``shots`` (total over all
+        sub-experiments, default 100,000; None: exact, on ideal simulators), ``precision``,
+        ``policy``, ``cut`` ("auto", "always", "never", "fidelity"), ``max_fragment_qubits``,
+        ``gate_cuts``, ``wire_cuts``, ``adaptive``, ``limits`` (:class:`multiqpu.cutting.
+        CutLimits`), ``seed``. See docs/cutting.md."""
+        from multiqpu.cutting import estimate
+
+        return await estimate(self, circuit, observables, **options)
+
+    def plan(self, circuit: QuantumCircuit, observables: Any = None, **options: Any) -> CutPlan:
+        """What :meth:`estimate` would do (cuts, fragments, sub-experiments, overhead, shots,
+        expected time and cost, devices) without submitting anything; ``plan.refused`` says
+        if a bound (``limits``) would refuse it."""
+        from multiqpu.cutting import plan
+
+        return plan(self, circuit, observables, **options)
 
     def __repr__(self) -> str:
         return f"Fleet([{', '.join(self._devices)}])"
