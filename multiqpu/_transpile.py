@@ -79,7 +79,20 @@ def build_qiskit_target(device_target: DeviceTarget, calibration: Calibration) -
         target.add_instruction(gate, props)
     target.add_instruction(Measure(), {(q,): _readout_properties(calibration, q) for q in range(n)})
     target.add_instruction(Reset(), {(q,): None for q in range(n)})
+    for op_class, op_name in _control_flow():
+        target.add_instruction(op_class, name=op_name)  # dynamic circuits: ideal, any qubits
     return target
+
+
+def _control_flow() -> list[tuple[type, str]]:
+    from qiskit.circuit import ForLoopOp, IfElseOp, SwitchCaseOp, WhileLoopOp
+
+    return [
+        (IfElseOp, "if_else"),
+        (WhileLoopOp, "while_loop"),
+        (ForLoopOp, "for_loop"),
+        (SwitchCaseOp, "switch_case"),
+    ]
 
 
 def _readout_properties(calibration: Calibration, q: int) -> InstructionProperties | None:

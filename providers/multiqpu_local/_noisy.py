@@ -13,6 +13,7 @@ import hashlib
 from typing import TYPE_CHECKING, Any
 
 from multiqpu.device import CircuitResult, DeviceLimits
+from multiqpu.errors import InvalidInputError
 from multiqpu.simulation import SimulatorCache
 from multiqpu_local._base import LocalSimulator
 from multiqpu_local._profile import Profile
@@ -58,11 +59,19 @@ class NoisySimulator(LocalSimulator):
         return self._qiskit_target
 
     def _run_circuit(self, circuit: QuantumCircuit, shots: int | None, seed: int) -> CircuitResult:
+        from qiskit.exceptions import QiskitError
+
         from multiqpu.simulation import active_qubits, compact_circuit
         from multiqpu_local._aer import sample
 
         assert shots is not None  # validate() refuses shots=None: this device is not exact
-        isa = self.transpile(circuit)
+        try:
+            isa = self.transpile(circuit)
+        except QiskitError as exc:
+            raise InvalidInputError(
+                f"circuit '{circuit.name}' cannot be mapped onto {self.spec} "
+                f"({self.emulates}): {exc}"
+            ) from exc
         qubits = active_qubits(isa)
         metadata: dict[str, Any] = {
             "physical_qubits": qubits,

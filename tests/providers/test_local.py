@@ -413,3 +413,17 @@ SNIPPETS = re.findall(r"```python\n(.*?)```", DOC.read_text(), flags=re.S)
 @pytest.mark.parametrize("code", SNIPPETS, ids=[f"snippet{i}" for i in range(len(SNIPPETS))])
 def test_doc_snippet_runs(code: str) -> None:
     exec(compile(code, str(DOC), "exec"), {"__name__": "__doc_snippet__"})
+
+
+async def test_noisy_runs_dynamic_circuits() -> None:
+    """Feed-forward survives mapping onto the emulated chip: X on qubit 1 iff qubit 0 read 1."""
+    qc = QuantumCircuit(2, 2)
+    qc.h(0)
+    qc.measure(0, 0)
+    with qc.if_test((qc.clbits[0], 1)):
+        qc.x(1)
+    qc.measure(1, 1)
+    dev = multiqpu.device("local:noisy", calibration="ibm:fake_manila", seed=5)
+    counts = (await dev.run([qc], 2000))[0].counts
+    agree = (counts.get("00", 0) + counts.get("11", 0)) / 2000
+    assert agree > 0.9, counts  # manila's readout and gate errors are a few per cent
