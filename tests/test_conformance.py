@@ -26,6 +26,7 @@ from multiqpu.testing import DeviceConformance, ProviderConformance
 DEVICES: list[tuple[str, dict[str, Any], str]] = [
     ("local:ideal", {"num_qubits": 5, "seed": 11}, "local-ideal"),
     ("local:noisy", {"calibration": "ibm:fake_manila", "seed": 12}, "local-noisy-manila"),
+    ("local:noisy", {"calibration": "braket:emulator", "seed": 17}, "local-noisy-braket"),
     ("local:noisy", {"num_qubits": 4, "seed": 13}, "local-noisy-uniform"),
     ("ibm:fake_manila", {"seed": 14}, "ibm-fake_manila"),
     ("ibm:fake_torino", {"seed": 15}, "ibm-fake_torino"),
