@@ -75,6 +75,8 @@ def _defer_measurements(circuit: QuantumCircuit) -> tuple[QuantumCircuit, list[i
     from qiskit import QuantumCircuit
     from qiskit.circuit import ControlFlowOp, Gate
 
+    if "initialize" in circuit.count_ops():  # = reset + state preparation: both handled
+        circuit = circuit.decompose(gates_to_decompose=["initialize"])
     data = list(circuit.data)
     qindex = {q: circuit.find_bit(q).index for q in circuit.qubits}
     cindex = {c: circuit.find_bit(c).index for c in circuit.clbits}

@@ -427,3 +427,17 @@ async def test_noisy_runs_dynamic_circuits() -> None:
     counts = (await dev.run([qc], 2000))[0].counts
     agree = (counts.get("00", 0) + counts.get("11", 0)) / 2000
     assert agree > 0.9, counts  # manila's readout and gate errors are a few per cent
+
+
+async def test_exact_initialize_on_an_entangled_qubit() -> None:
+    """initialize = reset + state preparation: the qubit leaves the Bell pair (its partner
+    stays uniform) and starts again in the prepared state."""
+    qc = QuantumCircuit(2, 2)
+    qc.h(0)
+    qc.cx(0, 1)
+    qc.initialize([math.sqrt(0.2), math.sqrt(0.8)], [1])
+    qc.measure([0, 1], [0, 1])
+    probs = (await multiqpu.device("local:ideal", num_qubits=2).run([qc], None))[0].probabilities
+    want = {"00": 0.1, "01": 0.1, "10": 0.4, "11": 0.4}
+    assert probs is not None
+    assert all(abs(probs[k] - v) <= 1e-9 for k, v in want.items()) and len(probs) == 4
