@@ -56,6 +56,7 @@ if TYPE_CHECKING:
 __all__ = ["AwsBraketDevice", "AwsJob"]
 
 T = TypeVar("T")
+_TERMINAL = frozenset({"COMPLETED", "FAILED", "CANCELLED"})
 _STATES = {
     "CREATED": JobStatus.QUEUED,
     "QUEUED": JobStatus.QUEUED,
@@ -200,6 +201,10 @@ class AwsBraketDevice(Device):
             return to_openqasm(self.transpile(circuit), physical=p.labels)
         return to_openqasm(decompose_for(circuit, p.basis_gates))
 
+    async def submit(self, circuits: Sequence[QuantumCircuit], shots: int | None = 1024) -> Job:
+        await asyncio.to_thread(self.profile)  # GetDevice off the loop before validate() needs it
+        return await super().submit(circuits, shots)
+
     async def _submit(self, circuits: Sequence[QuantumCircuit], shots: int | None) -> Job:
         assert shots is not None  # validate() refuses shots=None: not exact
         programs = await asyncio.to_thread(lambda: [self.program(c) for c in circuits])
@@ -261,16 +266,22 @@ class AwsJob(Job):
         self._programs = list(programs) if programs is not None else None
         self._submitted = time.time()
         self._started: float | None = None
+        self._final: dict[int, str] = {}  # task index -> terminal state (no more polling)
 
     @property
     def task_arns(self) -> tuple[str, ...]:
         return tuple(t.id for t in self._tasks)
 
     def _states(self) -> list[str]:
-        return [
-            self._device._call("reading task status", lambda t=t: t.state())  # type: ignore[misc]
-            for t in self._tasks
-        ]
+        states = []
+        for i, t in enumerate(self._tasks):
+            state = self._final.get(i)
+            if state is None:
+                state = self._device._call("reading task status", t.state)
+                if state in _TERMINAL:
+                    self._final[i] = state
+            states.append(state)
+        return states
 
     async def status(self) -> JobStatus:
         states = [_STATES.get(s, JobStatus.QUEUED) for s in await asyncio.to_thread(self._states)]
@@ -281,8 +292,8 @@ class AwsJob(Job):
 
     async def cancel(self) -> None:
         def cancel_all() -> None:
-            for t in self._tasks:
-                if t.state(use_cached_value=True) not in ("COMPLETED", "FAILED", "CANCELLED"):
+            for i, t in enumerate(self._tasks):
+                if i not in self._final:
                     self._device._call("cancelling a task", t.cancel)
 
         await asyncio.to_thread(cancel_all)

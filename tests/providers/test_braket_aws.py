@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import io
 import json
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -168,12 +169,22 @@ def test_submit_returns_task_arn_and_counts(aws: Aws) -> None:
     aws.get_task("COMPLETED")
     aws.results(program.source)
 
+    callers: list[int] = []
+
+    def record(**_: Any) -> None:
+        callers.append(threading.get_ident())
+
+    for client in (aws.session.braket_client, aws.session.s3_client):
+        client.meta.events.register("before-parameter-build", record)
+
     async def scenario() -> multiqpu.RunResult:
         job = await dev.submit([asymmetric()], shots=100)
         assert job.job_id == TASK
         return await job.result()
 
     result = asyncio.run(scenario())
+    assert len(callers) == 5  # create, 3 x get, S3 get_object ...
+    assert threading.get_ident() not in callers  # ... none of them on the event loop's thread
     assert result.job_id == TASK and result.metadata["provider_job_id"] == TASK
     assert result[0].counts == {"01": 100}
     assert result[0].shots == 100
@@ -253,11 +264,11 @@ def test_cancellation(aws: Aws) -> None:
         {"quantumTaskArn": TASK, "cancellationStatus": "CANCELLING"},
         {"quantumTaskArn": TASK},
     )
-    aws.get_task("CANCELLED")
-    aws.get_task("CANCELLED")
+    aws.get_task("CANCELLED")  # read once: a final state is not polled again
 
     async def scenario() -> JobStatus:
         job = await dev.submit([asymmetric()], shots=10)
+        assert await job.status() is JobStatus.QUEUED
         await job.cancel()
         status = await job.status()
         with pytest.raises(JobError, match="cancelled"):
