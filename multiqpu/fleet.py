@@ -18,14 +18,26 @@ if TYPE_CHECKING:
 __all__ = ["Fleet", "device"]
 
 
-def device(spec: str, **options: Any) -> Device:
+def device(spec: str, *, label: str | None = None, **options: Any) -> Device:
     """Build one device from a ``"provider:name"`` spec, e.g. ``device("ibm:fake_torino")``
     or ``device("local:ideal", num_qubits=7)``, or from the label of a device in the config
     file. Options resolve as: these arguments > environment > config file > defaults
-    (see :mod:`multiqpu.config`)."""
+    (see :mod:`multiqpu.config`).
+
+    ``label`` renames the device (its spec becomes ``provider:label``), so a fleet can hold
+    several devices of one kind, e.g. two ``local:ideal`` simulators of different sizes."""
     from multiqpu.config import make_device
 
-    return make_device(spec, options)
+    if label is not None and (
+        not isinstance(label, str) or not label.strip() or any(c in label for c in ": \t\n")
+    ):
+        raise ConfigError(
+            f"label must be a non-empty name without ':' or spaces, got {label!r}", key="label"
+        )
+    dev = make_device(spec, options)
+    if label is not None:
+        dev.name = label
+    return dev
 
 
 class Fleet:
@@ -42,7 +54,10 @@ class Fleet:
                     "build one with multiqpu.device('provider:name')"
                 )
             if d.spec in self._devices:
-                raise ConfigError(f"device '{d.spec}' appears twice in the fleet")
+                raise ConfigError(
+                    f"device '{d.spec}' appears twice in the fleet; give one a distinct label, "
+                    f"e.g. multiqpu.device('{d.spec}', ..., label='{d.name}-2')"
+                )
             self._devices[d.spec] = d
 
     # ------------------------------------------------------------------ construction
