@@ -339,8 +339,10 @@ def test_cost_estimate_uses_price_table() -> None:
     assert floor.total_usd == pytest.approx(0.075 * 3 / 60) and "lower bound" in floor.source
 
 
-def test_offline_is_device_unavailable() -> None:
-    """No stub: the real endpoint is unreachable from this sandbox."""
+def test_offline_is_device_unavailable(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No stub: a real connection attempt to an endpoint nobody listens on (braket's own
+    ``BRAKET_ENDPOINT`` override), as when offline."""
+    monkeypatch.setenv("BRAKET_ENDPOINT", "http://127.0.0.1:9")
     dev = multiqpu.device(f"braket:{ARN}")
     with pytest.raises(DeviceUnavailableError, match="cannot reach"):
         dev.calibration()

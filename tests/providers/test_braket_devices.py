@@ -295,6 +295,88 @@ def test_ionq_style_properties() -> None:
     assert cal.duration("cx", (0, 1)) == 6e-4
 
 
+def _fid(name: str, value: float) -> dict[str, Any]:
+    return {"fidelityType": {"name": name}, "fidelity": value}
+
+
+def test_rigetti_style_properties() -> None:
+    """0-based labels with a dead qubit, a one-way connectivity graph, two 2q gates per pair."""
+    one = {"T1": {"value": 2e-5, "unit": "s"}, "T2": {"value": 1.5e-5, "unit": "s"}}
+    doc = {
+        "paradigm": {
+            "qubitCount": 4,
+            "nativeGateSet": ["rx", "rz", "iswap"],
+            "connectivity": {
+                "fullyConnected": False,
+                "connectivityGraph": {"0": ["1"], "1": ["3"]},
+            },
+        },
+        "standardized": {
+            "oneQubitProperties": {
+                str(q): {
+                    **one,
+                    "oneQubitFidelity": [
+                        _fid("RANDOMIZED_BENCHMARKING", 0.998),
+                        _fid("READOUT", 0.95),
+                    ],
+                }
+                for q in (0, 1, 3)
+            },
+            "twoQubitProperties": {
+                "0-1": {
+                    "twoQubitGateFidelity": [
+                        {"gateName": "CZ", "fidelity": 0.97, "fidelityType": {"name": "RB"}},
+                        {"gateName": "ISWAP", "fidelity": 0.99, "fidelityType": {"name": "RB"}},
+                    ]
+                },
+                "1-3": {
+                    "twoQubitGateFidelity": [
+                        {"gateName": "ISWAP", "fidelity": 0.98, "fidelityType": {"name": "RB"}},
+                    ]
+                },
+            },
+        },
+    }
+    profile = parse_properties(doc, source="test")
+    cal = profile.calibration
+    assert profile.labels == (0, 1, 2, 3) and cal.num_qubits == 4
+    assert profile.basis_gates == ("rx", "rz", "iswap")
+    assert set(profile.edges or ()) == {(0, 1), (1, 0), (1, 3), (3, 1)}
+    assert 2 not in cal.readout_error and cal.readout_error[3] == pytest.approx(0.05)
+    assert cal.gate_error_2q[(0, 1)] == pytest.approx(0.01)  # the native iswap, not cz
+    assert cal.error("cz", (1, 0)) == pytest.approx(0.03)
+    assert cal.error("rx", (0,)) == pytest.approx(0.002) and cal.error("rz", (0,)) == 0.0
+    assert cal.t1[0] == 2e-5
+
+
+def test_device_level_v3_properties() -> None:
+    """Standardized v3 (AQT-style): device-wide figures apply to every qubit and pair."""
+    doc = {
+        "paradigm": {
+            "qubitCount": 3,
+            "nativeGateSet": ["prx", "xx"],
+            "connectivity": {"fullyConnected": True, "connectivityGraph": {}},
+        },
+        "standardized": {
+            "oneQubitProperties": {
+                str(q): {"oneQubitFidelity": [_fid("RANDOMIZED_BENCHMARKING", 0.9995)]}
+                for q in range(3)
+            },
+            "T1": {"value": 10.0, "unit": "s"},
+            "T2": {"value": 500.0, "unit": "ms"},
+            "readoutFidelity": [{"fidelity": 0.996}],
+            "twoQubitGateFidelity": [{"fidelity": 0.975}],
+            "twoQubitGateDuration": {"value": 300.0, "unit": "us"},
+        },
+    }
+    cal = parse_properties(doc, source="test").calibration
+    assert cal.readout_error[2] == pytest.approx(0.004)
+    assert cal.gate_error_2q[(0, 2)] == pytest.approx(0.025)
+    assert cal.error("rxx", (1, 2)) == pytest.approx(0.025)
+    assert (cal.t1[1], cal.t2[1]) == (10.0, 0.5)
+    assert cal.duration("rxx", (0, 1)) == pytest.approx(3e-4)
+
+
 def test_offline_queries_do_not_import_braket() -> None:
     code = """
 import asyncio, sys, time
