@@ -36,7 +36,7 @@ from multiqpu.device import (
     QueueEstimate,
     RunResult,
 )
-from multiqpu.errors import ConfigError, JobError, MultiQPUError
+from multiqpu.errors import ConfigError, JobError, MultiQPUError, ProviderError
 from multiqpu.secrets import Secret
 from multiqpu_braket import _pricing
 from multiqpu_braket._calibration import DeviceProfile, parse_properties
@@ -94,7 +94,7 @@ class AwsBraketDevice(Device):
             )
         super().__init__(arn, "braket", limits=limits)
         self.arn = arn
-        self._aws_profile = _plain(aws_profile)
+        self._aws_profile = aws_profile
         self._region = region
         self._bucket = s3_bucket
         self._prefix = s3_prefix or "multiqpu"
@@ -118,7 +118,7 @@ class AwsBraketDevice(Device):
         from braket.aws import AwsSession
 
         region = self._region or self.arn.split(":")[3] or None
-        boto = boto3.Session(profile_name=self._aws_profile, region_name=region)
+        boto = boto3.Session(profile_name=_plain(self._aws_profile), region_name=region)
         return AwsSession(boto_session=boto)
 
     def aws_device(self) -> Any:
@@ -143,8 +143,12 @@ class AwsBraketDevice(Device):
         with self._lock:
             if self._profile is None:
                 props = self.aws_device().properties
-                if props is None:
-                    raise translate_error(ValueError("no device properties"), "reading them")
+                if props is None:  # braket warned: its schemas could not parse them
+                    raise ProviderError(
+                        f"the properties of {self.arn} could not be read; upgrade "
+                        "amazon-braket-schemas (pip install -U amazon-braket-schemas)",
+                        provider="braket",
+                    )
                 stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
                 self._profile = parse_properties(
                     json.loads(props.json()), source=f"live (AWS GetDevice {stamp})"
