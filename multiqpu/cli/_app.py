@@ -129,6 +129,10 @@ def build_parser() -> argparse.ArgumentParser:
     from multiqpu.cli._runs import add_run_commands
 
     add_run_commands(commands, common)
+
+    from multiqpu.cli._plan import add_plan_command
+
+    add_plan_command(commands, common)
     return parser
 
 

@@ -14,7 +14,6 @@ runs in worker threads; results are folded in as each batch lands.
 from __future__ import annotations
 
 import asyncio
-import math
 import threading
 import time
 from collections.abc import Sequence
@@ -30,6 +29,7 @@ from multiqpu.cutting._runner import Execution, Task, run_tasks
 from multiqpu.errors import InvalidInputError
 
 if TYPE_CHECKING:
+    import numpy as np
     from qiskit import QuantumCircuit
 
     from multiqpu.cutting._experiments import CutProblem
@@ -40,6 +40,9 @@ __all__ = ["DEFAULT_SHOTS", "distribution", "estimate", "plan", "plan_async"]
 #: Total shots over all sub-experiments when the caller gives none.
 DEFAULT_SHOTS = 100_000
 _PILOT_FRACTION = 0.2
+_PRECISION_PILOT_FRACTION = 0.01
+#: Aim this much below a precision target (the variances are themselves estimates).
+_PRECISION_MARGIN = 1.05
 _MAX_STAGES = 4
 _QUEUE_TIMEOUT_S = 5.0
 
@@ -196,7 +199,11 @@ async def _execute(
         await go(_tasks(problem, idx, allocate_shots(weights, total, minimum=minimum).tolist()))
         return run, execution, 1
 
-    pilot = max(minimum * len(idx), int(total * _PILOT_FRACTION))
+    precision = the_plan.precision
+    # Fixed budget: a fifth for the pilot. Precision target: a small pilot (the plan's
+    # budget is a worst case), then what the measured variances ask for.
+    fraction = _PILOT_FRACTION if precision is None else _PRECISION_PILOT_FRACTION
+    pilot = min(total, max(minimum * len(idx), int(total * fraction)))
     have = allocate_shots(weights, pilot, minimum=max(minimum, 16 if pilot >= 16 * len(idx) else 2))
     await go(_tasks(problem, idx, have.tolist()))
     stages = 1
@@ -209,22 +216,46 @@ async def _execute(
         floor = 0.05 * weights * (s.sum() / weights.sum() if weights.sum() > 0 else 0.0)
         s = np.maximum(s, floor)
         budget = total - spent
-        if the_plan.precision is not None:
-            # Neyman: SE^2 = (sum s)^2 / N at the best allocation.
-            needed = math.ceil((s.sum() / the_plan.precision) ** 2) if s.sum() > 0 else 0
-            budget = min(budget, max(0, needed - spent))
-            if budget <= 0:
+        if precision is not None:
+            _, errors = await asyncio.to_thread(reconstruct_expectations, problem, run.stats)
+            if float(np.max(errors)) <= precision:
                 break
-        extra = allocate_shots(s, budget, already=have)
+            extra = _shots_for_precision(s, have, precision / _PRECISION_MARGIN)
+            if extra.sum() > budget:
+                extra = allocate_shots(s, budget, already=have)
+        else:
+            extra = allocate_shots(s, budget, already=have)
         if extra.sum() == 0:
             break
         await go(_tasks(problem, idx, extra.tolist()))
         have = have + extra
         spent += int(extra.sum())
         stages += 1
-        if the_plan.precision is None:
+        if precision is None:
             break
     return run, execution, stages
+
+
+def _shots_for_precision(spread: np.ndarray, have: np.ndarray, target: float) -> np.ndarray:
+    """Fewest extra shots so that sum_c spread_c^2 / n_c <= target^2: the totals are
+    n_c = max(have_c, lam * spread_c) (water-filling), lam found by bisection."""
+    import numpy as np
+
+    s = np.asarray(spread, dtype=float)
+    h = np.maximum(np.asarray(have, dtype=float), 1.0)
+
+    def variance(lam: float) -> float:
+        return float(np.sum(s**2 / np.maximum(h, lam * s)))
+
+    if variance(0.0) <= target**2:
+        return np.zeros(len(s), dtype=np.int64)
+    lo, hi = 0.0, 1.0
+    while variance(hi) > target**2:
+        hi *= 2.0
+    for _ in range(60):
+        mid = 0.5 * (lo + hi)
+        lo, hi = (mid, hi) if variance(mid) > target**2 else (lo, mid)
+    return np.ceil(np.maximum(hi * s - h, 0.0)).astype(np.int64)
 
 
 def _report(

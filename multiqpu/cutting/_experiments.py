@@ -361,31 +361,36 @@ def _set_weights(problem: CutProblem) -> None:
 def allocate_shots(
     scores: np.ndarray, total: int, *, minimum: int = 1, already: np.ndarray | None = None
 ) -> np.ndarray:
-    """Integer shots per circuit in proportion to ``scores`` (zero score: none), summing to
-    ``total`` (plus ``already`` spent: the final totals are then proportional, Neyman-style,
-    and only the extra shots are returned). Every circuit with a positive score gets at
-    least ``minimum`` in all. Largest remainders settle the rounding."""
+    """Integer shots per circuit, ``total`` of them, in proportion to ``scores``.
+
+    Circuits with a zero score get none. Every circuit with a positive score ends with at
+    least ``minimum`` shots in all (counting ``already``). With ``already`` (shots spent in
+    earlier stages) the *final* totals are made proportional to the scores as far as the
+    new shots allow (Neyman allocation across stages); only the new shots are returned.
+    Largest remainders settle the rounding; the result sums to ``total`` unless the
+    minimums alone need more.
+    """
     import numpy as np
 
     scores = np.asarray(scores, dtype=float)
     have = np.zeros(len(scores)) if already is None else np.asarray(already, dtype=float)
+    out = np.zeros(len(scores), dtype=np.int64)
     active = scores > 0
     if not active.any() or total <= 0:
-        return np.zeros(len(scores), dtype=np.int64)
+        return out
+    need = np.where(active, np.maximum(minimum - have, 0.0), 0.0).astype(np.int64)
+    left = total - int(need.sum())
+    if left <= 0:
+        return need
     grand = total + have[active].sum()
-    target = np.zeros(len(scores))
-    target[active] = grand * scores[active] / scores[active].sum()
-    target[active] = np.maximum(target[active], minimum)
-    extra = np.maximum(target - have, 0.0)
-    extra[~active] = 0.0
-    if extra.sum() <= 0:
-        return np.zeros(len(scores), dtype=np.int64)
-    extra *= total / extra.sum()
-    base = np.floor(extra).astype(np.int64)
-    short = int(total - base.sum())
+    target = np.where(active, grand * scores / scores[active].sum(), 0.0)
+    deficit = np.maximum(target - have - need, 0.0)
+    if deficit.sum() <= 0:
+        deficit = np.where(active, scores, 0.0)
+    share = deficit * (left / deficit.sum())
+    base = np.floor(share).astype(np.int64)
+    short = int(left - base.sum())
     if short > 0:
-        order = np.argsort(-(extra - base))
+        order = np.argsort(-(share - base))
         base[order[:short]] += 1
-    need_min = active & (base + have < minimum)
-    base[need_min] = np.maximum(base[need_min], minimum - have[need_min].astype(np.int64))
-    return base
+    return need + base

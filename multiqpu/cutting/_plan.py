@@ -21,7 +21,7 @@ class CutLimits:
             needed for a given precision: 9 per cut CNOT, 16 per cut wire) above which a
             plan is refused. The default, 1e4, allows about four cut CNOTs.
         max_cost_usd: refuse plans expected to cost more (None: no bound).
-        max_shots: refuse plans that need more shots in all (precision targets).
+        max_shots: the most shots a ``precision`` target may spend in all.
         max_subexperiments: refuse plans with more distinct circuits to run.
         max_terms: refuse plans whose quasi-probability sum has more terms (classical cost).
         max_output_qubits: widest output distribution :func:`distribution` reconstructs.
@@ -71,7 +71,8 @@ class FragmentPlan:
 class CutPlan:
     """A cutting run described before anything is submitted.
 
-    ``shots`` is the total over all sub-experiments (None: exact). ``expected_std_error`` is
+    ``shots`` is the total over all sub-experiments (None: exact; with a ``precision`` target,
+    the most the run may spend). ``expected_std_error`` is
     a worst-case bound for a unit-norm observable at that budget (the run's adaptive
     allocation usually does better). ``refused`` says why the run would be refused (None: it
     may go ahead); :meth:`check` raises it.
@@ -96,6 +97,7 @@ class CutPlan:
     device_shares: tuple[tuple[str, int, int], ...]  # (device, circuits, shots)
     limits: CutLimits = field(default_factory=CutLimits)
     refused: str | None = None
+    notes: tuple[str, ...] = ()
 
     @property
     def exact(self) -> bool:
@@ -148,14 +150,18 @@ class CutPlan:
         for f in self.fragments:
             shots = "exact" if f.shots is None else f"{f.shots:,} shots"
             qs = _ranges(f.qubits)
+            if self.refused is not None and not f.devices:
+                lines.append(f"fragment {f.index}: qubits {qs} (width {f.width})")
+                continue
             lines.append(
                 f"fragment {f.index}: qubits {qs} (width {f.width}), {f.subexperiments} "
                 f"sub-experiments, {shots}; fits {len(f.devices)} device(s)"
             )
-        lines.append(
-            f"sub-experiments: {self.subexperiments} distinct "
-            f"({self.subexperiments_naive} before de-duplication; {self.terms} QPD terms)"
-        )
+        if self.subexperiments or self.refused is None:
+            lines.append(
+                f"sub-experiments: {self.subexperiments} distinct "
+                f"({self.subexperiments_naive} before de-duplication; {self.terms} QPD terms)"
+            )
         lines.append(f"sampling overhead: {self.sampling_overhead:.4g}")
         if self.shots is None:
             lines.append("shots: exact evaluation (shots=None)")
@@ -165,15 +171,22 @@ class CutPlan:
                 if self.expected_std_error is not None
                 else ""
             )
-            target = f" for precision {self.precision:g}" if self.precision is not None else ""
-            lines.append(f"shots: {self.shots:,} in all{target}{se}")
-        lines.append(
-            f"expected time: {_duration(self.expected_time_s)}; "
-            f"expected cost: ${self.expected_cost_usd:,.2f}"
-        )
+            if self.precision is not None:
+                lines.append(
+                    f"shots: at most {self.shots:,} for precision {self.precision:g} (worst "
+                    "case; the run stops once its measured standard error reaches it)"
+                )
+            else:
+                lines.append(f"shots: {self.shots:,} in all{se}")
+        if self.refused is None:
+            lines.append(
+                f"expected time: {_duration(self.expected_time_s)}; "
+                f"expected cost: ${self.expected_cost_usd:,.2f}"
+            )
         if self.device_shares:
             shares = ", ".join(f"{d} ({n} circuits)" for d, n, _ in self.device_shares)
             lines.append(f"devices: {shares}")
+        lines.extend(f"note: {n}" for n in self.notes)
         lines.append(f"REFUSED: {self.refused}" if self.refused else "status: ready to run")
         return "\n".join(lines)
 

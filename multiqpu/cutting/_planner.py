@@ -168,9 +168,12 @@ def make_plan(
             "too wide",
         )
     chosen = None
-    reason = (
-        f"fits a {largest}-qubit device" if fits else f"needs {n} qubits, devices have <= {cap}"
-    )
+    if fits:
+        reason = f"fits a {largest}-qubit device"
+    elif cap < largest:
+        reason = f"needs {n} qubits, fragments capped at {cap} (max_fragment_qubits)"
+    else:
+        reason = f"needs {n} qubits, devices have <= {cap}"
     widths: list[int] = []
     if not fits or options.cut in ("always", "fidelity"):
         widths = sorted({min(m.num_qubits, cap, n - 1) for m in models} - {0}, reverse=True)
@@ -208,14 +211,17 @@ def make_plan(
         else:
             chosen = best
         if chosen is not None and chosen[1] > limits.max_overhead:
-            return refuse_early(
-                f"cutting this {n}-qubit circuit into fragments of <= {chosen[2].width} qubits "
-                f"needs {chosen[2].gate_cuts + chosen[2].wire_cuts} cuts with sampling overhead "
+            cand = chosen[2]
+            message = (
+                f"cutting this {n}-qubit circuit into fragments of <= {cand.width} qubits "
+                f"needs {cand.gate_cuts + cand.wire_cuts} cuts with sampling overhead "
                 f"{chosen[1]:.3g}, above the bound max_overhead={limits.max_overhead:g}: the "
                 "shots needed would be hopeless. Use wider devices, a shallower or less "
-                "connected circuit, or raise CutLimits(max_overhead=...)",
-                reason,
+                "connected circuit, or raise CutLimits(max_overhead=...)"
             )
+            return _empty_plan(
+                n, largest, reason, options, message, part=chosen[3], overhead=chosen[1]
+            ), None
     part = chosen[3] if chosen is not None else partition(prepared, None, max(n, 1))
     return _finish_plan(prepared, part, usable, models, observables, options, reason,
                         largest, chosen is not None, measured_qubits)  # fmt: skip
@@ -250,13 +256,21 @@ def _finish_plan(
     cuts = tuple(CutInfo(kind, gate, qubits) for kind, gate, qubits in part.cuts)
     terms = _num_terms(part)
     if terms > limits.max_terms:
-        message = f"{terms:,} quasi-probability terms exceed max_terms={limits.max_terms:,}"
-        return _empty_plan(n, largest, reason, options, message), None
+        message = (
+            f"{len(cuts)} cuts make {terms:,} quasi-probability terms, above max_terms="
+            f"{limits.max_terms:,} (the classical side would not finish; the sub-experiments "
+            "would exceed max_subexperiments too). Use wider devices or raise the bound"
+        )
+        overhead = math.prod(_kappas(part)) ** 2
+        return _empty_plan(
+            n, largest, reason, options, message, part=part, overhead=overhead, did_cut=did_cut
+        ), None
     problem = build_problem(part, observables, measured_qubits=measured_qubits)
     exps = problem.experiments
     run = [i for i, e in enumerate(exps) if not e.trivial]
     weights = np.array([exps[i].weight for i in run])
     refused: str | None = None
+    notes: list[str] = []
     if len(run) > limits.max_subexperiments:
         refused = (
             f"{len(run):,} distinct sub-experiments exceed max_subexperiments="
@@ -270,12 +284,14 @@ def _finish_plan(
         expected_se = 0.0
     else:
         if options.precision is not None:
-            shots_total = max(2 * len(run), math.ceil((total_w / options.precision) ** 2))
-            if shots_total > limits.max_shots:
-                refused = refused or (
-                    f"precision {options.precision:g} may need up to {shots_total:,} shots "
-                    f"(sampling overhead {problem.overhead:.3g}), above max_shots="
-                    f"{limits.max_shots:,}; ask for a looser precision or raise the bound"
+            # Worst case (|means| <= 1, unit variances, prior allocation); the run measures
+            # the variances and usually stops far below it.
+            bound = max(2 * len(run), math.ceil((total_w / options.precision) ** 2))
+            shots_total = min(bound, limits.max_shots)
+            if bound > limits.max_shots:
+                notes.append(
+                    f"precision {options.precision:g} may need up to {bound:,} shots; the "
+                    f"run stops at max_shots={limits.max_shots:,}"
                 )
         else:
             shots_total = options.shots
@@ -349,6 +365,7 @@ def _finish_plan(
         device_shares=tuple(shares),
         limits=limits,
         refused=refused,
+        notes=tuple(notes),
     )
     return plan, (None if refused else problem)
 
@@ -361,18 +378,54 @@ def _origin(part: Partition, q: int) -> int:
     return len(part.output_qubit) - 1
 
 
-def _empty_plan(n: int, largest: int, reason: str, options: PlanOptions, refused: str) -> CutPlan:
+def _kappas(part: Partition) -> list[float]:
+    from qiskit_addon_cutting.qpd import TwoQubitQPDGate
+
+    return [
+        float(inst.operation.basis.kappa)
+        for inst in part.expanded.data
+        if isinstance(inst.operation, TwoQubitQPDGate)
+    ]
+
+
+def _empty_plan(
+    n: int,
+    largest: int,
+    reason: str,
+    options: PlanOptions,
+    refused: str,
+    *,
+    part: Partition | None = None,
+    overhead: float = math.inf,
+    did_cut: bool = True,
+) -> CutPlan:
+    """A refused plan: what is known (cuts, fragment widths, overhead), nothing to run."""
+    cuts: tuple[CutInfo, ...] = ()
+    fragments: tuple[FragmentPlan, ...] = ()
+    if part is not None:
+        cuts = tuple(CutInfo(kind, gate, qubits) for kind, gate, qubits in part.cuts)
+        fragments = tuple(
+            FragmentPlan(
+                index=f,
+                qubits=tuple(sorted({_origin(part, q) for q in qubits})),
+                width=len(qubits),
+                subexperiments=0,
+                shots=None,
+                devices=(),
+            )
+            for f, qubits in enumerate(part.fragment_qubits)
+        )
     return CutPlan(
         circuit_qubits=n,
         largest_device=largest,
-        cut=False,
+        cut=part is not None and did_cut,
         reason=reason,
-        cuts=(),
-        fragments=(),
+        cuts=cuts,
+        fragments=fragments,
         terms=0,
         subexperiments=0,
         subexperiments_naive=0,
-        sampling_overhead=math.inf,
+        sampling_overhead=overhead,
         shots=options.shots,
         precision=options.precision,
         expected_std_error=None,
