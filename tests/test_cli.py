@@ -97,6 +97,39 @@ def test_devices_table_for_humans(capsys: pytest.CaptureFixture[str]) -> None:
     assert "local:ideal" in out or "ibm:fake_torino" in out
 
 
+@pytest.mark.slow  # imports the Braket SDK (~4 s cold)
+def test_devices_lists_an_unreachable_device_with_its_error(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # No AWS credentials anywhere, and no instance-metadata lookup: resolved locally.
+    for var in [v for v in os.environ if v.startswith("AWS_")]:
+        monkeypatch.delenv(var)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    config = tmp_path / "fleet.toml"
+    config.write_text(
+        "[devices.garnet]\n"
+        'provider = "braket"\n'
+        'arn = "arn:aws:braket:eu-north-1::device/qpu/iqm/Garnet"\n'
+        'region = "eu-north-1"\n\n'
+        "[devices.sim]\n"
+        'provider = "local"\n'
+        'backend = "ideal"\n'
+        "num_qubits = 5\n"
+    )
+    code, rows = run_json(capsys, "devices", "--json", "--config", str(config))
+    assert code == 0
+    garnet, sim = rows
+    assert garnet["provider"] == "braket" and garnet["status"] == "error"
+    assert garnet["errors"] and "credentials" in garnet["errors"][0].lower()
+    assert garnet["per_task_usd"] > 0 and garnet["per_shot_usd"] > 0  # prices are tables
+    assert sim["spec"] == "local:ideal" and sim["num_qubits"] == 5 and sim["errors"] == []
+    assert main(["devices", "--config", str(config)]) == 0
+    out = capsys.readouterr().out
+    assert "local:ideal" in out and "credentials" in out.lower()
+
+
 def test_bad_config_is_one_clean_line(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     bad = tmp_path / "fleet.toml"
     bad.write_text("[devices\nthis is = not toml\n")

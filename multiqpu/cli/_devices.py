@@ -40,20 +40,27 @@ async def describe_fleet(fleet: Fleet) -> list[dict[str, Any]]:
     return list(await asyncio.gather(*(describe_device(d) for d in fleet)))
 
 
-def _price(dev: Device) -> CostEstimate:
+async def _price(dev: Device) -> CostEstimate:
     """The device's price for ``PRICE_SHOTS`` shots of a tiny circuit.
 
     Free devices (simulators, fake backends) say so for an empty batch (zero total, source
     ``"free..."``), which spares importing Qiskit to build a circuit: the default fleet's
     listing stays fast. Anything else is asked about a real one-qubit circuit.
     """
-    try:
-        empty = dev.estimate_cost([], PRICE_SHOTS)
-    except MultiQPUError:
-        empty = None
+
+    def empty_batch() -> CostEstimate | None:
+        try:
+            return dev.estimate_cost([], PRICE_SHOTS)
+        except MultiQPUError:
+            return None
+
+    empty = await asyncio.to_thread(empty_batch)
     if empty is not None and empty.total_usd == 0 and empty.source.startswith("free"):
         return empty
-    return dev.estimate_cost([_probe_circuit()], PRICE_SHOTS)
+    # Built on the event-loop thread, not a worker: Qiskit's native allocator (mimalloc in
+    # qiskit._accelerate) crashes later threads if Qiskit is first loaded in a thread that exits.
+    probe = _probe_circuit()
+    return await asyncio.to_thread(dev.estimate_cost, [probe], PRICE_SHOTS)
 
 
 def _probe_circuit() -> QuantumCircuit:
@@ -134,7 +141,7 @@ async def describe_device(dev: Device) -> dict[str, Any]:
         except MultiQPUError as exc:
             failed(exc)
     try:  # prices usually come from tables, so try even when the device is unreachable
-        cost = await asyncio.to_thread(_price, dev)
+        cost = await _price(dev)
         per_task, per_shot = cost.per_task_usd, cost.per_shot_usd
         if per_task == 0 and per_shot == 0 and cost.total_usd > 0:
             per_shot = cost.total_usd / PRICE_SHOTS  # only a total: quote it per shot
@@ -160,7 +167,9 @@ def _pending_text(row: dict[str, Any]) -> str:
 def _price_text(row: dict[str, Any]) -> str:
     if row["per_task_usd"] is None:
         return "-"
-    return fmt.price(row["per_task_usd"], row["per_shot_usd"], 0.0, sep="\n+ ")
+    # one comparable figure: a task of PRICE_SHOTS shots (per task + per shot: see --json)
+    total = row["per_task_usd"] + PRICE_SHOTS * row["per_shot_usd"]
+    return "free" if total == 0 else fmt.usd(total)
 
 
 def _print_table(rows: Sequence[dict[str, Any]], time_scales: Sequence[float]) -> None:
@@ -176,7 +185,8 @@ def _print_table(rows: Sequence[dict[str, Any]], time_scales: Sequence[float]) -
         padding=(0, 1, 0, 0),
     )
     # Long specs (Braket ARNs) fold; the figures never wrap.
-    table.add_column("Device", overflow="fold", min_width=14)
+    spec_width = min(max(len(r["spec"]) for r in rows), 18) if rows else 6
+    table.add_column("Device", overflow="fold", min_width=spec_width)
     table.add_column("Qubits", justify="right", no_wrap=True)
     table.add_column("Status", no_wrap=True)
     table.add_column("Queue", justify="right", no_wrap=True)
@@ -184,7 +194,7 @@ def _print_table(rows: Sequence[dict[str, Any]], time_scales: Sequence[float]) -
     table.add_column("From", no_wrap=True)
     table.add_column("2q err", justify="right", no_wrap=True)
     table.add_column("RO err", justify="right", no_wrap=True)
-    table.add_column("Price", overflow="fold", min_width=11)
+    table.add_column("Price", justify="right", no_wrap=True)
     for row in rows:
         status = row["status"]
         style = fmt.STATUS_STYLE.get(status, "")
@@ -207,6 +217,11 @@ def _print_table(rows: Sequence[dict[str, Any]], time_scales: Sequence[float]) -
         console.print(
             f"[dim]From 'model': a simulated queue (heavy-tailed, daily load cycle) whose "
             f"waits are real-world seconds {scales}.[/dim]"
+        )
+    if any(r["per_task_usd"] for r in rows) or any(r["per_shot_usd"] for r in rows):
+        console.print(
+            f"[dim]Price: one task of {PRICE_SHOTS} shots in US dollars (per task and per "
+            "shot: multiqpu devices --json).[/dim]"
         )
     for row in rows:
         for error in row["errors"]:

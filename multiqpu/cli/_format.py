@@ -52,17 +52,5 @@ def usd(value: float) -> str:
     return f"${value:.5f}".rstrip("0")
 
 
-def price(per_task: float, per_shot: float, total: float, *, sep: str = " + ") -> str:
-    """``free``, ``$0.30/task + $0.00145/shot``, or the total when the parts are unknown."""
-    if per_task == 0 and per_shot == 0:
-        return "free" if total == 0 else f"{usd(total)} per 1000 shots"
-    parts = []
-    if per_task:
-        parts.append(f"{usd(per_task)}/task")
-    if per_shot:
-        parts.append(f"{usd(per_shot)}/shot")
-    return sep.join(parts)
-
-
 def one_line(exc: BaseException) -> str:
     return " ".join(str(exc).split()) or type(exc).__name__
