@@ -216,6 +216,10 @@ class ThreadJob(Job):
         job_id: str | None = None,
     ) -> None:
         super().__init__(job_id or f"local-{uuid.uuid4().hex[:12]}", device)
+        # Qiskit's native allocator crashes later threads if Qiskit is first loaded in a worker
+        # thread that then exits: make sure it is loaded here, on the submitting thread.
+        import qiskit  # noqa: F401
+
         self._submitted = time.time()
         self._started: float | None = None
         self._cancelled = False
