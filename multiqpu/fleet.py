@@ -98,6 +98,21 @@ class Fleet:
 
         return load_fleet(path)
 
+    # ------------------------------------------------------------------ Qiskit primitives
+    def estimator(self, **options: Any) -> Any:
+        """A Qiskit ``BaseEstimatorV2`` running on this fleet (see
+        :class:`multiqpu.primitives.FleetEstimator` for the options)."""
+        from multiqpu.primitives import FleetEstimator
+
+        return FleetEstimator(self, **options)
+
+    def sampler(self, **options: Any) -> Any:
+        """A Qiskit ``BaseSamplerV2`` running on this fleet (see
+        :class:`multiqpu.primitives.FleetSampler` for the options)."""
+        from multiqpu.primitives import FleetSampler
+
+        return FleetSampler(self, **options)
+
     # ------------------------------------------------------------------ container protocol
     @property
     def devices(self) -> tuple[Device, ...]:

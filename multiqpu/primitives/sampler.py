@@ -1,0 +1,140 @@
+"""``FleetSampler``: Qiskit's ``BaseSamplerV2`` over a multiqpu fleet.
+
+Every PUB ``(circuit, parameter_values, shots)`` is bound for each of its parameter sets;
+all bound circuits of one ``run`` go to the fleet in a single batch. The result of each PUB
+holds one :class:`~qiskit.primitives.BitArray` per classical register, shaped like the PUB's
+bindings, exactly as Qiskit's own samplers return them (so ``result[0].data.meas``,
+``.get_counts()``, ``.get_bitstrings()`` and qiskit-addon-cutting's reconstruction work
+unchanged). Devices return counts, not shot order, so the shots of each circuit are laid out
+from its counts in a random order.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from qiskit.primitives import BaseSamplerV2
+from qiskit.primitives.containers import BitArray, DataBin, PrimitiveResult, SamplerPubResult
+from qiskit.primitives.containers.sampler_pub import SamplerPub, SamplerPubLike
+from qiskit.primitives.primitive_job import PrimitiveJob
+
+from multiqpu.errors import InvalidInputError
+from multiqpu.primitives._dispatch import FleetLike, as_fleet, run_sync, sample
+
+if TYPE_CHECKING:
+    from qiskit import QuantumCircuit
+
+__all__ = ["FleetSampler"]
+
+
+class FleetSampler(BaseSamplerV2):
+    """Sample circuits on a fleet.
+
+    Args:
+        fleet: a :class:`~multiqpu.Fleet` (or devices, specs, ``"ideal"``, ``"default"``).
+        default_shots: shots when neither ``run`` nor the PUB gives them.
+        policy: the scheduler's placement policy.
+        seed: seeds the order in which each circuit's shots are laid out.
+    """
+
+    def __init__(
+        self,
+        fleet: FleetLike = None,
+        *,
+        default_shots: int = 1024,
+        policy: str = "balanced",
+        seed: int | None = None,
+    ) -> None:
+        if default_shots < 1:
+            raise InvalidInputError(f"default_shots must be >= 1, got {default_shots}")
+        self._fleet = as_fleet(fleet, default="default")
+        self._default_shots = int(default_shots)
+        self._policy = policy
+        self._rng = np.random.default_rng(seed)
+
+    @property
+    def fleet(self) -> Any:
+        return self._fleet
+
+    @property
+    def default_shots(self) -> int:
+        return self._default_shots
+
+    def run(
+        self, pubs: Iterable[SamplerPubLike], *, shots: int | None = None
+    ) -> PrimitiveJob[PrimitiveResult[SamplerPubResult]]:
+        if shots is None:
+            shots = self._default_shots
+        coerced = [SamplerPub.coerce(pub, shots) for pub in pubs]
+        job: PrimitiveJob[PrimitiveResult[SamplerPubResult]] = PrimitiveJob(self._run, coerced)
+        job._submit()
+        return job
+
+    def _run(self, pubs: list[SamplerPub]) -> PrimitiveResult[SamplerPubResult]:
+        return run_sync(self.arun(pubs))
+
+    async def arun(self, pubs: list[SamplerPub]) -> PrimitiveResult[SamplerPubResult]:
+        """The async body of :meth:`run` (for callers already in an event loop)."""
+        circuits: list[QuantumCircuit] = []
+        shots: list[int | None] = []
+        spans: list[tuple[int, int, tuple[int, ...]]] = []
+        for pub in pubs:
+            bound = pub.parameter_values.bind_all(pub.circuit)
+            start = len(circuits)
+            if pub.circuit.num_clbits:  # nothing to read otherwise: an empty result
+                circuits.extend(bound.ravel().tolist())
+                shots.extend([pub.shots] * bound.size)
+            spans.append((start, len(circuits), bound.shape))
+        results = await sample(self._fleet, circuits, shots, policy=self._policy)
+        out = []
+        for pub, (start, stop, shape) in zip(pubs, spans, strict=True):
+            mine = results[start:stop]
+            out.append(self._pub_result(pub, shape, [s.result.counts for s in mine],
+                                        [s.device for s in mine]))  # fmt: skip
+        return PrimitiveResult(out, metadata={"version": 2})
+
+    def _pub_result(
+        self,
+        pub: SamplerPub,
+        shape: tuple[int, ...],
+        counts: list[Mapping[str, int]],
+        devices: list[str],
+    ) -> SamplerPubResult:
+        circuit = pub.circuit
+        shots = int(pub.shots or 0)
+        registers: dict[str, np.ndarray] = {}
+        if counts:
+            # (circuits, shots, clbits) booleans, clbit index order.
+            bits = np.stack([self._shots_from_counts(c, shots, circuit.num_clbits)
+                             for c in counts])  # fmt: skip
+            for creg in circuit.cregs:
+                cols = [circuit.find_bit(b).index for b in creg]
+                # BitArray wants the register's most significant bit first.
+                block = bits[:, :, cols[::-1]].reshape(*shape, shots, len(cols))
+                registers[creg.name] = block
+        meas = {
+            name: BitArray.from_bool_array(block, order="big") for name, block in registers.items()
+        }
+        share: dict[str, int] = {}
+        for d in devices:
+            share[d] = share.get(d, 0) + 1
+        return SamplerPubResult(
+            DataBin(**meas, shape=shape),
+            metadata={"shots": shots, "circuit_metadata": circuit.metadata, "devices": share},
+        )
+
+    def _shots_from_counts(self, counts: Mapping[str, int], shots: int, width: int) -> np.ndarray:
+        rows = np.zeros((shots, width), dtype=bool)
+        at = 0
+        for key, n in counts.items():
+            flat = key.replace(" ", "")
+            # key character i from the right is clbit i
+            row = np.frombuffer(flat[::-1].encode(), dtype=np.uint8) == ord("1")
+            rows[at : at + n] = row
+            at += n
+        if at != shots:
+            raise InvalidInputError(f"a device returned {at} shots, {shots} were asked for")
+        self._rng.shuffle(rows, axis=0)
+        return rows
