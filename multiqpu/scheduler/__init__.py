@@ -1,0 +1,1 @@
+"""The async scheduler (work in progress)."""

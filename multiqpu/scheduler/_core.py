@@ -1,0 +1,880 @@
+"""The placement core: one synchronous, array-based scheduler driven by both the async
+executor (real devices, wall clock) and the virtual-clock simulator (simulated devices).
+
+The core never sleeps and never does I/O. A driver calls :meth:`Core.pump` whenever something
+happened (start, a job finished or failed, a wake-up time passed); the core answers with the
+jobs to submit now. Results and failures come back through :meth:`Core.on_done` and
+:meth:`Core.on_failed`.
+
+How work is placed (see docs/scheduler.md for the reasoning):
+
+* **Lazy earliest-finish placement.** Each device ``d`` has an expected finish time ``F[d]`` of
+  the work already committed to it: ``max(lane_end[d], now + wait[d]) + local_work[d]``.
+  Tasks are taken from the source in order and, class by class, water-filled onto the
+  policy's preferred devices so that each lands where it is expected to finish first
+  (greedy earliest-finish-time, done for k identical tasks at once). A device is only given
+  work up to a horizon of ``wait + concurrency x job length`` ahead; the rest stays unplaced,
+  so later decisions use fresher estimates and a million-task stream never materialises.
+* **Batches sized to speed.** A device with a free job slot submits a job of about
+  ``job_s[d]`` seconds of work: long enough that its per-job overhead is amortised and that
+  its concurrent jobs cover its queue wait, at most ``max_circuits_per_job`` circuits, one
+  shots value per job.
+* **Work stealing.** When the source is empty, a device with a free slot and nothing queued
+  takes tasks from the tail of the device expected to finish last, while that moves them
+  earlier.
+* **Hedging.** In the tail, a job that is overdue (or expected to finish much later than an
+  idle device could) is copied to that device; the first result wins and the other copy is
+  cancelled.
+* **Failures.** A failed job's tasks go back to the front of the queue; a device lost for
+  good (or failing ``max_failures`` times in a row) is dropped and its queued work moved.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from multiqpu.errors import DeviceUnavailableError, InvalidInputError
+from multiqpu.scheduler._learning import Learner
+from multiqpu.scheduler._policy import Masks, PolicyName, masks
+from multiqpu.scheduler._stats import Stats
+from multiqpu.scheduler._tables import ClassTables, TaskSource
+
+__all__ = ["Core", "CoreConfig", "Delivery", "Submission"]
+
+_EPS = 1e-9
+
+
+@dataclass(frozen=True)
+class CoreConfig:
+    policy: PolicyName = "balanced"
+    fidelity_margin: float = 0.02
+    max_slowdown: float = 2.0
+    budget_usd: float | None = None
+    deadline_at: float | None = None
+    hedging: bool = True
+    max_hedge_fraction: float = 0.25
+    max_failures: int = 3
+    min_job_s: float = 0.0
+    job_timeout_s: float | None = None
+    explore: bool = True
+    risk_z: float = 0.5
+
+
+@dataclass(frozen=True)
+class Submission:
+    """A job the driver must submit now: tasks ``idx`` (of classes ``cls``) on ``device``."""
+
+    job_id: int
+    device: int
+    idx: np.ndarray
+    cls: np.ndarray
+    group: int
+    hedge_of: int | None = None
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """A finished job whose results are new: deliver tasks ``idx`` (of classes ``cls``),
+    which are the job's results at ``positions``; cancel the jobs ``cancel``."""
+
+    job_id: int
+    device: int
+    idx: np.ndarray
+    cls: np.ndarray
+    positions: np.ndarray
+    cancel: tuple[int, ...] = ()
+
+
+@dataclass(eq=False)
+class _Job:
+    job_id: int
+    device: int
+    idx: np.ndarray
+    cls: np.ndarray
+    group: int
+    submitted: float
+    exec_s: float  # expected execution time (learned speed and overhead applied)
+    raw_s: float  # cost-model prediction, for learning
+    prior_wait: float  # the report-based prior at submission, for learning
+    origin: int | None = None  # a hedge: the straggler it copies part of
+    offset: np.ndarray | None = None  # a hedge: its tasks' positions in the origin
+    hedges: list[int] = field(default_factory=list)  # a straggler: its live hedges
+    done: np.ndarray | None = None  # a straggler: tasks already delivered by hedges
+    expected_end: float = 0.0
+
+
+@dataclass
+class _Device:
+    local: deque[tuple[np.ndarray, np.ndarray]] = field(default_factory=deque)
+    jobs: dict[int, _Job] = field(default_factory=dict)
+
+
+class Core:
+    """See the module docstring. ``tables`` holds the per-(class, device) estimates,
+    ``concurrency`` and ``max_batch`` are per device, ``learner`` holds wait/speed estimates."""
+
+    def __init__(
+        self,
+        tables: ClassTables,
+        source: TaskSource,
+        *,
+        concurrency: Sequence[int] | np.ndarray,
+        max_batch: Sequence[int] | np.ndarray,
+        learner: Learner,
+        config: CoreConfig,
+        alive: Sequence[bool] | np.ndarray | None = None,
+        now: float = 0.0,
+    ) -> None:
+        self.t = tables
+        self.source = source
+        self.cfg = config
+        self.learner = learner
+        nd = tables.n_devices
+        self.conc = np.maximum(np.asarray(concurrency, dtype=np.int64), 1)
+        self.max_batch = np.maximum(np.asarray(max_batch, dtype=np.int64), 1)
+        self.alive = np.ones(nd, bool) if alive is None else np.asarray(alive, bool).copy()
+        self.dev = [_Device() for _ in range(nd)]
+        self.front: deque[tuple[np.ndarray, np.ndarray]] = deque()
+        self.local_work = np.zeros(nd)
+        self.local_count = np.zeros(nd, dtype=np.int64)
+        self.inflight = np.zeros(nd, dtype=np.int64)
+        self.lane_end = np.full(nd, now)
+        self.consecutive_failures = np.zeros(nd, dtype=np.int64)
+        self.last_end = np.full(nd, -np.inf)  # when our latest job on the device finished
+        self.jobs: dict[int, _Job] = {}
+        self._next_id = 0
+        self.total = source.total
+        self.stats = Stats(nd, start=now)
+        self.remaining_by_class = source.class_counts(tables.n_classes).astype(np.int64)
+        self.unplaced_by_class = self.remaining_by_class.copy()
+        self.spent = 0.0
+        self._chunk = 1024
+        # devices never seen get one single-circuit job early, so their real wait is learned
+        # (a probe that turns out slow is hedged like any straggler)
+        self.needs_probe = (learner.jobs == 0) & (
+            config.explore and config.budget_usd is None and self.total >= 10 * nd
+        )
+        self.refresh_estimates()
+
+    # ------------------------------------------------------------------ estimates
+    def _refresh_masks(self) -> None:
+        t = self.t
+        self.masks: Masks = masks(
+            self.cfg.policy,
+            fits=t.fits,
+            fidelity=t.fidelity,
+            price=t.price,
+            alive=self.alive,
+            floor=t.floor,
+            margin=self.cfg.fidelity_margin,
+            completion=self.wait[None, :] + self.x,
+            max_slowdown=self.cfg.max_slowdown,
+        )
+        allowed = self.masks.allowed
+        self.min_price = np.where(allowed, t.price, np.inf).min(axis=1, initial=np.inf)
+        self.min_price[~np.isfinite(self.min_price)] = 0.0
+
+    def unplaceable_classes(self) -> np.ndarray:
+        """Classes with tasks left and no device allowed to run them."""
+        return np.flatnonzero((self.remaining_by_class > 0) & ~self.masks.allowed.any(axis=1))
+
+    def refresh_estimates(self, d: int | None = None) -> None:
+        """Recompute per-task times and job sizes from the learner (after it changed), for
+        one device or all."""
+        lr = self.learner
+        cols = slice(None) if d is None else slice(d, d + 1)
+        # plan with a pessimistic wait: a device whose queue we know badly gets less work
+        wait = lr.wait_quantile(self.cfg.risk_z)[cols]
+        speed, overhead = lr.speed()[cols], lr.overhead()[cols]
+        per_task = speed[None, :] * self.t.raw_s[:, cols]  # (C, D')
+        w = self.t.weight / max(float(self.t.weight.sum()), _EPS)
+        mean_task = np.maximum((w[:, None] * per_task).sum(axis=0), 1e-6)
+        conc = self.conc[cols]
+        # a job long enough that the other concurrent jobs cover a pessimistic queue wait
+        # (so the device never runs dry between our jobs) and its overhead is amortised
+        wait_hi = lr.wait_quantile(1.0)[cols]
+        target = np.maximum(
+            np.maximum(10.0 * overhead, 1.5 * wait_hi / np.maximum(conc - 1, 1)),
+            self.cfg.min_job_s,
+        )
+        per_job = np.clip(np.ceil(target / mean_task), 1, self.max_batch[cols])
+        if d is None:
+            self.wait = wait.copy()
+            self.job_s = np.empty_like(wait)
+            self.overhead = overhead.copy()
+            self.x = np.empty_like(per_task)
+            self.horizon = np.empty_like(wait)
+        else:
+            self.wait[cols] = wait
+            self.overhead[cols] = overhead
+        self.job_s[cols] = np.maximum(per_job * mean_task, 1e-6)  # work per job, seconds
+        self.x[:, cols] = per_task + (overhead / per_job)[None, :] + _EPS  # amortised
+        # commit up to a full pipeline of the largest jobs beyond the wait: work that will not
+        # start before that stays unplaced, to be placed later with fresher estimates
+        self.horizon[cols] = wait + conc * np.maximum(
+            self.job_s[cols], self.max_batch[cols] * mean_task
+        )
+        for dd in range(len(self.dev)) if d is None else (d,):
+            self._lane(dd, None)
+        if d is None or self.cfg.policy == "balanced":
+            self._refresh_masks()
+
+    def _lane(self, d: int, now: float | None) -> None:
+        """Expected end of device ``d``'s in-flight jobs (our jobs run one at a time)."""
+        t = -np.inf
+        wait = self.wait[d]
+        for job in self.dev[d].jobs.values():  # insertion order = submission order
+            start = max(t, job.submitted + wait)
+            end = start + job.exec_s
+            if now is not None and end < now:
+                end = now + 0.5 * job.exec_s  # overdue: assume it is running now
+            job.expected_end = end
+            t = end
+        self.lane_end[d] = t if np.isfinite(t) else -np.inf
+
+    def finish_times(self, now: float) -> np.ndarray:
+        return np.maximum(self.lane_end, now + self.wait) + self.local_work
+
+    # ------------------------------------------------------------------ the driver's entry
+    def pump(self, now: float) -> list[Submission]:
+        """Place, steal, batch and hedge; returns the jobs to submit now."""
+        tic = time.perf_counter()
+        self._place(now)
+        if not self.front and self.source.remaining == 0:
+            self._steal(now)
+        subs = self._batches(now)
+        if self.cfg.hedging and not self.front and self.source.remaining == 0:
+            subs.extend(self._hedges(now))
+        self.stats.core_s += time.perf_counter() - tic
+        return subs
+
+    # ------------------------------------------------------------------ placement
+    def _take(self, n: int) -> tuple[np.ndarray, np.ndarray]:
+        idx_parts: list[np.ndarray] = []
+        cls_parts: list[np.ndarray] = []
+        have = 0
+        while self.front and have < n:
+            idx, cls = self.front.popleft()
+            k = n - have
+            if len(idx) > k:
+                self.front.appendleft((idx[k:], cls[k:]))
+                idx, cls = idx[:k], cls[:k]
+            idx_parts.append(idx)
+            cls_parts.append(cls)
+            have += len(idx)
+        if have < n and self.source.remaining:
+            idx, cls = self.source.take(n - have)
+            idx_parts.append(idx)
+            cls_parts.append(cls)
+        if not idx_parts:
+            return np.empty(0, np.int64), np.empty(0, np.int64)
+        if len(idx_parts) == 1:
+            return idx_parts[0], cls_parts[0]
+        return np.concatenate(idx_parts), np.concatenate(cls_parts)
+
+    def _plan_level(self, F: np.ndarray) -> tuple[float, np.ndarray]:
+        """The fluid level of all unplaced work: the time ``L`` by which the devices, each
+        taking only classes it is preferred for at its mean per-task time, could finish it.
+        Devices expected to be busy past ``L`` get no new work now."""
+        u = self.unplaced_by_class.astype(float)
+        pref = self.masks.preferred & self.alive[None, :]
+        count = u @ pref  # tasks each device could take
+        xbar = (u @ (pref * self.x)) / np.maximum(count, 1.0)
+        ok = count > 0
+        total = float(u.sum())
+        if total <= 0 or not ok.any():
+            return float(F.min()), xbar
+        return _fluid_level(F[ok], xbar[ok], count[ok], total), xbar
+
+    def _place(self, now: float) -> None:
+        tic = time.perf_counter()
+        while self.front or self.source.remaining:
+            F = self.finish_times(now)
+            cap = now + self.horizon
+            level, xbar = self._plan_level(F)
+            limit = np.minimum(level, cap)
+            room = np.where(self.alive, np.maximum(limit - F, 0.0), 0.0)
+            idle = self.alive & (self.local_count == 0) & (self.inflight < self.conc)
+            capacity = int(np.sum(room / np.maximum(xbar, 1e-9))) + int(idle.sum())
+            idx, cls = self._take(min(max(capacity, 16), self._chunk))
+            if len(idx) == 0:
+                break
+            leftover = self._place_chunk(idx, cls, now, F, limit, cap)
+            if leftover:
+                left = sum(len(seg[0]) for seg in leftover)
+                # adapt the chunk to what the devices actually took
+                self._chunk = max(16, min(65536, 2 * (len(idx) - left)))
+                for seg in reversed(leftover):
+                    self.front.appendleft(seg)
+                break
+            self._chunk = min(65536, 2 * self._chunk)
+        self.stats.place_s += time.perf_counter() - tic
+
+    def _place_chunk(
+        self,
+        idx: np.ndarray,
+        cls: np.ndarray,
+        now: float,
+        F: np.ndarray,
+        limit: np.ndarray,
+        cap: np.ndarray,
+    ) -> list[tuple[np.ndarray, np.ndarray]]:
+        order = np.argsort(cls, kind="stable")
+        cls_sorted = cls[order]
+        idx_sorted = idx[order]
+        bounds = np.flatnonzero(np.diff(cls_sorted)) + 1
+        starts = np.concatenate(([0], bounds))
+        ends = np.concatenate((bounds, [len(cls_sorted)]))
+        leftover: list[tuple[np.ndarray, np.ndarray]] = []
+        for a, b in zip(starts.tolist(), ends.tolist(), strict=True):
+            c = int(cls_sorted[a])
+            if self.needs_probe.any():
+                for d in np.flatnonzero(self.needs_probe & self.masks.preferred[c] & self.alive):
+                    if a == b:
+                        break
+                    self._put(int(d), idx_sorted[a : a + 1], c, F)
+                    self.needs_probe[d] = False
+                    self.unplaced_by_class[c] -= 1
+                    self.stats.placements += 1
+                    self.stats.probes += 1
+                    a += 1
+                if a == b:
+                    continue
+            k = b - a
+            n_by_dev = self._assign(c, k, F, limit, cap)
+            if n_by_dev is None:
+                leftover.append((idx_sorted[a:b], cls_sorted[a:b]))
+                continue
+            devs, counts = n_by_dev
+            pos = a
+            for d, n in zip(devs.tolist(), counts.tolist(), strict=True):
+                if n <= 0:
+                    continue
+                self._put(d, idx_sorted[pos : pos + n], c, F)
+                pos += n
+            placed = pos - a
+            self.unplaced_by_class[c] -= placed
+            self.stats.placements += placed
+            if pos < b:
+                leftover.append((idx_sorted[pos:b], cls_sorted[pos:b]))
+        return leftover
+
+    def _put(self, d: int, idx: np.ndarray, c: int, F: np.ndarray) -> None:
+        n = len(idx)
+        self.dev[d].local.append((idx, np.full(n, c, dtype=np.int64)))
+        self.local_count[d] += n
+        self.local_work[d] += n * self.x[c, d]
+        F[d] += n * self.x[c, d]
+        self.spent += n * self.t.price[c, d]
+
+    def _assign(
+        self, c: int, k: int, F: np.ndarray, limit: np.ndarray, cap: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray] | None:
+        sel = np.flatnonzero(self.masks.preferred[c] & self.alive)
+        if len(sel) == 0:
+            sel = np.flatnonzero(self.masks.allowed[c] & self.alive)
+            if len(sel) == 0:
+                return None
+        xc = self.x[c]
+        if self.cfg.deadline_at is not None:
+            _, level = _waterfill(F[sel], xc[sel], k)
+            if level > self.cfg.deadline_at:
+                wider = np.flatnonzero(self.masks.allowed[c] & self.alive)
+                if len(wider) > len(sel):
+                    sel = wider
+        if self.cfg.budget_usd is not None:
+            sel = self._within_budget(c, k, sel, F)
+        Fs, xs = F[sel], xc[sel]
+        lim = limit[sel].copy()
+        # the device that would finish a task of this class first may always take one, up
+        # to its own horizon, or past it when it has nothing queued (nothing can starve)
+        j = int(np.argmin(Fs + xs))
+        lim[j] = max(lim[j], min(Fs[j] + xs[j], cap[sel][j]))
+        room = np.maximum(np.floor((lim - Fs) / xs + 1e-9), 0.0).astype(np.int64)
+        if room.sum() == 0:
+            if self.local_count[sel[j]] > 0:
+                return None
+            room[j] = 1
+        n = _capped_waterfill(Fs, xs, k, room)
+        if n.sum() == 0:
+            return None
+        return sel, n
+
+    def _within_budget(self, c: int, k: int, sel: np.ndarray, F: np.ndarray) -> np.ndarray:
+        """Devices for ``k`` tasks of class ``c`` that keep the budget feasible: the tasks not
+        yet placed must still fit at their cheapest prices."""
+        assert self.cfg.budget_usd is not None
+        price = self.t.price[c]
+        reserve_after = float(
+            np.dot(self.unplaced_by_class, self.min_price) - k * self.min_price[c]
+        )
+        slack = self.cfg.budget_usd - self.spent - reserve_after
+        n, _ = _waterfill(F[sel], self.x[c][sel], k)
+        if float(np.dot(n, price[sel])) <= slack + 1e-12:
+            return sel
+        allowed = np.flatnonzero(self.masks.allowed[c] & self.alive)
+        limit = self.min_price[c] + max(slack - k * self.min_price[c], 0.0) / max(k, 1)
+        cheap = allowed[price[allowed] <= limit + 1e-12]
+        if len(cheap) == 0 or k * self.min_price[c] > slack + 1e-9:
+            raise InvalidInputError(
+                f"budget_usd={self.cfg.budget_usd} is spent: ${self.spent:.2f} committed, "
+                f"${reserve_after + k * self.min_price[c]:.2f} still needed at the cheapest "
+                "prices; raise the budget or run fewer circuits"
+            )
+        return cheap
+
+    # ------------------------------------------------------------------ stealing
+    def _steal(self, now: float) -> None:
+        hungry = np.flatnonzero(self.alive & (self.local_count == 0) & (self.inflight < self.conc))
+        if len(hungry) == 0 or not self.local_count.any():
+            return
+        for d in hungry.tolist():
+            for _ in range(64):
+                F = self.finish_times(now)
+                victims = np.flatnonzero(self.local_count > 0)
+                victims = victims[victims != d]
+                if len(victims) == 0:
+                    return
+                v = int(victims[np.argmax(F[victims])])
+                _, seg_cls = self.dev[v].local[-1]
+                c = int(seg_cls[-1])
+                if not self.masks.allowed[c, d]:
+                    break
+                xd, xv = self.x[c, d], self.x[c, v]
+                # move j tasks while the last one still finishes earlier on d
+                j = int(np.floor((F[v] - F[d] + xv) / (xd + xv) - 1e-9))
+                same = int(len(seg_cls) - np.searchsorted(seg_cls[::-1] != c, True))
+                j = min(j, same, int(np.ceil(self.job_s[d] / xd)))
+                if j <= 0 or F[d] + xd >= F[v]:
+                    break
+                self._move_tail(v, d, j, c)
+                self.stats.steals += j
+
+    def _move_tail(self, v: int, d: int, j: int, c: int) -> None:
+        seg_idx, seg_cls = self.dev[v].local.pop()
+        moved_idx = seg_idx[-j:]
+        if len(seg_idx) > j:
+            self.dev[v].local.append((seg_idx[:-j], seg_cls[:-j]))
+        self.local_count[v] -= j
+        self.local_work[v] = max(self.local_work[v] - j * self.x[c, v], 0.0)
+        self.dev[d].local.append((moved_idx, np.full(j, c, dtype=np.int64)))
+        self.local_count[d] += j
+        self.local_work[d] += j * self.x[c, d]
+        self.spent += j * (self.t.price[c, d] - self.t.price[c, v])
+
+    # ------------------------------------------------------------------ batches
+    def _batches(self, now: float) -> list[Submission]:
+        subs: list[Submission] = []
+        ready = np.flatnonzero(self.alive & (self.local_count > 0) & (self.inflight < self.conc))
+        for d in ready.tolist():
+            while self.local_count[d] > 0 and self.inflight[d] < self.conc[d]:
+                subs.append(self._form_job(d, now))
+            self._lane(d, now)
+        return subs
+
+    def _form_job(self, d: int, now: float) -> Submission:
+        local = self.dev[d].local
+        group = int(self.t.group[int(local[0][1][0])])
+        limit = int(self.max_batch[d])
+        # split what is queued here over the free slots: submitted now, it all waits in the
+        # vendor's queue at once instead of paying one wait per job in turn
+        free = max(int(self.conc[d] - self.inflight[d]), 1)
+        target = max(self.job_s[d], self.local_work[d] / free)
+        x = self.x[:, d]
+        taken_idx: list[np.ndarray] = []
+        taken_cls: list[np.ndarray] = []
+        count, work = 0, 0.0
+        keep: list[tuple[np.ndarray, np.ndarray]] = []
+        while local and count < limit and work < target:
+            seg_idx, seg_cls = local.popleft()
+            if int(self.t.group[int(seg_cls[0])]) != group:
+                keep.append((seg_idx, seg_cls))
+                continue
+            seg_x = x[seg_cls]
+            cum = np.cumsum(seg_x)
+            n = int(np.searchsorted(cum, target - work, side="left")) + 1
+            n = min(n, len(seg_idx), limit - count)
+            taken_idx.append(seg_idx[:n])
+            taken_cls.append(seg_cls[:n])
+            count += n
+            work += float(cum[n - 1])
+            if n < len(seg_idx):
+                local.appendleft((seg_idx[n:], seg_cls[n:]))
+        for seg in reversed(keep):
+            local.appendleft(seg)
+        idx = np.concatenate(taken_idx) if len(taken_idx) > 1 else taken_idx[0]
+        cls = np.concatenate(taken_cls) if len(taken_cls) > 1 else taken_cls[0]
+        self.local_count[d] -= count
+        self.local_work[d] = max(self.local_work[d] - work, 0.0)
+        if self.local_count[d] == 0:
+            self.local_work[d] = 0.0
+        return self._register(d, idx, cls, group, now)
+
+    def _register(
+        self,
+        d: int,
+        idx: np.ndarray,
+        cls: np.ndarray,
+        group: int,
+        now: float,
+        *,
+        origin: _Job | None = None,
+        offset: np.ndarray | None = None,
+    ) -> Submission:
+        raw = float(self.t.raw_s[cls, d].sum())
+        job = _Job(
+            job_id=self._next_id,
+            device=d,
+            idx=idx,
+            cls=cls,
+            group=group,
+            submitted=now,
+            exec_s=float(self.overhead[d] + self.learner.speed()[d] * raw),
+            raw_s=raw,
+            prior_wait=float(self.learner.reported[d]),
+        )
+        self._next_id += 1
+        self.jobs[job.job_id] = job
+        self.dev[d].jobs[job.job_id] = job
+        self.inflight[d] += 1
+        self.stats.submitted[d] += 1
+        if origin is not None:
+            job.origin = origin.job_id
+            job.offset = offset
+            origin.hedges.append(job.job_id)
+            if origin.done is None:
+                origin.done = np.zeros(len(origin.idx), dtype=bool)
+        return Submission(job.job_id, d, idx, cls, group, origin.job_id if origin else None)
+
+    def attach(self, device: int, idx: np.ndarray, cls: np.ndarray, now: float) -> int:
+        """Register a job already at the provider (a resumed run re-attached to it); its
+        tasks must not come from the source. Returns the job id."""
+        idx = np.asarray(idx, dtype=np.int64)
+        cls = np.asarray(cls, dtype=np.int64)
+        sub = self._register(device, idx, cls, int(self.t.group[int(cls[0])]), now)
+        self._lane(device, now)
+        return sub.job_id
+
+    # ------------------------------------------------------------------ hedging
+    def _straggler_end(self, job: _Job, now: float) -> float:
+        nominal = job.expected_end
+        if now <= job.submitted + self.wait[job.device] + job.exec_s:
+            return max(nominal, now)
+        # overdue: the longer a job has been late, the later it is expected (heavy tails)
+        return now + max(job.exec_s, 0.5 * (now - job.submitted))
+
+    def _hedges(self, now: float) -> list[Submission]:
+        n_jobs = int(self.stats.submitted.sum())
+        budget = max(3, int(self.cfg.max_hedge_fraction * n_jobs)) - self.stats.hedged_jobs
+        if budget <= 0:
+            return []
+        hungry = np.flatnonzero(self.alive & (self.local_count == 0) & (self.inflight < self.conc))
+        if len(hungry) == 0:
+            return []
+        candidates = [j for j in self.jobs.values() if j.origin is None and not j.hedges]
+        if not candidates:
+            return []
+        for d in range(len(self.dev)):
+            self._lane(d, now)
+        candidates.sort(key=lambda j: self._straggler_end(j, now), reverse=True)
+        subs: list[Submission] = []
+        free = {int(d): int(self.conc[d] - self.inflight[d]) for d in hungry}
+        speed = self.learner.speed()
+        for job in candidates:
+            if budget <= 0 or not free:
+                break
+            end = self._straggler_end(job, now)
+            devs = np.array(
+                [d for d in free if d != job.device and self.masks.preferred[job.cls, d].all()],
+                dtype=np.int64,
+            )
+            if len(devs) == 0:
+                continue
+            # split the straggler's circuits over the idle devices, earliest finish first
+            start = np.maximum(self.lane_end[devs], now + self.wait[devs]) + self.overhead[devs]
+            per_task = speed[devs] * self.t.raw_s[job.cls][:, devs].mean(axis=0) + _EPS
+            room = np.array([self.max_batch[d] * free[int(d)] for d in devs], dtype=np.int64)
+            n = _capped_waterfill(start, per_task, len(job.idx), room)
+            if n.sum() < len(job.idx):
+                continue
+            finish = float((start + n * per_task)[n > 0].max())
+            if finish >= end - 0.2 * (end - now):
+                continue
+            if self.cfg.budget_usd is not None:
+                extra = float(np.mean(self.t.price[job.cls][:, devs]) * len(job.idx))
+                reserve = float(np.dot(self.unplaced_by_class, self.min_price))
+                if self.spent + extra + reserve > self.cfg.budget_usd:
+                    continue
+                self.spent += extra
+            self.stats.hedged_jobs += 1
+            budget -= 1
+            pos = 0
+            for d, k in zip(devs.tolist(), n.tolist(), strict=True):
+                while k > 0:
+                    m = min(k, int(self.max_batch[d]))
+                    part = np.arange(pos, pos + m)
+                    subs.append(
+                        self._register(
+                            d,
+                            job.idx[part],
+                            job.cls[part],
+                            job.group,
+                            now,
+                            origin=job,
+                            offset=part,
+                        )
+                    )
+                    self.stats.hedges += 1
+                    free[d] -= 1
+                    pos += m
+                    k -= m
+                self._lane(d, now)
+                if free[d] <= 0:
+                    del free[d]
+        return subs
+
+    # ------------------------------------------------------------------ outcomes
+    def _close(self, job: _Job) -> None:
+        self.jobs.pop(job.job_id, None)
+        self.dev[job.device].jobs.pop(job.job_id, None)
+        self.inflight[job.device] -= 1
+
+    def _abandon(self, job: _Job, now: float) -> None:
+        """Close a job that lost a race; if nothing of ours ran before it on its device, the
+        time it spent waiting is a (censored) observation of that device's queue."""
+        first = next(iter(self.dev[job.device].jobs), None) == job.job_id
+        self._close(job)
+        if first:
+            self.learner.observe(
+                job.device,
+                queue_s=now - job.submitted,
+                execution_s=None,
+                predicted_s=job.raw_s,
+                prior_wait_s=job.prior_wait,
+            )
+            self.refresh_estimates(job.device)
+
+    def on_done(
+        self, job_id: int, now: float, *, queue_s: float | None, execution_s: float | None
+    ) -> Delivery | None:
+        """A job finished. Returns what to deliver from it (None: nothing, its tasks were
+        already delivered by another copy; drop the result)."""
+        job = self.jobs.get(job_id)
+        if job is None:
+            return None
+        self._close(job)
+        d = job.device
+        # A job that started the moment our previous job there finished waited behind our
+        # own work, not (only) the vendor's queue: its wait says nothing about the queue.
+        blocked = False
+        if execution_s is not None:
+            start = now - execution_s
+            blocked = start <= self.last_end[d] + 1e-3 + 0.01 * execution_s
+        self.last_end[d] = max(self.last_end[d], now)
+        self.learner.observe(
+            d,
+            queue_s=None if blocked else queue_s,
+            execution_s=execution_s,
+            predicted_s=job.raw_s,
+            prior_wait_s=job.prior_wait,
+        )
+        self.consecutive_failures[d] = 0
+        cancel: list[int] = []
+        positions = np.arange(len(job.idx))
+        origin = self.jobs.get(job.origin) if job.origin is not None else None
+        if origin is not None and job.offset is not None and origin.done is not None:
+            # a hedge came back first: its circuits are done; the straggler goes once all are
+            origin.done[job.offset] = True
+            origin.hedges.remove(job.job_id)
+            self.stats.hedges_won += 1
+            if origin.done.all():
+                self._abandon(origin, now)
+                cancel.append(origin.job_id)
+        elif job.done is not None:
+            # a straggler came back: deliver what its hedges did not, cancel the hedges
+            positions = np.flatnonzero(~job.done)
+            for h in job.hedges:
+                hedge = self.jobs.get(h)
+                if hedge is not None:
+                    self._abandon(hedge, now)
+                    cancel.append(h)
+        idx, cls = job.idx[positions], job.cls[positions]
+        self.remaining_by_class -= np.bincount(cls, minlength=self.t.n_classes)
+        self.stats.record(d, idx, cls, self.t, now, queue_s, execution_s)
+        self.refresh_estimates(d)
+        return Delivery(job.job_id, d, idx, cls, positions, tuple(cancel))
+
+    def _fail(self, job: _Job) -> int:
+        """Close a failed job; requeue its circuits that no live copy still covers. Returns
+        how many were requeued."""
+        self._close(job)
+        if job.origin is not None and job.origin in self.jobs:
+            origin = self.jobs[job.origin]
+            origin.hedges.remove(job.job_id)  # the straggler still covers these circuits
+            return 0
+        if job.done is None:
+            self._requeue(job.idx, job.cls)
+            return len(job.idx)
+        covered = job.done.copy()
+        for h in job.hedges:
+            hedge = self.jobs.get(h)
+            if hedge is not None and hedge.offset is not None:
+                covered[hedge.offset] = True
+                hedge.origin = None  # the hedge now stands on its own
+                hedge.offset = None
+        lost = np.flatnonzero(~covered)
+        if len(lost):
+            self._requeue(job.idx[lost], job.cls[lost])
+        return len(lost)
+
+    def on_failed(self, job_id: int, now: float, *, permanent: bool) -> tuple[int, ...]:
+        """A job failed (``permanent``: the device is gone). Its tasks go back to the front
+        unless another copy still runs them. Returns job ids the driver must cancel."""
+        job = self.jobs.get(job_id)
+        if job is None:
+            return ()
+        d = job.device
+        self.stats.failures[d] += 1
+        self.consecutive_failures[d] += 1
+        self.stats.retries += self._fail(job)
+        cancel: tuple[int, ...] = ()
+        if permanent or self.consecutive_failures[d] >= self.cfg.max_failures:
+            cancel = self.drop(d, now)
+        self._lane(d, now)
+        return cancel
+
+    def _requeue(self, idx: np.ndarray, cls: np.ndarray) -> None:
+        self.front.appendleft((idx, cls))
+        self.unplaced_by_class += np.bincount(cls, minlength=self.t.n_classes)
+
+    def drop(self, d: int, now: float) -> tuple[int, ...]:
+        """Stop using device ``d``: its queued work moves, its open jobs are cancelled."""
+        if not self.alive[d]:
+            return ()
+        self.alive[d] = False
+        self.stats.dropped.append(d)
+        moved = 0
+        while self.dev[d].local:
+            idx, cls = self.dev[d].local.pop()
+            self._requeue(idx, cls)
+            moved += len(idx)
+        self.local_count[d] = 0
+        self.local_work[d] = 0.0
+        cancel = []
+        for job in list(self.dev[d].jobs.values()):
+            cancel.append(job.job_id)
+            moved += self._fail(job)
+        self.stats.failovers += moved
+        self._refresh_masks()
+        bad = self.unplaceable_classes()
+        if len(bad):
+            raise DeviceUnavailableError(
+                f"no device left that can run {int(self.remaining_by_class[bad].sum())} "
+                f"remaining circuit(s) after losing device #{d}"
+            )
+        return tuple(cancel)
+
+    # ------------------------------------------------------------------ timers
+    def timeouts(self, now: float) -> list[int]:
+        """Jobs past their time limit (treat as failed: cancel, then :meth:`on_failed`)."""
+        out = []
+        for job in self.jobs.values():
+            limit = self.cfg.job_timeout_s
+            if limit is None:
+                wq = self.learner.wait_quantile(3.0)[job.device]
+                limit = 10.0 * (wq + job.exec_s) + 60.0
+            if now - job.submitted > limit:
+                out.append(job.job_id)
+        return out
+
+    def next_wakeup(self, now: float) -> float | None:
+        """When the driver should call :meth:`pump` again even if nothing happens."""
+        if not self.jobs:
+            return None
+        ends = [j.expected_end for j in self.jobs.values() if j.expected_end > now]
+        soonest = min(ends) if ends else np.inf
+        ages = [now - j.submitted for j in self.jobs.values()]
+        recheck = now + max(0.1 * float(np.median(ages)), 1e-3)
+        return float(min(soonest, recheck))
+
+    @property
+    def finished(self) -> bool:
+        return self.stats.delivered >= self.total
+
+    def device_wait(self) -> np.ndarray:
+        return self.wait
+
+
+def _fluid_level(F: np.ndarray, x: np.ndarray, cap: np.ndarray, total: float) -> float:
+    """The smallest ``L`` with ``sum(min((L - F) / x, cap)) >= total`` (piecewise linear in
+    ``L``: solved exactly between sorted breakpoints)."""
+    pts = np.unique(np.concatenate([F, F + cap * x]))
+    absorbed = np.minimum(np.maximum(pts[:, None] - F[None, :], 0.0) / x[None, :], cap).sum(axis=1)
+    i = int(np.searchsorted(absorbed, total, side="left"))
+    if i >= len(pts):
+        return float(pts[-1])
+    if i == 0:
+        return float(pts[0])
+    a0, a1 = absorbed[i - 1], absorbed[i]
+    return float(pts[i - 1] + (pts[i] - pts[i - 1]) * (total - a0) / max(a1 - a0, 1e-300))
+
+
+def _capped_waterfill(F: np.ndarray, x: np.ndarray, k: int, room: np.ndarray) -> np.ndarray:
+    """:func:`_waterfill` with at most ``room[i]`` tasks on device ``i``."""
+    n = np.zeros(len(F), dtype=np.int64)
+    left = k
+    active = room > 0
+    while left > 0 and active.any():
+        a = np.flatnonzero(active)
+        m, _ = _waterfill(F[a] + n[a] * x[a], x[a], left)
+        m = np.minimum(m, room[a] - n[a])
+        got = int(m.sum())
+        if got == 0:
+            break
+        n[a] += m
+        left -= got
+        active = n < room
+    return n
+
+
+def _waterfill(F: np.ndarray, x: np.ndarray, k: int) -> tuple[np.ndarray, float]:
+    """Greedy earliest-finish assignment of ``k`` identical tasks: device ``i`` finishes its
+    ``j``-th new task at ``F[i] + j * x[i]``; returns counts per device and the level (the
+    finish time of the last task placed)."""
+    m = len(F)
+    if m == 1:
+        return np.array([k], dtype=np.int64), float(F[0] + k * x[0])
+    order = np.argsort(F)
+    Fs, rs = F[order], 1.0 / x[order]
+    level_if = (k + np.cumsum(Fs * rs)) / np.cumsum(rs)
+    nxt = np.append(Fs[1:], np.inf)
+    j = int(np.argmax(level_if <= nxt))
+    level = float(level_if[j])
+    n = np.floor(np.maximum(level - Fs, 0.0) * rs + 1e-9).astype(np.int64)
+    over = int(n.sum()) - k
+    while over > 0:  # rounding: remove the latest-finishing slots
+        last = Fs + n * x[order]
+        last[n == 0] = -np.inf
+        i = int(np.argmax(last))
+        n[i] -= 1
+        over -= 1
+    rem = k - int(n.sum())
+    if rem > 0:
+        nxt_slot = Fs + (n + 1) * x[order]
+        pick = np.argpartition(nxt_slot, rem - 1)[:rem] if rem < m else np.arange(m)
+        n[pick] += 1
+        rem -= len(pick)
+        while rem > 0:
+            i = int(np.argmin(Fs + (n + 1) * x[order]))
+            n[i] += 1
+            rem -= 1
+    out = np.empty(m, dtype=np.int64)
+    out[order] = n
+    fin = F + out * x
+    level = float(fin[out > 0].max()) if (out > 0).any() else float(F.min())
+    return out, level

@@ -1,0 +1,80 @@
+"""Online run statistics: per-device sums updated per finished job, O(devices) memory."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from multiqpu.scheduler._tables import ClassTables
+
+__all__ = ["Stats"]
+
+
+class Stats:
+    """What happened in a run, aggregated as it happens (nothing stored per task)."""
+
+    def __init__(self, n_devices: int, *, start: float) -> None:
+        self.start = start
+        self.end = start
+        self.jobs = np.zeros(n_devices, dtype=np.int64)  # jobs whose results were used
+        self.submitted = np.zeros(n_devices, dtype=np.int64)  # jobs submitted (any outcome)
+        self.failures = np.zeros(n_devices, dtype=np.int64)
+        self.circuits = np.zeros(n_devices, dtype=np.int64)
+        self.shots = np.zeros(n_devices, dtype=np.int64)
+        self.wait_s = np.zeros(n_devices)
+        self.waited_jobs = np.zeros(n_devices, dtype=np.int64)
+        self.exec_s = np.zeros(n_devices)
+        self.fidelity = np.zeros(n_devices)
+        self.cost_usd = np.zeros(n_devices)
+        self.last_result = np.full(n_devices, np.nan)
+        self.delivered = 0
+        self.placements = 0
+        self.place_s = 0.0
+        self.core_s = 0.0
+        self.retries = 0
+        self.hedges = 0  # hedge jobs submitted
+        self.hedged_jobs = 0  # stragglers that got hedges
+        self.hedges_won = 0  # hedge jobs whose results were used
+        self.steals = 0
+        self.failovers = 0
+        self.cached = 0
+        self.probes = 0
+        self.dropped: list[int] = []
+
+    def record(
+        self,
+        d: int,
+        idx: np.ndarray,
+        cls: np.ndarray,
+        tables: ClassTables,
+        now: float,
+        queue_s: float | None,
+        execution_s: float | None,
+    ) -> None:
+        n = len(idx)
+        self.jobs[d] += 1
+        self.circuits[d] += n
+        self.shots[d] += int(tables.shots[cls].sum())
+        if queue_s is not None:
+            self.wait_s[d] += queue_s
+            self.waited_jobs[d] += 1
+        if execution_s is not None:
+            self.exec_s[d] += execution_s
+        self.fidelity[d] += float(tables.fidelity[cls, d].sum())
+        self.cost_usd[d] += float(tables.price[cls, d].sum())
+        self.delivered += n
+        self.end = max(self.end, now)
+        self.last_result[d] = now
+
+    @property
+    def makespan(self) -> float:
+        return self.end - self.start
+
+    def mean_fidelity(self) -> float:
+        total = int(self.circuits.sum())
+        return float(self.fidelity.sum() / total) if total else float("nan")
+
+    def placements_per_s(self) -> float:
+        return self.placements / self.place_s if self.place_s > 0 else float("inf")
