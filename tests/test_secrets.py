@@ -31,7 +31,17 @@ def root_stream() -> Iterator[io.StringIO]:
     old_level = root.level
     root.addHandler(handler)
     root.setLevel(logging.DEBUG)
+    # Once imported, qiskit-ibm-runtime configures its own logger (level, handler, no
+    # propagation): route vendor loggers to the root handler whatever ran before.
+    vendor = [logging.getLogger(n) for n in ("qiskit_ibm_runtime", "braket", "botocore")]
+    saved = [(lg.level, lg.propagate) for lg in vendor]
+    for lg in vendor:
+        lg.setLevel(logging.NOTSET)
+        lg.propagate = True
     yield stream
+    for lg, (level, propagate) in zip(vendor, saved, strict=True):
+        lg.setLevel(level)
+        lg.propagate = propagate
     root.removeHandler(handler)
     root.setLevel(old_level)
 
