@@ -781,3 +781,25 @@ def test_every_toml_block_in_the_docs_loads(tmp_path: Path) -> None:
             pytest.skip(f"a provider adapter is not ready: {exc}")
     offline = load_fleet(path)  # the last block: an offline fleet
     assert "local:noisy" in offline and offline["local:noisy"].num_qubits == 5
+
+
+@pytest.mark.parametrize(
+    ("provider", "backend", "typo", "fix"),
+    [
+        ("local", "ideal", "num_qbits", "num_qubits"),
+        ("ibm", "fake_manila", "enigne", "engine"),
+        ("braket", "dm", "calibraton", "calibration"),
+    ],
+)
+def test_adapter_options_get_did_you_mean(
+    tmp_path: Path, provider: str, backend: str, typo: str, fix: str
+) -> None:
+    path = tmp_path / "config.toml"
+    path.write_text(
+        f'[devices.a]\nprovider = "{provider}"\nbackend = "{backend}"\n{typo} = 1\n'
+    )
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    message = str(info.value)
+    assert str(path) in message and f"devices.a.{typo}" in message
+    assert f"did you mean '{fix}'" in message

@@ -114,6 +114,12 @@ class BraketProvider:
     def known_devices(self) -> Sequence[str]:
         return ["emulator", "dm", "sv"]
 
+    def device_options(self, name: str) -> frozenset[str] | None:
+        """Options ``device(name, ...)`` accepts (None for an unknown name)."""
+        if name.startswith("arn:"):
+            return _AWS_OPTIONS
+        return _LOCAL_OPTIONS.get(name)
+
     def device(self, name: str, **options: Any) -> Device:
         if name.startswith("arn:"):
             accepted = _AWS_OPTIONS

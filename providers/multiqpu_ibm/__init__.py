@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from multiqpu_ibm._device import IBMDevice
-from multiqpu_ibm._options import parse_options, unknown_device
+from multiqpu_ibm._options import ACCEPTED, parse_options, unknown_device
 from multiqpu_ibm._snapshots import fake_backend_names
 
 __all__ = ["IBMDevice", "IBMProvider", "provider"]
@@ -38,6 +38,9 @@ class IBMProvider:
         if fake and name not in fake_backend_names():
             raise unknown_device(name, fake_backend_names())
         return IBMDevice(name, parse_options(name, options, fake=fake))
+
+    #: option names every IBM device accepts (the config layer's "did you mean" uses them)
+    options: frozenset[str] = frozenset(ACCEPTED)
 
     def default_devices(self) -> Sequence[str]:
         return ["fake_torino", "fake_marrakesh", "fake_kyiv", "fake_manila"]

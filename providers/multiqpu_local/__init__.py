@@ -52,6 +52,10 @@ class LocalProvider:
     def known_devices(self) -> Sequence[str]:
         return ["ideal", "noisy"]
 
+    def device_options(self, name: str) -> frozenset[str] | None:
+        """Options ``device(name, ...)`` accepts (None for an unknown name)."""
+        return {"ideal": frozenset(_IDEAL_OPTIONS), "noisy": frozenset(_NOISY_OPTIONS)}.get(name)
+
     def device(self, name: str, **options: Any) -> Device:
         if name == "ideal":
             check_known("local:ideal", options, _IDEAL_OPTIONS)
