@@ -44,7 +44,7 @@ __all__ = [
 ]
 
 
-class DeviceStatus(str, enum.Enum):
+class DeviceStatus(enum.StrEnum):
     """Whether a device takes work now."""
 
     ONLINE = "online"
@@ -53,7 +53,7 @@ class DeviceStatus(str, enum.Enum):
     UNKNOWN = "unknown"
 
 
-class JobStatus(str, enum.Enum):
+class JobStatus(enum.StrEnum):
     QUEUED = "queued"
     RUNNING = "running"
     DONE = "done"

@@ -3,9 +3,9 @@
 ::
 
     MultiQPUError
-    ├── ConfigError                 a config file, spec or option is wrong (names file, key, expectation)
+    ├── ConfigError                 bad config file, spec or option (names file, key, expectation)
     │   ├── UnknownProviderError    no provider registered under that name
-    │   └── MissingExtraError       the provider's vendor SDK is not installed (says what to pip install)
+    │   └── MissingExtraError       vendor SDK not installed (says what to pip install)
     ├── CredentialsError            credentials missing, rejected, or stored unsafely
     ├── DeviceUnavailableError      the device is offline, in maintenance, or unreachable (network)
     ├── InvalidInputError           bad arguments: no circuits, negative shots, no measurements

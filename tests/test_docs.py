@@ -24,4 +24,4 @@ def test_doc_snippets_run(name: str, tmp_path: Path, monkeypatch: pytest.MonkeyP
     assert blocks, f"{name} has no python snippets"
     namespace: dict[str, object] = {"__name__": "__docs__"}
     for code in blocks:
-        exec(compile(code, f"{name}", "exec"), namespace)  # noqa: S102
+        exec(compile(code, f"{name}", "exec"), namespace)
