@@ -14,6 +14,7 @@ if TYPE_CHECKING:
 
     from multiqpu.cutting import CutPlan, EstimateResult
     from multiqpu.device import Device
+    from multiqpu.scheduler import SampleResult
 
 __all__ = ["Fleet", "device"]
 
@@ -97,6 +98,38 @@ class Fleet:
         from multiqpu.config import load_fleet
 
         return load_fleet(path)
+
+    # ------------------------------------------------------------------ the scheduler
+    async def sample(
+        self, circuits: Any, shots: Any = 1024, policy: str = "balanced", **options: Any
+    ) -> SampleResult:
+        """Run the circuits across the fleet; one result per circuit, in input order, with
+        the device that produced it and a run report (``result.report``). See
+        :func:`multiqpu.scheduler.sample` and docs/scheduler.md for policies and options."""
+        from multiqpu.scheduler import sample
+
+        return await sample(self, circuits, shots, policy, **options)
+
+    async def run(self, jobs: Any, policy: str = "balanced", **options: Any) -> SampleResult:
+        """Like :meth:`sample` with per-circuit shots, devices and fidelity floors
+        (:class:`multiqpu.scheduler.JobRequest` or ``(circuit, shots)`` pairs)."""
+        from multiqpu.scheduler import run
+
+        return await run(self, jobs, policy, **options)
+
+    async def resume(self, run_id: str, **options: Any) -> SampleResult:
+        """Finish an interrupted run from the job journal (``journal=`` to pick the file)."""
+        from multiqpu.scheduler import resume
+
+        return await resume(self, run_id, **options)
+
+    def sample_sync(
+        self, circuits: Any, shots: Any = 1024, policy: str = "balanced", **options: Any
+    ) -> SampleResult:
+        """:meth:`sample` from synchronous code (safe in Jupyter: runs on a background loop)."""
+        from multiqpu.scheduler import sample_sync
+
+        return sample_sync(self, circuits, shots, policy, **options)
 
     # ------------------------------------------------------------------ Qiskit primitives
     def estimator(self, **options: Any) -> Any:

@@ -31,6 +31,7 @@ How work is placed (see docs/scheduler.md for the reasoning):
 
 from __future__ import annotations
 
+import heapq
 import time
 from collections import deque
 from collections.abc import Sequence
@@ -387,10 +388,15 @@ class Core:
                 wider = np.flatnonzero(self.masks.allowed[c] & self.alive)
                 if len(wider) > len(sel):
                     sel = wider
+        restricted = False
         if self.cfg.budget_usd is not None:
-            sel = self._within_budget(c, k, sel, F)
+            cheap = self._within_budget(c, k, sel, F)
+            restricted = len(cheap) < len(sel) or not np.array_equal(cheap, sel)
+            sel = cheap
         Fs, xs = F[sel], xc[sel]
-        lim = limit[sel].copy()
+        # the plan level assumed the policy's devices; under a budget squeeze only the
+        # horizon limits the cheaper ones
+        lim = cap[sel].copy() if restricted else limit[sel].copy()
         # the device that would finish a task of this class first may always take one, up
         # to its own horizon, or past it when it has nothing queued (nothing can starve)
         j = int(np.argmin(Fs + xs))
@@ -443,13 +449,19 @@ class Core:
                 v = int(victims[np.argmax(F[victims])])
                 _, seg_cls = self.dev[v].local[-1]
                 c = int(seg_cls[-1])
-                if not self.masks.allowed[c, d]:
+                if not self.masks.preferred[c, d]:
                     break
                 xd, xv = self.x[c, d], self.x[c, v]
                 # move j tasks while the last one still finishes earlier on d
                 j = int(np.floor((F[v] - F[d] + xv) / (xd + xv) - 1e-9))
-                same = int(len(seg_cls) - np.searchsorted(seg_cls[::-1] != c, True))
+                other = np.flatnonzero(seg_cls[::-1] != c)
+                same = int(other[0]) if len(other) else len(seg_cls)  # trailing class-c tasks
                 j = min(j, same, int(np.ceil(self.job_s[d] / xd)))
+                extra = self.t.price[c, d] - self.t.price[c, v]
+                if self.cfg.budget_usd is not None and extra > 0:
+                    reserve = float(np.dot(self.unplaced_by_class, self.min_price))
+                    room = self.cfg.budget_usd - reserve - self.spent
+                    j = min(j, int(np.floor(room / extra + 1e-9)))
                 if j <= 0 or F[d] + xd >= F[v]:
                     break
                 self._move_tail(v, d, j, c)
@@ -556,6 +568,8 @@ class Core:
         tasks must not come from the source. Returns the job id."""
         idx = np.asarray(idx, dtype=np.int64)
         cls = np.asarray(cls, dtype=np.int64)
+        self.total += len(idx)
+        self.remaining_by_class += np.bincount(cls, minlength=self.t.n_classes)
         sub = self._register(device, idx, cls, int(self.t.group[int(cls[0])]), now)
         self._lane(device, now)
         return sub.job_id
@@ -864,15 +878,14 @@ def _waterfill(F: np.ndarray, x: np.ndarray, k: int) -> tuple[np.ndarray, float]
         n[i] -= 1
         over -= 1
     rem = k - int(n.sum())
-    if rem > 0:
-        nxt_slot = Fs + (n + 1) * x[order]
-        pick = np.argpartition(nxt_slot, rem - 1)[:rem] if rem < m else np.arange(m)
-        n[pick] += 1
-        rem -= len(pick)
-        while rem > 0:
-            i = int(np.argmin(Fs + (n + 1) * x[order]))
+    if rem > 0:  # the remaining (< m) tasks go to the earliest next slots, one at a time
+        xs = x[order]
+        heap = [(float(Fs[i] + (n[i] + 1) * xs[i]), i) for i in range(m)]
+        heapq.heapify(heap)
+        for _ in range(rem):
+            t, i = heapq.heappop(heap)
             n[i] += 1
-            rem -= 1
+            heapq.heappush(heap, (t + float(xs[i]), i))
     out = np.empty(m, dtype=np.int64)
     out[order] = n
     fin = F + out * x

@@ -1,0 +1,269 @@
+"""The scheduler's entry points: ``sample``, ``run``, ``resume`` (async) and sync faces."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from multiqpu.errors import InvalidInputError, JobError
+from multiqpu.scheduler._costmodel import Item
+from multiqpu.scheduler._executor import Attached, execute
+from multiqpu.scheduler._options import Options, parse_options
+from multiqpu.scheduler._report import SampleResult
+from multiqpu.scheduler._sync import run_sync as _in_thread
+
+if TYPE_CHECKING:
+    from qiskit import QuantumCircuit
+
+    from multiqpu.device import Device
+    from multiqpu.fleet import Fleet
+    from multiqpu.journal import Journal
+
+__all__ = ["JobRequest", "resume", "resume_sync", "run", "run_sync", "sample", "sample_sync"]
+
+Shots = int | None
+
+
+@dataclass(frozen=True)
+class JobRequest:
+    """One circuit for :func:`run`, with per-circuit options.
+
+    ``devices`` restricts it to some devices (specs or names); ``fidelity_floor`` overrides the
+    run's floor for it.
+    """
+
+    circuit: QuantumCircuit
+    shots: int | None = 1024
+    devices: Sequence[str] | None = None
+    fidelity_floor: float | None = None
+
+
+def _devices_of(fleet: Fleet | Iterable[Device]) -> tuple[list[Device], Any]:
+    from multiqpu.device import Device
+    from multiqpu.fleet import Fleet
+
+    if isinstance(fleet, Fleet):
+        return list(fleet), fleet
+    devices = list(fleet)
+    if not devices or not all(isinstance(d, Device) for d in devices):
+        raise InvalidInputError("pass a multiqpu.Fleet or a non-empty list of multiqpu devices")
+    return devices, None
+
+
+def _check_circuit(i: int, circuit: Any) -> None:
+    from qiskit import QuantumCircuit
+
+    if not isinstance(circuit, QuantumCircuit):
+        raise InvalidInputError(
+            f"circuit {i} is a {type(circuit).__name__}, expected qiskit.QuantumCircuit"
+        )
+    if circuit.num_clbits == 0:
+        raise InvalidInputError(
+            f"circuit {i} ({circuit.name}) has no classical bits to read; add measurements "
+            "(e.g. circuit.measure_all())"
+        )
+    if circuit.num_parameters:
+        raise InvalidInputError(
+            f"circuit {i} ({circuit.name}) has unbound parameters "
+            f"{sorted(p.name for p in circuit.parameters)}; bind them first"
+        )
+
+
+def _check_shots(i: int, shots: Any) -> int | None:
+    if shots is None:
+        return None
+    if isinstance(shots, bool) or not isinstance(shots, int) or shots < 1:
+        raise InvalidInputError(
+            f"shots for circuit {i} must be a positive integer or None, got {shots!r}"
+        )
+    return shots
+
+
+def _resolve(devices: list[Device], names: Sequence[str] | None) -> frozenset[str] | None:
+    if names is None:
+        return None
+    specs = set()
+    for name in names:
+        match = [d.spec for d in devices if name in (d.spec, d.name)]
+        if not match:
+            raise InvalidInputError(
+                f"device {name!r} is not in this fleet; it has: "
+                + ", ".join(d.spec for d in devices)
+            )
+        specs.update(match)
+    return frozenset(specs)
+
+
+def _items(
+    devices: list[Device], jobs: Sequence[Any], default_shots: Shots, floor: float | None
+) -> list[Item]:
+    from qiskit import QuantumCircuit
+
+    if isinstance(jobs, QuantumCircuit):
+        raise InvalidInputError("pass a list of circuits, not a single QuantumCircuit")
+    jobs = list(jobs)
+    if not jobs:
+        raise InvalidInputError("no circuits to run")
+    items = []
+    for i, job in enumerate(jobs):
+        if isinstance(job, JobRequest):
+            circuit, shots = job.circuit, job.shots
+            allowed = _resolve(devices, job.devices)
+            item_floor = job.fidelity_floor if job.fidelity_floor is not None else floor
+        elif isinstance(job, tuple) and len(job) == 2:
+            (circuit, shots), allowed, item_floor = job, None, floor
+        else:
+            circuit, shots, allowed, item_floor = job, default_shots, None, floor
+        _check_circuit(i, circuit)
+        items.append(Item(circuit, _check_shots(i, shots), allowed, item_floor))
+    return items
+
+
+def _journal(option: Any) -> tuple[Journal | None, bool]:
+    """The journal to use and whether we opened it (and must close it)."""
+    if option is None or option is False:
+        return None, False
+    from multiqpu.journal import Journal
+
+    if isinstance(option, Journal):
+        return option, False
+    if option is True:
+        return Journal(), True
+    if isinstance(option, str | os.PathLike):
+        return Journal(option), True
+    raise InvalidInputError(
+        f"journal must be a path, a multiqpu.journal.Journal, True or None, got {option!r}"
+    )
+
+
+async def _execute(fleet: Any, items: list[Item], opts: Options, **kw: Any) -> SampleResult:
+    devices, owner = _devices_of(fleet)
+    journal, owned = _journal(opts.journal)
+    try:
+        return await execute(devices, items, opts, owner=owner, journal=journal, **kw)
+    finally:
+        if owned and journal is not None:
+            journal.close()
+
+
+async def sample(
+    fleet: Fleet | Iterable[Device],
+    circuits: Sequence[QuantumCircuit],
+    shots: Shots | Sequence[Shots] = 1024,
+    policy: str = "balanced",
+    **options: Any,
+) -> SampleResult:
+    """Run every circuit somewhere on ``fleet`` and return one result per circuit, in input
+    order, with the device that produced it and a run report. ``shots`` is one number for
+    all, None (exact probabilities, ideal simulators only) or one per circuit. Options: see
+    :class:`multiqpu.scheduler.Options`."""
+    opts = parse_options(policy, **options)
+    from qiskit import QuantumCircuit
+
+    if isinstance(circuits, QuantumCircuit):
+        raise InvalidInputError("pass a list of circuits, not a single QuantumCircuit")
+    circuits = list(circuits)
+    if isinstance(shots, Sequence):
+        if len(shots) != len(circuits):
+            raise InvalidInputError(f"got {len(shots)} shot counts for {len(circuits)} circuits")
+        jobs: list[Any] = list(zip(circuits, shots, strict=True))
+    else:
+        jobs = [(c, shots) for c in circuits]
+    devices, _ = _devices_of(fleet)
+    return await _execute(fleet, _items(devices, jobs, None, opts.fidelity_floor), opts)
+
+
+async def run(
+    fleet: Fleet | Iterable[Device],
+    jobs: Sequence[JobRequest | tuple[QuantumCircuit, Shots] | QuantumCircuit],
+    policy: str = "balanced",
+    *,
+    shots: Shots = 1024,
+    **options: Any,
+) -> SampleResult:
+    """The general case of :func:`sample`: each entry is a :class:`JobRequest` (per-circuit
+    shots, allowed devices, fidelity floor), a ``(circuit, shots)`` pair, or a circuit (run
+    with ``shots``)."""
+    opts = parse_options(policy, **options)
+    devices, _ = _devices_of(fleet)
+    return await _execute(fleet, _items(devices, jobs, shots, opts.fidelity_floor), opts)
+
+
+async def resume(
+    fleet: Fleet | Iterable[Device],
+    run_id: str,
+    *,
+    journal: str | os.PathLike[str] | Journal | bool = True,
+    **options: Any,
+) -> SampleResult:
+    """Finish an interrupted run from the journal: recorded results are kept, jobs still
+    open at their providers are re-attached by id, and only work that was really lost is
+    submitted again. Options default to those the run was started with."""
+    jr, owned = _journal(journal)
+    if jr is None:
+        raise InvalidInputError("resume needs the journal the run was recorded in")
+    try:
+        info = jr.run_info(run_id)  # raises JobError for an unknown run id
+        stored = {k: v for k, v in dict(info.options).items() if k in Options.__dataclass_fields__}
+        stored.pop("journal", None)
+        if "rate_limits" in stored:
+            stored["rate_limits"] = {k: tuple(v) for k, v in stored["rate_limits"].items()}
+        merged = {**stored, **options, "journal": jr}
+        policy = merged.pop("policy", "balanced")
+        merged.pop("run_id", None)
+        opts = parse_options(policy, **merged)
+        devices, owner = _devices_of(fleet)
+        loaded = jr.load_circuits(run_id)
+        items = [Item(c, s, None, opts.fidelity_floor) for c, s in loaded]
+        done = jr.done_results(run_id)
+        attached: list[Attached] = []
+        by_spec = {d.spec: k for k, d in enumerate(devices)}
+        for open_job in jr.open_jobs(run_id):
+            todo = [i for i in open_job.task_indices if i not in done]
+            d = by_spec.get(open_job.device)
+            if not todo:
+                jr.job_cancelled(open_job.job_row)
+                continue
+            if open_job.provider_job_id is None or d is None:
+                jr.job_failed(open_job.job_row, "lost: not re-attachable on resume", final=False)
+                continue
+            try:
+                job = await devices[d].retrieve(open_job.provider_job_id)
+            except JobError as exc:
+                jr.job_failed(open_job.job_row, f"not re-attachable: {exc}", final=False)
+                continue
+            if todo != list(open_job.task_indices):
+                jr.job_failed(open_job.job_row, "partly done: resubmitting the rest", final=False)
+                continue
+            attached.append(Attached(d, list(open_job.task_indices), job, open_job.job_row))
+        return await execute(
+            devices, items, opts, owner=owner, journal=jr, resume=(run_id, done, attached)
+        )
+    finally:
+        if owned:
+            jr.close()
+
+
+def sample_sync(
+    fleet: Fleet | Iterable[Device],
+    circuits: Sequence[QuantumCircuit],
+    shots: Shots | Sequence[Shots] = 1024,
+    policy: str = "balanced",
+    **options: Any,
+) -> SampleResult:
+    """:func:`sample` from synchronous code (scripts, notebooks with a running loop)."""
+    return _in_thread(sample(fleet, circuits, shots, policy, **options))
+
+
+def run_sync(
+    fleet: Fleet | Iterable[Device], jobs: Sequence[Any], policy: str = "balanced", **options: Any
+) -> SampleResult:
+    """:func:`run` from synchronous code."""
+    return _in_thread(run(fleet, jobs, policy, **options))
+
+
+def resume_sync(fleet: Fleet | Iterable[Device], run_id: str, **options: Any) -> SampleResult:
+    """:func:`resume` from synchronous code."""
+    return _in_thread(resume(fleet, run_id, **options))

@@ -1,0 +1,195 @@
+"""The cost model for real devices: per (circuit class, device) fit, fidelity, time and price.
+
+For each class (one representative circuit) and device: does it fit (qubits, shots, exact
+mode, per-task device restrictions); the transpiled circuit (``device.transpile``, cached by
+the device; the transpiler picks a noise-aware layout the way mapomatic scores layouts); its
+estimated fidelity (``Calibration.estimated_fidelity``: product of gate and readout fidelities
+on that layout); its predicted execution time (shots x (critical-path duration from the
+calibration's gate durations + repetition delay)); and its price (``device.estimate_cost``).
+
+Estimates are cached across runs by (device, calibration fingerprint, circuit structure,
+shots): fragments and shards repeat structures, and a structure ignores parameter values
+(layout, gate counts and durations do not depend on them).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import math
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from multiqpu.scheduler._tables import ClassTables
+
+if TYPE_CHECKING:
+    from qiskit import QuantumCircuit
+
+    from multiqpu.calibration import Calibration
+    from multiqpu.device import Device
+
+__all__ = ["Estimate", "Item", "build_tables", "circuit_seconds", "structure_key"]
+
+REPETITION_DELAY_S = 250e-6  # between shots (IBM's default); the learned speed corrects it
+_DEFAULT_1Q_S = 50e-9
+_DEFAULT_2Q_S = 300e-9
+_DEFAULT_MEASURE_S = 1e-6
+_CACHE_SIZE = 100_000
+
+
+@dataclass(frozen=True)
+class Item:
+    """One circuit to run, normalised: shots (None: exact), allowed device specs, floor."""
+
+    circuit: QuantumCircuit
+    shots: int | None
+    devices: frozenset[str] | None = None
+    fidelity_floor: float | None = None
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """The cost model's answer for one (structure, shots, device); ``reason`` when it
+    cannot run there."""
+
+    fidelity: float = 0.0
+    seconds: float = 0.0
+    price: float = 0.0
+    reason: str | None = None
+
+
+_cache: OrderedDict[tuple[str, str, str, int | None], Estimate] = OrderedDict()
+
+
+def structure_key(circuit: QuantumCircuit) -> str:
+    """A hash of a circuit's gates and wiring, ignoring parameter values and names."""
+    h = hashlib.blake2b(digest_size=16)
+    qidx = {q: i for i, q in enumerate(circuit.qubits)}
+    cidx = {c: i for i, c in enumerate(circuit.clbits)}
+    h.update(f"{circuit.num_qubits},{circuit.num_clbits};".encode())
+    for inst in circuit.data:
+        qs = ",".join(str(qidx[q]) for q in inst.qubits)
+        cs = ",".join(str(cidx[c]) for c in inst.clbits)
+        h.update(f"{inst.operation.name}[{qs}][{cs}];".encode())
+    return h.hexdigest()
+
+
+def circuit_seconds(isa: QuantumCircuit, calibration: Calibration) -> float:
+    """Critical-path duration of a transpiled circuit from the calibration's durations."""
+    t = [0.0] * isa.num_qubits
+    qidx = {q: i for i, q in enumerate(isa.qubits)}
+    for inst in isa.data:
+        name = inst.operation.name
+        if name == "barrier":
+            continue
+        qs = tuple(qidx[q] for q in inst.qubits)
+        if not qs:
+            continue
+        dur = calibration.duration(name, qs)
+        if dur is None:
+            if name == "rz":
+                dur = 0.0
+            elif name in ("measure", "reset"):
+                dur = _DEFAULT_MEASURE_S
+            else:
+                dur = _DEFAULT_1Q_S if len(qs) == 1 else _DEFAULT_2Q_S
+        start = max(t[q] for q in qs)
+        for q in qs:
+            t[q] = start + dur
+    return max(t, default=0.0)
+
+
+def _estimate(
+    device: Device, cal: Calibration, circuit: QuantumCircuit, shots: int | None
+) -> Estimate:
+    if circuit.num_qubits > device.num_qubits:
+        return Estimate(
+            reason=f"needs {circuit.num_qubits} qubits, {device.spec} has {device.num_qubits}"
+        )
+    if shots is None and not device.exact:
+        return Estimate(reason=f"{device.spec} samples (exact results need an ideal simulator)")
+    if shots is not None and shots > device.limits.max_shots:
+        return Estimate(reason=f"{shots} shots exceed the limit of {device.limits.max_shots}")
+    try:
+        isa = device.transpile(circuit)
+    except Exception as exc:  # any transpiler failure means "cannot run here"
+        return Estimate(reason=f"does not transpile for {device.spec}: {exc}")
+    fidelity = cal.estimated_fidelity(isa)
+    per_shot = circuit_seconds(isa, cal) + REPETITION_DELAY_S
+    seconds = per_shot * (shots if shots is not None else 1)
+    try:
+        price = float(device.estimate_cost([circuit], shots or 1).total_usd)
+    except Exception:  # a device that cannot price a circuit is treated as free
+        price = 0.0
+    if not math.isfinite(price):
+        price = 0.0
+    return Estimate(fidelity=float(fidelity), seconds=float(seconds), price=price)
+
+
+async def build_tables(
+    devices: Sequence[Device], items: Sequence[Item]
+) -> tuple[ClassTables, np.ndarray, list[list[str | None]]]:
+    """Classes of ``items`` and their tables. Returns the tables, the class of each item,
+    and per class and device the reason it cannot run there (None where it can)."""
+    keys: dict[tuple[str, int | None, frozenset[str] | None, float | None], int] = {}
+    reps: list[Item] = []
+    structs: list[str] = []
+    cls = np.empty(len(items), dtype=np.int64)
+    for i, item in enumerate(items):
+        s = structure_key(item.circuit)
+        key = (s, item.shots, item.devices, item.fidelity_floor)
+        c = keys.get(key)
+        if c is None:
+            c = keys[key] = len(reps)
+            reps.append(item)
+            structs.append(s)
+        cls[i] = c
+    n_c, n_d = len(reps), len(devices)
+    fits = np.zeros((n_c, n_d), dtype=bool)
+    fid = np.zeros((n_c, n_d))
+    raw = np.zeros((n_c, n_d))
+    price = np.zeros((n_c, n_d))
+    reasons: list[list[str | None]] = [[None] * n_d for _ in range(n_c)]
+
+    def compute() -> None:
+        for d, device in enumerate(devices):
+            cal = device.calibration()
+            fingerprint = cal.fingerprint()
+            for c, item in enumerate(reps):
+                if item.devices is not None and device.spec not in item.devices:
+                    reasons[c][d] = f"{device.spec} is not among the devices allowed for it"
+                    continue
+                ckey = (device.spec, fingerprint, structs[c], item.shots)
+                est = _cache.get(ckey)
+                if est is None:
+                    est = _estimate(device, cal, item.circuit, item.shots)
+                    _cache[ckey] = est
+                    if len(_cache) > _CACHE_SIZE:
+                        _cache.popitem(last=False)
+                else:
+                    _cache.move_to_end(ckey)
+                if est.reason is not None:
+                    reasons[c][d] = est.reason
+                    continue
+                fits[c, d] = True
+                fid[c, d], raw[c, d], price[c, d] = est.fidelity, est.seconds, est.price
+
+    await asyncio.to_thread(compute)
+    counts = np.bincount(cls, minlength=n_c).astype(float)
+    groups: dict[int | None, int] = {}
+    group = np.array([groups.setdefault(it.shots, len(groups)) for it in reps], dtype=np.int64)
+    tables = ClassTables(
+        fits=fits,
+        fidelity=fid,
+        raw_s=raw,
+        price=price,
+        floor=np.array([it.fidelity_floor or 0.0 for it in reps]),
+        group=group,
+        shots=np.array([it.shots or 0 for it in reps], dtype=np.int64),
+        weight=counts,
+    )
+    return tables, cls, reasons

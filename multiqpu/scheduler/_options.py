@@ -1,0 +1,131 @@
+"""Options of ``fleet.sample`` / ``fleet.run`` / ``fleet.resume``, validated up front."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field, fields
+from typing import TYPE_CHECKING, Any
+
+from multiqpu.errors import InvalidInputError
+from multiqpu.scheduler._policy import POLICIES, PolicyName
+
+if TYPE_CHECKING:
+    from multiqpu.journal import Journal
+
+__all__ = ["DEFAULT_RATE_LIMITS", "Options", "parse_options"]
+
+#: Submissions per second allowed per provider (calls, period in seconds).
+DEFAULT_RATE_LIMITS: dict[str, tuple[int, float]] = {"ibm": (5, 1.0), "braket": (10, 1.0)}
+
+
+@dataclass(frozen=True)
+class Options:
+    """Everything that shapes a run (see docs/scheduler.md for each option).
+
+    Attributes:
+        policy: ``"balanced"`` (default), ``"fastest"``, ``"most_accurate"``, ``"cheapest"``.
+        fidelity_floor: devices whose estimated fidelity for a circuit is below this are
+            never used for it.
+        fidelity_margin: ``balanced`` only: relative fidelity margin around the best device.
+        max_slowdown: ``balanced`` only: devices slower than this factor don't set the bar.
+        budget_usd: total spend allowed (estimated prices); placement keeps it feasible.
+        deadline_s: a run still unfinished after this many seconds is cancelled (its
+            submitted jobs too) and raises :class:`~multiqpu.JobError`; placement prefers
+            devices expected to make it.
+        concurrency: jobs in flight per device: one number for all, or ``{spec: n}``;
+            default each device's ``limits.max_concurrent_jobs``.
+        cache: serve identical (circuit, shots, device, calibration) results from the
+            journal's cache (a cached sampled result is the same random draw as before).
+        journal: a path, a :class:`~multiqpu.journal.Journal`, ``True`` (the default file) or
+            None (no journal; nothing is recorded and nothing can be resumed).
+        progress: a progress bar per device; None: when stderr is a terminal and the run is
+            long (over 200 circuits).
+        hedging: copy stragglers to idle devices in the tail of a run.
+        retries: attempts per submission on transient provider errors.
+        backoff_s: first retry delay (exponential with jitter, capped at 30 x this).
+        rate_limits: ``{provider: (calls, period_s)}`` submissions allowed per provider.
+        job_timeout_s: a job running longer is cancelled and its circuits moved; default
+            derived from the device's learned wait and speed.
+        explore: give each device never used before one single-circuit job, to learn its
+            real queue.
+        run_id: the id to record the run under (default: a new one).
+    """
+
+    policy: PolicyName = "balanced"
+    fidelity_floor: float | None = None
+    fidelity_margin: float = 0.02
+    max_slowdown: float = 2.0
+    budget_usd: float | None = None
+    deadline_s: float | None = None
+    concurrency: int | Mapping[str, int] | None = None
+    cache: bool = True
+    journal: str | os.PathLike[str] | Journal | bool | None = None
+    progress: bool | None = None
+    hedging: bool = True
+    retries: int = 5
+    backoff_s: float = 1.0
+    rate_limits: Mapping[str, tuple[int, float]] = field(
+        default_factory=lambda: dict(DEFAULT_RATE_LIMITS)
+    )
+    job_timeout_s: float | None = None
+    explore: bool = True
+    run_id: str | None = None
+
+    def recordable(self) -> dict[str, Any]:
+        """The options as stored with the run in the journal (JSON-safe, no journal)."""
+        out = {k: v for k, v in asdict(self).items() if k not in ("journal",)}
+        if isinstance(self.concurrency, Mapping):
+            out["concurrency"] = dict(self.concurrency)
+        out["rate_limits"] = {k: list(v) for k, v in self.rate_limits.items()}
+        return out
+
+
+_NAMES = tuple(f.name for f in fields(Options))
+
+
+def _number(name: str, value: Any, *, low: float = 0.0, high: float | None = None) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise InvalidInputError(f"{name} must be a number, got {value!r}")
+    if not (value >= low and (high is None or value <= high)):
+        span = f"in [{low}, {high}]" if high is not None else f">= {low}"
+        raise InvalidInputError(f"{name} must be {span}, got {value!r}")
+    return float(value)
+
+
+def parse_options(policy: str = "balanced", **options: Any) -> Options:
+    """Validate keyword options; unknown names raise :class:`InvalidInputError`."""
+    unknown = sorted(set(options) - set(_NAMES))
+    if unknown:
+        raise InvalidInputError(
+            f"unknown scheduler option(s) {', '.join(map(repr, unknown))}; accepted: "
+            f"{', '.join(n for n in _NAMES if n != 'policy')}"
+        )
+    if policy not in POLICIES:
+        raise InvalidInputError(f"unknown policy {policy!r}; choose one of {', '.join(POLICIES)}")
+    opts = Options(policy=policy, **options)
+    if opts.fidelity_floor is not None:
+        _number("fidelity_floor", opts.fidelity_floor, high=1.0)
+    _number("fidelity_margin", opts.fidelity_margin, high=1.0)
+    _number("max_slowdown", opts.max_slowdown, low=1.0)
+    if opts.budget_usd is not None:
+        _number("budget_usd", opts.budget_usd)
+    if opts.deadline_s is not None and _number("deadline_s", opts.deadline_s) <= 0:
+        raise InvalidInputError("deadline_s must be > 0")
+    if opts.job_timeout_s is not None and _number("job_timeout_s", opts.job_timeout_s) <= 0:
+        raise InvalidInputError("job_timeout_s must be > 0")
+    if isinstance(opts.retries, bool) or not isinstance(opts.retries, int) or opts.retries < 1:
+        raise InvalidInputError(f"retries must be an integer >= 1, got {opts.retries!r}")
+    _number("backoff_s", opts.backoff_s)
+    conc = opts.concurrency
+    values = conc.values() if isinstance(conc, Mapping) else [] if conc is None else [conc]
+    for v in values:
+        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+            raise InvalidInputError(f"concurrency must be a positive integer, got {v!r}")
+    for provider, limit in opts.rate_limits.items():
+        ok = isinstance(limit, tuple | list) and len(limit) == 2 and int(limit[0]) >= 1
+        if not ok or float(limit[1]) <= 0:
+            raise InvalidInputError(
+                f"rate_limits[{provider!r}] must be (calls, period_s), got {limit!r}"
+            )
+    return opts

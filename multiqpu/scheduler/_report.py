@@ -1,0 +1,199 @@
+"""What a scheduler run returns: per-circuit results in input order and a run report."""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterator, Mapping
+from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from rich.table import Table
+
+    from multiqpu.device import CircuitResult
+
+__all__ = ["DeviceReport", "RunReport", "SampleResult", "TaskResult"]
+
+
+@dataclass(frozen=True)
+class TaskResult:
+    """The result of one input circuit and where it came from.
+
+    ``source`` is ``"run"`` (a job of this run), ``"cache"`` (the journal's result cache) or
+    ``"journal"`` (recorded by an earlier, interrupted attempt of this run).
+    """
+
+    index: int
+    device: str
+    job_id: str
+    result: CircuitResult
+    estimated_fidelity: float | None = None
+    source: str = "run"
+
+    @property
+    def counts(self) -> Mapping[str, int]:
+        return self.result.counts
+
+    @property
+    def probabilities(self) -> Mapping[str, float] | None:
+        return self.result.probabilities
+
+    @property
+    def shots(self) -> int | None:
+        return self.result.shots
+
+    def distribution(self) -> dict[str, float]:
+        return self.result.distribution()
+
+
+@dataclass(frozen=True)
+class DeviceReport:
+    """One device's share of a run."""
+
+    device: str
+    jobs: int
+    circuits: int
+    shots: int
+    failures: int
+    mean_wait_s: float | None
+    mean_execution_s: float | None
+    mean_estimated_fidelity: float | None
+    cost_usd: float
+    learned_wait_s: float | None = None
+    reported_wait_s: float | None = None
+    dropped: bool = False
+
+
+def _fmt(value: float | None, spec: str = ".1f") -> str:
+    return (
+        "-"
+        if value is None or (isinstance(value, float) and math.isnan(value))
+        else format(value, spec)
+    )
+
+
+@dataclass(frozen=True)
+class RunReport:
+    """How a run went: per device, and overall."""
+
+    run_id: str
+    policy: str
+    circuits: int
+    makespan_s: float
+    devices: tuple[DeviceReport, ...]
+    mean_estimated_fidelity: float | None
+    total_cost_usd: float
+    retries: int = 0
+    hedges: int = 0
+    hedges_won: int = 0
+    steals: int = 0
+    failovers: int = 0
+    probes: int = 0
+    from_cache: int = 0
+    from_journal: int = 0
+    placements: int = 0
+    placements_per_s: float | None = None
+    dropped_devices: tuple[str, ...] = ()
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["devices"] = [asdict(d) for d in self.devices]
+        out["dropped_devices"] = list(self.dropped_devices)
+        out["extra"] = dict(self.extra)
+        return out
+
+    def to_json(self, **kwargs: Any) -> str:
+        def clean(v: Any) -> Any:
+            if isinstance(v, float) and not math.isfinite(v):
+                return None
+            if isinstance(v, dict):
+                return {k: clean(x) for k, x in v.items()}
+            if isinstance(v, list):
+                return [clean(x) for x in v]
+            return v
+
+        return json.dumps(clean(self.to_dict()), **kwargs)
+
+    def table(self) -> Table:
+        """A rich table: one row per device, with the run's totals in the caption."""
+        from rich.table import Table
+
+        table = Table(
+            title=f"run {self.run_id} ({self.policy}): {self.circuits} circuits in "
+            f"{self.makespan_s:.2f} s",
+            title_justify="left",
+        )
+        for name, justify in (
+            ("device", "left"),
+            ("jobs", "right"),
+            ("circuits", "right"),
+            ("shots", "right"),
+            ("wait s", "right"),
+            ("run s", "right"),
+            ("est. fidelity", "right"),
+            ("cost $", "right"),
+            ("failures", "right"),
+        ):
+            table.add_column(name, justify=justify)  # type: ignore[arg-type]
+        for d in self.devices:
+            table.add_row(
+                d.device + (" (dropped)" if d.dropped else ""),
+                str(d.jobs),
+                str(d.circuits),
+                str(d.shots),
+                _fmt(d.mean_wait_s, ".2f"),
+                _fmt(d.mean_execution_s, ".2f"),
+                _fmt(d.mean_estimated_fidelity, ".3f"),
+                _fmt(d.cost_usd, ".2f"),
+                str(d.failures),
+            )
+        table.caption = (
+            f"mean est. fidelity {_fmt(self.mean_estimated_fidelity, '.3f')}, "
+            f"cost ${self.total_cost_usd:.2f}, retries {self.retries}, hedges "
+            f"{self.hedges} ({self.hedges_won} won), steals {self.steals}, failovers "
+            f"{self.failovers}, cached {self.from_cache}, from journal {self.from_journal}"
+        )
+        return table
+
+    def __rich__(self) -> Table:
+        return self.table()
+
+    def __str__(self) -> str:
+        import io
+
+        from rich.console import Console
+
+        console = Console(width=120, record=True, file=io.StringIO(), color_system=None)
+        console.print(self.table())
+        return console.export_text().rstrip()
+
+
+@dataclass(frozen=True)
+class SampleResult:
+    """Per-circuit results in input order (``results[i]`` is circuit ``i``), and the report."""
+
+    results: tuple[TaskResult, ...]
+    report: RunReport
+
+    @property
+    def run_id(self) -> str:
+        return self.report.run_id
+
+    def __len__(self) -> int:
+        return len(self.results)
+
+    def __iter__(self) -> Iterator[TaskResult]:
+        return iter(self.results)
+
+    def __getitem__(self, index: int) -> TaskResult:
+        return self.results[index]
+
+    @property
+    def counts(self) -> list[Mapping[str, int]]:
+        return [r.counts for r in self.results]
+
+    @property
+    def devices(self) -> list[str]:
+        return [r.device for r in self.results]

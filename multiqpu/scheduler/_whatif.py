@@ -1,0 +1,209 @@
+"""``simulate``: ask "what if" of the scheduler on a simulated fleet, in virtual time."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from multiqpu.errors import InvalidInputError
+from multiqpu.scheduler._core import CoreConfig
+from multiqpu.scheduler._fleets import random_fleet, reference_fleet
+from multiqpu.scheduler._learning import DeviceKnowledge
+from multiqpu.scheduler._policy import POLICIES, masks
+from multiqpu.scheduler._simfleet import SimDevice, Workload
+from multiqpu.scheduler._virtual import QueueProcess, SimRun, run_virtual, tables_for
+
+__all__ = ["SimulationResult", "simulate"]
+
+STRATEGIES = ("multiqpu", "least_busy", "round_robin")
+
+
+@dataclass(frozen=True)
+class SimulationResult:
+    """One virtual run: makespan, fidelity, per-device figures, optional comparisons.
+
+    ``baselines`` maps ``least_busy`` / ``round_robin`` to their makespan and mean fidelity on
+    the same fleet and queues; ``lower_bound_s`` is the fluid lower bound (see
+    docs/scheduler.md) for the same per-circuit device eligibility as ``policy``.
+    """
+
+    policy: str
+    devices: int
+    circuits: int
+    makespan_s: float
+    mean_fidelity: float
+    per_device: tuple[Mapping[str, Any], ...]
+    jobs: int
+    hedges: int
+    steals: int
+    retries: int
+    failovers: int
+    placements: int
+    placements_per_s: float
+    wall_s: float
+    lower_bound_s: float | None = None
+    baselines: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
+    knowledge: tuple[DeviceKnowledge, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        out = {k: getattr(self, k) for k in self.__dataclass_fields__ if k != "knowledge"}
+        out["per_device"] = [dict(d) for d in self.per_device]
+        out["baselines"] = {k: dict(v) for k, v in self.baselines.items()}
+        return out
+
+
+def _summary(run: SimRun, devices: Sequence[SimDevice]) -> tuple[Mapping[str, Any], ...]:
+    st = run.stats
+    rows = []
+    for d, dev in enumerate(devices):
+        n = int(st.circuits[d])
+        rows.append(
+            {
+                "device": dev.name,
+                "jobs": int(st.jobs[d]),
+                "circuits": n,
+                "mean_wait_s": float(st.wait_s[d] / st.waited_jobs[d])
+                if st.waited_jobs[d]
+                else None,
+                "busy_s": float(st.exec_s[d]),
+                "mean_fidelity": float(st.fidelity[d] / n) if n else None,
+                "cost_usd": float(st.cost_usd[d]),
+                "failures": int(st.failures[d]),
+                "dropped": d in st.dropped,
+            }
+        )
+    return tuple(rows)
+
+
+def lower_bound(
+    devices: Sequence[SimDevice],
+    workload: Workload,
+    queues: QueueProcess,
+    *,
+    policy: str,
+    counts: np.ndarray,
+    margin: float = 0.02,
+    start_s: float = 0.0,
+) -> float:
+    """The fluid lower bound for ``policy``'s eligibility (real waits and speeds)."""
+    from multiqpu.scheduler._bounds import fluid_lower_bound
+
+    t = tables_for(devices, workload)
+    seconds = t.raw_s * np.array([d.speed_bias for d in devices]) + np.array(
+        [d.overhead_s / d.max_circuits_per_job for d in devices]
+    )
+    waits = np.array([queues.wait(d, start_s) for d in range(len(devices))]) - 0.0
+    m = masks(
+        policy,  # type: ignore[arg-type]
+        fits=t.fits,
+        fidelity=t.fidelity,
+        price=t.price,
+        alive=np.ones(len(devices), dtype=bool),
+        floor=t.floor,
+        margin=margin,
+        completion=waits[None, :] + seconds,
+    )
+    return fluid_lower_bound(counts, seconds, waits, m.preferred)
+
+
+def simulate(
+    devices: int | Sequence[SimDevice] = 10,
+    circuits: int | Workload = 2000,
+    *,
+    policy: str = "balanced",
+    shots: int = 4000,
+    seed: int = 0,
+    history: bool = False,
+    compare: bool = False,
+    bound: bool = False,
+    knowledge: Sequence[DeviceKnowledge | None] | None = None,
+    **options: Any,
+) -> SimulationResult:
+    """Run the scheduler on simulated devices in virtual time.
+
+    ``devices``: a number (the 10-device reference fleet for 10, else devices drawn from the
+    same archetypes) or a list of :class:`~multiqpu.scheduler.SimDevice`. ``circuits``: a
+    number (a mixed workload of cut fragments and shards, ``shots`` each) or a
+    :class:`~multiqpu.scheduler.Workload`. ``history``: first run the same workload two hours
+    earlier (other queue draws), so the scheduler starts from what it learned then, as it
+    would on a fleet in daily use; ``knowledge`` passes such state explicitly. ``compare``: also
+    run the least-busy and round-robin baselines on the same queues. ``bound``: compute the
+    fluid lower bound. Options go to the placement core (``fidelity_margin``,
+    ``max_slowdown``, ``hedging``, ``explore``, ``budget_usd``, ``deadline_s``).
+    """
+    if policy not in POLICIES:
+        raise InvalidInputError(f"unknown policy {policy!r}; choose one of {', '.join(POLICIES)}")
+    if isinstance(devices, int):
+        if devices < 1:
+            raise InvalidInputError("devices must be >= 1")
+        fleet = reference_fleet() if devices == 10 else random_fleet(devices, seed=seed)
+    else:
+        fleet = list(devices)
+    if isinstance(circuits, int):
+        if circuits < 1:
+            raise InvalidInputError("circuits must be >= 1")
+        workload = Workload.mixed(circuits, shots=shots)
+    else:
+        workload = circuits
+    allowed = {f for f in CoreConfig.__dataclass_fields__ if f not in ("policy", "deadline_at")}
+    unknown = sorted(set(options) - allowed - {"deadline_s"})
+    if unknown:
+        raise InvalidInputError(f"unknown simulate option(s): {', '.join(unknown)}")
+    deadline = options.pop("deadline_s", None)
+    config = CoreConfig(policy=policy, deadline_at=deadline, **options)  # type: ignore[arg-type]
+
+    def queues(shift: int = 0, hours: float = 10.0) -> QueueProcess:
+        return QueueProcess(fleet, seed=seed + 2 + shift, epoch_s=hours * 3600.0)
+
+    tic = time.perf_counter()
+    if history and knowledge is None:
+        # the same workload two hours earlier, on the queues as they were then
+        warm = run_virtual(
+            fleet, workload, config=config, seed=seed + 100, queues=queues(1000, 8.0)
+        )
+        knowledge = warm.knowledge
+    run = run_virtual(
+        fleet, workload, config=config, seed=seed, queues=queues(), knowledge=knowledge
+    )
+    st = run.stats
+    baselines: dict[str, dict[str, float]] = {}
+    if compare:
+        for strategy in ("least_busy", "round_robin"):
+            b = run_virtual(fleet, workload, strategy=strategy, seed=seed, queues=queues())
+            baselines[strategy] = {
+                "makespan_s": b.stats.makespan,
+                "mean_fidelity": b.stats.mean_fidelity(),
+            }
+    lb = None
+    if bound:
+        from multiqpu.scheduler._tables import StreamSource
+
+        counts = StreamSource(workload.n, workload.probabilities(), seed=seed + 1).class_counts(
+            len(workload.circuits)
+        )
+        lb = lower_bound(
+            fleet, workload, queues(), policy=policy, counts=counts, margin=config.fidelity_margin
+        )
+    return SimulationResult(
+        policy=policy,
+        devices=len(fleet),
+        circuits=workload.n,
+        makespan_s=st.makespan,
+        mean_fidelity=st.mean_fidelity(),
+        per_device=_summary(run, fleet),
+        jobs=int(st.jobs.sum()),
+        hedges=st.hedges,
+        steals=st.steals,
+        retries=st.retries,
+        failovers=st.failovers,
+        placements=st.placements,
+        placements_per_s=st.placements_per_s(),
+        wall_s=time.perf_counter() - tic,
+        lower_bound_s=lb,
+        baselines=baselines,
+        knowledge=run.knowledge,
+    )
