@@ -154,7 +154,7 @@ def run_resume(args: argparse.Namespace) -> int:
             from multiqpu.fleet import Fleet
 
             fleet = Fleet.from_config(args.config)
-            asyncio.run(fleet.resume(args.run_id, journal=journal))  # type: ignore[attr-defined]
+            asyncio.run(fleet.resume(args.run_id, journal=journal))
         summary = _summary(journal, args.run_id, before, first_new_row)
     if args.json:
         json.dump(summary, sys.stdout, indent=2)

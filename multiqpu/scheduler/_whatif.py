@@ -154,7 +154,7 @@ def simulate(
     if unknown:
         raise InvalidInputError(f"unknown simulate option(s): {', '.join(unknown)}")
     deadline = options.pop("deadline_s", None)
-    config = CoreConfig(policy=policy, deadline_at=deadline, **options)  # type: ignore[arg-type]
+    config = CoreConfig(policy=policy, deadline_at=deadline, **options)
 
     def queues(shift: int = 0, hours: float = 10.0) -> QueueProcess:
         return QueueProcess(fleet, seed=seed + 2 + shift, epoch_s=hours * 3600.0)
