@@ -1,0 +1,281 @@
+"""``multiqpu.fleet``: a PennyLane device (new Device API) that runs every batch on a fleet.
+
+PennyLane hands the device batches of tapes (a QNode call, the 2P shifted tapes of a
+parameter-shift gradient, a broadcast input expanded into one tape per row). Preprocessing
+brings each tape into a form the fleet runs: non-commuting measurements split, observables
+rotated into the computational basis, operations decomposed into the gate map of
+:mod:`multiqpu.pennylane._convert`, broadcasts expanded. ``execute`` converts the whole batch
+to Qiskit circuits and sends it to the fleet in ONE call, so the scheduler spreads it over
+the devices; results come back per tape in order.
+
+Analytic mode (``shots=None``) asks the fleet's exact simulators for probabilities and is
+exact; with shots, every device of the fleet may run circuits and the results are sampled.
+Gradients: the device computes no derivatives itself, so PennyLane differentiates by
+parameter shift, which works with every interface (autograd, torch, jax).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pennylane as qml
+from pennylane.devices import Device, ExecutionConfig
+from pennylane.devices.modifiers import simulator_tracking, single_tape_support
+from pennylane.devices.preprocess import (
+    decompose,
+    validate_device_wires,
+    validate_measurements,
+    validate_observables,
+)
+from pennylane.measurements import (
+    ExpectationMP,
+    MeasurementProcess,
+    ProbabilityMP,
+    SampleMeasurement,
+    StateMeasurement,
+    VarianceMP,
+)
+from pennylane.tape import QuantumScript, QuantumScriptBatch
+from pennylane.transforms import (
+    broadcast_expand,
+    defer_measurements,
+    diagonalize_measurements,
+    split_non_commuting,
+)
+from pennylane.transforms.core import CompilePipeline, transform
+from pennylane.typing import PostprocessingFn, Result, ResultBatch
+from pennylane.wires import Wires
+
+from multiqpu.pennylane._convert import (
+    probabilities_vector,
+    samples_array,
+    supports_operation,
+    tape_to_circuit,
+)
+from multiqpu.primitives._dispatch import FleetLike, as_fleet, run_sync, sample
+
+__all__ = ["FleetDevice"]
+
+_ANALYTIC_MPS = (ExpectationMP, VarianceMP, ProbabilityMP, StateMeasurement)
+_SAMPLE_MPS = (SampleMeasurement,)  # expval, var, probs, sample, counts and custom ones
+
+
+@transform
+def _diagonalize_rest(tape: QuantumScript) -> tuple[QuantumScriptBatch, PostprocessingFn]:
+    """Rotate observables that :func:`diagonalize_measurements` leaves alone (``Hermitian``,
+    state-vector ``Projector``...) into the computational basis by their diagonalizing gates,
+    measuring their eigenvalues. Measurements of one tape are on disjoint wires here or share
+    the same rotations (``split_non_commuting`` ran first)."""
+    ops = list(tape.operations)
+    mps: list[MeasurementProcess] = []
+    rotated: dict[Any, Any] = {}
+    for mp in tape.measurements:
+        obs = mp.obs
+        gates = _diagonalizing_gates(obs) if obs is not None else []
+        if obs is not None and gates is None:  # e.g. SparseHamiltonian: go by its matrix
+            obs = qml.Hermitian(qml.matrix(obs), wires=obs.wires)
+            gates = obs.diagonalizing_gates()
+        if not gates:
+            mps.append(mp)
+            continue
+        for g in gates:
+            clash = [w for w in g.wires if w in rotated and not qml.equal(rotated[w], g)]
+            if clash:
+                raise qml.exceptions.DeviceError(
+                    f"measurements on wire(s) {clash} need different basis rotations"
+                )
+            if not all(w in rotated for w in g.wires):
+                ops.append(g)
+                for w in g.wires:
+                    rotated[w] = g
+        mps.append(type(mp)(eigvals=obs.eigvals(), wires=obs.wires))
+    new = tape.copy(operations=ops, measurements=mps)
+
+    def first(results: ResultBatch) -> Result:
+        return results[0]
+
+    return (new,), first
+
+
+@simulator_tracking
+@single_tape_support
+class FleetDevice(Device):
+    """Run PennyLane circuits on a multiqpu fleet.
+
+    Args:
+        wires: number of wires or their labels.
+        shots: default shots (PennyLane now prefers ``qml.set_shots`` on the QNode).
+        fleet: a :class:`multiqpu.Fleet`, a Device, a list of devices or specs, a
+            comma-separated spec string, or a preset: ``"ideal"`` (default: the installed
+            noiseless exact simulators, ``local:ideal`` and ``braket:sv``), ``"default"``
+            (the configured fleet, else the embedded default fleet of fake QPUs).
+        policy: the scheduler's placement policy.
+        seed: seeds the order in which sampled shots are laid out.
+    """
+
+    name = "multiqpu.fleet"
+
+    def __init__(
+        self,
+        wires: Any = None,
+        shots: Any = None,
+        *,
+        fleet: FleetLike = None,
+        policy: str = "balanced",
+        seed: int | None = None,
+    ) -> None:
+        super().__init__(wires=wires, shots=shots)
+        self._fleet = as_fleet(fleet, default="ideal")
+        self._policy = policy
+        self._rng = np.random.default_rng(seed)
+        self._work: dict[str, int] = {}
+
+    @property
+    def fleet(self) -> Any:
+        return self._fleet
+
+    @property
+    def work_share(self) -> dict[str, int]:
+        """Circuits each device of the fleet has run for this PennyLane device so far."""
+        return dict(self._work)
+
+    # ------------------------------------------------------------------ configuration
+    def setup_execution_config(
+        self, config: ExecutionConfig | None = None, circuit: QuantumScript | None = None
+    ) -> ExecutionConfig:
+        from dataclasses import replace
+
+        config = config or ExecutionConfig()
+        mcm = config.mcm_config
+        if mcm.mcm_method not in (None, "deferred"):
+            raise qml.exceptions.DeviceError(
+                f"{self.name} supports mid-circuit measurements by deferral only "
+                f"(mcm_method='deferred'), not {mcm.mcm_method!r}"
+            )
+        if mcm.mcm_method is None:
+            config = replace(config, mcm_config=replace(mcm, mcm_method="deferred"))
+        return config
+
+    def preprocess_transforms(
+        self, execution_config: ExecutionConfig | None = None
+    ) -> CompilePipeline:
+        program = CompilePipeline()
+        program.add_transform(validate_device_wires, wires=self.wires, name=self.name)
+        program.add_transform(defer_measurements, allow_postselect=False)
+        program.add_transform(split_non_commuting)
+        program.add_transform(diagonalize_measurements)
+        program.add_transform(_diagonalize_rest)
+        program.add_transform(
+            decompose,
+            stopping_condition=supports_operation,
+            skip_initial_state_prep=False,
+            name=self.name,
+        )
+        program.add_transform(
+            validate_measurements,
+            analytic_measurements=lambda mp: isinstance(mp, _ANALYTIC_MPS),
+            sample_measurements=lambda mp: isinstance(mp, _SAMPLE_MPS),
+            name=self.name,
+        )
+        program.add_transform(validate_observables, stopping_condition=_diagonal, name=self.name)
+        program.add_transform(broadcast_expand)
+        return program
+
+    def supports_derivatives(
+        self, execution_config: ExecutionConfig | None = None, circuit: QuantumScript | None = None
+    ) -> bool:
+        return False  # PennyLane differentiates by parameter shift through execute()
+
+    # ------------------------------------------------------------------ execution
+    def execute(
+        self,
+        circuits: QuantumScriptBatch,
+        execution_config: ExecutionConfig | None = None,
+    ) -> tuple[Result, ...]:
+        tapes = list(circuits)
+        plans = [_TapePlan(t, self.wires) for t in tapes]
+        todo = [p for p in plans if p.measured and not p.needs_state]
+        if todo:
+            circuits_q = [tape_to_circuit(p.tape, p.wire_order, p.measured) for p in todo]
+            shots = [p.total_shots for p in todo]
+            results = run_sync(sample(self._fleet, circuits_q, shots, policy=self._policy))
+            for plan, item in zip(todo, results, strict=True):
+                plan.result = item.result
+                self._work[item.device] = self._work.get(item.device, 0) + 1
+        return tuple(plan.finish(self._rng) for plan in plans)
+
+
+def _diagonalizing_gates(obs: Any) -> list[Any] | None:
+    try:
+        return list(obs.diagonalizing_gates())
+    except qml.exceptions.DiagGatesUndefinedError:
+        return None
+
+
+def _diagonal(obs: Any) -> bool:
+    """Observables left after diagonalisation must be measurable in the Z basis."""
+    return _diagonalizing_gates(obs) == []
+
+
+class _TapePlan:
+    """What to measure for one tape and how to turn the outcome into PennyLane results."""
+
+    def __init__(self, tape: QuantumScript, device_wires: Wires | None) -> None:
+        self.tape = tape
+        order = list(device_wires) if device_wires else list(tape.wires)
+        for w in tape.wires:  # defer_measurements may have added wires
+            if w not in order:
+                order.append(w)
+        self.wire_order = order
+        wanted: set[Any] = set()
+        for mp in tape.measurements:
+            wanted.update(mp.wires if len(mp.wires) else order)
+        self.measured = [w for w in order if w in wanted]
+        self.total_shots: int | None = tape.shots.total_shots if tape.shots else None
+        # qml.state() and other state measurements (analytic mode only: validated earlier)
+        self.needs_state = any(
+            isinstance(mp, StateMeasurement) and not isinstance(mp, SampleMeasurement)
+            for mp in tape.measurements
+        )
+        self.result: Any = None
+
+    def statevector(self) -> np.ndarray:
+        """The tape's final state over ``wire_order`` in PennyLane's order (wire 0 most
+        significant), by Qiskit's exact ``Statevector``: no QPU returns amplitudes."""
+        from qiskit.quantum_info import Statevector
+
+        n = len(self.wire_order)
+        qc = tape_to_circuit(self.tape, self.wire_order, [])
+        data = np.asarray(Statevector(qc).data)
+        return data.reshape([2] * n).transpose(list(range(n - 1, -1, -1))).reshape(-1)
+
+    def finish(self, rng: np.random.Generator) -> Result:
+        tape = self.tape
+        wires = Wires(self.measured)
+        width = len(self.measured)
+        if not tape.shots and self.needs_state:
+            full = self.statevector()
+            order = Wires(self.wire_order)
+            values = tuple(mp.process_state(full, order) for mp in tape.measurements)
+            return values[0] if len(values) == 1 else values
+        if not tape.shots:
+            if self.result is None:
+                state = np.ones(1)
+            else:
+                state = np.sqrt(probabilities_vector(self.result.distribution(), width))
+            # All measurements are diagonal: amplitudes sqrt(p) give their exact values.
+            values = tuple(mp.process_state(state, wires) for mp in tape.measurements)
+            return values[0] if len(values) == 1 else values
+        if self.result is None:
+            samples = np.zeros((int(tape.shots.total_shots or 0), 0), dtype=np.int64)
+        else:
+            samples = samples_array(dict(self.result.counts), width, rng)
+        per_bin = []
+        for lower, upper in tape.shots.bins():
+            part = samples[lower:upper]
+            values = tuple(mp.process_samples(part, wires) for mp in tape.measurements)
+            per_bin.append(values[0] if len(values) == 1 else values)
+        if tape.shots.has_partitioned_shots:
+            return tuple(per_bin)
+        return per_bin[0]
