@@ -35,6 +35,7 @@ from multiqpu.errors import (
     UnknownProviderError,
 )
 from multiqpu.fleet import Fleet, device
+from multiqpu.mitigation import ZNE, Mitigation, PauliTwirl, Readout
 from multiqpu.providers import Provider
 from multiqpu.secrets import Secret
 
@@ -59,16 +60,20 @@ __all__ = [
     "JobStatus",
     "JobTimings",
     "MissingExtraError",
+    "Mitigation",
     "MultiQPUError",
+    "PauliTwirl",
     "PlanRefusedError",
     "Provider",
     "ProviderError",
     "QueueEstimate",
+    "Readout",
     "RunResult",
     "Secret",
     "ThreadJob",
     "TransientProviderError",
     "UnknownProviderError",
+    "ZNE",
     "__version__",
     "device",
 ]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from os import PathLike
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, overload
 
 from multiqpu.errors import ConfigError
 from multiqpu.providers import available_providers, check_requirements, get_provider
@@ -14,6 +14,7 @@ if TYPE_CHECKING:
 
     from multiqpu.cutting import CutPlan, EstimateResult
     from multiqpu.device import Device
+    from multiqpu.mitigation._results import MitigatedEstimate, MitigatedSample
     from multiqpu.scheduler import SampleResult
 
 __all__ = ["Fleet", "device"]
@@ -100,12 +101,45 @@ class Fleet:
         return load_fleet(path)
 
     # ------------------------------------------------------------------ the scheduler
+    @overload
     async def sample(
-        self, circuits: Any, shots: Any = 1024, policy: str = "balanced", **options: Any
-    ) -> SampleResult:
+        self,
+        circuits: Any,
+        shots: Any = 1024,
+        policy: str = "balanced",
+        *,
+        mitigation: None = None,
+        **options: Any,
+    ) -> SampleResult: ...
+    @overload
+    async def sample(
+        self,
+        circuits: Any,
+        shots: Any = 1024,
+        policy: str = "balanced",
+        *,
+        mitigation: Any,
+        **options: Any,
+    ) -> MitigatedSample: ...
+    async def sample(
+        self,
+        circuits: Any,
+        shots: Any = 1024,
+        policy: str = "balanced",
+        *,
+        mitigation: Any = None,
+        **options: Any,
+    ) -> SampleResult | MitigatedSample:
         """Run the circuits across the fleet; one result per circuit, in input order, with
         the device that produced it and a run report (``result.report``). See
-        :func:`multiqpu.scheduler.sample` and docs/scheduler.md for policies and options."""
+        :func:`multiqpu.scheduler.sample` and docs/scheduler.md for policies and options.
+        ``mitigation`` (e.g. ``[multiqpu.Readout(), multiqpu.ZNE()]``) corrects each result
+        on the device that produced it: see docs/mitigation.md."""
+        if mitigation is not None:
+            from multiqpu.mitigation import sample as mitigated
+
+            return await mitigated(self, circuits, shots=shots, policy=policy,
+                                   mitigation=mitigation, **options)  # fmt: skip
         from multiqpu.scheduler import sample
 
         return await sample(self, circuits, shots, policy, **options)
@@ -172,16 +206,40 @@ class Fleet:
         )
 
     # ------------------------------------------------------------------ circuit cutting
+    @overload
     async def estimate(
-        self, circuit: QuantumCircuit, observables: Any, **options: Any
-    ) -> EstimateResult:
+        self,
+        circuit: QuantumCircuit,
+        observables: Any,
+        *,
+        mitigation: None = None,
+        **options: Any,
+    ) -> EstimateResult: ...
+    @overload
+    async def estimate(
+        self, circuit: QuantumCircuit, observables: Any, *, mitigation: Any, **options: Any
+    ) -> MitigatedEstimate: ...
+    async def estimate(
+        self,
+        circuit: QuantumCircuit,
+        observables: Any,
+        *,
+        mitigation: Any = None,
+        **options: Any,
+    ) -> EstimateResult | MitigatedEstimate:
         """Expectation values of ``observables`` (SparsePauliOp, PauliList, Pauli strings, or
         a list of them), each with a standard error, cutting ``circuit`` into fragments
         spread across the fleet when no device fits it. Options: ``shots`` (total over all
         sub-experiments, default 100,000; None: exact, on ideal simulators), ``precision``,
         ``policy``, ``cut`` ("auto", "always", "never", "fidelity"), ``max_fragment_qubits``,
         ``gate_cuts``, ``wire_cuts``, ``adaptive``, ``limits`` (:class:`multiqpu.cutting.
-        CutLimits`), ``seed``. See docs/cutting.md."""
+        CutLimits`), ``seed``. See docs/cutting.md. ``mitigation`` (e.g.
+        ``[multiqpu.Readout(), multiqpu.ZNE()]``) corrects every sub-experiment on the device
+        that ran it before knitting: see docs/mitigation.md."""
+        if mitigation is not None:
+            from multiqpu.mitigation import estimate as mitigated
+
+            return await mitigated(self, circuit, observables, mitigation=mitigation, **options)
         from multiqpu.cutting import estimate
 
         return await estimate(self, circuit, observables, **options)
