@@ -25,7 +25,7 @@ Faults, in the order a submission meets them:
   probability p.
 * ``delay_s``: each accepted job's result is held back until ``delay_s`` seconds after its
   submission (a fixed float, or drawn uniformly from a ``(low, high)`` pair), so results arrive
-  out of submission order.
+  out of submission order. The hold-back shows in the job's timings as queue wait.
 * ``hang=True``: accepted jobs never return (until cancelled), to exercise timeouts and hedging.
   The inner device is not asked to run them.
 
@@ -51,6 +51,7 @@ from multiqpu.device import (
     DeviceTarget,
     Job,
     JobStatus,
+    JobTimings,
     QueueEstimate,
     RunResult,
 )
@@ -128,6 +129,11 @@ class FaultyDevice(Device):
         self.submissions: list[Submission] = []
         self._lost = False
         self._in_flight: set[FaultyJob] = set()
+
+    @property
+    def in_flight(self) -> int:
+        """Accepted jobs whose result has not been delivered, failed or cancelled yet."""
+        return len(self._in_flight)
 
     @property
     def lost(self) -> bool:
@@ -221,17 +227,33 @@ class FaultyJob(Job):
         self._error: BaseException | None = None
         self._task: asyncio.Task[RunResult] = asyncio.ensure_future(self._run())
         device._in_flight.add(self)
-        self._task.add_done_callback(lambda _: device._in_flight.discard(self))
+        self._task.add_done_callback(self._finished)
+
+    def _finished(self, task: asyncio.Task[RunResult]) -> None:
+        self._device._in_flight.discard(self)
+        if not task.cancelled():
+            task.exception()  # a failure nobody awaits (a cancelled hedge) is not an error
 
     async def _run(self) -> RunResult:
         if self._inner is None:  # hang: wait until cancelled
             await asyncio.get_running_loop().create_future()
         assert self._inner is not None
-        result = await self._inner.result()
+        try:
+            result = await self._inner.result()
+        except JobError:
+            if self._cancelled:  # cancel() reached the inner job first: still a cancellation
+                raise asyncio.CancelledError from None
+            raise
         remaining = self._deliver_at - asyncio.get_running_loop().time()
-        if remaining > 0:
-            await asyncio.sleep(remaining)
-        return replace(result, device=self.device)
+        if remaining <= 0:
+            return replace(result, device=self.device)
+        await asyncio.sleep(remaining)
+        # the hold-back reads as queue wait: the job "started" just before it finished
+        finished = time.time()
+        execution = result.timings.execution_s or 0.0
+        started = max(result.timings.submitted_at, finished - execution)
+        timings = JobTimings(result.timings.submitted_at, started, finished)
+        return replace(result, device=self.device, timings=timings)
 
     def _fail(self, error: BaseException) -> None:
         self._error = error
@@ -265,6 +287,7 @@ class FaultyJob(Job):
         if self._task.done():
             return
         self._cancelled = True
+        self._task.cancel()
         if self._inner is not None:
             await self._inner.cancel()
-        self._task.cancel()
+        await asyncio.wait([self._task])  # returns once the job is really over

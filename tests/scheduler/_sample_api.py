@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from multiqpu.device import CircuitResult
+from multiqpu.scheduler import SampleResult
 
 
-def per_circuit(result: Any) -> list[tuple[str, CircuitResult]]:
+def per_circuit(result: SampleResult) -> list[tuple[str, CircuitResult]]:
     """(device spec, result) per circuit, in the order the circuits were given."""
-    raise NotImplementedError("waiting for the scheduler's SampleResult")
+    return [(r.device, r.result) for r in result.results]
 
 
-def sample_run_id(result: Any) -> str:
-    return str(result.run_id)
+def sample_run_id(result: SampleResult) -> str:
+    return result.run_id

@@ -14,8 +14,10 @@ import math
 
 import pytest
 from _physics import assert_matches_exact, tagged_circuit
+from qiskit import QuantumCircuit
 
 import multiqpu
+from multiqpu._transpile import circuit_key
 from multiqpu.device import DeviceStatus, JobStatus
 from multiqpu.errors import (
     DeviceUnavailableError,
@@ -23,6 +25,8 @@ from multiqpu.errors import (
     JobError,
     TransientProviderError,
 )
+from multiqpu.journal import Journal
+from multiqpu.scheduler import SampleResult
 from multiqpu.testing.faults import FaultyDevice
 
 SHOTS = 2000
@@ -152,3 +156,130 @@ async def test_identity_and_delegation(ideal: multiqpu.Device) -> None:
 def test_bad_fault_settings_are_refused(ideal: multiqpu.Device, kwargs: dict[str, object]) -> None:
     with pytest.raises(InvalidInputError):
         FaultyDevice(ideal, **kwargs)  # type: ignore[arg-type]
+
+
+# ---------------------------------------------------------------------- end to end: fleet.sample
+FAST = {"backoff_s": 0.01, "progress": False}
+
+
+def small_jobs(**kwargs: object) -> multiqpu.Device:
+    """A local ideal simulator that takes at most two circuits per job (so runs have many jobs)."""
+    limits = multiqpu.DeviceLimits(max_circuits_per_job=2, max_concurrent_jobs=2)
+    return multiqpu.device("local:ideal", num_qubits=8, limits=limits, **kwargs)  # type: ignore[arg-type]
+
+
+def check_every_result_once(
+    result: SampleResult, circuits: list[QuantumCircuit], journal: Journal
+) -> None:
+    """One result per circuit, in order, physically right, and the journal agrees."""
+    assert [r.index for r in result.results] == list(range(len(circuits)))
+    for circuit, task in zip(circuits, result.results, strict=True):
+        assert_matches_exact(circuit, task.counts, SHOTS)
+    done = journal.done_results(result.run_id)
+    assert sorted(done) == list(range(len(circuits)))
+    for i, task in enumerate(result.results):
+        assert done[i] == (task.device, task.result)
+    assert journal.open_jobs(result.run_id) == []
+    assert journal.run_info(result.run_id).state == "done"
+
+
+async def jobs_settle(device: FaultyDevice) -> None:
+    """Wait (up to 5 s) for the cancellations the scheduler sent in the background to land;
+    fail if a job of ``device`` is still running then."""
+    for _ in range(500):
+        if device.in_flight == 0:
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"{device.in_flight} job(s) of {device.spec} were never cancelled")
+
+
+async def test_transient_errors_are_retried_and_nothing_is_lost() -> None:
+    flaky = FaultyDevice(small_jobs(seed=1), name="flaky", transient_failures=3)
+    coin = FaultyDevice(small_jobs(seed=2), name="coin", transient_failures=0.3, seed=1)
+    circuits = [tagged_circuit(i) for i in range(12)]
+    journal = Journal(":memory:")
+    result = await multiqpu.Fleet([flaky, coin]).sample(
+        circuits, shots=SHOTS, journal=journal, hedging=False, **FAST
+    )
+    check_every_result_once(result, circuits, journal)
+    # flaky fails its first 3 submissions; coin's seed makes its first draw a failure
+    assert flaky.transient_raised == 3 and coin.transient_raised >= 1
+    assert result.report.retries >= flaky.transient_raised + coin.transient_raised
+    # a retried submission is not duplicated: (no hedging here) each circuit was accepted once
+    keys = [k for d in (flaky, coin) for s in d.submissions for k in s.circuit_keys]
+    assert sorted(keys) == sorted(circuit_key(c) for c in circuits)
+
+
+async def test_permanent_device_loss_mid_run_moves_its_work() -> None:
+    dies = FaultyDevice(
+        small_jobs(seed=3), name="dies", fail_after=1, fail_in_flight=True, delay_s=0.3
+    )
+    ok = FaultyDevice(small_jobs(seed=4), name="ok", delay_s=(0.0, 0.1), seed=1)
+    circuits = [tagged_circuit(i) for i in range(16)]
+    journal = Journal(":memory:")
+    result = await multiqpu.Fleet([dies, ok]).sample(circuits, shots=SHOTS, journal=journal, **FAST)
+    check_every_result_once(result, circuits, journal)
+    assert dies.lost and "local:dies" in result.report.dropped_devices
+    # the lost device delivered nothing after the loss; the healthy one did the rest
+    assert sum(task.device == "local:ok" for task in result.results) >= 16 - 2
+    failed = [j for j in journal.jobs(result.run_id) if j.state == "failed"]
+    assert failed and all(j.device == "local:dies" for j in failed)
+
+
+async def test_hanging_device_times_out_and_its_work_moves() -> None:
+    stuck = FaultyDevice(small_jobs(seed=5), name="stuck", hang=True)
+    ok = FaultyDevice(small_jobs(seed=6), name="ok")
+    circuits = [tagged_circuit(i) for i in range(8)]
+    journal = Journal(":memory:")
+    result = await multiqpu.Fleet([stuck, ok]).sample(
+        circuits, shots=SHOTS, journal=journal, job_timeout_s=0.5, hedging=False, **FAST
+    )
+    check_every_result_once(result, circuits, journal)
+    assert all(task.device == "local:ok" for task in result.results)
+    await jobs_settle(stuck)  # its hung jobs were cancelled, not abandoned
+    stuck_jobs = [j for j in journal.jobs(result.run_id) if j.device == "local:stuck"]
+    assert stuck_jobs and all(j.state == "failed" for j in stuck_jobs)
+    assert all("timed out" in (j.error or "") for j in stuck_jobs)
+
+
+async def test_hedging_rescues_stragglers_without_a_timeout() -> None:
+    stuck = FaultyDevice(small_jobs(seed=7), name="stuck", hang=True)
+    ok = FaultyDevice(small_jobs(seed=8), name="ok")
+    circuits = [tagged_circuit(i) for i in range(6)]
+    journal = Journal(":memory:")
+    result = await multiqpu.Fleet([stuck, ok]).sample(
+        circuits, shots=SHOTS, journal=journal, hedging=True, **FAST
+    )
+    check_every_result_once(result, circuits, journal)
+    assert result.report.hedges_won >= 1
+    await jobs_settle(stuck)
+    stuck_jobs = [j for j in journal.jobs(result.run_id) if j.device == "local:stuck"]
+    assert stuck_jobs and all(j.state == "cancelled" for j in stuck_jobs)
+
+
+async def test_a_deadline_cancels_the_run_and_its_jobs() -> None:
+    stuck = FaultyDevice(small_jobs(seed=9), name="stuck", hang=True)
+    circuits = [tagged_circuit(i) for i in range(4)]
+    journal = Journal(":memory:")
+    with pytest.raises(JobError, match=r"deadline|journal"):
+        await multiqpu.Fleet([stuck]).sample(
+            circuits, shots=SHOTS, journal=journal, deadline_s=0.5, **FAST
+        )
+    assert stuck.submissions and stuck.in_flight == 0
+    (info,) = journal.runs()
+    assert info.state in ("failed", "cancelled") and info.n_done == 0
+    assert {j.state for j in journal.jobs(info.run_id)} <= {"cancelled", "failed"}
+
+
+async def test_results_arriving_out_of_order_land_on_the_right_circuit() -> None:
+    devices = [
+        FaultyDevice(small_jobs(seed=10 + k), name=f"d{k}", delay_s=(0.0, 0.5), seed=k)
+        for k in range(3)
+    ]
+    circuits = [tagged_circuit(i) for i in range(24)]
+    journal = Journal(":memory:")
+    result = await multiqpu.Fleet(devices).sample(circuits, shots=SHOTS, journal=journal, **FAST)
+    check_every_result_once(result, circuits, journal)
+    jobs = [j for j in journal.jobs(result.run_id) if j.state == "done"]
+    by_finish = sorted(jobs, key=lambda j: j.finished_at or 0.0)
+    assert [j.job_row for j in by_finish] != [j.job_row for j in jobs]  # really out of order

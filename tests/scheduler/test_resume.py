@@ -93,7 +93,6 @@ def _kill_mid_run(path: Path) -> str:
     return run_id
 
 
-@needs_scheduler
 @pytest.mark.slow
 async def test_sigkill_mid_run_then_resume_completes_without_resubmitting_done_work(
     tmp_path: Path,
@@ -149,7 +148,6 @@ async def test_sigkill_mid_run_then_resume_completes_without_resubmitting_done_w
         assert [(d, r.counts) for d, r in per_circuit(again)] == [(d, r.counts) for d, r in results]
 
 
-@needs_scheduler
 async def test_resume_of_a_complete_run_returns_at_once_without_submitting(
     tmp_path: Path,
 ) -> None:
