@@ -12,6 +12,7 @@ resume sent).
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
@@ -222,3 +223,43 @@ def test_cli_resume_with_journal_from_environment(
     monkeypatch.setenv("MULTIQPU_JOURNAL", str(tmp_path / "env.sqlite"))
     assert cli_main(["resume", "missing"]) == 2
     assert str(tmp_path / "env.sqlite") in capsys.readouterr().err
+
+
+def test_cli_resume_finishes_an_interrupted_run_from_a_config_fleet(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``multiqpu resume`` on a run left with 2 tasks done, one job open at a provider that
+    cannot re-attach (a local simulator) and one task never submitted."""
+    config = tmp_path / "fleet.toml"
+    config.write_text(
+        '[devices.sim]\nprovider = "local"\nbackend = "ideal"\nnum_qubits = 8\nseed = 3\n'
+    )
+    path = tmp_path / "cli-resume.sqlite"
+    circuits = [tagged_circuit(i) for i in range(4)]
+    device = multiqpu.Fleet.from_config(config)["local:ideal"]
+    first_two = asyncio.run(device.run(circuits[:2], SHOTS))
+    with Journal(path) as journal:
+        journal.start_run("cut-short", circuits=circuits, shots=[SHOTS] * 4, options={})
+        row = journal.job_submitting(
+            "cut-short", device="local:ideal", task_indices=[0, 1], shots=SHOTS
+        )
+        journal.job_submitted(row, first_two.job_id)
+        journal.job_done(row, list(first_two.results), calibration_fingerprint=None, timings=None)
+        row = journal.job_submitting(
+            "cut-short", device="local:ideal", task_indices=[2], shots=SHOTS
+        )
+        journal.job_submitted(row, "local-0123456789ab")
+
+    argv = ["resume", "cut-short", "--journal", str(path), "--config", str(config), "--json"]
+    assert cli_main(argv) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert (summary["state"], summary["n_done"], summary["done_before"]) == ("done", 4, 2)
+    assert summary["resubmitted_tasks"] == {"local:ideal": 2}
+    with Journal(path) as journal:
+        done = journal.done_results("cut-short")
+        assert sorted(done) == [0, 1, 2, 3]
+        assert [done[i][1].counts for i in (0, 1)] == [r.counts for r in first_two.results]
+        for i, circuit in enumerate(circuits):
+            assert_matches_exact(circuit, done[i][1].counts, SHOTS)
+        new = [j for j in journal.jobs("cut-short") if j.job_row > 2]
+        assert sorted(i for j in new for i in j.task_indices) == [2, 3]
