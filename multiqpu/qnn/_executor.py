@@ -1,0 +1,243 @@
+"""Where the trainer's shards run: real devices of a fleet, or simulated devices on a virtual
+clock. Both offer the same small event interface, so synchronous and asynchronous
+aggregation are written once:
+
+* ``start(d, work, shots, tag)`` hands a shard's circuits to device ``d`` and returns at once;
+* ``await next()`` returns the next finished shard (its results, when it was submitted and
+  when it finished, on the executor's clock);
+* ``now()`` is that clock: wall time for :class:`FleetExecutor`, virtual seconds for
+  :class:`VirtualExecutor`, whose devices wait in lognormal queues and run at a set speed
+  while their results are computed at once by exact simulation and multinomial sampling.
+"""
+
+from __future__ import annotations
+
+import abc
+import asyncio
+import heapq
+import itertools
+import math
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from multiqpu.errors import InvalidInputError
+
+if TYPE_CHECKING:
+    from multiqpu.device import CircuitResult, Device
+    from multiqpu.qnn.model import Work
+
+__all__ = ["Completion", "Executor", "FleetExecutor", "VirtualDevice", "VirtualExecutor"]
+
+
+@dataclass(frozen=True)
+class Completion:
+    tag: Any
+    device: int
+    results: list[CircuitResult]
+    submitted: float
+    finished: float
+
+
+class Executor(abc.ABC):
+    """See the module docstring."""
+
+    names: list[str]
+    concurrency: list[int]
+
+    @abc.abstractmethod
+    def now(self) -> float: ...
+
+    @abc.abstractmethod
+    def start(self, d: int, work: Work, shots: int | None, tag: Any) -> None: ...
+
+    @abc.abstractmethod
+    async def next(self) -> Completion: ...
+
+    @abc.abstractmethod
+    def in_flight(self) -> int: ...
+
+    def quality(self, work: Work) -> list[float]:
+        """Estimated fidelity of the model's circuits on each device (1.0 when unknown)."""
+        return [1.0] * len(self.names)
+
+    async def close(self) -> None:  # noqa: B027 - optional hook, nothing to cancel by default
+        """Cancel whatever is still running."""
+
+
+class FleetExecutor(Executor):
+    """Shards run on the devices of a fleet with ``device.run`` (large shards are split into
+    jobs within each device's ``max_circuits_per_job``)."""
+
+    def __init__(self, devices: Sequence[Device], *, concurrency: int | None = None) -> None:
+        if not devices:
+            raise InvalidInputError("the trainer needs at least one device")
+        self.devices = list(devices)
+        self.names = [d.spec for d in self.devices]
+        self.concurrency = [
+            max(1, min(concurrency or 2, d.limits.max_concurrent_jobs)) for d in self.devices
+        ]
+        self._tasks: set[asyncio.Task[Completion]] = set()
+        self._t0 = time.perf_counter()
+
+    def now(self) -> float:
+        return time.perf_counter() - self._t0
+
+    def start(self, d: int, work: Work, shots: int | None, tag: Any) -> None:
+        task = asyncio.ensure_future(self._run(d, work, shots, tag))
+        self._tasks.add(task)
+
+    async def _run(self, d: int, work: Work, shots: int | None, tag: Any) -> Completion:
+        device = self.devices[d]
+        submitted = self.now()
+        circuits = work.circuits()
+        size = max(1, device.limits.max_circuits_per_job)
+        chunks = [circuits[i : i + size] for i in range(0, len(circuits), size)]
+        runs = await asyncio.gather(*(device.run(c, shots) for c in chunks))
+        results = [r for run in runs for r in run.results]
+        return Completion(tag, d, results, submitted, self.now())
+
+    async def next(self) -> Completion:
+        if not self._tasks:
+            raise InvalidInputError("no shard is running")
+        done, _ = await asyncio.wait(self._tasks, return_when=asyncio.FIRST_COMPLETED)
+        task = min(done, key=id)
+        self._tasks.discard(task)
+        return task.result()
+
+    def in_flight(self) -> int:
+        return len(self._tasks)
+
+    def quality(self, work: Work) -> list[float]:
+        out = []
+        circuit = work.circuits()[0] if len(work) else None
+        for device in self.devices:
+            if circuit is None or device.exact:
+                out.append(1.0)
+                continue
+            try:
+                out.append(
+                    float(device.calibration().estimated_fidelity(device.transpile(circuit)))
+                )
+            except Exception:  # a calibration that cannot score the circuit: no preference
+                out.append(1.0)
+        return out
+
+    async def close(self) -> None:
+        for t in self._tasks:
+            t.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks.clear()
+
+
+@dataclass(frozen=True)
+class VirtualDevice:
+    """A simulated QPU: lognormal queue wait per job (median, shape), a fixed overhead per
+    job and a time per shot; results are exact simulations sampled with ``shots`` (or exact
+    when shots is None), optionally with a uniform readout flip probability."""
+
+    name: str
+    queue_median_s: float = 5.0
+    queue_sigma: float = 0.8
+    overhead_s: float = 2.0
+    shot_s: float = 2e-4
+    concurrency: int = 2
+    fidelity: float = 1.0
+    readout_error: float = 0.0
+
+
+@dataclass(order=True)
+class _Pending:
+    finished: float
+    seq: int
+    completion: Completion = field(compare=False)
+
+
+class VirtualExecutor(Executor):
+    """Devices on a virtual clock (see :class:`VirtualDevice`). Each device executes one job
+    at a time in submission order; a job becomes ready after its queue wait."""
+
+    def __init__(self, devices: Sequence[VirtualDevice], *, seed: int = 0) -> None:
+        if not devices:
+            raise InvalidInputError("the trainer needs at least one device")
+        self.spec = list(devices)
+        self.names = [d.name for d in devices]
+        self.concurrency = [d.concurrency for d in devices]
+        self._rng = np.random.default_rng(seed)
+        self._clock = 0.0
+        self._lane_free = [0.0] * len(devices)
+        self._heap: list[_Pending] = []
+        self._seq = itertools.count()
+        self.busy_s = [0.0] * len(devices)
+
+    def now(self) -> float:
+        return self._clock
+
+    def start(self, d: int, work: Work, shots: int | None, tag: Any) -> None:
+        from multiqpu.qnn._simulate import probabilities_array
+
+        dev = self.spec[d]
+        wait = dev.queue_median_s * math.exp(dev.queue_sigma * self._rng.standard_normal())
+        ready = self._clock + wait
+        run_s = dev.overhead_s + len(work) * (shots or 1000) * dev.shot_s
+        begin = max(ready, self._lane_free[d])
+        finished = begin + run_s
+        self._lane_free[d] = finished
+        self.busy_s[d] += run_s
+        probs = probabilities_array(work)
+        results = _results(probs, work, shots, dev.readout_error, self._rng)
+        completion = Completion(tag, d, results, self._clock, finished)
+        heapq.heappush(self._heap, _Pending(finished, next(self._seq), completion))
+
+    async def next(self) -> Completion:
+        if not self._heap:
+            raise InvalidInputError("no shard is running")
+        item = heapq.heappop(self._heap)
+        self._clock = max(self._clock, item.finished)
+        return item.completion
+
+    def in_flight(self) -> int:
+        return len(self._heap)
+
+    def quality(self, work: Work) -> list[float]:
+        return [d.fidelity for d in self.spec]
+
+
+def _results(
+    probs: np.ndarray,
+    work: Work,
+    shots: int | None,
+    readout_error: float,
+    rng: np.random.Generator,
+) -> list[CircuitResult]:
+    from multiqpu.device import CircuitResult
+
+    width = max(t.num_clbits for t in work.templates)
+    if readout_error:
+        probs = _flip(probs, width, readout_error)
+    keys = [format(i, f"0{width}b") for i in range(probs.shape[1])]
+    if shots is None:
+        return [
+            CircuitResult(counts={}, shots=None,
+                          probabilities={keys[i]: float(p) for i, p in enumerate(row) if p > 0})
+            for row in probs
+        ]  # fmt: skip
+    clean = np.clip(probs, 0, None)
+    clean /= clean.sum(axis=1, keepdims=True)
+    counts = np.stack([rng.multinomial(shots, row) for row in clean])
+    return [
+        CircuitResult(counts={keys[i]: int(c) for i, c in enumerate(row) if c}, shots=shots)
+        for row in counts
+    ]
+
+
+def _flip(probs: np.ndarray, width: int, p: float) -> np.ndarray:
+    """Independent symmetric readout flips with probability ``p`` on every bit."""
+    out = probs.reshape((len(probs),) + (2,) * width)
+    flip = np.array([[1 - p, p], [p, 1 - p]])
+    for axis in range(1, width + 1):
+        out = np.moveaxis(np.tensordot(out, flip, axes=([axis], [0])), -1, axis)
+    return out.reshape(len(probs), -1)

@@ -1,0 +1,181 @@
+"""Batched statevector simulation of a :class:`~multiqpu.qnn.model.Work` (numpy only).
+
+All circuits of a Work share a few templates and differ only in their gate angles, so each
+template is simulated once for all of its rows: the state is an array ``(rows, 2, ..., 2)``
+and every gate is one ``einsum`` with a ``(rows, d, d)`` (or shared ``(d, d)``) matrix. This
+is what the virtual-clock devices of the QNN benchmark and the exact references of the tests
+run; thousands of small circuits take milliseconds, where one Qiskit ``Statevector`` takes
+a few.
+
+Conventions follow Qiskit: a gate's matrix indexes basis states with its first qubit least
+significant; results are probabilities over the measured classical bits, keyed by
+bitstrings with classical bit 0 rightmost.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from multiqpu.errors import InvalidInputError
+
+if TYPE_CHECKING:
+    from qiskit import QuantumCircuit
+
+    from multiqpu.qnn.model import Work
+
+__all__ = ["exact_probabilities", "probabilities_array"]
+
+_I2 = np.eye(2, dtype=complex)
+_PAULI = {
+    "x": np.array([[0, 1], [1, 0]], dtype=complex),
+    "y": np.array([[0, -1j], [1j, 0]], dtype=complex),
+    "z": np.array([[1, 0], [0, -1]], dtype=complex),
+}
+
+
+def _rotation(pauli: np.ndarray) -> Callable[[np.ndarray], np.ndarray]:
+    eye = np.eye(len(pauli), dtype=complex)
+
+    def build(theta: np.ndarray) -> np.ndarray:
+        t = theta[:, None, None] / 2
+        return np.cos(t) * eye - 1j * np.sin(t) * pauli
+
+    return build
+
+
+def _kron(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Two-qubit operator with ``b`` on the gate's first qubit (least significant)."""
+    return np.kron(a, b)
+
+
+def _phase(theta: np.ndarray, dim: int) -> np.ndarray:
+    out = np.zeros((len(theta), dim, dim), dtype=complex)
+    for i in range(dim - 1):
+        out[:, i, i] = 1
+    out[:, dim - 1, dim - 1] = np.exp(1j * theta)
+    return out
+
+
+def _controlled(single: np.ndarray) -> np.ndarray:
+    """(n, 4, 4) for control = first qubit (index bit 0), target = second (bit 1)."""
+    n = len(single)
+    out = np.zeros((n, 4, 4), dtype=complex)
+    out[:, 0, 0] = out[:, 2, 2] = 1  # control 0: identity on the target
+    for t in range(2):
+        for u in range(2):
+            out[:, 1 + 2 * t, 1 + 2 * u] = single[:, t, u]
+    return out
+
+
+def _u(theta: np.ndarray, phi: np.ndarray, lam: np.ndarray) -> np.ndarray:
+    c, s = np.cos(theta / 2), np.sin(theta / 2)
+    out = np.empty((len(theta), 2, 2), dtype=complex)
+    out[:, 0, 0] = c
+    out[:, 0, 1] = -np.exp(1j * lam) * s
+    out[:, 1, 0] = np.exp(1j * phi) * s
+    out[:, 1, 1] = np.exp(1j * (phi + lam)) * c
+    return out
+
+
+_ONE: dict[str, Callable[[np.ndarray], np.ndarray]] = {
+    "rx": _rotation(_PAULI["x"]),
+    "ry": _rotation(_PAULI["y"]),
+    "rz": _rotation(_PAULI["z"]),
+    "p": lambda t: _phase(t, 2),
+    "u1": lambda t: _phase(t, 2),
+    "rxx": _rotation(_kron(_PAULI["x"], _PAULI["x"])),
+    "ryy": _rotation(_kron(_PAULI["y"], _PAULI["y"])),
+    "rzz": _rotation(_kron(_PAULI["z"], _PAULI["z"])),
+    "rzx": _rotation(_kron(_PAULI["x"], _PAULI["z"])),  # Z on the first qubit, X on the second
+    "cp": lambda t: _phase(t, 4),
+    "crx": lambda t: _controlled(_rotation(_PAULI["x"])(t)),
+    "cry": lambda t: _controlled(_rotation(_PAULI["y"])(t)),
+    "crz": lambda t: _controlled(_rotation(_PAULI["z"])(t)),
+}
+
+
+def _apply(state: np.ndarray, matrix: np.ndarray, qubits: list[int], nq: int) -> np.ndarray:
+    """Apply ``matrix`` ((d, d) or (rows, d, d)) to ``qubits`` of ``state`` (rows, 2, ..., 2),
+    where axis ``1 + nq - 1 - q`` holds qubit ``q`` (qubit 0 last, Qiskit's order)."""
+    k = len(qubits)
+    axes = [1 + nq - 1 - q for q in reversed(qubits)]  # first gate qubit least significant
+    moved = np.moveaxis(state, axes, list(range(nq + 1 - k, nq + 1)))
+    shape = moved.shape
+    flat = moved.reshape(shape[0], -1, 2**k)
+    flat = flat @ matrix.T if matrix.ndim == 2 else np.einsum("rab,rsb->rsa", matrix, flat)
+    return np.moveaxis(flat.reshape(shape), list(range(nq + 1 - k, nq + 1)), axes)
+
+
+def _simulate(circuit: QuantumCircuit, values: np.ndarray) -> np.ndarray:
+    """Probabilities (rows, 2**m) over the measured clbits for each row of slot values."""
+    from qiskit.circuit import ParameterExpression
+
+    nq = circuit.num_qubits
+    rows = len(values)
+    position = {p: k for k, p in enumerate(circuit.parameters)}
+    state = np.zeros((rows, 2**nq), dtype=complex)
+    state[:, 0] = 1
+    state = state.reshape((rows,) + (2,) * nq)
+    measured: dict[int, int] = {}  # clbit -> qubit
+    for inst in circuit.data:
+        op = inst.operation
+        qubits = [circuit.find_bit(q).index for q in inst.qubits]
+        name = op.name
+        if name == "measure":
+            measured[circuit.find_bit(inst.clbits[0]).index] = qubits[0]
+            continue
+        if name in ("barrier", "id", "delay"):
+            continue
+        if any(q in measured.values() for q in qubits):
+            raise InvalidInputError("gates after a measurement are not simulated here")
+        params = []
+        for p in op.params:
+            if isinstance(p, ParameterExpression) and p.parameters:
+                (param,) = p.parameters
+                params.append(values[:, position[param]])
+            else:
+                params.append(np.full(rows, float(p)))
+        if params and name in _ONE:
+            matrix = _ONE[name](params[0])
+        elif params and name in ("u", "u3"):
+            matrix = _u(*params)
+        elif not params or all(np.all(v == v[0]) for v in params):
+            bound = op if not params else op.copy()
+            if params:
+                bound.params = [float(v[0]) for v in params]
+            matrix = np.asarray(bound.to_matrix(), dtype=complex)
+        else:
+            raise InvalidInputError(f"gate '{name}' with varying angles is not simulated here")
+        state = _apply(state, matrix, qubits, nq)
+    probs = (np.abs(state) ** 2).reshape(rows, 2**nq)
+    m = circuit.num_clbits
+    full = np.zeros((rows, 2**m))
+    index = np.arange(2**nq)
+    out_index = np.zeros(2**nq, dtype=np.int64)
+    for c, q in measured.items():
+        out_index |= ((index >> q) & 1) << c
+    np.add.at(full.T, out_index, probs.T)
+    return full
+
+
+def probabilities_array(work: Work) -> np.ndarray:
+    """(len(work), 2**clbits) exact outcome probabilities of every circuit of ``work``."""
+    width = max(t.num_clbits for t in work.templates)
+    out = np.zeros((len(work), 2**width))
+    for t, tpl in enumerate(work.templates):
+        rows = np.flatnonzero(work.template == t)
+        if len(rows):
+            probs = _simulate(tpl, work.values[rows][:, : tpl.num_parameters])
+            out[rows, : probs.shape[1]] = probs
+    return out
+
+
+def exact_probabilities(work: Work) -> list[dict[str, float]]:
+    """Per circuit, ``{bitstring: probability}`` (clbit 0 rightmost), zeros dropped."""
+    width = max(t.num_clbits for t in work.templates)
+    probs = probabilities_array(work)
+    keys = [format(i, f"0{width}b") for i in range(2**width)]
+    return [{keys[i]: float(p) for i, p in enumerate(row) if p > 1e-15} for row in probs]

@@ -1,0 +1,84 @@
+"""Training history: one record per epoch, each device's share of the work, and a plot."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any
+
+__all__ = ["EpochRecord", "History"]
+
+
+@dataclass(frozen=True)
+class EpochRecord:
+    """One epoch. ``loss``/``accuracy`` are over the training samples as they were processed
+    (each with the weights of its moment); ``samples``/``circuits`` are per device."""
+
+    epoch: int
+    loss: float
+    accuracy: float
+    seconds: float
+    samples: tuple[int, ...]
+    circuits: tuple[int, ...]
+    updates: int
+    dropped: int = 0
+    val_loss: float | None = None
+    val_accuracy: float | None = None
+
+    def with_validation(self, loss: float, accuracy: float) -> EpochRecord:
+        return replace(self, val_loss=loss, val_accuracy=accuracy)
+
+
+@dataclass
+class History:
+    devices: list[str]
+    epochs: list[EpochRecord] = field(default_factory=list)
+
+    def share(self) -> dict[str, float]:
+        """Each device's fraction of all training circuits run so far."""
+        totals = [0] * len(self.devices)
+        for e in self.epochs:
+            for d, c in enumerate(e.circuits):
+                totals[d] += c
+        grand = sum(totals) or 1
+        return {name: t / grand for name, t in zip(self.devices, totals, strict=True)}
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"devices": list(self.devices), "epochs": [asdict(e) for e in self.epochs]}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> History:
+        epochs = []
+        for e in data["epochs"]:
+            e = dict(e)
+            e["samples"] = tuple(e["samples"])
+            e["circuits"] = tuple(e["circuits"])
+            epochs.append(EpochRecord(**e))
+        return cls(devices=list(data["devices"]), epochs=epochs)
+
+    def plot(self, path: str | os.PathLike[str] | None = None) -> Any:
+        """Loss and accuracy per epoch (validation too when recorded). Saves to ``path``
+        when given (PNG, SVG, PDF by extension) and returns the matplotlib figure."""
+        import matplotlib
+
+        if path is not None:
+            matplotlib.use("Agg", force=False)
+        import matplotlib.pyplot as plt
+
+        x = [e.epoch + 1 for e in self.epochs]
+        fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(9, 3.5))
+        ax_loss.plot(x, [e.loss for e in self.epochs], "o-", label="train")
+        ax_acc.plot(x, [e.accuracy for e in self.epochs], "o-", label="train")
+        if any(e.val_loss is not None for e in self.epochs):
+            ax_loss.plot(x, [e.val_loss for e in self.epochs], "s--", label="validation")
+            ax_acc.plot(x, [e.val_accuracy for e in self.epochs], "s--", label="validation")
+        ax_loss.set(xlabel="epoch", ylabel="cross-entropy", title="loss")
+        ax_acc.set(xlabel="epoch", ylabel="accuracy", title="accuracy", ylim=(0, 1.05))
+        for ax in (ax_loss, ax_acc):
+            ax.grid(alpha=0.3)
+            ax.legend()
+        fig.tight_layout()
+        if path is not None:
+            fig.savefig(path)
+            plt.close(fig)
+        return fig
