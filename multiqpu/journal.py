@@ -141,8 +141,14 @@ class Journal:
             self.path = ":memory:"
         else:
             file = Path(path).expanduser()
-            file.parent.mkdir(parents=True, exist_ok=True)
             self.path = str(file)
+            try:
+                file.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise ConfigError(
+                    f"cannot create the journal's folder ({exc}); set {ENV_VAR} to a writable path",
+                    source=self.path,
+                ) from exc
         self._lock = threading.RLock()
         try:
             conn = sqlite3.connect(

@@ -398,6 +398,10 @@ def test_a_file_that_is_not_a_journal_is_refused(tmp_path: Path) -> None:
     bad.write_bytes(b"this is not a database" * 100)
     with pytest.raises(ConfigError, match="cannot open the journal"):
         Journal(bad)
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    with pytest.raises(ConfigError, match="cannot create the journal's folder"):
+        Journal(blocker / "sub" / "journal.sqlite")
 
 
 def test_default_path_env_override_and_memory(
