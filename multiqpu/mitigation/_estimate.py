@@ -197,7 +197,13 @@ def _result(
         se = [
             math.sqrt(float(a) ** 2 + float(b) ** 2) for a, b in zip(data_se, cal_se, strict=True)
         ]
-        stage_objs[name] = Stage(tuple(float(v) for v in values), tuple(se), shots)
+        stage_objs[name] = Stage(
+            tuple(float(v) for v in values),
+            tuple(se),
+            shots,
+            tuple(float(v) for v in data_se),
+            tuple(float(v) for v in cal_se),
+        )
     final, raw = stage_objs["mitigated"], stage_objs["unmitigated"]
     total = engine.shots_placement + engine.shots_mitigation + engine.shots_calibration
     overhead = tuple(

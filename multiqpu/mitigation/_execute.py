@@ -30,7 +30,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from multiqpu.errors import InvalidInputError, MultiQPUError
+from multiqpu.errors import InvalidInputError, JobError, MultiQPUError
 from multiqpu.mitigation._options import MitigationSpec
 
 if TYPE_CHECKING:
@@ -43,6 +43,8 @@ if TYPE_CHECKING:
 __all__ = ["CalibrationUse", "EngineReport", "Item", "Shard", "run_mitigated", "scale_shots"]
 
 _MAX_RETRIES = 2
+#: Calibrate up to this many qubits in one go when shards' qubit sets are combined.
+_CAL_WIDTH = 12
 
 
 @dataclass(frozen=True)
@@ -158,18 +160,42 @@ async def _run(
     report: EngineReport,
     use_scheduler: bool | None = None,
 ) -> list[tuple[Task, str, CircuitResult]]:
-    from multiqpu.cutting._runner import Execution, run_tasks
+    from multiqpu.cutting._runner import Execution, Task, run_tasks
 
     out: list[tuple[Task, str, CircuitResult]] = []
 
     async def collect(batch: list[tuple[Task, str, CircuitResult]]) -> None:
         out.extend(batch)
 
-    execution = Execution()
-    report.executions.append(execution)
-    await run_tasks(
-        fleet, tasks, collect, execution=execution, policy=policy, use_scheduler=use_scheduler
-    )
+    # One call per distinct shot count: the scheduler batches circuits into jobs of one
+    # shots value, and a list of per-circuit shots must not be able to mix them up.
+    limit = min((d.limits.max_shots for d in fleet), default=0)
+    groups: dict[int | None, list[Task]] = {}
+    for task in tasks:
+        parts = (
+            [task.shots]
+            if task.shots is None or limit < 1
+            else _split(task.shots, -(-task.shots // limit))
+        )
+        for shots in parts:
+            piece = task if shots == task.shots else Task(task.index, task.circuit, shots)
+            groups.setdefault(piece.shots, []).append(piece)
+
+    async def one(group: list[Task]) -> None:
+        execution = Execution()
+        report.executions.append(execution)
+        await run_tasks(
+            fleet, group, collect, execution=execution, policy=policy, use_scheduler=use_scheduler
+        )
+
+    await asyncio.gather(*(one(g) for g in groups.values()))
+    for task, dev, result in out:
+        got = sum(result.counts.values())
+        if task.shots is not None and got != task.shots:
+            raise JobError(
+                f"{dev} returned {got} shots for a circuit run with {task.shots}; mitigation "
+                "weighs results by their shots and cannot use it"
+            )
     return out
 
 
@@ -275,7 +301,9 @@ def _plan_calibration(
     if not missing:
         return have, []
     union = sorted({q for qs in missing for q in qs})
-    width = max(len(qs) for qs in missing)  # never wider than a circuit that ran there
+    # One calibration for the union where it is small; never wider than both a circuit
+    # that ran there and _CAL_WIDTH (simulated devices have width limits of their own).
+    width = max(max(len(qs) for qs in missing), min(len(union), _CAL_WIDTH))
     jobs = []
     for start in range(0, len(union), width):
         chunk = tuple(union[start : start + width])
@@ -321,9 +349,10 @@ async def run_mitigated(
             shard = shards[key] = Shard(task.index, dev, by_index[task.index].circuit.num_clbits)
             meta[key] = result.metadata
         _add(shard.raw, result.counts)
-        shard.raw_shots += int(task.shots or 0)
-        report.shots_placement += int(task.shots or 0)
-        report.record(dev, 1, int(task.shots or 0))
+        got = sum(result.counts.values())
+        shard.raw_shots += got
+        report.shots_placement += got
+        report.record(dev, 1, got)
     placed_total: dict[int, int] = {}
     for shard in shards.values():
         placed_total[shard.index] = placed_total.get(shard.index, 0) + shard.raw_shots

@@ -44,7 +44,7 @@ class Readout(Mitigation):
     """Correct measurement errors with each device's own readout calibration.
 
     Calibration circuits (M3's balanced method: every measured qubit prepared in 0 and 1
-    equally often, in ``2 * 2^ceil(log2(n+1))`` circuits) run through the fleet on the
+    equally often, in ``2^ceil(log2(n+1))`` circuits) run through the fleet on the
     device that produced the results, on the physical qubits it measured. The per-qubit
     matrices are cached on disk by (device, qubits, calibration fingerprint) and reused
     across runs until the device's calibration changes (or ``max_age_s`` passes).

@@ -1,11 +1,12 @@
 """Readout calibration per (device, physical qubits) and the two ways to apply it.
 
 Calibration (M3's "balanced" method): for ``n`` qubits, the rows of a ``2^m x 2^m``
-Sylvester-Hadamard matrix (``2^m > n``) and their complements give ``2^(m+1)`` bit patterns
-in which every qubit is prepared in 0 and in 1 equally often; each pattern is a circuit of
-X gates and measurements on the device's physical qubits (native gates, run as given). From
-the outcomes, every qubit's ``p10 = P(read 1 | prepared 0)`` and ``p01 = P(read 0 | prepared
-1)``: the tensored model M3 uses (its calibration matrices are ``[[1-p10, p01], [p10, 1-p01]]``).
+Sylvester-Hadamard matrix (``2^m > n``) give ``2^m`` bit patterns in which every qubit is
+prepared in 0 and in 1 equally often (and every pair of qubits in each of the four joint
+states equally often); each pattern is a circuit of X gates and measurements on the
+device's physical qubits (native gates, run as given). From the outcomes, every qubit's
+``p10 = P(read 1 | prepared 0)`` and ``p01 = P(read 0 | prepared 1)``: the tensored model
+M3 uses (its calibration matrices are ``[[1-p10, p01], [p10, 1-p01]]``).
 
 Applying it:
 
@@ -146,16 +147,16 @@ class ReadoutCalibration:
 
 # ---------------------------------------------------------------------- calibration circuits
 def balanced_patterns(n: int) -> np.ndarray:
-    """``(2^(m+1), n)`` bits: Hadamard rows (skipping the constant column) and their
-    complements; every column holds as many 0s as 1s."""
+    """``(2^m, n)`` distinct bit patterns, ``2^m > n``: the rows of a Sylvester-Hadamard
+    matrix without its constant column. Every column holds as many 0s as 1s, and every pair
+    of columns each of the four combinations equally often (the columns are orthogonal)."""
     import numpy as np
 
     m = max(1, math.ceil(math.log2(n + 1)))
     h = np.array([[1]], dtype=np.int8)
     for _ in range(m):
         h = np.block([[h, h], [h, -h]])
-    rows = (h[:, 1 : n + 1] < 0).astype(np.uint8)
-    return np.concatenate([rows, 1 - rows])
+    return (h[:, 1 : n + 1] < 0).astype(np.uint8)
 
 
 def calibration_circuits(

@@ -96,11 +96,18 @@ class MitigationReport:
 
 @dataclass(frozen=True)
 class Stage:
-    """Values and standard errors of one stage of the pipeline (same data)."""
+    """Values and standard errors of one stage of the pipeline (same data).
+
+    ``std_errors`` combines ``data_errors`` (shot noise of the circuits' results) and
+    ``calibration_errors`` (sampling error of the readout calibrations, common to every
+    circuit they corrected) in quadrature. ``shots``: the circuit shots behind the stage.
+    """
 
     values: tuple[float, ...]
     std_errors: tuple[float, ...]
     shots: int
+    data_errors: tuple[float, ...] = ()
+    calibration_errors: tuple[float, ...] = ()
 
 
 @dataclass(frozen=True)
