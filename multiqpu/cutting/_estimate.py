@@ -1,11 +1,15 @@
 """The async orchestration: plan, run the sub-experiments across the fleet, knit.
 
 Shots follow the quasi-probability weights (qiskit-addon-cutting issue #532) and then the
-variance: a pilot stage (a fifth of the budget, in proportion to each circuit's total
-|coefficient|) measures how much each circuit's shots move the answer; the rest of the
-budget goes where it reduces the standard error most (Neyman allocation: shots in
-proportion to the spread of each circuit's per-shot contribution). With a ``precision``
-target, stages continue until the standard error reaches it or the bound is spent.
+variance. A pilot stage (a tenth of the budget, in proportion to each circuit's total
+|coefficient|) measures, for every circuit, how much one of its shots moves the answer
+(``g^T Cov g``: the gradient of the estimate times the circuit's covariance); the rest of
+the budget is spread in proportion to its square root (Neyman allocation), which cuts the
+variance several-fold against weights alone. The pilot's data only steer the allocation
+and are left out of the estimate (sample splitting): reusing them would bias the pooled
+means, because a circuit's own pilot would decide how many more shots it gets. With a
+``precision`` target the pilot is small and the main stage is sized, and topped up, until
+the standard error reaches it.
 
 Everything CPU-heavy (cut finding, circuit generation, folding results, reconstruction)
 runs in worker threads; results are folded in as each batch lands.
@@ -14,6 +18,7 @@ runs in worker threads; results are folded in as each batch lands.
 from __future__ import annotations
 
 import asyncio
+import math
 import threading
 import time
 from collections.abc import Sequence
@@ -39,8 +44,14 @@ __all__ = ["DEFAULT_SHOTS", "distribution", "estimate", "plan", "plan_async"]
 
 #: Total shots over all sub-experiments when the caller gives none.
 DEFAULT_SHOTS = 100_000
-_PILOT_FRACTION = 0.2
+_PILOT_FRACTION = 0.1
 _PRECISION_PILOT_FRACTION = 0.01
+_PILOT_MAX_FRACTION = 0.3
+_PILOT_SHOTS_PER_CIRCUIT = 64
+#: A pilot stage only pays off with at least this many shots per sub-experiment.
+_STAGED_SHOTS_PER_CIRCUIT = 500
+#: Share of the main stage that follows the prior weights whatever the pilot says.
+_DEFENSIVE = 0.25
 #: Aim this much below a precision target (the variances are themselves estimates).
 _PRECISION_MARGIN = 1.05
 _MAX_STAGES = 4
@@ -175,91 +186,100 @@ async def _execute(
     adaptive: bool,
     policy: str,
     use_scheduler: bool | None,
-) -> tuple[_Run, Execution, int]:
+) -> tuple[_Run, Execution, int, int]:
+    """Run the sub-experiments; returns the run whose statistics make the estimate, the
+    execution record, the number of stages and the pilot's shots (0 without a pilot)."""
     import numpy as np
 
     run = _Run(problem)
     execution = Execution()
     idx = [i for i, e in enumerate(problem.experiments) if not e.trivial]
     if not idx:
-        return run, execution, 0
-    go = lambda tasks: run_tasks(  # noqa: E731
-        fleet, tasks, run.on_results, execution=execution, policy=policy,
-        use_scheduler=use_scheduler,
-    )  # fmt: skip
+        return run, execution, 0, 0
+
+    async def go(into: _Run, shots: Sequence[int | None]) -> None:
+        await run_tasks(
+            fleet, _tasks(problem, idx, shots), into.on_results, execution=execution,
+            policy=policy, use_scheduler=use_scheduler,
+        )  # fmt: skip
+
     if the_plan.shots is None:
-        await go(_tasks(problem, idx, [None] * len(idx)))
-        return run, execution, 1
+        await go(run, [None] * len(idx))
+        return run, execution, 1, 0
 
     weights = np.array([problem.experiments[i].weight for i in idx])
     total = int(the_plan.shots)
     minimum = minimum_shots(total, len(idx))
-    staged = adaptive and problem.observables is not None and total >= 20 * len(idx)
-    if not staged:
-        await go(_tasks(problem, idx, allocate_shots(weights, total, minimum=minimum).tolist()))
-        return run, execution, 1
-
     precision = the_plan.precision
-    # Fixed budget: a fifth for the pilot. Precision target: a small pilot (the plan's
-    # budget is a worst case), then what the measured variances ask for.
+    staged = (
+        adaptive
+        and problem.observables is not None
+        and total >= _STAGED_SHOTS_PER_CIRCUIT * len(idx)
+    )
+    if not staged:
+        await go(run, allocate_shots(weights, total, minimum=minimum).tolist())
+        return run, execution, 1, 0
+
+    # Pilot: shots in proportion to the weights; its data only steer the allocation.
     fraction = _PILOT_FRACTION if precision is None else _PRECISION_PILOT_FRACTION
-    pilot = min(total, max(minimum * len(idx), int(total * fraction)))
-    have = allocate_shots(weights, pilot, minimum=max(minimum, 16 if pilot >= 16 * len(idx) else 2))
-    await go(_tasks(problem, idx, have.tolist()))
-    stages = 1
-    spent = int(have.sum())
-    while spent < total and stages < _MAX_STAGES:
-        scores = await asyncio.to_thread(run.stats.circuit_variance_scores, problem)
-        s = scores[idx]
-        # Keep a floor in proportion to the prior weights: a pilot that happened to see no
-        # spread must not starve a circuit for good.
-        floor = 0.05 * weights * (s.sum() / weights.sum() if weights.sum() > 0 else 0.0)
-        s = np.maximum(s, floor)
-        budget = total - spent
-        if precision is not None:
-            _, errors = await asyncio.to_thread(reconstruct_expectations, problem, run.stats)
-            if float(np.max(errors)) <= precision:
-                break
-            extra = _shots_for_precision(s, have, precision / _PRECISION_MARGIN)
-            if extra.sum() > budget:
-                extra = allocate_shots(s, budget, already=have)
-        else:
-            extra = allocate_shots(s, budget, already=have)
+    pilot_total = int(min(total * _PILOT_MAX_FRACTION,
+                          max(_PILOT_SHOTS_PER_CIRCUIT * len(idx), total * fraction)))  # fmt: skip
+    pilot = _Run(problem)
+    await go(pilot, allocate_shots(weights, pilot_total, minimum=2).tolist())
+    shape, per_shot = await asyncio.to_thread(_neyman, problem, pilot.stats, idx, weights)
+    budget = total - pilot.spent
+    if precision is None:
+        main = budget
+    else:
+        # sum_c per_shot_c / n_c <= target^2 with n_c = N shape_c / sum(shape)
+        target = precision / _PRECISION_MARGIN
+        need = float(shape.sum() * np.sum(per_shot / shape)) / target**2
+        main = int(min(budget, max(math.ceil(need), minimum * len(idx))))
+    have = allocate_shots(shape, main, minimum=minimum)
+    await go(run, have.tolist())
+    stages = 2
+    while precision is not None and stages < _MAX_STAGES and run.spent < budget:
+        # Top up with the same (pilot-based) allocation until the error is reached.
+        _, errors = await asyncio.to_thread(reconstruct_expectations, problem, run.stats)
+        ratio = float(np.max(errors)) / precision
+        if ratio <= 1.0:
+            break
+        more = min(budget - run.spent, math.ceil(run.spent * (ratio**2 * _PRECISION_MARGIN - 1)))
+        extra = allocate_shots(shape, more, already=have)
         if extra.sum() == 0:
             break
-        await go(_tasks(problem, idx, extra.tolist()))
+        await go(run, extra.tolist())
         have = have + extra
-        spent += int(extra.sum())
         stages += 1
-        if precision is None:
-            break
-    return run, execution, stages
+    return run, execution, stages, pilot.spent
 
 
-def _shots_for_precision(spread: np.ndarray, have: np.ndarray, target: float) -> np.ndarray:
-    """Fewest extra shots so that sum_c spread_c^2 / n_c <= target^2: the totals are
-    n_c = max(have_c, lam * spread_c) (water-filling), lam found by bisection."""
+def _neyman(
+    problem: CutProblem, pilot: Stats, idx: Sequence[int], weights: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Allocation shape from the pilot and per-shot variances for sizing precision targets.
+
+    The shape is a defensive mixture: ``1 - beta`` of the shots follow Neyman
+    (sqrt(per-shot variance)), ``beta`` the prior weights, so a pilot that misjudged a
+    circuit can cost at most a factor ``1/beta`` in its variance, never starve it."""
     import numpy as np
 
-    s = np.asarray(spread, dtype=float)
-    h = np.maximum(np.asarray(have, dtype=float), 1.0)
-
-    def variance(lam: float) -> float:
-        return float(np.sum(s**2 / np.maximum(h, lam * s)))
-
-    if variance(0.0) <= target**2:
-        return np.zeros(len(s), dtype=np.int64)
-    lo, hi = 0.0, 1.0
-    while variance(hi) > target**2:
-        hi *= 2.0
-    for _ in range(60):
-        mid = 0.5 * (lo + hi)
-        lo, hi = (mid, hi) if variance(mid) > target**2 else (lo, mid)
-    return np.ceil(np.maximum(hi * s - h, 0.0)).astype(np.int64)
+    per_shot = pilot.per_shot_variance(problem, smoothing=1.0)[list(idx)]
+    spread = np.sqrt(per_shot)
+    if spread.sum() <= 0:
+        return weights, weights**2
+    shape = (1 - _DEFENSIVE) * spread / spread.sum() + _DEFENSIVE * weights / weights.sum()
+    return shape, per_shot
 
 
 def _report(
-    the_plan: CutPlan, run: _Run, execution: Execution, stages: int, wall: float, recon: float
+    the_plan: CutPlan,
+    run: _Run,
+    execution: Execution,
+    stages: int,
+    pilot: int,
+    wall: float,
+    recon: float,
 ) -> CuttingReport:
     devices = tuple(
         DeviceUsage(device=d, circuits=row[0], shots=row[1], jobs=row[2])
@@ -268,7 +288,8 @@ def _report(
     return CuttingReport(
         plan=the_plan,
         devices=devices,
-        shots=None if the_plan.shots is None else run.spent,
+        shots=None if the_plan.shots is None else run.spent + pilot,
+        pilot_shots=pilot,
         subexperiments=the_plan.subexperiments,
         stages=stages,
         wall_s=wall,
@@ -309,13 +330,13 @@ async def estimate(
     )  # fmt: skip
     the_plan.check()
     assert problem is not None and problem.observables is not None
-    run, execution, stages = await _execute(
+    run, execution, stages, pilot = await _execute(
         fleet, problem, the_plan, adaptive=adaptive, policy=policy, use_scheduler=use_scheduler
     )
     t1 = time.perf_counter()
     values, errors = await asyncio.to_thread(reconstruct_expectations, problem, run.stats)
     recon = time.perf_counter() - t1
-    report = _report(the_plan, run, execution, stages, time.perf_counter() - t0, recon)
+    report = _report(the_plan, run, execution, stages, pilot, time.perf_counter() - t0, recon)
     return EstimateResult(
         values=tuple(float(v) for v in values),
         std_errors=tuple(float(s) for s in errors),
@@ -363,7 +384,7 @@ async def distribution(
     )  # fmt: skip
     the_plan.check()
     assert problem is not None
-    run, execution, stages = await _execute(
+    run, execution, stages, pilot = await _execute(
         fleet, problem, the_plan, adaptive=False, policy=policy, use_scheduler=use_scheduler
     )
     t1 = time.perf_counter()
@@ -371,7 +392,7 @@ async def distribution(
     recon = time.perf_counter() - t1
     probs.setflags(write=False)
     errs.setflags(write=False)
-    report = _report(the_plan, run, execution, stages, time.perf_counter() - t0, recon)
+    report = _report(the_plan, run, execution, stages, pilot, time.perf_counter() - t0, recon)
     return DistributionResult(tuple(measured), probs, errs, report)
 
 

@@ -42,6 +42,7 @@ class DeviceModel:
     two_qubit_s: float
     one_qubit_s: float
     readout_s: float
+    mid_circuit: bool = True
 
     def shot_s(self, gates_1q: int, gates_2q: int, width: int) -> float:
         """Wall time of one shot of a circuit (simulators: a flat small figure)."""
@@ -66,6 +67,8 @@ def _median(values: Sequence[float]) -> float | None:
 
 def device_model(device: Device, wait_s: float | None) -> DeviceModel:
     """The model of one device (``wait_s`` from its queue estimate, if known)."""
+    from multiqpu.cutting._runner import supports_mid_circuit
+
     simulator = bool(device.exact) or device.provider == "local"
     two, one, readout = _DEFAULT_2Q_S, _DEFAULT_1Q_S, _DEFAULT_READOUT_S
     if not simulator:
@@ -96,6 +99,7 @@ def device_model(device: Device, wait_s: float | None) -> DeviceModel:
         two_qubit_s=two,
         one_qubit_s=one,
         readout_s=readout,
+        mid_circuit=supports_mid_circuit(device),
     )
 
 
@@ -113,8 +117,11 @@ def assign(
     widths: Sequence[int],
     shots: Sequence[int | None],
     gates: Sequence[tuple[int, int]],
+    *,
+    needs_mid: Sequence[bool] | None = None,
 ) -> Assignment:
-    """Greedy longest-first earliest-finish assignment of circuits to devices."""
+    """Greedy longest-first earliest-finish assignment of circuits to devices (a circuit
+    with mid-circuit measurements only goes to devices that support them)."""
     n_dev = len(models)
     ready = [m.wait_s + m.job_s for m in models]
     device_of = [-1] * len(widths)
@@ -127,6 +134,8 @@ def assign(
         for d in range(n_dev):
             m = models[d]
             if m.num_qubits < widths[i] or (shots[i] is None and not m.exact):
+                continue
+            if needs_mid is not None and needs_mid[i] and not m.mid_circuit:
                 continue
             t = ready[d] + m.circuit_s(shots[i], gates[i][0], gates[i][1], widths[i])
             if t < best_t:

@@ -19,6 +19,7 @@ from multiqpu.cutting._experiments import allocate_shots, build_problem
 from multiqpu.cutting._model import DeviceModel, assign, device_model
 from multiqpu.cutting._partition import Partition, find_cut_candidates, partition, prepare_circuit
 from multiqpu.cutting._plan import CutInfo, CutLimits, CutPlan, FragmentPlan
+from multiqpu.cutting._runner import mid_circuit
 from multiqpu.errors import InvalidInputError
 
 if TYPE_CHECKING:
@@ -309,7 +310,8 @@ def _finish_plan(
         expected_se /= max(norm, 1e-300)
     widths = [exps[i].width for i in run]
     gates = [_gates(exps[i].circuit) for i in run]
-    placement = assign(models, widths, per, gates)
+    needs_mid = [mid_circuit(exps[i].circuit) for i in run]
+    placement = assign(models, widths, per, gates, needs_mid=needs_mid)
     by_device: dict[int, list[int]] = {}
     for j, d in enumerate(placement.device_of):
         by_device.setdefault(d, []).append(j)
@@ -317,7 +319,11 @@ def _finish_plan(
     shares = []
     for d, js in sorted(by_device.items()):
         if d < 0:
-            refused = refused or "a sub-experiment fits no device of the fleet"
+            refused = refused or (
+                "a sub-experiment fits no device of the fleet (too wide, or it measures "
+                "mid-circuit and no wide-enough device supports that: Braket's do not; "
+                "gate_cuts=False cuts wires only, which needs no mid-circuit measurement)"
+            )
             continue
         sh = [per[j] for j in js]
         if options.shots is not None:
@@ -334,6 +340,7 @@ def _finish_plan(
     for f, qubits in enumerate(part.fragment_qubits):
         mine = [j for j, i in enumerate(run) if exps[i].fragment == f]
         width = len(qubits)
+        mid = any(needs_mid[j] for j in mine)
         originals = sorted({_origin(part, q) for q in qubits})
         fragments.append(
             FragmentPlan(
@@ -342,7 +349,9 @@ def _finish_plan(
                 width=width,
                 subexperiments=len(mine),
                 shots=None if options.shots is None else int(sum(per[j] or 0 for j in mine)),
-                devices=tuple(m.spec for m in models if m.num_qubits >= width),
+                devices=tuple(
+                    m.spec for m in models if m.num_qubits >= width and (m.mid_circuit or not mid)
+                ),
             )
         )
     plan = CutPlan(

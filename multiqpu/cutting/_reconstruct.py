@@ -12,10 +12,12 @@ each circuit's shots),
     Var = sum_c  g_c^T Cov_c g_c / n_c,     Cov_c = n/(n-1) (E[z z^T] - m m^T)
 
 with ``g_c`` the gradient of the estimate with respect to circuit ``c``'s column means,
-evaluated at the estimates. For a product of two fragment means this plug-in form is, in
-expectation, the exact variance plus the (small) product of the two sampling variances:
-slightly conservative, never blind when a mean is near zero. Exact results (``shots=None``)
-have ``n = inf`` and contribute no variance.
+evaluated at the estimates. Evaluated at estimates, ``g_c^2`` is biased up by ``g_c``'s own
+variance (which comes from the *other* fragments' circuits), and the exact variance of a
+product of independent means has a second-order term ``Var_a Var_b``; the two meet in
+:func:`_pair_correction`, which makes the estimate exact to second order (it matters when
+some circuits get few shots, e.g. near-zero gradients after adaptive allocation). Exact
+results (``shots=None``) have ``n = inf`` and contribute no variance.
 
 For output distributions (CutQC-style knitting of fragment quasi-distributions) the same
 reasoning gives per-outcome errors: see :func:`reconstruct_distribution`.
@@ -153,16 +155,30 @@ class Stats:
             )
             self.mean[lo] = float(self.dist[index].sum())  # type: ignore[union-attr]
 
-    def circuit_variance_scores(self, problem: CutProblem) -> np.ndarray:
-        """Per circuit, sqrt(sum_k g_k^T Cov g_k): the spread of its per-shot contribution,
-        for Neyman allocation of further shots (n_c proportional to it)."""
+    def per_shot_variance(self, problem: CutProblem, *, smoothing: float = 0.0) -> np.ndarray:
+        """Per circuit, ``sum_k g_k^T Cov g_k``: the variance one of its shots adds to the
+        estimate (summed over observables), for Neyman allocation of further shots.
+        ``smoothing`` adds that many pseudo-shots of unit variance to each column (a pilot
+        whose few outcomes all agree has not shown that the variance is zero)."""
         import numpy as np
 
         if problem.observables is None:
-            return np.asarray([e.weight for e in problem.experiments])
+            return np.asarray([e.weight for e in problem.experiments]) ** 2
         _, grad = _values_and_gradient(problem, self.mean)
-        per_shot = _per_shot_variance(problem, self, grad)  # (C, K)
-        return np.sqrt(per_shot.sum(axis=1))
+        stats = self
+        if smoothing > 0:
+            n = np.where(np.isfinite(self.shots), self.shots, np.inf)[:, None, None]
+            eye = np.eye(self.second.shape[1])[None, :, :]
+            widths = np.diff(problem.var_offset)
+            rows = np.repeat(np.arange(len(widths)), widths)
+            cols = np.arange(problem.num_variables) - np.repeat(problem.var_offset[:-1], widths)
+            mpad = np.zeros(self.second.shape[:2])
+            mpad[rows, cols] = self.mean
+            cov = self.second - mpad[:, :, None] * mpad[:, None, :]
+            w = np.where(np.isfinite(n), n / (n + smoothing), 1.0)
+            smoothed = w * cov + (1 - w) * eye + mpad[:, :, None] * mpad[:, None, :]
+            stats = Stats(self.shots, self.mean, smoothed, self.dist, self.unsigned)
+        return _per_shot_variance(problem, stats, grad).sum(axis=1)
 
 
 def _values_and_gradient(problem: CutProblem, mean: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -221,11 +237,66 @@ def reconstruct_expectations(problem: CutProblem, stats: Stats) -> tuple[np.ndar
     finite = np.isfinite(n)
     var = np.zeros(per_shot.shape[1])
     if finite.any():
-        nf = n[finite]
-        # n/(n-1) makes the per-shot covariance unbiased; n == 1 leaves it unknown.
-        scale = np.where(nf > 1, 1.0 / np.maximum(nf - 1, 1), np.inf)
-        var = (per_shot[finite] * scale[:, None]).sum(axis=0)
+        # Cov/(n-1): the unbiased variance of a circuit's mean (n == 1: unknown).
+        scale = np.zeros(len(n))
+        scale[finite] = np.where(n[finite] > 1, 1.0 / np.maximum(n[finite] - 1, 1), np.inf)
+        var = (per_shot * scale[:, None]).sum(axis=0)
+        var = np.maximum(var - _pair_correction(problem, stats, scale), 0.0)
     return values, np.sqrt(var)
+
+
+#: Skip the second-order correction above this many (pair, observable, column^2) cells.
+_MAX_PAIR_CELLS = 1 << 24
+
+
+def _pair_correction(problem: CutProblem, stats: Stats, scale: np.ndarray) -> np.ndarray:
+    """Second-order term the plug-in delta method counts twice, per observable:
+
+        sum over fragment pairs, circuits a, b:  tr(V_a H_ab V_b H_ab^T)
+
+    with ``V`` each circuit's estimated covariance of its column means and ``H_ab`` the
+    mixed second derivative of the estimate. (The plug-in gradient's square is biased up by
+    its own variance; for independent circuits this removes that bias exactly to second
+    order, so the error stays honest when some circuits have few shots.)"""
+    import numpy as np
+
+    assert problem.observables is not None
+    mono_var = problem.mono_var
+    m, f = mono_var.shape
+    k = problem.observables.coeffs.shape[0]
+    out = np.zeros(k)
+    if f < 2 or m == 0:
+        return out
+    c_count = len(problem.experiments)
+    umax = stats.second.shape[1]
+    widths = np.diff(problem.var_offset)
+    circ_of_var = np.repeat(np.arange(c_count), widths)
+    col_of_var = np.arange(problem.num_variables) - np.repeat(problem.var_offset[:-1], widths)
+    mpad = np.zeros((c_count, umax))
+    mpad[circ_of_var, col_of_var] = stats.mean
+    cov = (stats.second - mpad[:, :, None] * mpad[:, None, :]) * np.where(
+        np.isfinite(scale), scale, 0.0
+    )[:, None, None]
+    vals = stats.mean[mono_var]
+    weights = problem.mono_coef[:, None] * problem.observables.coeffs[:, problem.mono_pauli].T
+    for l1 in range(f):
+        for l2 in range(l1 + 1, f):
+            rest = np.delete(vals, [l1, l2], axis=1).prod(axis=1)
+            w = weights * rest[:, None]  # (M, K)
+            va, vb = mono_var[:, l1], mono_var[:, l2]
+            ca, cb = circ_of_var[va], circ_of_var[vb]
+            pairs, inv = np.unique(ca * c_count + cb, return_inverse=True)
+            inv = inv.reshape(-1)
+            if len(pairs) * k * umax * umax > _MAX_PAIR_CELLS:
+                return np.zeros(k)  # too big to correct: stay (slightly) conservative
+            flat = ((inv[:, None] * k + np.arange(k)) * umax + col_of_var[va][:, None]) * umax
+            flat = flat + col_of_var[vb][:, None]
+            h = np.bincount(flat.reshape(-1), weights=w.reshape(-1),
+                            minlength=len(pairs) * k * umax * umax)  # fmt: skip
+            h = h.reshape(len(pairs), k, umax, umax)
+            a, b = cov[pairs // c_count], cov[pairs % c_count]
+            out += np.einsum("pua,pkav,pvb,pkub->k", a, h, b, h)
+    return out
 
 
 def _kron_rows(parts: list[np.ndarray]) -> np.ndarray:

@@ -29,8 +29,9 @@ class DeviceUsage:
 class CuttingReport:
     """How a run went: the plan it followed and what it really spent.
 
-    ``shots`` is the total spent (None: exact). ``stages`` is 1 for a one-shot allocation,
-    more when a pilot stage measured the variances and the rest of the shots followed them.
+    ``shots`` is the total spent (None: exact), ``pilot_shots`` the part of it that only
+    measured the variances to steer the rest (left out of the estimate). ``stages`` is 1 for
+    a one-shot allocation, 2 or more after a pilot.
     ``reconstruction_s`` is the CPU time of classical post-processing (done in worker
     threads, overlapping with execution); ``engine`` is "scheduler" when ``fleet.sample``
     placed the work, "stand-in" otherwise; ``scheduler_reports`` are its run reports.
@@ -45,6 +46,7 @@ class CuttingReport:
     execution_s: float
     reconstruction_s: float
     engine: str
+    pilot_shots: int = 0
     scheduler_reports: tuple[Any, ...] = ()
 
     @property

@@ -1,11 +1,12 @@
 """Running sub-experiments on the fleet and handing each batch of results on as it lands.
 
-With the scheduler (``fleet.sample``) the placement, batching, retries and hedging are its
-own. Without it (the scheduler package not installed yet, or a plain list of devices) a
-small stand-in places circuits with the plan's execution model (earliest expected finish
-on a device wide enough) and runs every device's share concurrently with ``device.run``.
-Either way ``on_results`` is awaited for each batch that completes, so reconstruction work
-overlaps with execution.
+The scheduler (:func:`multiqpu.scheduler.run`, what ``fleet.run`` calls) places the
+circuits, batches them, retries, hedges and reports; a sub-experiment with mid-circuit
+measurements (a cut gate measures one of its qubits and carries on) is restricted to the
+devices that support them. ``use_scheduler=False`` selects a small stand-in instead: it
+places circuits with the plan's execution model (earliest expected finish on a device wide
+enough) and runs every device's share concurrently with ``device.run``, handing each job's
+results on as it lands so that folding them overlaps with execution.
 """
 
 from __future__ import annotations
@@ -76,8 +77,13 @@ async def _run_standin(
     waits = {d.spec: 0.0 for d in devices}
     models = [device_model(d, waits[d.spec]) for d in devices]
     gates = [(len(t.circuit.data), 0) for t in tasks]
-    placement = assign(models, [t.circuit.num_qubits for t in tasks], [t.shots for t in tasks],
-                       gates)  # fmt: skip
+    placement = assign(
+        models,
+        [t.circuit.num_qubits for t in tasks],
+        [t.shots for t in tasks],
+        gates,
+        needs_mid=[mid_circuit(t.circuit) for t in tasks],
+    )
     per_device: dict[int, list[Task]] = {}
     for t, d in zip(tasks, placement.device_of, strict=True):
         if d < 0:
@@ -123,32 +129,52 @@ async def _gather_cancelling(coros: Sequence[Awaitable[None]]) -> None:
 
 
 async def _run_scheduler(
-    fleet: Any, tasks: Sequence[Task], on_results: OnResults, execution: Execution, policy: str
+    devices: Sequence[Device],
+    fleet: Any,
+    tasks: Sequence[Task],
+    on_results: OnResults,
+    execution: Execution,
+    policy: str,
 ) -> None:
-    circuits: list[QuantumCircuit] = [t.circuit for t in tasks]
-    shots = [t.shots for t in tasks]
-    out = await fleet.sample(circuits, shots=shots, policy=policy)
+    from multiqpu.scheduler import JobRequest, run
+
+    capable = [d.spec for d in devices if supports_mid_circuit(d)]
+    jobs = [
+        JobRequest(t.circuit, t.shots, devices=capable if mid_circuit(t.circuit) else None)
+        for t in tasks
+    ]
+    # Fresh draws only: a cached sampled result would repeat an earlier random draw.
+    out = await run(fleet, jobs, policy, cache=False)
     execution.engine = "scheduler"
-    execution.reports.append(getattr(out, "report", None))
+    execution.reports.append(out.report)
     batch = []
-    for t, item in zip(tasks, _items(out), strict=True):
-        device, result = item
-        execution.record(device, 1, t.shots or 0, 0)
-        batch.append((t, device, result))
+    for t, item in zip(tasks, out.results, strict=True):
+        execution.record(item.device, 1, t.shots or 0, 0)
+        batch.append((t, item.device, item.result))
+    for dev in out.report.devices:
+        execution.record(dev.device, 0, 0, dev.jobs)
     await on_results(batch)
 
 
-def _items(out: Any) -> list[tuple[str, CircuitResult]]:
-    """(device spec, CircuitResult) per circuit from whatever ``fleet.sample`` returns."""
-    rows = list(getattr(out, "results", out))
-    items = []
-    for row in rows:
-        if isinstance(row, tuple):
-            device, result = row[0], row[1]
-        else:
-            device, result = getattr(row, "device", "?"), getattr(row, "result", row)
-        items.append((str(getattr(device, "spec", device)), result))
-    return items
+def mid_circuit(circuit: QuantumCircuit) -> bool:
+    """Does a gate act on a qubit after it was measured or reset?"""
+    done: set[object] = set()
+    for inst in circuit.data:
+        name = inst.operation.name
+        if name in ("measure", "reset"):
+            done.update(inst.qubits)
+        elif name not in ("barrier", "delay") and done.intersection(inst.qubits):
+            return True
+    return False
+
+
+def supports_mid_circuit(device: Device) -> bool:
+    """Whether ``device`` runs circuits that keep going after a measurement. A device may
+    say so itself (``mid_circuit_measurement`` attribute); Braket's devices do not."""
+    declared = getattr(device, "mid_circuit_measurement", None)
+    if declared is not None:
+        return bool(declared)
+    return device.provider != "braket"
 
 
 async def run_tasks(
@@ -161,17 +187,24 @@ async def run_tasks(
     use_scheduler: bool | None = None,
 ) -> None:
     """Run ``tasks`` on ``fleet`` (a Fleet or a list of devices), awaiting ``on_results``
-    for every batch of results as it lands."""
+    for the results (per job with the stand-in, once with the scheduler)."""
     devices: list[Device] = list(fleet)
     exact = any(t.shots is None for t in tasks)
     eligible = [d for d in devices if d.exact or not exact]
+    if any(mid_circuit(t.circuit) for t in tasks) and not any(
+        supports_mid_circuit(d) for d in eligible
+    ):
+        raise InvalidInputError(
+            "the sub-experiments of gate cuts measure a qubit mid-circuit, which no device "
+            f"of the fleet supports ({', '.join(d.spec for d in eligible)}); add a device "
+            "that does (IBM, local) or cut wires only (gate_cuts=False)"
+        )
     max_shots = min((d.limits.max_shots for d in eligible), default=1)
     tasks = _split_large(tasks, max_shots)
     start = time.perf_counter()
-    scheduler = hasattr(fleet, "sample") if use_scheduler is None else use_scheduler
     try:
-        if scheduler:
-            await _run_scheduler(fleet, tasks, on_results, execution, policy)
+        if use_scheduler is None or use_scheduler:
+            await _run_scheduler(devices, fleet, tasks, on_results, execution, policy)
         else:
             await _run_standin(eligible, tasks, on_results, execution)
     finally:

@@ -39,7 +39,23 @@ async def test_sampled_estimate_within_4_standard_errors(name, circuit, widths, 
     assert report.shots == shots
     assert sum(d.shots for d in report.devices) == shots
     assert len(report.devices) == len(widths), "every device of the fleet took work"
-    assert report.stages == 2, "pilot stage, then shots where the variance is"
+
+
+async def test_pilot_then_neyman_allocation_beats_weights_alone() -> None:
+    """With a generous budget a pilot measures each circuit's variance contribution and the
+    rest of the shots follow it: a clearly smaller error than shots by weights alone, and
+    the pilot's shots are counted but not used in the estimate."""
+    circuit = hea(12, seed=1)
+    fleet = ideal_fleet(7, 5)
+    obs = ["Z" + "I" * 10 + "Z"]
+    staged = await fleet.estimate(circuit, obs, shots=200_000)
+    flat = await fleet.estimate(circuit, obs, shots=200_000, adaptive=False)
+    assert staged.report.stages == 2 and 0 < staged.report.pilot_shots < 60_000
+    assert staged.report.shots == flat.report.shots == 200_000
+    assert staged.std_error < 0.75 * flat.std_error
+    exact = exact_values(circuit, obs)[0]
+    for r in (staged, flat):
+        assert abs(r.value - exact) < 4 * r.std_error
 
 
 async def test_standard_error_shrinks_like_one_over_root_shots() -> None:
