@@ -110,10 +110,13 @@ class QNNModel:
 
     # ------------------------------------------------------------------ compilation
     def _compile(self) -> None:
+        import sympy
         from qiskit.circuit import Parameter, ParameterExpression
 
-        symbols = [*self.inputs, *self.weights]
-        weight_set = set(self.weights)
+        names = [p.name for p in [*self.inputs, *self.weights]]
+        if len(set(names)) != len(names):
+            raise InvalidInputError("input and weight parameters need distinct names")
+        weight_names = [w.name for w in self.weights]
         template = self.circuit.copy_empty_like()
         evaluators: list[Callable[[np.ndarray], np.ndarray]] = []
         derivs: list[list[tuple[int, Callable[[np.ndarray], np.ndarray]]]] = []
@@ -126,13 +129,21 @@ class QNNModel:
                 if not isinstance(p, ParameterExpression) or not p.parameters:
                     continue
                 slot = Parameter(f"_phi{len(evaluators)}")
-                evaluators.append(_evaluator(p, symbols))
-                wrt = [w for w in p.parameters if w in weight_set]
-                derivs.append([(self.weights.index(w), _evaluator(p.gradient(w), symbols))
-                               for w in wrt])  # fmt: skip
+                body = p.sympify()
+                evaluators.append(_evaluator(body, names))
+                wrt = sorted(q.name for q in p.parameters if q.name in weight_names)
+                derivs.append(
+                    [
+                        (
+                            weight_names.index(n),
+                            _evaluator(sympy.diff(body, sympy.Symbol(n)), names),
+                        )
+                        for n in wrt
+                    ]
+                )
                 if wrt and op.name not in SHIFTABLE:
                     raise InvalidInputError(
-                        f"weight(s) {sorted(w.name for w in wrt)} drive a '{op.name}' gate, "
+                        f"weight(s) {wrt} drive a '{op.name}' gate, "
                         "which the two-term parameter-shift rule does not cover; use "
                         f"{', '.join(sorted(SHIFTABLE))} for trainable angles"
                     )
@@ -304,23 +315,26 @@ def _as_terms(observable: Any, num_qubits: int) -> tuple[float, list[Term]]:
     )
 
 
-def _evaluator(expr: Any, symbols: Sequence[Any]) -> Callable[[np.ndarray], np.ndarray]:
-    """A vectorised function of the (n, inputs + weights) environment."""
-    from qiskit.circuit import Parameter
-
-    if isinstance(expr, Parameter):
-        k = list(symbols).index(expr)
-        return lambda env: env[:, k]
-    params = list(getattr(expr, "parameters", ()))
-    if not params:  # a constant (e.g. a derivative of a linear term)
-        value = float(expr)
-        return lambda env: np.full(len(env), value)
+def _evaluator(expr: Any, names: Sequence[str]) -> Callable[[np.ndarray], np.ndarray]:
+    """A vectorised function of the (n, inputs + weights) environment, whose columns are
+    named ``names``. ``expr`` is a number, a Qiskit Parameter(Expression) or a sympy
+    expression; symbols are matched by name (Qiskit parameter identity is not relied on)."""
     import sympy
+    from qiskit.circuit import ParameterExpression
 
-    index = [list(symbols).index(p) for p in params]
-    sym = [sympy.Symbol(f"s{i}") for i in range(len(params))]
-    body = expr.sympify().subs({sympy.Symbol(p.name): s for p, s in zip(params, sym, strict=True)})
-    fn = sympy.lambdify(sym, body, modules="numpy")
+    if isinstance(expr, ParameterExpression):
+        expr = expr.sympify()
+    expr = sympy.sympify(expr)
+    if not expr.free_symbols:
+        value = float(sympy.re(expr))
+        return lambda env: np.full(len(env), value)
+    if isinstance(expr, sympy.Symbol):
+        k = list(names).index(expr.name)
+        return lambda env: env[:, k]
+    free = sorted(expr.free_symbols, key=lambda s: s.name)
+    index = [list(names).index(s.name) for s in free]
+    safe = [sympy.Symbol(f"s{i}") for i in range(len(free))]
+    fn = sympy.lambdify(safe, expr.subs(dict(zip(free, safe, strict=True))), modules="numpy")
     return lambda env: np.broadcast_to(
         np.real(np.asarray(fn(*(env[:, k] for k in index)), dtype=complex)), (len(env),)
     ).astype(float)
