@@ -226,7 +226,7 @@ def _variants(
     """Blocking: (nominal scale, circuit to run as given, shots) for one shard."""
     import numpy as np
 
-    from multiqpu.mitigation._fold import fold_two_qubit_gates
+    from multiqpu.mitigation._fold import fold_gates
     from multiqpu.mitigation._isa import adopt
     from multiqpu.mitigation._twirl import twirl
 
@@ -238,7 +238,8 @@ def _variants(
             continue  # the placement run is the scale-1 data
         n = max(2, round(shots * fraction))
         seed = spec.zne.seed if spec.zne is not None else 0
-        folded, achieved = fold_two_qubit_gates(shard.isa, scale, basis=basis, seed=seed)
+        gates = spec.zne.gates if spec.zne is not None else "two_qubit"
+        folded, achieved = fold_gates(shard.isa, scale, gates=gates, basis=basis, seed=seed)
         shard.achieved[scale] = achieved
         if spec.twirl is None:
             adopt(device, folded)

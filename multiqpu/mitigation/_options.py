@@ -97,10 +97,10 @@ class Readout(Mitigation):
 
 @dataclass(frozen=True)
 class ZNE(Mitigation):
-    """Zero-noise extrapolation by folding two-qubit gates, fitted per device.
+    """Zero-noise extrapolation by gate folding, fitted per device.
 
-    Each circuit runs at every noise scale on the device that ran it (its two-qubit gates
-    ``G`` replaced by ``G (G^-1 G)^k`` in the circuit as mapped to that device, so layout and
+    Each circuit runs at every noise scale on the device that ran it (its gates ``G``
+    replaced by ``G (G^-1 G)^k`` in the circuit as mapped to that device, so layout and
     routing are the same at every scale); the expectation values are extrapolated to zero
     noise with one fit per (circuit, device): scale factors from different devices never
     meet in one fit.
@@ -108,6 +108,9 @@ class ZNE(Mitigation):
     Attributes:
         scales: noise scale factors (>= 1). Odd integers fold every gate; other values fold
             a seeded random subset and the achieved scale is what the fit uses.
+        gates: "all" (every physical gate; virtual ``rz`` carries no error) or "two_qubit"
+            (only two-qubit gates, as IBM's runtime does: fewer extra pulses, but the
+            single-qubit gates' error is left in the result).
         extrapolator: "richardson" (polynomial through all points), "linear" or
             "quadratic" (least squares), "exponential" (``a * exp(-b * scale)``, fitted on
             the logarithm; columns whose signs disagree fall back to Richardson), or an
@@ -124,6 +127,7 @@ class ZNE(Mitigation):
     extrapolator: str | Extrapolator = "richardson"
     allocation: Literal["weights", "equal"] = "weights"
     seed: int = 0
+    gates: Literal["all", "two_qubit"] = "all"
 
     def __post_init__(self) -> None:
         scales = tuple(float(s) for s in self.scales)
@@ -139,6 +143,10 @@ class ZNE(Mitigation):
                 f"unknown extrapolator {self.extrapolator!r}; use one of {', '.join(EXTRAPOLATORS)}"
                 " or an Extrapolator instance"
             )
+        if self.gates not in ("all", "two_qubit"):
+            raise InvalidInputError(
+                f"ZNE(gates=...) must be 'all' or 'two_qubit', got {self.gates!r}"
+            )
         if self.allocation not in ("weights", "equal"):
             raise InvalidInputError(
                 f"ZNE(allocation=...) must be 'weights' or 'equal', got {self.allocation!r}"
@@ -152,7 +160,7 @@ class ZNE(Mitigation):
     def describe(self) -> str:
         name = self.extrapolator if isinstance(self.extrapolator, str) else repr(self.extrapolator)
         scales = ", ".join(f"{s:g}" for s in self.scales)
-        return f"zne (scales {scales}, {name})"
+        return f"zne (scales {scales}, {name}, {self.gates.replace('_', '-')} gates)"
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ from qiskit import QuantumCircuit
 from qiskit.quantum_info import Operator
 
 import multiqpu
-from multiqpu.mitigation._fold import fold_two_qubit_gates
+from multiqpu.mitigation._fold import fold_gates, fold_two_qubit_gates, foldable_positions
 from multiqpu.mitigation._isa import adopt, two_qubit_positions
 from multiqpu.mitigation._zne import (
     DeviceFit,
@@ -125,6 +125,24 @@ def test_folding_keeps_the_unitary_native_gates_and_scales_the_two_qubit_count(s
         assert len(two_qubit_positions(folded)) == round(achieved * d)
         assert achieved == pytest.approx(1 + 2 * round((scale - 1) * d / 2) / d)
         assert active_qubits(folded) == qubits  # same physical qubits at every scale
+
+
+@pytest.mark.parametrize("spec", ["ibm:fake_kyiv", "ibm:fake_manila", "braket:emulator"])
+def test_folding_all_gates_keeps_the_unitary_in_native_gates(spec: str) -> None:
+    dev = multiqpu.device(spec)
+    isa = dev.transpile(_circuit())
+    qubits = active_qubits(isa)
+    ref = Operator(compact_circuit(isa, qubits))
+    d = len(foldable_positions(isa, "all"))
+    assert d > len(two_qubit_positions(isa))  # single-qubit pulses are folded too
+    basis = set(dev.target.basis_gates)
+    for scale in (3.0, 5.0):
+        folded, achieved = fold_gates(isa, scale, gates="all", basis=dev.target.basis_gates)
+        assert achieved == scale
+        assert Operator(compact_circuit(folded, qubits)).equiv(ref)
+        assert set(folded.count_ops()) <= basis | {"barrier", "measure"}
+        # every physical pulse is there `scale` times (an inverse sx is one sx pulse)
+        assert len(foldable_positions(folded, "all")) == round(scale * d)
 
 
 def test_folding_refuses_a_gate_whose_inverse_is_not_native() -> None:
