@@ -21,9 +21,12 @@ from multiqpu.scheduler._api import (
     sample,
     sample_sync,
 )
+from multiqpu.scheduler._fleets import random_fleet, reference_fleet
 from multiqpu.scheduler._options import Options
 from multiqpu.scheduler._policy import POLICIES
 from multiqpu.scheduler._report import DeviceReport, RunReport, SampleResult, TaskResult
+from multiqpu.scheduler._simfleet import SimCircuit, SimDevice, Workload
+from multiqpu.scheduler._whatif import SimulationResult, simulate
 
 __all__ = [
     "POLICIES",
@@ -32,11 +35,18 @@ __all__ = [
     "Options",
     "RunReport",
     "SampleResult",
+    "SimCircuit",
+    "SimDevice",
+    "SimulationResult",
     "TaskResult",
+    "Workload",
+    "random_fleet",
+    "reference_fleet",
     "resume",
     "resume_sync",
     "run",
     "run_sync",
     "sample",
     "sample_sync",
+    "simulate",
 ]

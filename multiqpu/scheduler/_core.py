@@ -55,6 +55,7 @@ class CoreConfig:
     policy: PolicyName = "balanced"
     fidelity_margin: float = 0.02
     max_slowdown: float = 2.0
+    patience_s: float = 60.0
     budget_usd: float | None = None
     deadline_at: float | None = None
     hedging: bool = True
@@ -155,6 +156,7 @@ class Core:
         self.unplaced_by_class = self.remaining_by_class.copy()
         self.spent = 0.0
         self._chunk = 1024
+        self._now = now
         # devices never seen get one single-circuit job early, so their real wait is learned
         # (a probe that turns out slow is hedged like any straggler)
         self.needs_probe = (learner.jobs == 0) & (
@@ -164,7 +166,24 @@ class Core:
 
     # ------------------------------------------------------------------ estimates
     def _refresh_masks(self) -> None:
+        self._stale = 0
         t = self.t
+        threshold = None
+        if self.cfg.policy == "balanced":
+            # how long the fleet needs for the remaining work (any device that fits): a device
+            # finishing one circuit within max_slowdown times that (or patience_s) may set
+            # the fidelity bar
+            now = self._now
+            eligible = t.fits & self.alive[None, :] & (t.fidelity >= t.floor[:, None])
+            u = self.remaining_by_class.astype(float)
+            count = u @ eligible
+            ok = count > 0
+            level = now
+            if ok.any() and u.sum() > 0:
+                xbar = (u @ (eligible * self.x)) / np.maximum(count, 1.0)
+                F = self.finish_times(now)
+                level = _fluid_level(F[ok], xbar[ok], count[ok], float(u.sum()))
+            threshold = self.cfg.max_slowdown * max(level - now, 0.0) + self.cfg.patience_s
         self.masks: Masks = masks(
             self.cfg.policy,
             fits=t.fits,
@@ -175,7 +194,10 @@ class Core:
             margin=self.cfg.fidelity_margin,
             completion=self.wait[None, :] + self.x,
             max_slowdown=self.cfg.max_slowdown,
+            min_threshold=threshold,
         )
+        pref = self.masks.preferred & self.alive[None, :]
+        self.mask_group = np.unique(pref, axis=0, return_inverse=True)[1].reshape(-1)
         allowed = self.masks.allowed
         self.min_price = np.where(allowed, t.price, np.inf).min(axis=1, initial=np.inf)
         self.min_price[~np.isfinite(self.min_price)] = 0.0
@@ -222,8 +244,13 @@ class Core:
         )
         for dd in range(len(self.dev)) if d is None else (d,):
             self._lane(dd, None)
-        if d is None or self.cfg.policy == "balanced":
+        if d is None:
             self._refresh_masks()
+        elif self.cfg.policy == "balanced":
+            # the fidelity bar depends on learned times: refresh it every few completions
+            self._stale += 1
+            if self._stale >= max(1, len(self.dev) // 4):
+                self._refresh_masks()
 
     def _lane(self, d: int, now: float | None) -> None:
         """Expected end of device ``d``'s in-flight jobs (our jobs run one at a time)."""
@@ -245,6 +272,7 @@ class Core:
     def pump(self, now: float) -> list[Submission]:
         """Place, steal, batch and hedge; returns the jobs to submit now."""
         tic = time.perf_counter()
+        self._now = now
         self._place(now)
         if not self.front and self.source.remaining == 0:
             self._steal(now)
@@ -325,63 +353,82 @@ class Core:
         limit: np.ndarray,
         cap: np.ndarray,
     ) -> list[tuple[np.ndarray, np.ndarray]]:
-        order = np.argsort(cls, kind="stable")
+        # Tasks are water-filled in groups that share their preferred devices (one group per
+        # class when a budget or deadline needs per-class prices and times).
+        exact = self.cfg.budget_usd is not None or self.cfg.deadline_at is not None
+        keys = cls if exact else self.mask_group[cls]
+        order = np.argsort(keys, kind="stable")
         cls_sorted = cls[order]
         idx_sorted = idx[order]
-        bounds = np.flatnonzero(np.diff(cls_sorted)) + 1
+        bounds = np.flatnonzero(np.diff(keys[order])) + 1
         starts = np.concatenate(([0], bounds))
         ends = np.concatenate((bounds, [len(cls_sorted)]))
         leftover: list[tuple[np.ndarray, np.ndarray]] = []
+        n_c = self.t.n_classes
         for a, b in zip(starts.tolist(), ends.tolist(), strict=True):
             c = int(cls_sorted[a])
             if self.needs_probe.any():
                 for d in np.flatnonzero(self.needs_probe & self.masks.preferred[c] & self.alive):
                     if a == b:
                         break
-                    self._put(int(d), idx_sorted[a : a + 1], c, F)
+                    self._put(int(d), idx_sorted[a : a + 1], cls_sorted[a : a + 1], F)
                     self.needs_probe[d] = False
-                    self.unplaced_by_class[c] -= 1
+                    self.unplaced_by_class[int(cls_sorted[a])] -= 1
                     self.stats.placements += 1
                     self.stats.probes += 1
                     a += 1
                 if a == b:
                     continue
-            k = b - a
-            n_by_dev = self._assign(c, k, F, limit, cap)
+            g_cls = cls_sorted[a:b]
+            n_by_dev = self._assign(c, g_cls, F, limit, cap)
             if n_by_dev is None:
-                leftover.append((idx_sorted[a:b], cls_sorted[a:b]))
+                leftover.append((idx_sorted[a:b], g_cls))
                 continue
             devs, counts = n_by_dev
             pos = a
             for d, n in zip(devs.tolist(), counts.tolist(), strict=True):
                 if n <= 0:
                     continue
-                self._put(d, idx_sorted[pos : pos + n], c, F)
+                self._put(d, idx_sorted[pos : pos + n], cls_sorted[pos : pos + n], F)
                 pos += n
-            placed = pos - a
-            self.unplaced_by_class[c] -= placed
-            self.stats.placements += placed
+            self.unplaced_by_class -= np.bincount(cls_sorted[a:pos], minlength=n_c)
+            self.stats.placements += pos - a
             if pos < b:
                 leftover.append((idx_sorted[pos:b], cls_sorted[pos:b]))
         return leftover
 
-    def _put(self, d: int, idx: np.ndarray, c: int, F: np.ndarray) -> None:
+    def _put(self, d: int, idx: np.ndarray, cls: np.ndarray, F: np.ndarray) -> None:
         n = len(idx)
-        self.dev[d].local.append((idx, np.full(n, c, dtype=np.int64)))
+        work = float(self.x[cls, d].sum())
+        g = self.t.group[cls]
+        if n > 1 and g.min() != g.max():  # one shots value per job: one group per segment
+            order = np.argsort(g, kind="stable")
+            idx, cls, g = idx[order], cls[order], g[order]
+            cuts = (np.flatnonzero(np.diff(g)) + 1).tolist()
+            for a, b in zip([0, *cuts], [*cuts, n], strict=True):
+                self.dev[d].local.append((idx[a:b], cls[a:b]))
+        else:
+            self.dev[d].local.append((idx, cls))
         self.local_count[d] += n
-        self.local_work[d] += n * self.x[c, d]
-        F[d] += n * self.x[c, d]
-        self.spent += n * self.t.price[c, d]
+        self.local_work[d] += work
+        F[d] += work
+        self.spent += float(self.t.price[cls, d].sum())
 
     def _assign(
-        self, c: int, k: int, F: np.ndarray, limit: np.ndarray, cap: np.ndarray
+        self, c: int, g_cls: np.ndarray, F: np.ndarray, limit: np.ndarray, cap: np.ndarray
     ) -> tuple[np.ndarray, np.ndarray] | None:
+        """How many of the tasks ``g_cls`` (all with class ``c``'s preferred devices) each
+        device takes now."""
+        k = len(g_cls)
         sel = np.flatnonzero(self.masks.preferred[c] & self.alive)
         if len(sel) == 0:
             sel = np.flatnonzero(self.masks.allowed[c] & self.alive)
             if len(sel) == 0:
                 return None
-        xc = self.x[c]
+        if k == 1 or (g_cls[0] == g_cls[-1] and (g_cls == c).all()):
+            xc = self.x[c]
+        else:
+            xc = np.bincount(g_cls, minlength=self.t.n_classes) @ self.x / k
         if self.cfg.deadline_at is not None:
             _, level = _waterfill(F[sel], xc[sel], k)
             if level > self.cfg.deadline_at:
@@ -494,9 +541,10 @@ class Core:
         group = int(self.t.group[int(local[0][1][0])])
         limit = int(self.max_batch[d])
         # split what is queued here over the free slots: submitted now, it all waits in the
-        # vendor's queue at once instead of paying one wait per job in turn
+        # vendor's queue at once instead of paying one wait per job in turn, and no single
+        # unlucky wait holds all of it; each job still at least 4x its overhead
         free = max(int(self.conc[d] - self.inflight[d]), 1)
-        target = max(self.job_s[d], self.local_work[d] / free)
+        target = max(4.0 * self.overhead[d], self.cfg.min_job_s, self.local_work[d] / free)
         x = self.x[:, d]
         taken_idx: list[np.ndarray] = []
         taken_cls: list[np.ndarray] = []
@@ -599,14 +647,16 @@ class Core:
         subs: list[Submission] = []
         free = {int(d): int(self.conc[d] - self.inflight[d]) for d in hungry}
         speed = self.learner.speed()
-        for job in candidates:
+        free_mask = np.zeros(len(self.dev), dtype=bool)
+        for job in candidates[: 4 * len(free) + 4]:  # the worst stragglers first
             if budget <= 0 or not free:
                 break
             end = self._straggler_end(job, now)
-            devs = np.array(
-                [d for d in free if d != job.device and self.masks.preferred[job.cls, d].all()],
-                dtype=np.int64,
-            )
+            free_mask[:] = False
+            free_mask[list(free)] = True
+            free_mask[job.device] = False
+            ok = self.masks.preferred[np.unique(job.cls)].all(axis=0) & free_mask
+            devs = np.flatnonzero(ok)
             if len(devs) == 0:
                 continue
             # split the straggler's circuits over the idle devices, earliest finish first
@@ -797,11 +847,10 @@ class Core:
     def timeouts(self, now: float) -> list[int]:
         """Jobs past their time limit (treat as failed: cancel, then :meth:`on_failed`)."""
         out = []
+        wq = self.learner.wait_quantile(3.0)
+        fixed = self.cfg.job_timeout_s
         for job in self.jobs.values():
-            limit = self.cfg.job_timeout_s
-            if limit is None:
-                wq = self.learner.wait_quantile(3.0)[job.device]
-                limit = 10.0 * (wq + job.exec_s) + 60.0
+            limit = fixed if fixed is not None else 10.0 * (wq[job.device] + job.exec_s) + 60.0
             if now - job.submitted > limit:
                 out.append(job.job_id)
         return out
@@ -840,6 +889,13 @@ def _fluid_level(F: np.ndarray, x: np.ndarray, cap: np.ndarray, total: float) ->
 
 def _capped_waterfill(F: np.ndarray, x: np.ndarray, k: int, room: np.ndarray) -> np.ndarray:
     """:func:`_waterfill` with at most ``room[i]`` tasks on device ``i``."""
+    if int(room.sum()) <= k:  # every device's room gets used: no choice to make
+        return room.astype(np.int64).copy()
+    with_room = np.flatnonzero(room > 0)
+    if len(with_room) == 1:
+        n1 = np.zeros(len(F), dtype=np.int64)
+        n1[with_room[0]] = k
+        return n1
     n = np.zeros(len(F), dtype=np.int64)
     left = k
     active = room > 0

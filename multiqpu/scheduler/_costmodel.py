@@ -35,6 +35,7 @@ if TYPE_CHECKING:
 __all__ = ["Estimate", "Item", "build_tables", "circuit_seconds", "structure_key"]
 
 REPETITION_DELAY_S = 250e-6  # between shots (IBM's default); the learned speed corrects it
+SIMULATOR_CIRCUIT_S = 5e-3  # a local simulator's cost per circuit, before learning
 _DEFAULT_1Q_S = 50e-9
 _DEFAULT_2Q_S = 300e-9
 _DEFAULT_MEASURE_S = 1e-6
@@ -119,8 +120,10 @@ def _estimate(
     except Exception as exc:  # any transpiler failure means "cannot run here"
         return Estimate(reason=f"does not transpile for {device.spec}: {exc}")
     fidelity = cal.estimated_fidelity(isa)
-    per_shot = circuit_seconds(isa, cal) + REPETITION_DELAY_S
-    seconds = per_shot * (shots if shots is not None else 1)
+    if device.provider == "local":  # a simulator: no repetition delay, a per-circuit cost
+        seconds = SIMULATOR_CIRCUIT_S + circuit_seconds(isa, cal) * (shots or 1)
+    else:
+        seconds = (circuit_seconds(isa, cal) + REPETITION_DELAY_S) * (shots or 1)
     try:
         price = float(device.estimate_cost([circuit], shots or 1).total_usd)
     except Exception:  # a device that cannot price a circuit is treated as free

@@ -163,12 +163,15 @@ class _Executor:
             prior_overhead_s=[0.05 if d.provider == "local" else 5.0 for d in self.devices],
             knowledge=[known.get(d.spec) for d in self.devices],
             report_kind=[r[1] for r in reports],
+            # a simulator's run time has little to do with shots x gate durations
+            speed_sigma=[3.0 if d.provider == "local" else 0.3 for d in self.devices],
         )
         self.fingerprints = await asyncio.to_thread(self._fingerprints)
         config = CoreConfig(
             policy=opts.policy,
             fidelity_margin=opts.fidelity_margin,
             max_slowdown=opts.max_slowdown,
+            patience_s=opts.patience_s,
             budget_usd=opts.budget_usd,
             deadline_at=opts.deadline_s,
             hedging=opts.hedging,
@@ -259,7 +262,7 @@ class _Executor:
         async for attempt in AsyncRetrying(
             retry=retry_if_exception_type(TransientProviderError),
             stop=stop_after_attempt(self.opts.retries),
-            wait=wait_exponential_jitter(initial=b, max=30 * b, jitter=b),
+            wait=wait_exponential_jitter(multiplier=b, max=30 * b, jitter=b),
             reraise=True,
         ):
             with attempt:

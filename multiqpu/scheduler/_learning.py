@@ -32,7 +32,9 @@ __all__ = ["DeviceKnowledge", "Learner"]
 
 TAU_S = 1.0  # seconds added before taking logs, so zero waits are fine
 SPEED_SIGMA = 0.3  # prior spread of the real/published execution-time ratio
-PRIOR_SIGMA = 1.0  # spread of log(actual/reported) before any observation (a factor ~2.7)
+# spread of log(actual/reported) before any observation: a wait estimated by the vendor (or
+# a queue model) is trusted more than one derived from a pending-job count
+PRIOR_SIGMA = {"estimate": 0.5, "pending": 1.0, "none": 1.0}
 
 
 @dataclass(frozen=True)
@@ -60,11 +62,18 @@ class Learner:
         forget: float = 0.8,
         knowledge: Sequence[DeviceKnowledge | None] | None = None,
         report_kind: Sequence[str] | None = None,
+        speed_sigma: Sequence[float] | np.ndarray | None = None,
     ) -> None:
         self.n_devices = n_devices
         kinds = list(report_kind) if report_kind is not None else ["pending"] * n_devices
         names = sorted(set(kinds))
         self.kind = np.array([names.index(k) for k in kinds], dtype=np.int64)
+        self.sigma0 = np.array([PRIOR_SIGMA.get(k, 1.0) for k in kinds])
+        self.speed_sigma = (
+            np.full(n_devices, SPEED_SIGMA)
+            if speed_sigma is None
+            else np.asarray(speed_sigma, dtype=float)
+        )
         self.gn = np.zeros(len(names))
         self.gr = np.zeros(len(names))
         self.reported = np.asarray(reported_wait_s, dtype=float).copy()
@@ -79,6 +88,7 @@ class Learner:
         self.jobs = np.zeros(n_devices, dtype=np.int64)
         self._overhead = self.overhead0.copy()
         self._speed = np.ones(n_devices)
+        self._cache: dict[str, np.ndarray] = {}
         if knowledge is not None:
             for d, k in enumerate(knowledge):
                 if k is not None:
@@ -95,6 +105,7 @@ class Learner:
         prior_wait_s: float,
     ) -> None:
         """Learn from one completed job on device ``d``."""
+        self._cache.clear()
         self.jobs[d] += 1
         if queue_s is not None and math.isfinite(queue_s):
             r = math.log(max(queue_s, 0.0) + TAU_S) - math.log(max(prior_wait_s, 0.0) + TAU_S)
@@ -118,7 +129,7 @@ class Learner:
         # Bayesian ridge: overhead ~ N(o0, o0^2) (vendors rarely say), speed ~ N(1, 0.3^2)
         # (published gate and shot times are roughly right); observations carry 10 % noise.
         o0 = max(self.overhead0[d], 1e-3)
-        po, ps = 1.0 / o0**2, 1.0 / SPEED_SIGMA**2
+        po, ps = 1.0 / o0**2, 1.0 / self.speed_sigma[d] ** 2
         s1, sp, spp = self.sxx[d]
         y, py = self.sxy[d]
         a11, a12, a22 = s1 + po, sp, spp + ps
@@ -137,29 +148,43 @@ class Learner:
     def set_reported(self, d: int, wait_s: float) -> None:
         """The device's current report, translated to seconds (the prior for new jobs)."""
         self.reported[d] = max(wait_s, 0.0)
+        self._cache.clear()
 
     # ------------------------------------------------------------------ estimates
     def beta(self) -> np.ndarray:
+        if "beta" in self._cache:
+            return self._cache["beta"]
         gamma = (self.gr / (self.prior_weight + self.gn))[self.kind]
-        return (self.prior_weight * gamma + self.sum_r) / (self.prior_weight + self.n)
+        out = (self.prior_weight * gamma + self.sum_r) / (self.prior_weight + self.n)
+        self._cache["beta"] = out
+        return out
 
     def wait(self) -> np.ndarray:
         """Expected (median) wait of a job submitted now, per device, in seconds."""
-        return np.maximum((self.reported + TAU_S) * np.exp(self.beta()) - TAU_S, 0.0)
+        if "wait" not in self._cache:
+            w = (self.reported + TAU_S) * np.exp(self.beta()) - TAU_S
+            self._cache["wait"] = np.maximum(w, 0.0)
+        return self._cache["wait"]
 
     def wait_sigma(self) -> np.ndarray:
         """Spread (log scale) of the wait around :meth:`wait`."""
+        if "sigma" in self._cache:
+            return self._cache["sigma"]
         b = self.beta()
         resid = self.sum_r2 - 2 * b * self.sum_r + b * b * self.n
-        var = (self.prior_weight * PRIOR_SIGMA**2 + np.maximum(resid, 0.0)) / (
+        var = (self.prior_weight * self.sigma0**2 + np.maximum(resid, 0.0)) / (
             self.prior_weight + self.n
         )
-        return np.sqrt(var)
+        self._cache["sigma"] = np.sqrt(var)
+        return self._cache["sigma"]
 
     def wait_quantile(self, z: float) -> np.ndarray:
         """The wait a job exceeds with the normal tail probability of ``z`` sigmas."""
-        w = self.wait()
-        return np.maximum((w + TAU_S) * np.exp(z * self.wait_sigma()) - TAU_S, 0.0)
+        key = f"q{z}"
+        if key not in self._cache:
+            w = self.wait()
+            self._cache[key] = np.maximum((w + TAU_S) * np.exp(z * self.wait_sigma()) - TAU_S, 0.0)
+        return self._cache[key]
 
     def speed(self) -> np.ndarray:
         """Actual execution time per predicted second."""
@@ -181,6 +206,7 @@ class Learner:
         )
 
     def load(self, d: int, k: DeviceKnowledge) -> None:
+        self._cache.clear()
         self.n[d], self.sum_r[d], self.sum_r2[d] = k.n, k.sum_r, k.sum_r2
         self.sxx[d] = k.sxx
         self.sxy[d] = k.sxy

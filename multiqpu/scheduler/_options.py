@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING, Any
 
 from multiqpu.errors import InvalidInputError
@@ -28,7 +28,10 @@ class Options:
         fidelity_floor: devices whose estimated fidelity for a circuit is below this are
             never used for it.
         fidelity_margin: ``balanced`` only: relative fidelity margin around the best device.
-        max_slowdown: ``balanced`` only: devices slower than this factor don't set the bar.
+        max_slowdown: ``balanced`` only: a device finishing a circuit more than this factor
+            later than the fleet could (and more than ``patience_s`` later) does not set the
+            fidelity bar.
+        patience_s: ``balanced`` only: seconds always worth waiting for a better device.
         budget_usd: total spend allowed (estimated prices); placement keeps it feasible.
         deadline_s: a run still unfinished after this many seconds is cancelled (its
             submitted jobs too) and raises :class:`~multiqpu.JobError`; placement prefers
@@ -56,6 +59,7 @@ class Options:
     fidelity_floor: float | None = None
     fidelity_margin: float = 0.02
     max_slowdown: float = 2.0
+    patience_s: float = 60.0
     budget_usd: float | None = None
     deadline_s: float | None = None
     concurrency: int | Mapping[str, int] | None = None
@@ -74,7 +78,7 @@ class Options:
 
     def recordable(self) -> dict[str, Any]:
         """The options as stored with the run in the journal (JSON-safe, no journal)."""
-        out = {k: v for k, v in asdict(self).items() if k not in ("journal",)}
+        out = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "journal"}
         if isinstance(self.concurrency, Mapping):
             out["concurrency"] = dict(self.concurrency)
         out["rate_limits"] = {k: list(v) for k, v in self.rate_limits.items()}
@@ -108,6 +112,7 @@ def parse_options(policy: str = "balanced", **options: Any) -> Options:
         _number("fidelity_floor", opts.fidelity_floor, high=1.0)
     _number("fidelity_margin", opts.fidelity_margin, high=1.0)
     _number("max_slowdown", opts.max_slowdown, low=1.0)
+    _number("patience_s", opts.patience_s)
     if opts.budget_usd is not None:
         _number("budget_usd", opts.budget_usd)
     if opts.deadline_s is not None and _number("deadline_s", opts.deadline_s) <= 0:

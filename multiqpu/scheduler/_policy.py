@@ -9,10 +9,11 @@ Every policy reduces to two boolean masks of shape (classes, devices):
 ``balanced`` (default)
     devices whose estimated fidelity is within ``fidelity_margin`` (relative, default 2 %) of
     the best device for that circuit; earliest completion among them. The best device is
-    looked for among those that could finish a circuit of the class no more than
-    ``max_slowdown`` (default 2) times later than the fastest one: a device with a three-hour
-    queue does not get every circuit it is 1 % better at. ``allowed`` is the same set: a
-    deadline never buys speed with fidelity beyond the margin.
+    looked for among those that could finish a circuit of the class within ``max_slowdown``
+    (default 2) times the fastest one, or times what the whole remaining work needs on the
+    fleet, or ``patience_s`` (default 60 s): a device with a three-hour queue does not get
+    every circuit it is 1 % better at, while a wait of seconds is always worth it.
+    ``allowed`` is the same set: a deadline never buys speed with fidelity beyond the margin.
 ``fastest``
     every device that fits (and passes ``fidelity_floor``); earliest completion.
 ``most_accurate``
@@ -56,6 +57,7 @@ def masks(
     margin: float,
     completion: np.ndarray | None = None,
     max_slowdown: float = 2.0,
+    min_threshold: float | None = None,
 ) -> Masks:
     """The policy's masks. ``floor`` is per class (0 where none); ``alive`` per device;
     ``completion`` (C, D) the expected completion time of a lone circuit (balanced only)."""
@@ -66,7 +68,8 @@ def masks(
         if completion is not None:
             t = np.where(eligible, completion, np.inf)
             fastest = t.min(axis=1, initial=np.inf)[:, None]
-            reference = eligible & (t <= max_slowdown * fastest + 1e-9)
+            limit = np.maximum(max_slowdown * fastest, min_threshold or 0.0)
+            reference = eligible & (t <= limit + 1e-9)
             best = np.where(reference, fidelity, -np.inf).max(axis=1, initial=-np.inf)[:, None]
         preferred = eligible & (fid >= best * (1.0 - margin) - 1e-12)
         return Masks(preferred, preferred)

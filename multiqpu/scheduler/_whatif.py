@@ -87,6 +87,8 @@ def lower_bound(
     policy: str,
     counts: np.ndarray,
     margin: float = 0.02,
+    max_slowdown: float = 2.0,
+    patience_s: float = 60.0,
     start_s: float = 0.0,
 ) -> float:
     """The fluid lower bound for ``policy``'s eligibility (real waits and speeds)."""
@@ -96,16 +98,22 @@ def lower_bound(
     seconds = t.raw_s * np.array([d.speed_bias for d in devices]) + np.array(
         [d.overhead_s / d.max_circuits_per_job for d in devices]
     )
-    waits = np.array([queues.wait(d, start_s) for d in range(len(devices))]) - 0.0
+    waits = np.array([queues.wait(d, start_s) for d in range(len(devices))])
+    alive = np.ones(len(devices), dtype=bool)
+    common = {"fits": t.fits, "fidelity": t.fidelity, "price": t.price, "alive": alive}
+    anywhere = masks("fastest", floor=t.floor, margin=margin, **common)  # type: ignore[arg-type]
+    level = fluid_lower_bound(counts, seconds, waits, anywhere.preferred)
+    if policy == "fastest":
+        return level
+    # the same eligibility the scheduler uses, computed from the real waits and speeds
     m = masks(
         policy,  # type: ignore[arg-type]
-        fits=t.fits,
-        fidelity=t.fidelity,
-        price=t.price,
-        alive=np.ones(len(devices), dtype=bool),
         floor=t.floor,
         margin=margin,
         completion=waits[None, :] + seconds,
+        max_slowdown=max_slowdown,
+        min_threshold=max_slowdown * level + patience_s,
+        **common,
     )
     return fluid_lower_bound(counts, seconds, waits, m.preferred)
 
@@ -186,7 +194,14 @@ def simulate(
             len(workload.circuits)
         )
         lb = lower_bound(
-            fleet, workload, queues(), policy=policy, counts=counts, margin=config.fidelity_margin
+            fleet,
+            workload,
+            queues(),
+            policy=policy,
+            counts=counts,
+            margin=config.fidelity_margin,
+            max_slowdown=config.max_slowdown,
+            patience_s=config.patience_s,
         )
     return SimulationResult(
         policy=policy,

@@ -207,7 +207,7 @@ def _drive(c: Core, rng: np.random.Generator, *, fail_p: float = 0.0, lose: int 
 def test_every_task_delivered_exactly_once(fail_p: float, lose: int | None) -> None:
     for seed in range(5):
         t = tables([[0.9, 0.9, 0.9]], [[1.0, 2.0, 0.5]])
-        c = core(t, 300, [0.0, 5.0, 1.0], policy="fastest", conc=2, batch=7)
+        c = core(t, 300, [0.0, 5.0, 1.0], policy="fastest", conc=2, batch=7, max_failures=50)
         delivered = _drive(c, np.random.default_rng(seed), fail_p=fail_p, lose=lose)
         assert sorted(delivered) == list(range(300))
         if lose is not None:
@@ -240,7 +240,7 @@ def test_an_idle_device_steals_queued_work() -> None:
     )
     first = c.pump(0.0)
     assert [len(s.idx) for s in first] == [4] and c.local_count.tolist() == [4, 0]
-    c.learner.reported[1] = 0.0
+    c.learner.set_reported(1, 0.0)  # its queue turns out empty
     c.refresh_estimates()
     subs = c.pump(0.1)
     assert c.stats.steals > 0 and [s.device for s in subs] == [1]
@@ -249,24 +249,22 @@ def test_an_idle_device_steals_queued_work() -> None:
 
 def test_a_straggler_is_hedged_and_the_first_result_wins() -> None:
     t = tables([[0.9, 0.9]], [[1.0, 1.0]])
-    c = core(t, 10, [0.0, 100.0], policy="fastest", conc=2, batch=10)
+    c = core(t, 5, [0.0, 100.0], policy="fastest", conc=1, batch=10)
     first = c.pump(0.0)
     assert [s.device for s in first] == [0]
     straggler = first[0]
-    c.learner.reported[1] = 0.0  # device 1's queue turns out empty
+    c.learner.set_reported(1, 0.0)  # device 1's queue turns out empty
     c.refresh_estimates()
     later = 1000.0  # the job on device 0 is long overdue; device 1 is idle
     hedges = c.pump(later)
     assert hedges and all(h.hedge_of == straggler.job_id for h in hedges)
-    assert {h.device for h in hedges} == {1 - straggler.device}
+    assert {h.device for h in hedges} == {1}
+    assert sorted(i for h in hedges for i in h.idx.tolist()) == sorted(straggler.idx.tolist())
     # the hedge comes back first: delivered; the straggler is cancelled
-    d = None
-    for h in hedges:
-        d = c.on_done(h.job_id, later + 5, queue_s=0.0, execution_s=5.0)
-        assert d is not None
+    d = c.on_done(hedges[0].job_id, later + 5, queue_s=0.0, execution_s=5.0)
     assert d is not None and straggler.job_id in d.cancel
     assert c.on_done(straggler.job_id, later + 6, queue_s=0.0, execution_s=1.0) is None
-    assert c.finished and c.stats.hedges_won == len(hedges)
+    assert c.finished and c.stats.hedges_won == 1
 
 
 def test_job_sizes_follow_device_speed() -> None:

@@ -1,0 +1,239 @@
+"""Benchmark: the scheduler on a simulated 10-device fleet (virtual clock) and on a small real
+fleet (Aer devices behind time-scaled simulated queues).
+
+Virtual clock (multiqpu.scheduler.simulate): the reference fleet (3 IBM Heron r2, 2 Heron r1,
+2 Eagle r3, an IQM Garnet, a Rigetti Ankaa-3, an IonQ Forte; figures from the vendors' device
+pages, queues drawn from multiqpu's queue-model tiers, see docs/scheduler.md), 2,000 mixed
+circuits (2-12 qubits, 10,000 shots each). The scheduler starts from what it learned on the
+same fleet two hours earlier (``history``); cold-start figures are reported too. Compared
+with: (a) every circuit on the least-busy device (fewest pending jobs, qiskit-ibm-runtime's
+``least_busy()`` rule), (b) round-robin, (c) the fluid lower bound (each device starting after
+its real queue wait, then working without pause at its real rate, restricted to the devices
+the policy may use for each circuit), and the ``most_accurate`` policy for fidelity.
+
+``fidelity_vs_most_accurate`` = (mean over the 2,000 circuits of the estimated fidelity on the
+device that ran each circuit, balanced policy) / (the same mean under ``most_accurate``).
+
+Also: the same figures over 8 queue seeds (medians), placement throughput and peak RSS of
+virtual runs of 10,000 and 1,000,000 circuits (each in a fresh process), and the real async
+executor vs round-robin on 4 local Aer devices behind QueuedDevice (3 queue seeds, median).
+
+Prints one JSON line. Run: ``python tests/benchmarks/scheduler.py`` (a few minutes on 2 cores;
+``--quick`` skips the 1M-circuit run and the seed sweep).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import platform
+import statistics
+import subprocess
+import sys
+import time
+
+SHOTS = 10_000
+N = 2_000
+SEEDS = range(8)
+
+_MEMORY_CHILD = """
+import resource, sys, time
+from multiqpu.scheduler._whatif import simulate
+n = int(sys.argv[1])
+base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+t = time.perf_counter()
+r = simulate(10, n, shots=4000)
+wall = time.perf_counter() - t
+peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+print(base / 1024, peak / 1024, wall, r.placements_per_s, r.jobs)
+"""
+
+
+def virtual(seed: int, *, history: bool) -> dict[str, float]:
+    from multiqpu.scheduler._whatif import simulate
+
+    bal = simulate(10, N, shots=SHOTS, seed=seed, history=history, compare=True, bound=True)
+    fast = simulate(10, N, shots=SHOTS, seed=seed, history=history, policy="fastest", bound=True)
+    acc = simulate(10, N, shots=SHOTS, seed=seed, history=history, policy="most_accurate")
+    lb_any = fast.lower_bound_s or float("nan")
+    least = bal.baselines["least_busy"]["makespan_s"]
+    return {
+        "makespan_s": bal.makespan_s,
+        "lower_bound_s": bal.lower_bound_s or float("nan"),
+        "makespan_vs_lower_bound": bal.makespan_s / (bal.lower_bound_s or float("nan")),
+        "makespan_vs_unconstrained_lower_bound": bal.makespan_s / lb_any,
+        "fastest_makespan_vs_lower_bound": fast.makespan_s / lb_any,
+        "speedup_vs_least_busy": least / bal.makespan_s,
+        "fastest_speedup_vs_least_busy": least / fast.makespan_s,
+        "lower_bound_speedup_vs_least_busy": least / lb_any,
+        "speedup_vs_round_robin": bal.baselines["round_robin"]["makespan_s"] / bal.makespan_s,
+        "fidelity_vs_most_accurate": bal.mean_fidelity / acc.mean_fidelity,
+        "mean_fidelity": bal.mean_fidelity,
+        "least_busy_mean_fidelity": bal.baselines["least_busy"]["mean_fidelity"],
+        "placements_per_s": bal.placements_per_s,
+        "hedges": bal.hedges,
+        "wall_s": bal.wall_s,
+    }
+
+
+def memory(n: int) -> dict[str, float]:
+    out = subprocess.run(
+        [sys.executable, "-c", _MEMORY_CHILD, str(n)], capture_output=True, text=True, check=True
+    ).stdout.split()
+    base, peak, wall, pps, jobs = map(float, out)
+    return {
+        "rss_after_import_mb": base,
+        "peak_rss_mb": peak,
+        "wall_s": wall,
+        "placements_per_s": pps,
+        "jobs": jobs,
+    }
+
+
+async def real_fleet(rep: int = 0) -> dict[str, object]:
+    """4 noisy Aer devices (5 qubits, uniform noise; the idle one is the noisiest, as idle
+    devices often are) behind simulated IBM-style queues of the four busyness tiers (median
+    20 s, 4 min, 15 min, 45 min), time scale 2e-3 (45 min of queue -> 5.4 s); 80 circuits x
+    1000 shots. multiqpu (balanced) vs round-robin (circuit i on device i mod 4, each
+    device's share in jobs of at most max_circuits_per_job, all submitted at once)."""
+    from qiskit import QuantumCircuit
+
+    import multiqpu
+    from multiqpu.fleet import Fleet
+    from multiqpu.queue_model import QueuedDevice, QueueModel
+
+    tiers = [(20.0, 2.0), (240.0, 40.0), (900.0, 250.0), (2700.0, 1200.0)]
+    noise = [(0.04, 0.03), (0.015, 0.01), (0.01, 0.006), (0.008, 0.005)]  # readout, 2q
+
+    def build() -> list[multiqpu.Device]:
+        out = []
+        for k, ((wait, pending), (ro, e2)) in enumerate(zip(tiers, noise, strict=True)):
+            inner = multiqpu.device(
+                "local:noisy",
+                num_qubits=5,
+                readout_error=ro,
+                gate_error_2q=e2,
+                gate_error_1q=e2 / 10,
+                seed=k,
+                label=f"qpu{k}",
+            )
+            model = QueueModel(
+                median_wait_s=wait,
+                sigma=0.3,
+                pending_mean=pending,
+                time_scale=2e-3,
+                seed=100 * rep + k,
+                daily_amplitude=0.0,
+            )
+            out.append(QueuedDevice(inner, model))
+        return out
+
+    def circuit(i: int) -> QuantumCircuit:
+        n = 2 + i % 3
+        qc = QuantumCircuit(n)
+        qc.h(0)
+        for q in range(n - 1):
+            qc.cx(q, q + 1)
+        qc.rz(0.1 * (i % 4), 0)
+        qc.measure_all()
+        return qc
+
+    circuits = [circuit(i) for i in range(80)]
+
+    async def warm(devices: list[multiqpu.Device]) -> None:  # simulators and transpilers
+        for d in devices:
+            inner = d.inner  # type: ignore[attr-defined]
+            await inner.run(circuits[:12], 10)
+
+    devices = build()
+    await warm(devices)
+    t = time.perf_counter()
+    result = await Fleet(devices).sample(circuits, shots=1000, journal=None)
+    ours = time.perf_counter() - t
+
+    rr_devices = build()
+    await warm(rr_devices)
+    t = time.perf_counter()
+
+    async def share(k: int, dev: multiqpu.Device) -> None:
+        mine = circuits[k :: len(rr_devices)]
+        size = dev.limits.max_circuits_per_job
+        await asyncio.gather(
+            *(dev.run(mine[a : a + size], 1000) for a in range(0, len(mine), size))
+        )
+
+    await asyncio.gather(*(share(k, d) for k, d in enumerate(rr_devices)))
+    rr = time.perf_counter() - t
+    return {
+        "real_makespan_s": ours,
+        "real_round_robin_makespan_s": rr,
+        "real_speedup_vs_round_robin": rr / ours,
+        "real_circuits_per_device": {d.device: d.circuits for d in result.report.devices},
+        "real_mean_estimated_fidelity": result.report.mean_estimated_fidelity,
+    }
+
+
+def main() -> None:
+    quick = "--quick" in sys.argv
+    t0 = time.perf_counter()
+    warm = virtual(0, history=True)
+    cold = virtual(0, history=False)
+    out: dict[str, object] = {
+        "benchmark": "scheduler",
+        "devices": 10,
+        "circuits": N,
+        "shots": SHOTS,
+        "scenario": "reference fleet, queue seed 0, warm",
+    }
+    out.update({k: round(v, 4) if isinstance(v, float) else v for k, v in warm.items()})
+    out["cold"] = {
+        k: round(cold[k], 4)
+        for k in (
+            "makespan_vs_lower_bound",
+            "speedup_vs_least_busy",
+            "speedup_vs_round_robin",
+            "fidelity_vs_most_accurate",
+            "fastest_makespan_vs_lower_bound",
+        )
+    }
+    if not quick:
+        sweep = [virtual(s, history=True) for s in SEEDS]
+        keys = (
+            "makespan_vs_lower_bound",
+            "makespan_vs_unconstrained_lower_bound",
+            "fastest_makespan_vs_lower_bound",
+            "speedup_vs_least_busy",
+            "lower_bound_speedup_vs_least_busy",
+            "speedup_vs_round_robin",
+            "fidelity_vs_most_accurate",
+        )
+        out["seeds"] = len(SEEDS)
+        out["median"] = {k: round(statistics.median(r[k] for r in sweep), 4) for k in keys}
+        out["worst"] = {
+            k: round(
+                max(r[k] for r in sweep)
+                if "lower_bound" in k and "speedup" not in k
+                else min(r[k] for r in sweep),
+                4,
+            )
+            for k in keys
+        }
+        small, large = memory(10_000), memory(1_000_000)
+        out["memory"] = {
+            "10k": small,
+            "1M": large,
+            "peak_rss_ratio_1M_vs_10k": round(large["peak_rss_mb"] / small["peak_rss_mb"], 3),
+        }
+        out["placements_per_s_1M"] = round(large["placements_per_s"])
+    reps = [asyncio.run(real_fleet(rep)) for rep in range(3)]
+    ratios = sorted(float(r["real_speedup_vs_round_robin"]) for r in reps)  # type: ignore[arg-type]
+    out.update(reps[0])
+    out["real_speedup_vs_round_robin_3_queue_seeds"] = [round(x, 3) for x in ratios]
+    out["real_speedup_vs_round_robin"] = round(ratios[1], 3)  # the median
+    out["wall_s"] = round(time.perf_counter() - t0, 1)
+    out["python"] = platform.python_version()
+    print(json.dumps(out, default=float))
+
+
+if __name__ == "__main__":
+    main()

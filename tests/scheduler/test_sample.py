@@ -1,0 +1,246 @@
+"""``fleet.sample`` / ``fleet.run`` end to end on real (Aer-backed) devices: order and
+exactly-once delivery, physics, fail-fast, cancellation, throttling, hedging and stealing
+visible in the report, learning carried across runs, the sync face."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+
+import pytest
+from _physics import assert_matches_exact, exact_probabilities, tagged_circuit
+from _timed import TimedDevice
+from qiskit import QuantumCircuit
+
+import multiqpu
+from multiqpu import CircuitTooLargeError, Fleet, InvalidInputError
+from multiqpu.journal import Journal
+from multiqpu.scheduler import JobRequest, SampleResult
+from multiqpu.scheduler._executor import knowledge_for
+
+SHOTS = 2000
+
+
+def ghz(n: int) -> QuantumCircuit:
+    qc = QuantumCircuit(n, name=f"ghz{n}")
+    qc.h(0)
+    for i in range(n - 1):
+        qc.cx(i, i + 1)
+    qc.measure_all()
+    return qc
+
+
+def check_all(result: SampleResult, circuits: list[QuantumCircuit], shots: int) -> None:
+    assert len(result) == len(circuits)
+    for i, (r, c) in enumerate(zip(result, circuits, strict=True)):
+        assert r.index == i
+        assert_matches_exact(c, r.counts, shots)
+
+
+async def test_results_in_input_order_exactly_once_and_physically_right() -> None:
+    devices = [TimedDevice(f"d{k}", wait_s=0.01 * k, concurrency=2, max_batch=3) for k in range(3)]
+    circuits = [tagged_circuit(i) for i in range(16)]
+    result = await Fleet(devices).sample(circuits, shots=SHOTS, policy="fastest", journal=None)
+    check_all(result, circuits, SHOTS)
+    # every circuit was submitted at least once; each result was used once
+    assert sum(n for d in devices for _, n in d.submits) >= 16
+    assert sum(d.circuits for d in result.report.devices) == 16
+    assert {r.device for r in result} <= {d.spec for d in devices}
+
+
+async def test_exact_probabilities_and_per_circuit_shots() -> None:
+    fleet = Fleet([multiqpu.device("local:ideal", num_qubits=5, seed=3)])
+    circuits = [ghz(3), tagged_circuit(5), ghz(4)]
+    result = await fleet.sample(circuits, shots=[None, 500, None], journal=None)
+    assert result[0].shots is None and result[0].probabilities is not None
+    for c, r in ((circuits[0], result[0]), (circuits[2], result[2])):
+        exact = exact_probabilities(c)
+        for k, p in exact.items():
+            assert math.isclose(r.probabilities.get(k, 0.0), p, abs_tol=1e-9)  # type: ignore[union-attr]
+    assert_matches_exact(circuits[1], result[1].counts, 500)
+
+
+async def test_too_wide_fails_before_anything_is_submitted(tmp_path) -> None:
+    devices = [TimedDevice("a"), TimedDevice("b")]
+    path = tmp_path / "j.sqlite"
+    with pytest.raises(
+        CircuitTooLargeError, match=r"needs 9 qubits.*has 6\. Nothing was submitted"
+    ):
+        await Fleet(devices).sample([ghz(3), ghz(9)], shots=100, journal=str(path))
+    assert all(not d.submits for d in devices)
+    with Journal(path) as journal:
+        assert journal.runs() == []
+
+
+async def test_below_floor_and_over_budget_fail_fast() -> None:
+    noisy = multiqpu.device("local:noisy", num_qubits=5, gate_error_2q=0.05, readout_error=0.05)
+    fleet = Fleet([TimedDevice("a", inner=noisy, price_per_circuit=2.0)])
+    with pytest.raises(InvalidInputError, match=r"below fidelity_floor=0\.99"):
+        await fleet.sample([ghz(4)], shots=100, fidelity_floor=0.99, journal=None)
+    with pytest.raises(InvalidInputError, match="budget_usd=3"):
+        await fleet.sample([ghz(2), ghz(2)], shots=100, budget_usd=3.0, journal=None)
+    with pytest.raises(InvalidInputError, match="unknown scheduler option"):
+        await fleet.sample([ghz(2)], shots=100, polcy="fastest")
+    with pytest.raises(InvalidInputError, match="unknown policy"):
+        await fleet.sample([ghz(2)], shots=100, policy="quickest")
+    assert not fleet["a"].submits  # type: ignore[attr-defined]
+
+
+async def test_policies_pick_devices_on_real_calibrations() -> None:
+    good = multiqpu.device("local:noisy", num_qubits=5, gate_error_2q=0.002, readout_error=0.005)
+    bad = multiqpu.device("local:noisy", num_qubits=5, gate_error_2q=0.05, readout_error=0.05)
+
+    def fleet() -> Fleet:  # a fresh fleet each time: nothing learned between policies
+        return Fleet(
+            [
+                TimedDevice("slow_good", inner=good, reported_wait_s=0.5, wait_s=0.3),
+                TimedDevice("fast_bad", inner=bad, reported_wait_s=0.0),
+            ]
+        )
+
+    circuits = [ghz(4) for _ in range(4)]
+    accurate = await fleet().sample(circuits, shots=200, policy="most_accurate", journal=None)
+    assert set(accurate.devices) == {"test:slow_good"}
+    fastest = await fleet().sample(circuits, shots=200, policy="fastest", journal=None)
+    assert set(fastest.devices) == {"test:fast_bad"}
+    # balanced: the bad device is far outside the 2 % margin, so it is never used
+    balanced = await fleet().sample(circuits, shots=200, journal=None)
+    assert set(balanced.devices) == {"test:slow_good"}
+    fid = {d.device: d.mean_estimated_fidelity for d in accurate.report.devices}
+    assert fid["test:slow_good"] is not None and fid["test:slow_good"] > 0.9
+    assert balanced.report.mean_estimated_fidelity == pytest.approx(fid["test:slow_good"])
+
+
+async def test_cancelling_the_caller_cancels_every_submitted_job() -> None:
+    devices = [TimedDevice(f"q{k}", wait_s=30.0, concurrency=2, max_batch=2) for k in range(2)]
+    task = asyncio.ensure_future(
+        Fleet(devices).sample([tagged_circuit(i) for i in range(8)], shots=100, journal=None)
+    )
+    for _ in range(200):
+        await asyncio.sleep(0.02)
+        if sum(len(d.submits) for d in devices) >= 4:
+            break
+    submitted = {j.job_id for d in devices for j in d.jobs}
+    assert len(submitted) >= 4
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    cancelled = {j for d in devices for j in d.cancelled}
+    assert cancelled == submitted
+
+
+async def test_rate_limits_are_respected() -> None:
+    devices = [TimedDevice(f"r{k}", concurrency=20, max_batch=1) for k in range(2)]
+    result = await Fleet(devices).sample(
+        [tagged_circuit(i % 16) for i in range(12)],
+        shots=50,
+        policy="fastest",
+        rate_limits={"test": (3, 0.4)},
+        journal=None,
+    )
+    assert len(result) == 12
+    times = sorted(t for d in devices for t, _ in d.submits)
+    assert len(times) >= 12
+    for i in range(len(times) - 3):
+        # any 4 consecutive submissions of the provider span more than one period
+        assert times[i + 3] - times[i] >= 0.4 - 0.02
+
+
+async def test_transient_errors_are_retried_with_backoff() -> None:
+    from multiqpu.testing.faults import FaultyDevice
+
+    flaky = FaultyDevice(multiqpu.device("local:ideal", num_qubits=6, seed=1), transient_failures=2)
+    circuits = [tagged_circuit(i) for i in range(3)]
+    result = await Fleet([flaky]).sample(circuits, shots=SHOTS, backoff_s=0.01, journal=None)
+    check_all(result, circuits, SHOTS)
+    assert result.report.retries >= 2
+
+
+async def test_a_straggler_is_hedged_on_a_faster_device() -> None:
+    # "slow" reports an empty queue but each job waits 3 s; "fast" is believed busy (reported
+    # 1 s) but is free. Work first goes to slow; once fast is idle the stragglers are copied
+    # there, the copies win, and the originals are cancelled.
+    slow = TimedDevice("slow", wait_s=3.0, reported_wait_s=0.0, concurrency=4, max_batch=2)
+    fast = TimedDevice("fast", wait_s=0.0, reported_wait_s=1.0, concurrency=4, max_batch=2)
+    circuits = [tagged_circuit(i) for i in range(6)]
+    result = await Fleet([slow, fast]).sample(
+        circuits, shots=200, policy="fastest", explore=False, journal=None
+    )
+    check_all(result, circuits, 200)
+    rep = result.report
+    assert rep.hedges >= 1 and rep.hedges_won >= 1
+    assert any(r.device == fast.spec for r in result)
+    assert slow.cancelled  # the losing copies were cancelled
+    assert rep.makespan_s < 3.0
+
+
+async def test_an_idle_device_steals_queued_circuits() -> None:
+    # "busy" takes one job at a time and is believed much faster to start than "idle"; its
+    # queue fills with 2000-shot circuits (another job: one shots value per job) while its
+    # first job runs; idle, found free, takes them.
+    busy = TimedDevice("busy", wait_s=0.0, per_circuit_s=0.3, reported_wait_s=0.0, concurrency=1)
+    idle = TimedDevice("idle", wait_s=0.0, reported_wait_s=0.4, concurrency=1)
+    jobs = [JobRequest(tagged_circuit(i), 100 if i % 2 else 300) for i in range(6)]
+    result = await Fleet([busy, idle]).run(jobs, policy="fastest", explore=False, journal=None)
+    for i, r in enumerate(result):
+        assert_matches_exact(jobs[i].circuit, r.counts, jobs[i].shots or 0)
+    assert result.report.steals + result.report.hedges >= 1
+    assert any(r.device == idle.spec for r in result)
+
+
+async def test_run_honours_per_circuit_devices_and_shots() -> None:
+    a, b = TimedDevice("a"), TimedDevice("b")
+    jobs = [
+        JobRequest(tagged_circuit(1), 300, devices=["b"]),
+        (tagged_circuit(2), 400),
+        tagged_circuit(3),
+    ]
+    result = await Fleet([a, b]).run(jobs, shots=250, journal=None)
+    assert result[0].device == b.spec
+    assert [r.shots for r in result] == [300, 400, 250]
+    with pytest.raises(InvalidInputError, match="not in this fleet"):
+        await Fleet([a, b]).run([JobRequest(ghz(2), 10, devices=["zz"])], journal=None)
+
+
+async def test_learning_is_carried_from_run_to_run() -> None:
+    dev = TimedDevice("learner", wait_s=0.4, reported_wait_s=0.0, max_batch=2)
+    fleet = Fleet([dev])
+    await fleet.sample([tagged_circuit(i) for i in range(6)], shots=50, journal=None)
+    known = knowledge_for(fleet)[dev.spec]
+    assert known.jobs >= 3 and known.n > 0
+    second = await fleet.sample([tagged_circuit(1)], shots=50, journal=None)
+    learned = second.report.devices[0].learned_wait_s
+    assert learned is not None and 0.2 < learned < 0.8  # reported 0, really 0.4
+
+
+async def test_journal_records_the_run_and_the_cache_serves_repeats(tmp_path) -> None:
+    fleet = Fleet([multiqpu.device("local:ideal", num_qubits=6, seed=5)])
+    circuits = [tagged_circuit(i) for i in range(4)]
+    with Journal(tmp_path / "j.sqlite") as journal:
+        first = await fleet.sample(circuits, shots=300, journal=journal)
+        info = journal.run_info(first.run_id)
+        assert info.state == "done" and info.n_done == 4 and info.options["policy"] == "balanced"
+        again = await fleet.sample(circuits, shots=300, journal=journal)
+        assert again.report.from_cache == 4 and all(r.source == "cache" for r in again)
+        assert [dict(r.counts) for r in again] == [dict(r.counts) for r in first]
+        fresh = await fleet.sample(circuits, shots=300, journal=journal, cache=False)
+        assert fresh.report.from_cache == 0
+
+
+def test_sync_face_and_report_formats() -> None:
+    fleet = Fleet([TimedDevice("s1"), TimedDevice("s2")])
+    circuits = [ghz(3) for _ in range(5)]
+    result = fleet.sample_sync(circuits, shots=300, journal=None)
+    check_all(result, circuits, 300)
+    text = str(result.report)
+    assert "test:s1" in text and "circuits" in text
+    data = json.loads(result.report.to_json())
+    assert data["circuits"] == 5 and len(data["devices"]) == 2
+    assert sum(d["circuits"] for d in data["devices"]) == 5
+
+
+async def test_sync_face_inside_a_running_loop() -> None:
+    fleet = Fleet([TimedDevice("s3")])
+    result = fleet.sample_sync([ghz(2)], shots=100, journal=None)  # no asyncio.run involved
+    assert sum(result[0].counts.values()) == 100
