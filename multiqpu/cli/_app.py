@@ -133,6 +133,10 @@ def build_parser() -> argparse.ArgumentParser:
     from multiqpu.cli._plan import add_plan_command
 
     add_plan_command(commands, common)
+
+    from multiqpu.cli._simulate import add_simulate_command
+
+    add_simulate_command(commands, common)
     return parser
 
 
