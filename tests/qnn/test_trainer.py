@@ -53,8 +53,8 @@ def test_training_reduces_the_loss_and_learns(aggregation: str) -> None:
     batches = -(-len(X) // 16)
     if aggregation == "sync":
         assert trainer.version == 3 * batches
-    else:  # a step whenever finished shards cover a batch, plus a flush per epoch
-        assert 3 * (batches - 1) <= trainer.version <= 3 * (batches + 1)
+    else:  # a step whenever finished shards cover at least a batch (at most two)
+        assert 3 * len(X) // 32 <= trainer.version <= 3 * (batches + 1)
 
 
 def test_sync_shards_follow_measured_throughput() -> None:
