@@ -231,6 +231,7 @@ def _variants(
     from multiqpu.mitigation._twirl import twirl
 
     basis = device.target.basis_gates
+    calibration = device.calibration()
     out: list[tuple[float, QuantumCircuit, int]] = []
     for scale, shots in plan.items():
         if scale == 1.0 and spec.twirl is None:
@@ -239,7 +240,9 @@ def _variants(
         n = max(2, round(shots * fraction))
         seed = spec.zne.seed if spec.zne is not None else 0
         gates = spec.zne.gates if spec.zne is not None else "two_qubit"
-        folded, achieved = fold_gates(shard.isa, scale, gates=gates, basis=basis, seed=seed)
+        folded, achieved = fold_gates(
+            shard.isa, scale, gates=gates, basis=basis, seed=seed, errors=calibration.error
+        )
         shard.achieved[scale] = achieved
         if spec.twirl is None:
             adopt(device, folded)
