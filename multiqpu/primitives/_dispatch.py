@@ -218,7 +218,7 @@ async def sample(
 async def _with_scheduler(
     fleet: Fleet, circuits: list[QuantumCircuit], shots: list[int | None], policy: str
 ) -> list[Sampled]:
-    out = await fleet.sample(circuits, shots=shots, policy=policy)
+    out = await fleet.sample(circuits, shots=shots, policy=policy, progress=False)
     return _items(out)
 
 
