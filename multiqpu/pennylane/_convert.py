@@ -1,9 +1,10 @@
 """PennyLane tapes to Qiskit circuits by a direct gate map, and results back.
 
-Why a gate map and not ``tape.to_openqasm()`` + ``qiskit.qasm2.loads``: it is ~30x faster on
-the small circuits parameter-shift produces (no text round trip; see docs/pennylane.md for
-the figures), it keeps parameters at full double precision (the OpenQASM text rounds them),
-and it carries ``QubitUnitary`` (OpenQASM 2 has no arbitrary unitaries).
+Why a gate map and not ``qml.to_openqasm(tape)`` + ``qiskit.qasm2.loads``: measured here
+on a 4-qubit, 33-gate tape, the map takes 0.55 ms and the text round trip 0.82 ms (1.5x),
+both give identical states (PennyLane prints angles at full precision by default), and only
+the map carries ``QubitUnitary`` and other matrix-defined operators (OpenQASM 2 has no
+arbitrary unitaries), which the round trip would have to decompose first.
 
 Conventions. Device wire ``wire_order[i]`` is Qiskit qubit ``i``; measured wire ``k`` is read
 into classical bit ``k``. PennyLane orders basis states with the first wire most
