@@ -21,6 +21,7 @@ from multiqpu.scheduler._api import (
     sample,
     sample_sync,
 )
+from multiqpu.scheduler._demo import demo_batch, ghz_batch
 from multiqpu.scheduler._fleets import random_fleet, reference_fleet
 from multiqpu.scheduler._options import Options
 from multiqpu.scheduler._policy import POLICIES
@@ -40,6 +41,8 @@ __all__ = [
     "SimulationResult",
     "TaskResult",
     "Workload",
+    "demo_batch",
+    "ghz_batch",
     "random_fleet",
     "reference_fleet",
     "resume",

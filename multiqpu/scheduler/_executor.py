@@ -85,6 +85,15 @@ class _Outcome:
     error: BaseException | None = None
 
 
+async def _cancel_job(job: Job) -> None:
+    """Ask the provider to cancel, then collect the job's outcome so that nothing is left
+    unretrieved (a cancelled job usually raises :class:`JobError` at once)."""
+    with contextlib.suppress(Exception):
+        await job.cancel()
+    with contextlib.suppress(Exception, asyncio.TimeoutError):
+        await asyncio.wait_for(job.result(), timeout=5.0)
+
+
 def _concurrency(opts: Options, device: Device) -> int:
     c = opts.concurrency
     if c is None:
@@ -315,7 +324,7 @@ class _Executor:
         if rec.task is not None:
             rec.task.cancel()
         if rec.job is not None:
-            self._background(rec.job.cancel())
+            self._background(_cancel_job(rec.job))
         if self.journal is not None and rec.row is not None:
             self.journal.job_cancelled(rec.row)
 
@@ -392,6 +401,8 @@ class _Executor:
             for job_id in list(self.live):
                 self._cancel(job_id)
             makespan = now()
+            if self._cancels:  # let the cancellations reach the providers
+                await asyncio.wait(list(self._cancels), timeout=0.5)
         except BaseException as exc:
             for job_id in list(self.live):
                 self._cancel(job_id)

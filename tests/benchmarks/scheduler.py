@@ -37,15 +37,34 @@ N = 2_000
 SEEDS = range(8)
 
 _MEMORY_CHILD = """
-import resource, sys, time
+import os, resource, sys, threading, time
 from multiqpu.scheduler._whatif import simulate
+
+def rss_mb():
+    try:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+    except OSError:
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
 n = int(sys.argv[1])
-base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+simulate(10, 100, shots=4000)  # warm every import and cache first
+before = rss_mb()
+peak = [before]
+done = threading.Event()
+
+def sample():
+    while not done.is_set():
+        peak[0] = max(peak[0], rss_mb())
+        time.sleep(0.02)
+
+threading.Thread(target=sample, daemon=True).start()
 t = time.perf_counter()
 r = simulate(10, n, shots=4000)
 wall = time.perf_counter() - t
-peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-print(base / 1024, peak / 1024, wall, r.placements_per_s, r.jobs)
+done.set()
+peak[0] = max(peak[0], rss_mb())
+print(before, peak[0], wall, r.placements_per_s, r.jobs)
 """
 
 
@@ -82,11 +101,12 @@ def memory(n: int) -> dict[str, float]:
     ).stdout.split()
     base, peak, wall, pps, jobs = map(float, out)
     return {
-        "rss_after_import_mb": base,
-        "peak_rss_mb": peak,
-        "wall_s": wall,
-        "placements_per_s": pps,
-        "jobs": jobs,
+        "rss_before_mb": round(base, 1),
+        "peak_rss_mb": round(peak, 1),
+        "growth_mb": round(peak - base, 1),
+        "wall_s": round(wall, 2),
+        "placements_per_s": round(pps),
+        "jobs": int(jobs),
     }
 
 
