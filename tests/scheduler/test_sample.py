@@ -244,3 +244,21 @@ async def test_sync_face_inside_a_running_loop() -> None:
     fleet = Fleet([TimedDevice("s3")])
     result = fleet.sample_sync([ghz(2)], shots=100, journal=None)  # no asyncio.run involved
     assert sum(result[0].counts.values()) == 100
+
+
+@pytest.mark.slow
+async def test_demo_batch_prefers_low_noise_low_queue_devices() -> None:
+    from multiqpu.scheduler import demo_batch
+
+    result = await demo_batch(circuits=12, shots=500, time_scale=1e-5)
+    rows = {d.device: d for d in result.report.devices}
+    used = [d for d in rows.values() if d.circuits]
+    assert sum(d.circuits for d in used) == 12
+    best = max(d.mean_estimated_fidelity or 0.0 for d in used)
+    for d in used:  # within the balanced margin of the best estimate
+        assert (d.mean_estimated_fidelity or 0.0) >= 0.98 * best - 1e-9
+    assert rows["ibm:fake_manila"].circuits == 0  # the noisiest device is left alone
+    for r in result:
+        assert sum(r.counts.values()) == 500
+        # a GHZ state on a good device: mostly all-zeros and all-ones
+        assert (r.counts.get("000", 0) + r.counts.get("111", 0)) / 500 > 0.85

@@ -1,0 +1,106 @@
+"""The virtual clock: ``multiqpu.scheduler.simulate`` and ``multiqpu simulate``."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+from multiqpu.cli import main as cli_main
+from multiqpu.errors import InvalidInputError
+from multiqpu.scheduler import SimCircuit, SimDevice, Workload, reference_fleet, simulate
+from multiqpu.scheduler._bounds import fluid_lower_bound
+
+
+def small_fleet() -> list[SimDevice]:
+    base = SimDevice("a", num_qubits=20, median_wait_s=60.0, wait_drift=0.2, wait_jitter=0.1)
+    return [
+        base,
+        replace(base, name="b", median_wait_s=300.0, error_2q=2e-3),
+        replace(base, name="c", median_wait_s=30.0, shot_s=1e-3, readout_error=0.05),
+    ]
+
+
+WORKLOAD = Workload((SimCircuit(4, 10, 30, 8, shots=4000),), (1.0,), 400)
+
+
+def test_every_circuit_is_placed_and_the_figures_add_up() -> None:
+    r = simulate(small_fleet(), WORKLOAD, policy="fastest", compare=True, bound=True)
+    assert sum(d["circuits"] for d in r.per_device) == 400
+    assert r.placements >= 400 and r.jobs >= 3
+    assert r.lower_bound_s is not None and r.makespan_s >= 0.9 * r.lower_bound_s
+    assert set(r.baselines) == {"least_busy", "round_robin"}
+    # spreading over the fleet beats one device and a blind rotation here
+    assert r.baselines["least_busy"]["makespan_s"] > r.makespan_s
+    assert r.baselines["round_robin"]["makespan_s"] > r.makespan_s
+    data = r.to_dict()
+    assert json.loads(json.dumps(data, default=float))["circuits"] == 400
+
+
+def test_policies_trade_time_for_fidelity() -> None:
+    fast = simulate(small_fleet(), WORKLOAD, policy="fastest")
+    accurate = simulate(small_fleet(), WORKLOAD, policy="most_accurate")
+    assert accurate.mean_fidelity > fast.mean_fidelity
+    assert accurate.makespan_s > fast.makespan_s
+    # most_accurate uses only device b (the lowest two-qubit error)
+    assert [d["circuits"] for d in accurate.per_device] == [0, 400, 0]
+
+
+def test_a_device_lost_mid_run_is_dropped_and_its_work_moves() -> None:
+    fleet = small_fleet()
+    fleet[0] = replace(fleet[0], lost_at=200.0)
+    r = simulate(fleet, WORKLOAD, policy="fastest")
+    assert r.per_device[0]["dropped"]
+    assert sum(d["circuits"] for d in r.per_device) == 400
+
+
+def test_failures_and_outages_never_lose_a_circuit() -> None:
+    fleet = [replace(d, failure_rate=0.2, outages=((100.0, 900.0),)) for d in small_fleet()]
+    r = simulate(fleet, WORKLOAD, policy="fastest", max_failures=100)
+    assert sum(d["circuits"] for d in r.per_device) == 400
+    assert r.retries > 0
+
+
+def test_history_teaches_the_real_waits() -> None:
+    fleet = reference_fleet()
+    cold = simulate(fleet, 300, shots=4000)
+    warm = simulate(fleet, 300, shots=4000, history=True)
+    assert sum(k.jobs for k in warm.knowledge) > sum(k.jobs for k in cold.knowledge)
+
+
+def test_fluid_lower_bound_on_a_hand_computed_case() -> None:
+    # two devices, 100 unit circuits; device 0 starts at 0 at rate 1/s, device 1 at 20 s at
+    # rate 1/s: T - 0 + T - 20 = 100 -> T = 60
+    lb = fluid_lower_bound(
+        np.array([100]), np.array([[1.0, 1.0]]), np.array([0.0, 20.0]), np.array([[True, True]])
+    )
+    assert lb == pytest.approx(60.0)
+    # device 1 starts too late to help: T = 100 on device 0 alone
+    lb = fluid_lower_bound(
+        np.array([100]), np.array([[1.0, 1.0]]), np.array([0.0, 200.0]), np.array([[True, True]])
+    )
+    assert lb == pytest.approx(100.0)
+
+
+def test_streams_stay_lazy() -> None:
+    r = simulate(small_fleet(), Workload(WORKLOAD.circuits, (1.0,), 20_000), policy="fastest")
+    assert sum(d["circuits"] for d in r.per_device) == 20_000
+
+
+def test_bad_arguments() -> None:
+    with pytest.raises(InvalidInputError, match="unknown policy"):
+        simulate(3, 10, policy="quickest")
+    with pytest.raises(InvalidInputError, match="unknown simulate option"):
+        simulate(3, 10, colour="blue")
+
+
+def test_cli_simulate(capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli_main(["simulate", "--devices", "4", "--circuits", "300", "--compare"]) == 0
+    out = capsys.readouterr().out
+    assert "300 circuits on 4 simulated devices" in out and "least-busy" in out
+    assert cli_main(["simulate", "--devices", "3", "--circuits", "200", "--json", "--bound"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["circuits"] == 200 and data["lower_bound_s"] > 0
+    assert sum(d["circuits"] for d in data["per_device"]) == 200
