@@ -39,12 +39,12 @@ async def main() -> None:
     cache = tempfile.mkdtemp(prefix="multiqpu-example-")
     mitigation = [multiqpu.Readout(cache_dir=cache), multiqpu.ZNE(scales=(1, 3, 5))]
 
-    n = 5
-    obs = SparsePauliOp(["Z" * n, "X" * n])
-    exact = Statevector(ghz(n)).expectation_value(obs[1]).real
+    n = 4
+    labels = ["Z" * n, "X" * n]
+    exact = [Statevector(ghz(n)).expectation_value(SparsePauliOp(o)).real for o in labels]
     shots = 8_000 if FAST else 40_000
-    res = await fleet.estimate(ghz(n), [obs[0], obs[1]], shots=shots, mitigation=mitigation)
-    print(f"GHZ-{n} parities (exact 1 and {exact:.0f}):")
+    res = await fleet.estimate(ghz(n), labels, shots=shots, mitigation=mitigation)
+    print(f"GHZ-{n} parities {', '.join(labels)} (exact {exact[0]:.0f} and {exact[1]:.0f}):")
     for name, stage in res.stages.items():
         values = ", ".join(
             f"{v:.4f} ± {s:.4f}" for v, s in zip(stage.values, stage.std_errors, strict=True)
