@@ -550,7 +550,9 @@ class Core:
         taken_cls: list[np.ndarray] = []
         count, work = 0, 0.0
         keep: list[tuple[np.ndarray, np.ndarray]] = []
-        while local and count < limit and work < target:
+        # count == 0: always take something (target can be 0: no job overhead, and
+        # local_work rounded down to 0 by earlier subtractions)
+        while local and count < limit and (work < target or count == 0):
             seg_idx, seg_cls = local.popleft()
             if int(self.t.group[int(seg_cls[0])]) != group:
                 keep.append((seg_idx, seg_cls))
