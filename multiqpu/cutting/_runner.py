@@ -139,8 +139,9 @@ async def _run_scheduler(
     from multiqpu.scheduler import JobRequest, run
 
     capable = [d.spec for d in devices if supports_mid_circuit(d)]
+    restrict = capable if len(capable) < len(devices) else None  # None: any device
     jobs = [
-        JobRequest(t.circuit, t.shots, devices=capable if mid_circuit(t.circuit) else None)
+        JobRequest(t.circuit, t.shots, devices=restrict if mid_circuit(t.circuit) else None)
         for t in tasks
     ]
     # Fresh draws only: a cached sampled result would repeat an earlier random draw.

@@ -100,12 +100,13 @@ def exact_values(circuit: QuantumCircuit, observables: Sequence[Any]) -> np.ndar
     return np.array(out)
 
 
-def ideal_fleet(*widths: int, seed: int = 11) -> multiqpu.Fleet:
-    """Ideal simulators of the given widths (distinct names so a fleet holds them all)."""
+def ideal_fleet(*widths: int, seed: int = 11, recording: bool = False) -> multiqpu.Fleet:
+    """Ideal simulators of the given widths (labelled, so a fleet holds several);
+    ``recording``: wrapped so that each keeps a list of the jobs it accepted."""
     devices = [
-        FaultyDevice(
-            multiqpu.device("local:ideal", num_qubits=w, seed=seed + i), name=f"ideal{w}-{i}"
-        )
+        multiqpu.device("local:ideal", num_qubits=w, seed=seed + i, label=f"ideal{w}-{i}")
         for i, w in enumerate(widths)
     ]
+    if recording:
+        devices = [FaultyDevice(d, name=d.name) for d in devices]
     return multiqpu.Fleet(devices)
