@@ -34,19 +34,45 @@ from multiqpu.mitigation._options import (
     Readout,
     resolve,
 )
+from multiqpu.mitigation._results import (
+    MitigatedCircuit,
+    MitigatedEstimate,
+    MitigatedSample,
+    MitigationReport,
+    Stage,
+)
+from multiqpu.mitigation._zne import (
+    DeviceFit,
+    Exponential,
+    Extrapolator,
+    FitResult,
+    Polynomial,
+    Richardson,
+    fit_per_device,
+)
 
 if TYPE_CHECKING:
     from qiskit import QuantumCircuit
 
-    from multiqpu.mitigation._results import MitigatedEstimate, MitigatedSample
-
 __all__ = [
-    "ZNE",
+    "DeviceFit",
+    "Exponential",
+    "Extrapolator",
+    "FitResult",
+    "MitigatedCircuit",
+    "MitigatedEstimate",
+    "MitigatedSample",
     "Mitigation",
+    "MitigationReport",
     "MitigationSpec",
     "PauliTwirl",
+    "Polynomial",
     "Readout",
+    "Richardson",
+    "Stage",
+    "ZNE",
     "estimate",
+    "fit_per_device",
     "resolve",
     "sample",
 ]
