@@ -173,3 +173,22 @@ def test_qiskit_addon_cutting_workflow_runs_on_the_fleet(ideal_fleet: multiqpu.F
     # Each of the 6 x 6 sub-experiment pairs contributes with |coeff| <= 1 (gamma = 3 for a
     # CNOT cut); a generous bound on the error: 3 * 2 / sqrt(shots) per term, 5 sigma.
     assert abs(estimate - exact) <= K_SIGMA * 3 * 2 / np.sqrt(shots)
+
+
+@pytest.mark.parametrize("use_scheduler", [True, False])
+async def test_dispatch_splits_shots_above_the_device_limit(use_scheduler: bool) -> None:
+    from multiqpu.primitives._dispatch import sample
+
+    limited = multiqpu.device(
+        "local:ideal", num_qubits=2, seed=1, limits=multiqpu.DeviceLimits(max_shots=1000)
+    )
+    fleet = multiqpu.Fleet([limited])
+    qc = QuantumCircuit(1, 1)
+    qc.h(0)
+    qc.measure(0, 0)
+    out = await sample(fleet, [qc, qc], [2500, None], use_scheduler=use_scheduler)
+    assert [s.device for s in out] == ["local:ideal", "local:ideal"]
+    assert out[0].result.shots == 2500 and sum(out[0].result.counts.values()) == 2500
+    se = np.sqrt(0.25 / 2500)
+    assert abs(out[0].result.counts.get("1", 0) / 2500 - 0.5) <= K_SIGMA * se
+    assert out[1].result.probabilities == pytest.approx({"0": 0.5, "1": 0.5})
