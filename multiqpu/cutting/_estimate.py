@@ -284,6 +284,7 @@ def _report(
     devices = tuple(
         DeviceUsage(device=d, circuits=row[0], shots=row[1], jobs=row[2])
         for d, row in sorted(execution.per_device.items())
+        if row[0] or row[2]
     )
     return CuttingReport(
         plan=the_plan,
