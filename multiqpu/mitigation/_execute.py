@@ -160,35 +160,20 @@ async def _run(
     report: EngineReport,
     use_scheduler: bool | None = None,
 ) -> list[tuple[Task, str, CircuitResult]]:
-    from multiqpu.cutting._runner import Execution, Task, run_tasks
+    from multiqpu.cutting._runner import Execution, run_tasks
 
     out: list[tuple[Task, str, CircuitResult]] = []
 
     async def collect(batch: list[tuple[Task, str, CircuitResult]]) -> None:
         out.extend(batch)
 
-    # One call per distinct shot count: the scheduler batches circuits into jobs of one
-    # shots value, and a list of per-circuit shots must not be able to mix them up.
-    limit = min((d.limits.max_shots for d in fleet), default=0)
-    groups: dict[int | None, list[Task]] = {}
-    for task in tasks:
-        parts = (
-            [task.shots]
-            if task.shots is None or limit < 1
-            else _split(task.shots, -(-task.shots // limit))
-        )
-        for shots in parts:
-            piece = task if shots == task.shots else Task(task.index, task.circuit, shots)
-            groups.setdefault(piece.shots, []).append(piece)
-
-    async def one(group: list[Task]) -> None:
-        execution = Execution()
-        report.executions.append(execution)
-        await run_tasks(
-            fleet, group, collect, execution=execution, policy=policy, use_scheduler=use_scheduler
-        )
-
-    await asyncio.gather(*(one(g) for g in groups.values()))
+    execution = Execution()
+    report.executions.append(execution)
+    await run_tasks(
+        fleet, tasks, collect, execution=execution, policy=policy, use_scheduler=use_scheduler
+    )
+    # Results are weighed by their shots: a result with other shots than asked for (a
+    # scheduler that batched circuits of different shots into one job) must not slip in.
     for task, dev, result in out:
         got = sum(result.counts.values())
         if task.shots is not None and got != task.shots:
