@@ -1,7 +1,9 @@
 """Running sub-experiments on the fleet and handing each batch of results on as it lands.
 
 The scheduler (:func:`multiqpu.scheduler.run`, what ``fleet.run`` calls) places the
-circuits, batches them, retries, hedges and reports; a sub-experiment with mid-circuit
+circuits, batches them, retries, hedges and reports (a large batch goes as a few
+interleaved concurrent runs, so that the results of one are folded while the others still
+execute); a sub-experiment with mid-circuit
 measurements (a cut gate measures one of its qubits and carries on) is restricted to the
 devices that support them. ``use_scheduler=False`` selects a small stand-in instead: it
 places circuits with the plan's execution model (earliest expected finish on a device wide
@@ -128,6 +130,12 @@ async def _gather_cancelling(coros: Sequence[Awaitable[None]]) -> None:
         raise
 
 
+#: Circuits per concurrent scheduler run (a large batch is split so that finished parts
+#: are folded while the rest still runs); at most _MAX_STREAMS runs at once.
+_STREAM_CHUNK = 48
+_MAX_STREAMS = 4
+
+
 async def _run_scheduler(
     devices: Sequence[Device],
     fleet: Any,
@@ -140,21 +148,28 @@ async def _run_scheduler(
 
     capable = [d.spec for d in devices if supports_mid_circuit(d)]
     restrict = capable if len(capable) < len(devices) else None  # None: any device
-    jobs = [
-        JobRequest(t.circuit, t.shots, devices=restrict if mid_circuit(t.circuit) else None)
-        for t in tasks
-    ]
-    # Fresh draws only: a cached sampled result would repeat an earlier random draw.
-    out = await run(fleet, jobs, policy, cache=False)
-    execution.engine = "scheduler"
-    execution.reports.append(out.report)
-    batch = []
-    for t, item in zip(tasks, out.results, strict=True):
-        execution.record(item.device, 1, t.shots or 0, 0)
-        batch.append((t, item.device, item.result))
-    for dev in out.report.devices:
-        execution.record(dev.device, 0, 0, dev.jobs)
-    await on_results(batch)
+
+    async def one(part: Sequence[Task]) -> None:
+        jobs = [
+            JobRequest(t.circuit, t.shots, devices=restrict if mid_circuit(t.circuit) else None)
+            for t in part
+        ]
+        # Fresh draws only: a cached sampled result would repeat an earlier random draw.
+        out = await run(fleet, jobs, policy, cache=False)
+        execution.engine = "scheduler"
+        execution.reports.append(out.report)
+        batch = []
+        for t, item in zip(part, out.results, strict=True):
+            execution.record(item.device, 1, t.shots or 0, 0)
+            batch.append((t, item.device, item.result))
+        for dev in out.report.devices:
+            execution.record(dev.device, 0, 0, dev.jobs)
+        await on_results(batch)
+
+    # Interleaved parts (each a mix of fragments and sizes), placed concurrently; each part's
+    # results are folded in a worker thread as soon as it completes.
+    streams = max(1, min(_MAX_STREAMS, len(tasks) // _STREAM_CHUNK))
+    await _gather_cancelling([one(tasks[k::streams]) for k in range(streams)])
 
 
 def mid_circuit(circuit: QuantumCircuit) -> bool:
@@ -188,7 +203,7 @@ async def run_tasks(
     use_scheduler: bool | None = None,
 ) -> None:
     """Run ``tasks`` on ``fleet`` (a Fleet or a list of devices), awaiting ``on_results``
-    for the results (per job with the stand-in, once with the scheduler)."""
+    for the results as they land (per job with the stand-in, per scheduler run)."""
     devices: list[Device] = list(fleet)
     exact = any(t.shots is None for t in tasks)
     eligible = [d for d in devices if d.exact or not exact]

@@ -192,3 +192,20 @@ def test_allocate_shots_follows_weights_exactly() -> None:
     # Neyman across stages: final totals proportional to the new scores where possible.
     more = allocate_shots(np.array([1.0, 1.0, 1.0, 1.0, 10.0]), 1000, already=a)
     assert more.sum() == 1000 and (a + more)[4] > (a + more)[:4].max()
+
+
+def test_fidelity_mode_cuts_only_when_fragments_are_more_faithful() -> None:
+    """cut='fidelity': an 8-qubit circuit fits noisy fake_kyiv, but its fragments on a small
+    noiseless device have a higher estimated fidelity, so it is cut; on a fleet whose wide
+    device is noiseless, it is not."""
+    circuit = ghz(8)
+    noisy_wide = multiqpu.Fleet(
+        [multiqpu.device("ibm:fake_kyiv"), multiqpu.device("local:ideal", num_qubits=5)]
+    )
+    p = noisy_wide.plan(circuit, "Z" * 8, cut="fidelity")
+    assert p.cut and "raises the estimated fidelity" in p.reason
+    assert all(f.width <= 5 for f in p.fragments)
+    assert not noisy_wide.plan(circuit, "Z" * 8).cut  # cut="auto": it fits, no cut
+    ideal_wide = ideal_fleet(10, 5)
+    q = ideal_wide.plan(circuit, "Z" * 8, cut="fidelity")
+    assert not q.cut and "would not raise" in q.reason

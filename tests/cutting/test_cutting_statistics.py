@@ -25,6 +25,7 @@ def _problem(circuit, observables, width):  # type: ignore[no-untyped-def]
     return build_problem(part, normalize_observables(observables, circuit.num_qubits))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("mean_shots", [60, 2000])
 async def test_coverage_of_two_standard_errors(mean_shots: int) -> None:
     circuit = hea(12, seed=8)
