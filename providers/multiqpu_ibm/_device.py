@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import asyncio
+import random
 import threading
 import time
 from collections import OrderedDict
@@ -85,6 +86,12 @@ class IBMDevice(Device):
         self._runtime: RuntimeBackend | None = None
         self._jobs: OrderedDict[str, Job] = OrderedDict()
         self._lock = threading.RLock()
+        # A seeded device is reproducible as a whole, but each job draws its own seed (in
+        # submission order) so repeated jobs are independent samples, not copies.
+        self._seeds = random.Random(options.seed) if options.seed is not None else None
+
+    def _next_seed(self) -> int | None:
+        return self._seeds.randrange(2**31 - 1) if self._seeds is not None else None
 
     # ------------------------------------------------------------------ snapshot (fakes)
     def _conf(self) -> dict[str, Any]:
@@ -191,7 +198,7 @@ class IBMDevice(Device):
         assert shots is not None  # validate() refuses shots=None: these devices sample
         job: Job
         if self.engine == "fast":
-            seed = self.options.seed
+            seed = self._next_seed()
 
             def work() -> Any:  # in a worker thread: snapshot parsing, transpiling, simulating
                 isa = [self.transpile(c) for c in circuits]
@@ -207,7 +214,7 @@ class IBMDevice(Device):
         from multiqpu_ibm._runtime import RuntimeJob
 
         submitted = time.time()
-        seed = self.options.seed
+        seed = self._next_seed()
 
         def prepare_and_submit() -> tuple[list[Any], list[dict[str, Any]]]:
             from multiqpu.simulation import active_qubits

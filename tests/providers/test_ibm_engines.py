@@ -159,7 +159,7 @@ async def test_simulator_cache_reused() -> None:
 async def test_seeded_runs_repeat() -> None:
     a = await provider.device("fake_kyiv", seed=8).run([ghz()], shots=300)
     b = await provider.device("fake_kyiv", seed=8).run([ghz()], shots=300)
-    assert a[0].counts == b[0].counts and a.metadata["seed"] == 8
+    assert a[0].counts == b[0].counts and a.metadata["seed"] == b.metadata["seed"]
 
 
 # ---------------------------------------------------------------------------- runtime modes
@@ -275,3 +275,22 @@ async def test_concurrent_runs_on_a_fresh_device(engine: str) -> None:
         results = await asyncio.gather(*(dev.run(b, shots=200) for b in batches))
         modes = [max(r[0].counts, key=r[0].counts.get) for r in results]  # type: ignore[arg-type]
         assert modes == ["00", "01", "10", "11"]
+
+
+async def test_seeded_device_draws_a_new_seed_per_job() -> None:
+    """Seeded: reproducible device to device, yet repeated jobs are independent samples."""
+    from qiskit import QuantumCircuit
+
+    import multiqpu
+
+    qc = QuantumCircuit(2)
+    qc.h(0)
+    qc.cx(0, 1)
+    qc.measure_all()
+    a = multiqpu.device("ibm:fake_manila", seed=7)
+    b = multiqpu.device("ibm:fake_manila", seed=7)
+    a1, a2 = (await a.run([qc], shots=500))[0], (await a.run([qc], shots=500))[0]
+    b1 = (await b.run([qc], shots=500))[0]
+    assert a1.counts == b1.counts  # same seed stream, same first draw
+    assert a1.metadata["seed"] != a2.metadata["seed"]
+    assert a1.counts != a2.counts  # a second job is a fresh sample
