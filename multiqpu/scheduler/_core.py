@@ -48,6 +48,8 @@ from multiqpu.scheduler._tables import ClassTables, TaskSource
 __all__ = ["Core", "CoreConfig", "Delivery", "Submission"]
 
 _EPS = 1e-9
+MAX_HEDGE_ROUNDS = 3  # a straggler may be copied again when a much better refuge turns up
+REFERENCE_Z = 1.5  # sigmas of wait pessimism when deciding which devices set the fidelity bar
 
 
 @dataclass(frozen=True)
@@ -107,6 +109,8 @@ class _Job:
     offset: np.ndarray | None = None  # a hedge: its tasks' positions in the origin
     hedges: list[int] = field(default_factory=list)  # a straggler: its live hedges
     done: np.ndarray | None = None  # a straggler: tasks already delivered by hedges
+    rounds: int = 0  # a straggler: how many times it was hedged
+    deadline: float = 0.0  # when it is late: a pessimistic finish estimate at submission
     expected_end: float = 0.0
 
 
@@ -149,6 +153,7 @@ class Core:
         self.consecutive_failures = np.zeros(nd, dtype=np.int64)
         self.last_end = np.full(nd, -np.inf)  # when our latest job on the device finished
         self.jobs: dict[int, _Job] = {}
+        self.ghosts: dict[int, _Job] = {}  # failed stragglers whose copies still run
         self._next_id = 0
         self.total = source.total
         self.stats = Stats(nd, start=now)
@@ -192,7 +197,8 @@ class Core:
             alive=self.alive,
             floor=t.floor,
             margin=self.cfg.fidelity_margin,
-            completion=self.wait[None, :] + self.x,
+            # a device sets the bar only if even a pessimistic estimate says it is quick
+            completion=self._pessimistic_wait()[None, :] + self.x,
             max_slowdown=self.cfg.max_slowdown,
             min_threshold=threshold,
         )
@@ -201,6 +207,17 @@ class Core:
         allowed = self.masks.allowed
         self.min_price = np.where(allowed, t.price, np.inf).min(axis=1, initial=np.inf)
         self.min_price[~np.isfinite(self.min_price)] = 0.0
+
+    def _pessimistic_wait(self) -> np.ndarray:
+        """A high quantile of each device's wait, raised to the age of its oldest job still
+        out (a job waiting that long says the queue is at least that long now)."""
+        w = self.learner.wait_quantile(REFERENCE_Z).copy()
+        now = self._now
+        for d, dev in enumerate(self.dev):
+            if dev.jobs:
+                oldest = next(iter(dev.jobs.values()))
+                w[d] = max(w[d], now - oldest.submitted)
+        return w
 
     def unplaceable_classes(self) -> np.ndarray:
         """Classes with tasks left and no device allowed to run them."""
@@ -600,6 +617,7 @@ class Core:
             raw_s=raw,
             prior_wait=float(self.learner.reported[d]),
         )
+        job.deadline = now + float(self.learner.wait_quantile(1.0)[d]) + 2.0 * job.exec_s
         self._next_id += 1
         self.jobs[job.job_id] = job
         self.dev[d].jobs[job.job_id] = job
@@ -625,6 +643,10 @@ class Core:
         return sub.job_id
 
     # ------------------------------------------------------------------ hedging
+    def _late(self, job: _Job, now: float) -> bool:
+        """Past the time a pessimistic estimate gave it to finish when it was submitted."""
+        return now > job.deadline
+
     def _straggler_end(self, job: _Job, now: float) -> float:
         nominal = job.expected_end
         if now <= job.submitted + self.wait[job.device] + job.exec_s:
@@ -633,27 +655,42 @@ class Core:
         return now + max(job.exec_s, 0.5 * (now - job.submitted))
 
     def _hedges(self, now: float) -> list[Submission]:
-        n_jobs = int(self.stats.submitted.sum())
-        budget = max(3, int(self.cfg.max_hedge_fraction * n_jobs)) - self.stats.hedged_jobs
+        # copies cost device time (and money): at most max_hedge_fraction of the circuits
+        budget = max(10, int(self.cfg.max_hedge_fraction * self.total)) - self.stats.hedged_circuits
+        if self.cfg.policy == "balanced":
+            self._refresh_masks()  # a device that turned out slow no longer sets the bar
         if budget <= 0:
-            return []
-        hungry = np.flatnonzero(self.alive & (self.local_count == 0) & (self.inflight < self.conc))
-        if len(hungry) == 0:
-            return []
-        candidates = [j for j in self.jobs.values() if j.origin is None and not j.hedges]
-        if not candidates:
             return []
         for d in range(len(self.dev)):
             self._lane(d, now)
-        candidates.sort(key=lambda j: self._straggler_end(j, now), reverse=True)
+        # idle: a free slot, nothing queued, and a new job would not wait behind our own
+        idle = (self.local_count == 0) & (self.inflight < self.conc)
+        idle &= self.alive & (self.lane_end <= now + self.wait)
+        hungry = np.flatnonzero(idle)
+        if len(hungry) == 0:
+            return []
+        # stragglers, judged by when they or their copies so far are expected to finish
+        ends: dict[int, float] = {}
+        for j in self.jobs.values():
+            if j.origin is None and j.rounds < MAX_HEDGE_ROUNDS:
+                end = self._straggler_end(j, now)
+                for h in j.hedges:
+                    if h in self.jobs:
+                        end = min(end, self._straggler_end(self.jobs[h], now))
+                ends[j.job_id] = end
+        if not ends:
+            return []
+        candidates = sorted(
+            (self.jobs[k] for k in ends), key=lambda j: ends[j.job_id], reverse=True
+        )
         subs: list[Submission] = []
         free = {int(d): int(self.conc[d] - self.inflight[d]) for d in hungry}
         speed = self.learner.speed()
         free_mask = np.zeros(len(self.dev), dtype=bool)
         for job in candidates[: 4 * len(free) + 4]:  # the worst stragglers first
-            if budget <= 0 or not free:
-                break
-            end = self._straggler_end(job, now)
+            if len(job.idx) > budget or not free:
+                continue
+            end = ends[job.job_id]
             free_mask[:] = False
             free_mask[list(free)] = True
             free_mask[job.device] = False
@@ -662,7 +699,9 @@ class Core:
             if len(devs) == 0:
                 continue
             # split the straggler's circuits over the idle devices, earliest finish first
-            start = np.maximum(self.lane_end[devs], now + self.wait[devs]) + self.overhead[devs]
+            # (judged with a pessimistic wait: a device we know badly is a poor refuge)
+            wait_hi = self.learner.wait_quantile(1.0)[devs]
+            start = np.maximum(self.lane_end[devs], now + wait_hi) + self.overhead[devs]
             per_task = speed[devs] * self.t.raw_s[job.cls][:, devs].mean(axis=0) + _EPS
             room = np.array([self.max_batch[d] * free[int(d)] for d in devs], dtype=np.int64)
             n = _capped_waterfill(start, per_task, len(job.idx), room)
@@ -678,7 +717,9 @@ class Core:
                     continue
                 self.spent += extra
             self.stats.hedged_jobs += 1
-            budget -= 1
+            self.stats.hedged_circuits += len(job.idx)
+            job.rounds += 1
+            budget -= len(job.idx)
             pos = 0
             for d, k in zip(devs.tolist(), n.tolist(), strict=True):
                 while k > 0:
@@ -715,7 +756,9 @@ class Core:
         time it spent waiting is a (censored) observation of that device's queue."""
         first = next(iter(self.dev[job.device].jobs), None) == job.job_id
         self._close(job)
-        if first:
+        # right-censored: it says the wait is at least this long, nothing if that is less
+        # than what we already expect
+        if first and now - job.submitted > self.learner.wait()[job.device]:
             self.learner.observe(
                 job.device,
                 queue_s=now - job.submitted,
@@ -752,15 +795,24 @@ class Core:
         self.consecutive_failures[d] = 0
         cancel: list[int] = []
         positions = np.arange(len(job.idx))
-        origin = self.jobs.get(job.origin) if job.origin is not None else None
+        origin = self._origin(job)
         if origin is not None and job.offset is not None and origin.done is not None:
-            # a hedge came back first: its circuits are done; the straggler goes once all are
+            # a hedge came back before the straggler: its circuits not delivered yet (by an
+            # earlier copy) are done; the straggler and any other copies go once all are
+            positions = np.flatnonzero(~origin.done[job.offset])
             origin.done[job.offset] = True
             origin.hedges.remove(job.job_id)
             self.stats.hedges_won += 1
             if origin.done.all():
-                self._abandon(origin, now)
-                cancel.append(origin.job_id)
+                if origin.job_id in self.jobs:
+                    self._abandon(origin, now)
+                    cancel.append(origin.job_id)
+                self.ghosts.pop(origin.job_id, None)
+                for h in origin.hedges:
+                    hedge = self.jobs.get(h)
+                    if hedge is not None:
+                        self._abandon(hedge, now)
+                        cancel.append(h)
         elif job.done is not None:
             # a straggler came back: deliver what its hedges did not, cancel the hedges
             positions = np.flatnonzero(~job.done)
@@ -775,27 +827,42 @@ class Core:
         self.refresh_estimates(d)
         return Delivery(job.job_id, d, idx, cls, positions, tuple(cancel))
 
+    def _origin(self, job: _Job) -> _Job | None:
+        if job.origin is None:
+            return None
+        return self.jobs.get(job.origin) or self.ghosts.get(job.origin)
+
     def _fail(self, job: _Job) -> int:
         """Close a failed job; requeue its circuits that no live copy still covers. Returns
         how many were requeued."""
         self._close(job)
-        if job.origin is not None and job.origin in self.jobs:
-            origin = self.jobs[job.origin]
-            origin.hedges.remove(job.job_id)  # the straggler still covers these circuits
-            return 0
+        origin = self._origin(job)
+        if origin is not None:  # a copy failed
+            origin.hedges.remove(job.job_id)
+            if origin.job_id in self.jobs:
+                return 0  # the straggler still covers its circuits
+            return self._requeue_uncovered(origin)
         if job.done is None:
             self._requeue(job.idx, job.cls)
             return len(job.idx)
-        covered = job.done.copy()
-        for h in job.hedges:
+        # a straggler with copies failed: the copies carry on; keep its record so that no
+        # circuit is delivered twice
+        self.ghosts[job.job_id] = job
+        return self._requeue_uncovered(job)
+
+    def _requeue_uncovered(self, origin: _Job) -> int:
+        assert origin.done is not None
+        covered = origin.done.copy()
+        for h in origin.hedges:
             hedge = self.jobs.get(h)
             if hedge is not None and hedge.offset is not None:
                 covered[hedge.offset] = True
-                hedge.origin = None  # the hedge now stands on its own
-                hedge.offset = None
         lost = np.flatnonzero(~covered)
         if len(lost):
-            self._requeue(job.idx[lost], job.cls[lost])
+            self._requeue(origin.idx[lost], origin.cls[lost])
+            origin.done[lost] = True
+        if origin.done.all() and not any(h in self.jobs for h in origin.hedges):
+            self.ghosts.pop(origin.job_id, None)
         return len(lost)
 
     def on_failed(self, job_id: int, now: float, *, permanent: bool) -> tuple[int, ...]:

@@ -36,6 +36,7 @@ class Stats:
         self.retries = 0
         self.hedges = 0  # hedge jobs submitted
         self.hedged_jobs = 0  # stragglers that got hedges
+        self.hedged_circuits = 0
         self.hedges_won = 0  # hedge jobs whose results were used
         self.steals = 0
         self.failovers = 0

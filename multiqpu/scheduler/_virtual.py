@@ -34,6 +34,7 @@ __all__ = ["QueueProcess", "SimRun", "run_virtual"]
 _GRID_S = 900.0  # the drifting load is sampled every 15 minutes
 _JITTER_S = 60.0  # jobs submitted within the same minute share their jitter (same queue spot)
 _DRIFT_MEMORY_S = 7200.0
+_KEEP = 1024  # rows of queue state kept behind the current time (memory stays flat)
 REPORTED_JOB_S = 60.0  # the scheduler's prior: each pending job ahead costs a minute
 
 
@@ -48,9 +49,17 @@ class QueueProcess:
         self._rng_eta = np.random.default_rng(seeds[1])
         self._rho = math.exp(-_GRID_S / _DRIFT_MEMORY_S)
         self._z = self._rng.standard_normal((1, len(self.devices)))
+        self._z_off = 0  # grid index of self._z[0]
         self._eta = np.empty((0, len(self.devices)))
+        self._eta_off = 0
 
     def _extend(self, upto: int) -> None:
+        upto -= self._z_off
+        if upto >= 4 * _KEEP:  # time only moves forward: forget the distant past
+            drop = upto - _KEEP
+            self._z = self._z[drop:]
+            self._z_off += drop
+            upto -= drop
         while self._z.shape[0] <= upto:
             n = max(upto + 1 - self._z.shape[0], 64)
             new = np.empty((n, self._z.shape[1]))
@@ -69,18 +78,26 @@ class QueueProcess:
         i = int(g)
         self._extend(i + 1)
         frac = g - i
-        z = (1 - frac) * self._z[i, d] + frac * self._z[i + 1, d]
+        j = i - self._z_off
+        if j < 0:
+            raise ValueError("QueueProcess only moves forward in time")
+        z = (1 - frac) * self._z[j, d] + frac * self._z[j + 1, d]
         return dev.median_wait_s * dev.load(t, self.epoch_s) * math.exp(dev.wait_drift * z)
 
     def wait(self, d: int, t: float) -> float:
         """The wait of a job submitted at ``t`` (jobs submitted within the same minute queue
         next to each other and share the per-job jitter)."""
-        i = int(max(t, 0.0) // _JITTER_S)
-        if i >= self._eta.shape[0]:
-            more = max(i + 1 - self._eta.shape[0], 256)
-            self._eta = np.vstack(
-                [self._eta, self._rng_eta.standard_normal((more, len(self.devices)))]
-            )
+        i = int(max(t, 0.0) // _JITTER_S) - self._eta_off
+        if i < 0:
+            raise ValueError("QueueProcess only moves forward in time")
+        if i >= 4 * _KEEP:  # forget the distant past
+            drop = i - _KEEP
+            self._eta = self._eta[drop:]
+            self._eta_off += drop
+            i -= drop
+        while i >= self._eta.shape[0]:
+            block = self._rng_eta.standard_normal((256, len(self.devices)))
+            self._eta = np.vstack([self._eta, block])
         return self.level(d, t) * math.exp(self.devices[d].wait_jitter * self._eta[i, d])
 
     def earliest_start(self, d: int, t: float = 0.0) -> float:
