@@ -209,3 +209,16 @@ def test_fidelity_mode_cuts_only_when_fragments_are_more_faithful() -> None:
     ideal_wide = ideal_fleet(10, 5)
     q = ideal_wide.plan(circuit, "Z" * 8, cut="fidelity")
     assert not q.cut and "would not raise" in q.reason
+
+
+async def test_braket_takes_wire_cuts_but_not_mid_circuit_measurements() -> None:
+    """Gate-cut sub-experiments measure mid-circuit, which Braket devices refuse: the plan
+    says so up front; wire cuts need no mid-circuit measurement and run there, exactly."""
+    fleet = multiqpu.Fleet([multiqpu.device("braket:sv")])
+    circuit, obs = ghz(8), ["Z" + "I" * 6 + "Z"]
+    p = fleet.plan(circuit, obs, max_fragment_qubits=5)
+    assert p.refused is not None and "mid-circuit" in p.refused
+    result = await fleet.estimate(circuit, obs, shots=None, max_fragment_qubits=5, gate_cuts=False)
+    assert result.report.plan.wire_cuts >= 1
+    assert result.report.devices_used == ("braket:sv",)
+    assert result.value == pytest.approx(exact_values(circuit, obs)[0], abs=1e-8)
