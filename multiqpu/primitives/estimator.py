@@ -11,6 +11,15 @@ Precision: ``precision > 0`` runs ``ceil(1 / precision**2)`` shots per measureme
 which need an exact simulator in the fleet. ``stds`` are the standard errors of the
 estimates, computed from the shots (covariances of terms read from the same shots
 included); they are 0 for exact values.
+
+Mitigation: ``FleetEstimator(fleet, mitigation=[multiqpu.Readout(), multiqpu.ZNE()])`` runs
+the measurement circuits through :func:`multiqpu.mitigation.sample`, so each circuit is
+corrected on the device that ran it before any combination; ``evs`` are the mitigated values
+and ``stds`` their propagated standard errors (shot noise, readout-calibration error,
+extrapolation; terms of one observable summed linearly, an upper bound: see
+:mod:`multiqpu.primitives._mitigated`). ``evs_unmitigated``/``stds_unmitigated`` hold the
+plain estimates from the same (scale-1) shots, and the result's metadata the
+:class:`~multiqpu.mitigation.MitigationReport`. Exact values (precision 0) are refused.
 """
 
 from __future__ import annotations
@@ -27,12 +36,15 @@ from qiskit.primitives.primitive_job import PrimitiveJob
 
 from multiqpu.errors import InvalidInputError
 from multiqpu.primitives._dispatch import FleetLike, as_fleet, run_sync, sample
+from multiqpu.primitives._mitigated import check_spec, parity_sum, run_mitigated, shots_needed
 from multiqpu.primitives._pauli import (
     Basis,
     Term,
     estimate,
+    measured_qubits,
     measurement_circuit,
     merge_bases,
+    term_masks,
     terms_of,
 )
 
@@ -55,6 +67,9 @@ class FleetEstimator(BaseEstimatorV2):
             0 means exact.
         policy: the scheduler's placement policy (``"balanced"``, ``"fastest"``,
             ``"most_accurate"``, ``"cheapest"``).
+        mitigation: ``multiqpu.Readout()``, ``multiqpu.ZNE(...)``, ``multiqpu.PauliTwirl()``
+            or a list of them: every measurement circuit corrected on the device that ran it
+            (see docs/mitigation.md). Needs shots (precision > 0).
     """
 
     def __init__(
@@ -63,9 +78,11 @@ class FleetEstimator(BaseEstimatorV2):
         *,
         default_precision: float = DEFAULT_PRECISION,
         policy: str = "balanced",
+        mitigation: Any = None,
     ) -> None:
         if default_precision < 0:
             raise InvalidInputError(f"precision must be >= 0, got {default_precision}")
+        self._mitigation = check_spec(mitigation)
         self._fleet = as_fleet(fleet, default="default")
         self._default_precision = float(default_precision)
         self._policy = policy
@@ -77,6 +94,11 @@ class FleetEstimator(BaseEstimatorV2):
     @property
     def default_precision(self) -> float:
         return self._default_precision
+
+    @property
+    def mitigation(self) -> Any:
+        """The resolved :class:`~multiqpu.mitigation.MitigationSpec`, or None."""
+        return self._mitigation
 
     def run(
         self, pubs: Iterable[EstimatorPubLike], *, precision: float | None = None
@@ -104,12 +126,29 @@ class FleetEstimator(BaseEstimatorV2):
             plan.offset = len(circuits)
             circuits.extend(plan.circuits)
             shots.extend([plan.shots] * len(plan.circuits))
+        if self._mitigation is not None:
+            return await self._arun_mitigated(plans, circuits, shots)
         results = await sample(self._fleet, circuits, shots, policy=self._policy)
         out = []
         for plan in plans:
             mine = results[plan.offset : plan.offset + len(plan.circuits)]
             out.append(plan.finish([s.result for s in mine], [s.device for s in mine]))
         return PrimitiveResult(out, metadata={"version": 2})
+
+    async def _arun_mitigated(
+        self, plans: list[_PubPlan], circuits: list[QuantumCircuit], shots: list[int | None]
+    ) -> PrimitiveResult[PubResult]:
+        assert self._mitigation is not None
+        counts = shots_needed(shots, "precision 0")
+        if not circuits:
+            return PrimitiveResult([p.finish([], []) for p in plans], metadata={"version": 2})
+        mitigated = await run_mitigated(self._fleet, circuits, counts, self._mitigation,
+                                        self._policy)  # fmt: skip
+        out = []
+        for plan in plans:
+            mine = list(mitigated.circuits[plan.offset : plan.offset + len(plan.circuits)])
+            out.append(plan.finish_mitigated(mine, self._mitigation.describe()))
+        return PrimitiveResult(out, metadata={"version": 2, "mitigation": mitigated.report})
 
 
 class _PubPlan:
@@ -150,6 +189,61 @@ class _PubPlan:
                 self.circuits.append(measurement_circuit(flat_bound[b], basis))
             self.bases[b] = (bases, list(range(first, first + len(bases))))
 
+    def _grouped(self, b: int, terms: list[Term]) -> dict[int, list[Term]]:
+        """This binding's terms by the index of the basis that measures them."""
+        bases, _ = self.bases[b]
+        by_basis: dict[int, list[Term]] = {}
+        for term in terms:
+            j = next(i for i, basis in enumerate(bases) if _covers(basis, term))
+            by_basis.setdefault(j, []).append(term)
+        return by_basis
+
+    def finish_mitigated(self, items: list[Any], describe: str) -> PubResult:
+        """evs/stds from mitigated results; the plain estimates alongside."""
+        size = len(self.elements)
+        evs, stds = np.zeros(size), np.zeros(size)
+        raw_evs, raw_vars = np.zeros(size), np.zeros(size)
+        for k, (b, constant, terms) in enumerate(self.elements):
+            value, se, raw, raw_var = constant, 0.0, constant, 0.0
+            if terms:
+                bases, circuit_ids = self.bases[b]
+                for j, mine in self._grouped(b, terms).items():
+                    item = items[circuit_ids[j]]
+                    width = len(measured_qubits(bases[j]))
+                    offset = self.circuits[circuit_ids[j]].num_clbits - width
+                    masks = term_masks(bases[j], mine)
+                    v, s = parity_sum(item, [(int(m), t.coeff) for m, t in
+                                             zip(masks, mine, strict=True)], offset)  # fmt: skip
+                    value += v
+                    se += s  # linear: terms of all bases may share one device's calibration
+                    est = estimate(item.result, bases[j], mine)
+                    raw += est.value
+                    raw_var += est.variance
+            evs[k], stds[k], raw_evs[k], raw_vars[k] = value, se, raw, raw_var
+        shape = tuple(self.shape)
+        data = DataBin(
+            evs=evs.reshape(shape),
+            stds=stds.reshape(shape),
+            evs_unmitigated=raw_evs.reshape(shape),
+            stds_unmitigated=np.sqrt(raw_vars).reshape(shape),
+            shape=shape,
+        )
+        meta = self._metadata([it.device for it in items])
+        meta["mitigation"] = describe
+        return PubResult(data, metadata=meta)
+
+    def _metadata(self, devices: list[str]) -> dict[str, Any]:
+        share: dict[str, int] = {}
+        for d in devices:
+            share[d] = share.get(d, 0) + 1
+        return {
+            "target_precision": self.precision,
+            "shots": self.shots,
+            "circuit_metadata": self.pub.circuit.metadata,
+            "num_circuits": len(self.circuits),
+            "devices": share,
+        }
+
     def finish(self, results: list[Any], devices: list[str]) -> PubResult:
         evs = np.zeros(len(self.elements))
         variances = np.zeros(len(self.elements))
@@ -157,11 +251,7 @@ class _PubPlan:
             value, variance = constant, 0.0
             if terms:
                 bases, circuit_ids = self.bases[b]
-                by_basis: dict[int, list[Term]] = {}
-                for term in terms:
-                    j = next(i for i, basis in enumerate(bases) if _covers(basis, term))
-                    by_basis.setdefault(j, []).append(term)
-                for j, mine in by_basis.items():
+                for j, mine in self._grouped(b, terms).items():
                     est = estimate(results[circuit_ids[j]], bases[j], mine)
                     value += est.value
                     variance += est.variance
@@ -169,19 +259,7 @@ class _PubPlan:
             variances[k] = variance
         shape = tuple(self.shape)
         data = DataBin(evs=evs.reshape(shape), stds=np.sqrt(variances).reshape(shape), shape=shape)
-        share: dict[str, int] = {}
-        for d in devices:
-            share[d] = share.get(d, 0) + 1
-        return PubResult(
-            data,
-            metadata={
-                "target_precision": self.precision,
-                "shots": self.shots,
-                "circuit_metadata": self.pub.circuit.metadata,
-                "num_circuits": len(self.circuits),
-                "devices": share,
-            },
-        )
+        return PubResult(data, metadata=self._metadata(devices))
 
 
 def _covers(basis: Basis, term: Term) -> bool:

@@ -7,6 +7,12 @@ bindings, exactly as Qiskit's own samplers return them (so ``result[0].data.meas
 ``.get_counts()``, ``.get_bitstrings()`` and qiskit-addon-cutting's reconstruction work
 unchanged). Devices return counts, not shot order, so the shots of each circuit are laid out
 from its counts in a random order.
+
+Mitigation does not apply here: a ``BitArray`` holds measured shots, and a readout-corrected
+(or extrapolated) quasi-distribution is not a set of shots (its entries can be negative), so
+no honest ``BitArray`` carries it. ``mitigation=`` is refused with an error that points to
+``fleet.sample(..., mitigation=...)`` (per-circuit quasi-distributions and mitigated
+parities) and to ``fleet.estimator(mitigation=...)``.
 """
 
 from __future__ import annotations
@@ -37,6 +43,7 @@ class FleetSampler(BaseSamplerV2):
         default_shots: shots when neither ``run`` nor the PUB gives them.
         policy: the scheduler's placement policy.
         seed: seeds the order in which each circuit's shots are laid out.
+        mitigation: refused (see the module's docstring); must be None.
     """
 
     def __init__(
@@ -46,7 +53,15 @@ class FleetSampler(BaseSamplerV2):
         default_shots: int = 1024,
         policy: str = "balanced",
         seed: int | None = None,
+        mitigation: Any = None,
     ) -> None:
+        if mitigation is not None:
+            raise InvalidInputError(
+                "the sampler returns measured shots, and mitigated results are "
+                "quasi-distributions, not shots: mitigation= does not apply to it. Use "
+                "fleet.sample(circuits, mitigation=...) for corrected quasi-distributions, or "
+                "fleet.estimator(mitigation=...) for mitigated expectation values"
+            )
         if default_shots < 1:
             raise InvalidInputError(f"default_shots must be >= 1, got {default_shots}")
         self._fleet = as_fleet(fleet, default="default")
