@@ -12,6 +12,15 @@ Analytic mode (``shots=None``) asks the fleet's exact simulators for probabiliti
 exact; with shots, every device of the fleet may run circuits and the results are sampled.
 Gradients: the device computes no derivatives itself, so PennyLane differentiates by
 parameter shift, which works with every interface (autograd, torch, jax).
+
+Mitigation (``mitigation=[multiqpu.Readout(), multiqpu.ZNE(...)]``): the batch runs through
+:func:`multiqpu.mitigation.sample`, each tape corrected on the device that ran it. ``expval``
+of Pauli observables (after diagonalisation: Z-products and their linear combinations) is
+the mitigated value; ``var`` of one Pauli word ``c P`` is ``c^2 (1 - <P>^2)`` from the
+mitigated ``<P>``. Other measurements (probs, sample, counts, var of a sum, observables with
+no Pauli form) are refused, as are analytic mode (``shots=None``: exact simulators, nothing
+to mitigate) and shot vectors. ``last_standard_errors`` holds the propagated standard errors
+of the last batch, ``last_mitigation_report`` its report.
 """
 
 from __future__ import annotations
@@ -47,6 +56,7 @@ from pennylane.transforms.core import CompilePipeline, transform
 from pennylane.typing import PostprocessingFn, Result, ResultBatch
 from pennylane.wires import Wires
 
+from multiqpu.errors import InvalidInputError
 from multiqpu.pennylane._convert import (
     probabilities_vector,
     samples_array,
@@ -54,6 +64,7 @@ from multiqpu.pennylane._convert import (
     tape_to_circuit,
 )
 from multiqpu.primitives._dispatch import FleetLike, as_fleet, run_sync, sample
+from multiqpu.primitives._mitigated import check_spec, parity_sum, run_mitigated
 
 __all__ = ["FleetDevice"]
 
@@ -112,6 +123,9 @@ class FleetDevice(Device):
             (the configured fleet, else the embedded default fleet of fake QPUs).
         policy: the scheduler's placement policy.
         seed: seeds the order in which sampled shots are laid out.
+        mitigation: ``multiqpu.Readout()``, ``multiqpu.ZNE(...)``, ``multiqpu.PauliTwirl()``
+            or a list of them: ``expval`` (and ``var`` of one Pauli word) corrected per device
+            (see the module's docstring and docs/pennylane.md). Needs shots.
     """
 
     name = "multiqpu.fleet"
@@ -124,8 +138,12 @@ class FleetDevice(Device):
         fleet: FleetLike = None,
         policy: str = "balanced",
         seed: int | None = None,
+        mitigation: Any = None,
     ) -> None:
         super().__init__(wires=wires, shots=shots)
+        self._mitigation = check_spec(mitigation)
+        self._last_stds: tuple[Any, ...] = ()
+        self._last_report: Any = None
         self._fleet = as_fleet(fleet, default="ideal")
         self._policy = policy
         self._rng = np.random.default_rng(seed)
@@ -134,6 +152,22 @@ class FleetDevice(Device):
     @property
     def fleet(self) -> Any:
         return self._fleet
+
+    @property
+    def mitigation(self) -> Any:
+        """The resolved :class:`~multiqpu.mitigation.MitigationSpec`, or None."""
+        return self._mitigation
+
+    @property
+    def last_standard_errors(self) -> tuple[Any, ...]:
+        """With mitigation: per tape of the last batch, the standard error of each result
+        (shaped like the results: a float, or a tuple for several measurements)."""
+        return self._last_stds
+
+    @property
+    def last_mitigation_report(self) -> Any:
+        """The :class:`~multiqpu.mitigation.MitigationReport` of the last mitigated batch."""
+        return self._last_report
 
     @property
     def work_share(self) -> dict[str, int]:
@@ -196,6 +230,8 @@ class FleetDevice(Device):
         tapes = list(circuits)
         plans = [_TapePlan(t, self.wires) for t in tapes]
         todo = [p for p in plans if p.measured and not p.needs_state]
+        if self._mitigation is not None:
+            return self._execute_mitigated(plans, todo)
         if todo:
             circuits_q = [tape_to_circuit(p.tape, p.wire_order, p.measured) for p in todo]
             shots = [p.total_shots for p in todo]
@@ -204,6 +240,29 @@ class FleetDevice(Device):
                 plan.result = item.result
                 self._work[item.device] = self._work.get(item.device, 0) + 1
         return tuple(plan.finish(self._rng) for plan in plans)
+
+    def _execute_mitigated(
+        self, plans: list[_TapePlan], todo: list[_TapePlan]
+    ) -> tuple[Result, ...]:
+        assert self._mitigation is not None
+        for plan in plans:
+            plan.check_mitigable()
+        if todo:
+            circuits_q = [tape_to_circuit(p.tape, p.wire_order, p.measured) for p in todo]
+            shots = [int(p.total_shots or 0) for p in todo]
+            out = run_sync(run_mitigated(self._fleet, circuits_q, shots, self._mitigation,
+                                         self._policy))  # fmt: skip
+            for plan, item in zip(todo, out.circuits, strict=True):
+                plan.result = item
+                self._work[item.device] = self._work.get(item.device, 0) + 1
+            self._last_report = out.report
+        results, stds = [], []
+        for plan in plans:
+            value, se = plan.finish_mitigated()
+            results.append(value)
+            stds.append(se)
+        self._last_stds = tuple(stds)
+        return tuple(results)
 
 
 def _diagonalizing_gates(obs: Any) -> list[Any] | None:
@@ -249,6 +308,64 @@ class _TapePlan:
         qc = tape_to_circuit(self.tape, self.wire_order, [])
         data = np.asarray(Statevector(qc).data)
         return data.reshape([2] * n).transpose(list(range(n - 1, -1, -1))).reshape(-1)
+
+    # ------------------------------------------------------------------ mitigated results
+    def check_mitigable(self) -> None:
+        """Refuse, before anything runs, what mitigation cannot honestly correct."""
+        if not self.tape.shots:
+            raise InvalidInputError(
+                "mitigation= corrects sampled results; analytic mode (shots=None) runs on "
+                "exact simulators and has nothing to mitigate. Give the device or the QNode "
+                "shots (qml.set_shots), or drop mitigation="
+            )
+        if self.tape.shots.has_partitioned_shots:
+            raise InvalidInputError("shot vectors are not supported with mitigation=")
+        for mp in self.tape.measurements:
+            self._pauli_terms(mp)
+
+    def _pauli_terms(self, mp: MeasurementProcess) -> list[tuple[int, float]]:
+        """(bit mask over the measured wires, coefficient) per Pauli word of ``mp``."""
+        kind = type(mp).__name__
+        rep = getattr(mp.obs, "pauli_rep", None) if mp.obs is not None else None
+        if not isinstance(mp, (ExpectationMP, VarianceMP)) or rep is None:
+            raise InvalidInputError(
+                f"mitigation= applies to expval of Pauli observables (and var of one Pauli "
+                f"word); {kind} of {mp.obs if mp.obs is not None else 'wires'} is not one"
+            )
+        position = {w: k for k, w in enumerate(self.measured)}
+        terms = []
+        for word, coeff in rep.items():
+            if any(p != "Z" for p in word.values()):
+                raise InvalidInputError(f"{kind} term {word} is not diagonal after rotation")
+            c = complex(coeff)
+            terms.append((sum(1 << position[w] for w in word), c.real))
+        if isinstance(mp, VarianceMP) and sum(1 for m, _ in terms if m) > 1:
+            raise InvalidInputError(
+                "mitigation= gives var only for one Pauli word (var = c^2 (1 - <P>^2)); the "
+                "variance of a sum needs products of terms that are not mitigated here"
+            )
+        return terms
+
+    def finish_mitigated(self) -> tuple[Result, Any]:
+        values, stds = [], []
+        for mp in self.tape.measurements:
+            terms = self._pauli_terms(mp)
+            if self.result is None:  # nothing measured: identities only
+                value, se = sum(c for _, c in terms), 0.0
+            else:
+                value, se = parity_sum(self.result, terms)
+            if isinstance(mp, VarianceMP):
+                c2 = sum(c * c for m, c in terms if m)
+                p = value - sum(c for m, c in terms if not m)
+                p = p / np.sqrt(c2) if c2 else 0.0
+                # Var(cP) = c^2 (1 - <P>^2), delta-method error
+                value = c2 * max(0.0, 1.0 - min(p * p, 1.0))
+                se = 2.0 * np.sqrt(c2) * abs(p) * se
+            values.append(np.float64(value))
+            stds.append(float(se))
+        if len(values) == 1:
+            return values[0], stds[0]
+        return tuple(values), tuple(stds)
 
     def finish(self, rng: np.random.Generator) -> Result:
         tape = self.tape
