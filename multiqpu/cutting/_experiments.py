@@ -38,8 +38,8 @@ class SubExperiment:
 
     Classical bits ``0..num_obs_bits-1`` hold the measured observable qubits, then the QPD
     measurements. ``column_masks[u]`` selects the bits whose parity gives the sign of
-    column ``u`` (a Pauli of the measurement group, times the QPD parity). ``trivial``: the
-    circuit measures nothing, every column is exactly +1 and it need not run.
+    column ``u`` (a Pauli of the measurement group, times the QPD parity). ``trivial``: it
+    need not run (it measures nothing, so every column is exactly +1, or no term reads it).
     """
 
     circuit: Any  # QuantumCircuit
@@ -352,7 +352,7 @@ def _set_weights(problem: CutProblem) -> None:
             qpd_mask=e.qpd_mask,
             column_masks=e.column_masks,
             weight=float(w[i]),
-            trivial=e.trivial,
+            trivial=e.trivial or w[i] == 0,  # read by no term (coefficients cancelled)
         )
         for i, e in enumerate(problem.experiments)
     ]
