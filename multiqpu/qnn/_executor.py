@@ -64,13 +64,19 @@ class Executor(abc.ABC):
         """Estimated fidelity of the model's circuits on each device (1.0 when unknown)."""
         return [1.0] * len(self.names)
 
+    def job_prior(self, d: int) -> tuple[float, float]:
+        """Prior (per-job overhead, high queue wait) of device ``d`` in seconds: what the
+        trainer assumes when it sizes shards and picks how many to keep in flight."""
+        return 0.0, 0.0
+
     async def close(self) -> None:  # noqa: B027 - optional hook, nothing to cancel by default
         """Cancel whatever is still running."""
 
 
 class FleetExecutor(Executor):
     """Shards run on the devices of a fleet with ``device.run`` (large shards are split into
-    jobs within each device's ``max_circuits_per_job``)."""
+    jobs within each device's ``max_circuits_per_job``). ``concurrency`` caps the shards in
+    flight per device (default 2), always within the device's ``max_concurrent_jobs``."""
 
     def __init__(self, devices: Sequence[Device], *, concurrency: int | None = None) -> None:
         if not devices:
@@ -111,6 +117,12 @@ class FleetExecutor(Executor):
     def in_flight(self) -> int:
         return len(self._tasks)
 
+    def job_prior(self, d: int) -> tuple[float, float]:
+        # the scheduler's priors: local simulators start at once, a QPU's job costs seconds
+        # of set-up and waits in a queue
+        local = self.devices[d].spec.startswith("local:") or self.devices[d].exact
+        return (0.05, 0.0) if local else (5.0, 30.0)
+
     def quality(self, work: Work) -> list[float]:
         out = []
         circuit = work.circuits()[0] if len(work) else None
@@ -131,6 +143,9 @@ class FleetExecutor(Executor):
             t.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks.clear()
+
+
+_Z90 = 1.2816  # standard normal 90 % quantile
 
 
 @dataclass(frozen=True)
@@ -204,6 +219,11 @@ class VirtualExecutor(Executor):
 
     def quality(self, work: Work) -> list[float]:
         return [d.fidelity for d in self.spec]
+
+    def job_prior(self, d: int) -> tuple[float, float]:
+        """The device's stated overhead and the 90 % quantile of its queue wait."""
+        dev = self.spec[d]
+        return dev.overhead_s, dev.queue_median_s * math.exp(_Z90 * dev.queue_sigma)
 
 
 def _results(

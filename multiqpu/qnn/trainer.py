@@ -7,14 +7,17 @@ the results into the shard's loss and gradient and aggregates:
 * ``aggregation="sync"``: every mini-batch is split over the devices in proportion to each
   device's measured throughput (circuits per second, learned from its finished shards), all
   shards are awaited, and one optimizer step uses their weighted mean gradient.
-* ``aggregation="async"``: no barrier. Every device keeps ``concurrency`` shards in flight
-  (hiding its queue wait) and starts a new shard on the newest weights as soon as one
-  finishes. The parameter server steps as soon as finished shards cover ``batch_size``
-  samples (the K-async rule: whichever devices are done first), so the number of updates per
-  epoch is the same as with one device. A gradient computed on weights more than
-  ``max_staleness`` updates old is dropped and its shard recomputed (bounded staleness).
-  Shards hold ``batch_size / devices`` samples scaled by the device's relative throughput,
-  so every shard takes about the same time.
+* ``aggregation="async"``: no barrier. Every device keeps several shards in flight (hiding
+  its queue wait) and starts a new shard on the newest weights as soon as one finishes. The
+  parameter server steps as soon as finished shards cover ``batch_size`` samples (the
+  K-async rule: whichever devices are done first), so the number of updates per epoch is the
+  same as with one device. A gradient computed on weights more than ``max_staleness``
+  updates old is dropped and its shard recomputed (bounded staleness). Shard size and
+  in-flight depth follow the rules of :mod:`multiqpu.qnn._pipeline`: the device's
+  throughput share of a batch, grown until the per-job overhead is at most 15 % of the
+  shard's measured run time; ``ceil(queue wait / shard run time) + 1`` shards in flight,
+  within the device's job limit; both reduced while the expected staleness
+  (samples in flight / batch size) exceeds ``max_staleness - 1``.
 
 ``weighting="quality"`` scales each device's gradient by its estimated fidelity for the
 model's circuits relative to the fleet's mean (the EQC weighting of Stein et al.), so noisier
@@ -39,6 +42,7 @@ from multiqpu.errors import InvalidInputError
 from multiqpu.qnn._executor import Completion, Executor, FleetExecutor
 from multiqpu.qnn._loss import Loss, loss_and_grad
 from multiqpu.qnn._optim import Optimizer, make_optimizer
+from multiqpu.qnn._pipeline import Plan, plan
 from multiqpu.qnn.history import EpochRecord, History
 
 if TYPE_CHECKING:
@@ -56,12 +60,13 @@ class Trainer:
         batch_size: samples per optimizer step.
         learning_rate, optimizer: ``"adam"`` (default) or ``"sgd"``.
         aggregation: ``"sync"`` or ``"async"`` (see the module docstring).
-        max_staleness: async only; default twice the largest per-device concurrency.
+        max_staleness: async only; default twice the largest per-device concurrency cap.
         weighting: ``"size"`` or ``"quality"`` (EQC-style).
         output_scale: logits are ``output_scale * <O_k>``.
         checkpoint: a JSON path written after each epoch.
         progress: a progress bar (rich); None: only when stderr is a terminal.
-        concurrency: shards in flight per device (default min(2, the device's job limit)).
+        concurrency: the most shards in flight per device (default min(2, the device's job
+            limit)); async training picks the depth within it (see the module docstring).
     """
 
     def __init__(
@@ -120,6 +125,9 @@ class Trainer:
         n = len(executor.names)
         self.throughput = np.ones(n)  # circuits per second (relative until measured)
         self._measured = np.zeros(n, dtype=bool)
+        self.circuit_s = np.full(n, np.nan)  # device seconds per circuit, overhead excluded
+        self._last_finish = np.full(n, -np.inf)
+        self.plan: Plan | None = None  # the async plan last used
         self._quality: np.ndarray | None = None
         self.version = 0
 
@@ -254,7 +262,12 @@ class Trainer:
         each epoch drains before the next starts, e.g. to validate on the fleet)."""
         n_dev = len(self.executor.names)
         queue: deque[tuple[int, int]] = deque()  # (epoch, sample)
-        slots = list(self.executor.concurrency)
+        inflight = [0] * n_dev
+
+        def free(d: int) -> bool:
+            self.plan = self._plan()
+            return inflight[d] < self.plan.depths[d]
+
         pending: list[tuple[np.ndarray, float]] = []  # accepted gradients, their weights
         pending_samples = 0
         stats: dict[int, _EpochStats] = {}
@@ -274,12 +287,13 @@ class Trainer:
         def launch(d: int) -> None:
             if not queue:
                 refill()
-            size = min(self._shard_size(d), len(queue))
+            assert self.plan is not None
+            size = min(self.plan.sizes[d], len(queue))
             items = [queue.popleft() for _ in range(size)]
             if items:
                 idx = np.array([i for _, i in items])
                 self._start(d, X, idx, epochs=np.array([e for e, _ in items]))
-                slots[d] -= 1
+                inflight[d] += 1
 
         def flush() -> None:
             nonlocal pending, pending_samples
@@ -290,12 +304,12 @@ class Trainer:
 
         refill()
         for d in range(n_dev):
-            while slots[d] and (queue or next_epoch < last):
+            while free(d) and (queue or next_epoch < last):
                 launch(d)
         while self.executor.in_flight():
             done = await self.executor.next()
             d = done.device
-            slots[d] += 1
+            inflight[d] -= 1
             epochs_of = done.tag[3]
             if self.version - done.tag[1] > self.max_staleness:
                 stats[int(epochs_of[0])].dropped += 1  # too stale: recompute on fresh weights
@@ -321,19 +335,26 @@ class Trainer:
                         if e + 1 in started:
                             started[e + 1] = max(started[e + 1], self.executor.now())
                         await finish(record)
-            while slots[d] and (queue or (next_epoch < last and (not barrier or not left))):
+            while free(d) and (queue or (next_epoch < last and (not barrier or not left))):
                 launch(d)
             if not self.executor.in_flight():
                 for d2 in range(n_dev):
-                    while slots[d2] and (queue or (next_epoch < last and not left)):
+                    while free(d2) and (queue or (next_epoch < last and not left)):
                         launch(d2)
         flush()
 
-    def _shard_size(self, d: int) -> int:
-        """Async shards: the batch shared by the devices, scaled by relative throughput."""
-        n = len(self.executor.names)
-        rel = self.throughput[d] / self.throughput.mean()
-        return int(np.clip(round(self.batch_size / n * rel), 1, self.batch_size))
+    def _plan(self) -> Plan:
+        """Async shard sizes and in-flight depths from what is measured so far."""
+        priors = [self.executor.job_prior(d) for d in range(len(self.executor.names))]
+        return plan(
+            self.batch_size,
+            self.throughput,
+            self.circuit_s * self.model.circuits_per_sample,
+            [o for o, _ in priors],
+            [w for _, w in priors],
+            self.executor.concurrency,
+            self.max_staleness,
+        )
 
     def _start(
         self, d: int, X: np.ndarray, idx: np.ndarray, epochs: np.ndarray | None = None
@@ -373,6 +394,14 @@ class Trainer:
     def _learn(self, done: Completion) -> None:
         """Throughput: circuits per second of wall (or virtual) time, queue included."""
         d = done.device
+        # device time of this job: from when it could start (submitted, or the device's
+        # previous job finished) to its end, less the per-job overhead, per circuit
+        service = done.finished - max(done.submitted, self._last_finish[d])
+        self._last_finish[d] = max(self._last_finish[d], done.finished)
+        overhead = self.executor.job_prior(d)[0]
+        per = max(service - overhead, 0.1 * service) / max(len(done.results), 1)
+        old = self.circuit_s[d]
+        self.circuit_s[d] = per if np.isnan(old) else 0.7 * old + 0.3 * per
         rate = len(done.results) / max(done.finished - done.submitted, 1e-9)
         if self._measured[d]:
             self.throughput[d] = 0.7 * self.throughput[d] + 0.3 * rate
