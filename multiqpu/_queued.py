@@ -61,6 +61,7 @@ class QueuedDevice(Device):
     ) -> None:
         super().__init__(inner.name, inner.provider, limits=inner.limits)
         self.exact = inner.exact
+        self.mid_circuit_measurement = inner.mid_circuit_measurement
         self._inner = inner
         self._model = model
         self._clock = clock

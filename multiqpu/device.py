@@ -269,6 +269,9 @@ class Device(abc.ABC):
 
     #: True if ``run(..., shots=None)`` returns exact probabilities.
     exact: bool = False
+    #: False if the device cannot keep running a circuit after a measurement (Braket QPUs and
+    #: simulators); cutting then sends gate-cut sub-experiments elsewhere.
+    mid_circuit_measurement: bool = True
 
     def __init__(self, name: str, provider: str, *, limits: DeviceLimits | None = None) -> None:
         self.name = name

@@ -50,3 +50,16 @@ async def test_labelled_device_runs() -> None:
     result = await dev.run([qc], shots=10)
     assert result.device == "local:tiny"
     assert result[0].counts == {"01": 10}
+
+
+def test_mid_circuit_measurement_capability_survives_wrappers() -> None:
+    from multiqpu.queue_model import QueueModel, QueuedDevice
+    from multiqpu.testing.faults import FaultyDevice
+
+    braket = multiqpu.device("braket:sv")
+    local = multiqpu.device("local:ideal", num_qubits=3)
+    assert braket.mid_circuit_measurement is False
+    assert local.mid_circuit_measurement is True
+    model = QueueModel.for_device(braket.spec, style="braket", index=0)
+    assert QueuedDevice(braket, model).mid_circuit_measurement is False
+    assert FaultyDevice(braket).mid_circuit_measurement is False

@@ -185,12 +185,9 @@ def mid_circuit(circuit: QuantumCircuit) -> bool:
 
 
 def supports_mid_circuit(device: Device) -> bool:
-    """Whether ``device`` runs circuits that keep going after a measurement. A device may
-    say so itself (``mid_circuit_measurement`` attribute); Braket's devices do not."""
-    declared = getattr(device, "mid_circuit_measurement", None)
-    if declared is not None:
-        return bool(declared)
-    return device.provider != "braket"
+    """Whether ``device`` runs circuits that keep going after a measurement
+    (:attr:`multiqpu.Device.mid_circuit_measurement`)."""
+    return bool(device.mid_circuit_measurement)
 
 
 async def run_tasks(

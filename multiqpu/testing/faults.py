@@ -114,6 +114,7 @@ class FaultyDevice(Device):
         if not 0 <= low <= high:
             raise InvalidInputError(f"delay_s must be >= 0 (low <= high), got {delay_s!r}")
         self.exact = inner.exact
+        self.mid_circuit_measurement = inner.mid_circuit_measurement
         self.inner = inner
         self.transient_failures = transient_failures
         self.fail_after = fail_after

@@ -75,6 +75,8 @@ def _plain(value: str | Secret | None) -> str | None:
 class AwsBraketDevice(Device):
     """A Braket device in the cloud, named by its ARN."""
 
+    mid_circuit_measurement = False  # the translation refuses measure-then-continue
+
     def __init__(
         self,
         arn: str,

@@ -60,6 +60,8 @@ DM_MAX_QUBITS = 13  # LocalSimulator("braket_dm").properties.paradigm.qubitCount
 class LocalBraketDevice(Device):
     """Shared machinery: a thread per batch, exact distribution, seeded sampling."""
 
+    mid_circuit_measurement = False  # the translation refuses measure-then-continue
+
     backend: str = "braket_sv"
     max_active: int = SV_MAX_QUBITS
 
