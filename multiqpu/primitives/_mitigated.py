@@ -34,6 +34,12 @@ def check_spec(mitigation: Any) -> MitigationSpec | None:
     from multiqpu.mitigation import resolve
 
     spec = resolve(mitigation)
+    if spec.zne is not None and spec.zne.make_extrapolator().coefficients(spec.zne.scales) is None:
+        raise InvalidInputError(
+            f"per-circuit mitigation extrapolates with fixed linear weights (richardson, linear, "
+            f"quadratic); {spec.zne.extrapolator!r} is not linear. Use "
+            "fleet.estimate(circuit, observables, mitigation=...) for it"
+        )
     return None if spec.empty else spec
 
 
