@@ -53,7 +53,7 @@ async def test_labelled_device_runs() -> None:
 
 
 def test_mid_circuit_measurement_capability_survives_wrappers() -> None:
-    from multiqpu.queue_model import QueueModel, QueuedDevice
+    from multiqpu.queue_model import QueuedDevice, QueueModel
     from multiqpu.testing.faults import FaultyDevice
 
     braket = multiqpu.device("braket:sv")
