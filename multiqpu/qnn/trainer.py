@@ -10,8 +10,9 @@ the results into the shard's loss and gradient and aggregates:
 * ``aggregation="async"``: no barrier. Every device keeps several shards in flight (hiding
   its queue wait) and starts a new shard on the newest weights as soon as one finishes. The
   parameter server steps as soon as finished shards cover ``batch_size`` samples (the
-  K-async rule: whichever devices are done first), so the number of updates per epoch is the
-  same as with one device. A gradient computed on weights more than ``max_staleness``
+  K-async rule: whichever devices are done first) on exactly ``batch_size`` of them, the
+  rest waiting for the next step, so the number of updates per epoch is the same as with
+  one device. A gradient computed on weights more than ``max_staleness``
   updates old is dropped and its shard recomputed (bounded staleness). Shard size and
   in-flight depth follow the rules of :mod:`multiqpu.qnn._pipeline`: the device's
   throughput share of a batch, grown until the per-job overhead is at most 15 % of the
@@ -268,8 +269,8 @@ class Trainer:
             self.plan = self._plan()
             return inflight[d] < self.plan.depths[d]
 
-        pending: list[tuple[np.ndarray, float]] = []  # accepted gradients, their weights
-        pending_samples = 0
+        # accepted per-sample gradients, their weight, the weights' version they were taken at
+        pending: list[tuple[np.ndarray, float, int]] = []
         stats: dict[int, _EpochStats] = {}
         left: dict[int, int] = {}
         started: dict[int, float] = {}
@@ -295,12 +296,28 @@ class Trainer:
                 self._start(d, X, idx, epochs=np.array([e for e, _ in items]))
                 inflight[d] += 1
 
-        def flush() -> None:
-            nonlocal pending, pending_samples
-            if pending:
-                w = np.array([w for _, w in pending])
-                self._step(np.tensordot(w / w.sum(), np.array([g for g, _ in pending]), axes=1))
-            pending, pending_samples = [], 0
+        def flush(full: bool = False) -> None:
+            """One step on the first ``batch_size`` pending samples (on all of them unless
+            ``full``), so steps hold a batch each as with one device; the rest waits for the
+            next step, except samples that would then be staler than the bound."""
+            nonlocal pending
+            if not pending:
+                return
+            rows: list[np.ndarray] = []
+            weights: list[np.ndarray] = []
+            keep: list[tuple[np.ndarray, float, int]] = []
+            room = self.batch_size if full else len(X) * (last + 1)
+            for g, w, v in pending:
+                forced = self.version + 1 - v > self.max_staleness
+                k = len(g) if forced else max(0, min(room, len(g)))
+                rows.append(g[:k])
+                weights.append(np.full(k, w))
+                room -= k
+                if k < len(g):
+                    keep.append((g[k:], w, v))
+            wt = np.concatenate(weights)
+            self._step(np.tensordot(wt / wt.sum(), np.concatenate(rows), axes=1))
+            pending = keep
 
         refill()
         for d in range(n_dev):
@@ -318,11 +335,10 @@ class Trainer:
                 self._learn(done)
             else:
                 per = self._absorb_split(done, X, y, bar)
-                g, n = per.pop("grad")
-                pending.append((g, n * float(self._weight(np.array([d]))[0])))
-                pending_samples += n
-                if pending_samples >= self.batch_size:
-                    flush()
+                g = per.pop("grad")
+                pending.append((g, float(self._weight(np.array([d]))[0]), int(done.tag[1])))
+                while sum(len(p[0]) for p in pending) >= self.batch_size:
+                    flush(full=True)
                 for e, (k, loss, correct, circuits) in per.items():
                     stats[e].add(d, k, loss, correct, circuits)
                     left[e] -= k
@@ -372,7 +388,7 @@ class Trainer:
         loss, grad, correct = loss_and_grad(self.loss, out.f, y[idx], out.jac)
         self._learn(done)
         bar.advance(done.device, len(idx))
-        per: dict[Any, Any] = {"grad": (grad.mean(axis=0), len(idx))}
+        per: dict[Any, Any] = {"grad": grad}  # one row per sample
         per_circuit = len(done.results) / len(idx)
         for e in np.unique(epochs):
             mask = epochs == e

@@ -132,6 +132,7 @@ def test_async_training_keeps_depth_staleness_and_sample_counts() -> None:
 def test_async_and_sync_use_the_same_samples_and_circuits() -> None:
     X, y = _moons(48)
     totals = {}
+    updates = {}
     aggregation: Literal["sync", "async"]
     for aggregation in ("sync", "async"):
         trainer = Trainer(
@@ -144,5 +145,10 @@ def test_async_and_sync_use_the_same_samples_and_circuits() -> None:
         )
         history = trainer.fit(X, y, epochs=2)
         totals[aggregation] = [(sum(e.samples), sum(e.circuits)) for e in history.epochs]
+        updates[aggregation] = trainer.version
     per_sample = variational_classifier(2, 2, layers=1).circuits_per_sample
     assert totals["sync"] == totals["async"] == [(48, 48 * per_sample)] * 2
+    # async steps hold a batch each (the rest waits for the next step), so the step count
+    # is sync's 6 per epoch, plus at most one partial step where epochs overlap
+    assert updates["sync"] == 12
+    assert 12 <= updates["async"] <= 12 + 2
