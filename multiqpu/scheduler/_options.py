@@ -40,8 +40,10 @@ class Options:
             default each device's ``limits.max_concurrent_jobs``.
         cache: serve identical (circuit, shots, device, calibration) results from the
             journal's cache (a cached sampled result is the same random draw as before).
-        journal: a path, a :class:`~multiqpu.journal.Journal`, ``True`` (the default file) or
-            None (no journal; nothing is recorded and nothing can be resumed).
+        journal: a path, a :class:`~multiqpu.journal.Journal`, ``True`` (the default: the
+            file named by ``$MULTIQPU_JOURNAL`` or the per-user data directory's
+            ``journal.sqlite``) or None (no journal; nothing is recorded and nothing can be
+            resumed).
         progress: a progress bar per device; None: when stderr is a terminal and the run is
             long (over 200 circuits).
         hedging: copy stragglers to idle devices in the tail of a run.
@@ -64,7 +66,7 @@ class Options:
     deadline_s: float | None = None
     concurrency: int | Mapping[str, int] | None = None
     cache: bool = True
-    journal: str | os.PathLike[str] | Journal | bool | None = None
+    journal: str | os.PathLike[str] | Journal | bool | None = True
     progress: bool | None = None
     hedging: bool = True
     retries: int = 5
