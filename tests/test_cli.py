@@ -175,6 +175,29 @@ def test_demo_json_runs_on_every_default_device(capsys: pytest.CaptureFixture[st
         assert r["fidelity"] > 0.5
         if r["spec"] == "local:ideal":  # noiseless: only 000 and 111 can occur
             assert r["fidelity"] == 1.0 and set(r["counts"]) <= {"000", "111"}
+    # the scheduled batch: every circuit placed on a noisy device within the balanced
+    # policy's 2 % fidelity margin of the best; the noisiest device gets nothing
+    sched = summary["scheduled"]
+    assert sched["circuits"] == 24 and sched["policy"] == "balanced"
+    placed = {d["device"]: d for d in sched["devices"]}
+    assert "local:ideal" not in placed
+    assert sum(d["circuits"] for d in placed.values()) == 24
+    estimates = {r["spec"]: r["estimated_fidelity"] for r in rows if r["spec"] in placed}
+    best = max(estimates.values())
+    for spec, d in placed.items():
+        if d["circuits"]:
+            assert estimates[spec] >= 0.98 * best - 1e-9, (spec, estimates)
+    noisiest = min(estimates, key=lambda s: estimates[s])
+    assert placed[noisiest]["circuits"] == 0
+    assert summary["scheduled"]["run_id"] in subprocess_free_runs()
+
+
+def subprocess_free_runs() -> list[str]:
+    """Run ids in this test's journal (``$MULTIQPU_JOURNAL``)."""
+    from multiqpu.journal import Journal
+
+    with Journal() as journal:
+        return [r.run_id for r in journal.runs()]
 
 
 def test_demo_table_for_humans(capsys: pytest.CaptureFixture[str]) -> None:
@@ -182,6 +205,9 @@ def test_demo_table_for_humans(capsys: pytest.CaptureFixture[str]) -> None:
     out = capsys.readouterr().out
     assert "2-qubit GHZ" in out and "Measured F" in out and "finished in" in out
     assert "local:ideal" in out and "1.000 ± 0.000" in out
+    # then the scheduled batch's run report, with why devices were left alone
+    assert "Scheduling 24 GHZ circuits" in out and "est. F" in out and "queue s" in out
+    assert "Left alone: ibm:fake_manila" in out and "too noisy" in out
 
 
 def test_devices_imports_no_vendor_sdk(tmp_path: Path) -> None:

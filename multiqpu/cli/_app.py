@@ -24,7 +24,7 @@ default fleet of simulated devices, which needs no account and no network.
 
 _EPILOG = """\
 examples:
-  multiqpu demo                 run a GHZ circuit on every default device at once
+  multiqpu demo                 GHZ on every default device, then a scheduled batch
   multiqpu devices              list the devices of your fleet with queues, errors, prices
   multiqpu devices --json       the same as JSON
   multiqpu devices --config fleet.toml
@@ -52,6 +52,16 @@ def _positive_int(text: str) -> int:
         raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
     if value < 1:
         raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def _non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}")
     return value
 
 
@@ -109,7 +119,9 @@ def build_parser() -> argparse.ArgumentParser:
         description=(
             "Build a small GHZ circuit, run it concurrently on every device of the embedded "
             "default fleet (each behind a simulated, time-scaled queue) and compare queue "
-            "wait, run time, estimated and measured fidelity and cost. Needs no account."
+            "wait, run time, estimated and measured fidelity and cost; then let the scheduler "
+            "place a batch of GHZ circuits and print its run report (which devices it "
+            "preferred: short queues, low noise). Needs no account."
         ),
     )
     demo.add_argument("--json", action="store_true", help="print a JSON summary")
@@ -123,6 +135,14 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         metavar="S",
         help="caller seconds per simulated queue second (default: 1e-4; 0: no queue wait)",
+    )
+    demo.add_argument(
+        "--batch",
+        type=_non_negative_int,
+        default=24,
+        metavar="N",
+        help="then schedule N GHZ circuits across the noisy devices and print the run "
+        "report (default: 24; 0: skip)",
     )
     demo.set_defaults(handler=_demo)
 

@@ -1,4 +1,5 @@
-"""``multiqpu demo``: one GHZ circuit on every default device at once."""
+"""``multiqpu demo``: one GHZ circuit on every default device at once, then a batch of GHZ
+circuits placed by the scheduler (its run report shows which devices it preferred and why)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,8 @@ from typing import TYPE_CHECKING, Any
 
 from multiqpu.cli import _format as fmt
 from multiqpu.errors import MultiQPUError
+
+MARGIN = 0.02  # the balanced policy's default fidelity margin
 
 if TYPE_CHECKING:
     from qiskit import QuantumCircuit
@@ -44,12 +47,95 @@ def run_demo(args: argparse.Namespace) -> int:
             f"{len(fleet)} devices at once: {', '.join(d.spec for d in fleet)}"
         )
     summary = asyncio.run(run_on_fleet(fleet, circuit, args.shots))
+    if not args.json:
+        _print_table(summary)
+    failed = any(d["status"] == "failed" for d in summary["devices"])
+    if args.batch:
+        try:
+            estimates = {r["spec"]: r["estimated_fidelity"] for r in summary["devices"]}
+            summary["scheduled"] = asyncio.run(
+                schedule_batch(
+                    fleet,
+                    args.batch,
+                    args.qubits,
+                    args.shots,
+                    quiet=args.json,
+                    estimates=estimates,
+                )
+            )
+        except MultiQPUError as exc:
+            summary["scheduled"] = {"error": fmt.one_line(exc)}
+            failed = True
+            if not args.json:
+                fmt.console().print(f"[red]scheduled batch failed[/red]: {fmt.one_line(exc)}")
     if args.json:
         json.dump(summary, sys.stdout, indent=2)
         sys.stdout.write("\n")
-    else:
-        _print_table(summary)
-    return 1 if any(d["status"] == "failed" for d in summary["devices"]) else 0
+    return 1 if failed else 0
+
+
+async def schedule_batch(
+    fleet: Fleet,
+    count: int,
+    qubits: int,
+    shots: int,
+    *,
+    quiet: bool = False,
+    estimates: dict[str, float | None] | None = None,
+) -> dict[str, Any]:
+    """``count`` GHZ circuits placed by the scheduler (balanced policy) on the fleet's
+    QPU-like devices; prints the run report unless ``quiet`` (``estimates``: each device's
+    estimated fidelity for one such circuit, to say why a device was left alone); a
+    JSON-ready summary."""
+    from multiqpu.fleet import Fleet
+    from multiqpu.scheduler import demo_batch
+
+    qpus = Fleet([d for d in fleet if not d.exact and d.num_qubits >= qubits])
+    if not quiet:
+        fmt.console().print(
+            f"\nScheduling {count} GHZ circuits ({shots} shots each) over "
+            f"{len(qpus)} noisy devices with the balanced policy "
+            "(the noiseless simulator is left out: it would win every circuit)..."
+        )
+    result = await demo_batch(
+        qpus, circuits=count, qubits=qubits, shots=shots, journal=True, cache=False
+    )
+    report = result.report
+    if not quiet:
+        _print_report(report, estimates or {})
+    return report.to_dict()
+
+
+def _print_report(report: Any, estimates: dict[str, float | None]) -> None:
+    console = fmt.console()
+    console.print()
+    console.print(report.table())
+    used = sorted(
+        (d for d in report.devices if d.circuits),
+        key=lambda d: -d.circuits,
+    )
+    idle = [d for d in report.devices if not d.circuits]
+    if used:
+        top = used[0]
+        console.print(
+            f"Most work went to {top.device} ({top.circuits} of {report.circuits} circuits, "
+            f"est. fidelity {top.mean_estimated_fidelity or 0:.3f}, "
+            f"reported queue {fmt.seconds(top.reported_wait_s)})."
+        )
+    known = [f for f in estimates.values() if f is not None and f < 1.0]
+    best = max(known) if known else None
+    bar = (1.0 - MARGIN) * best if best is not None else None
+    for d in idle:
+        est = estimates.get(d.device)
+        queue = f"reported queue {fmt.seconds(d.reported_wait_s)}"
+        if est is not None and bar is not None and est < bar:
+            why = f"too noisy, est. fidelity {est:.3f} is over 2 % below the best ({best:.3f})"
+        else:
+            why = "within the fidelity margin but expected to finish later"
+        console.print(f"Left alone: {d.device} ({queue}): {why}.")
+    console.print(
+        f"[dim]Recorded in the job journal as run {report.run_id}: see multiqpu runs.[/dim]"
+    )
 
 
 async def run_on_fleet(fleet: Fleet, circuit: QuantumCircuit, shots: int) -> dict[str, Any]:

@@ -118,43 +118,47 @@ class RunReport:
 
     def table(self) -> Table:
         """A rich table: one row per device, with the run's totals in the caption."""
+        from rich import box
         from rich.table import Table
 
         table = Table(
             title=f"run {self.run_id} ({self.policy}): {self.circuits} circuits in "
             f"{self.makespan_s:.2f} s",
             title_justify="left",
+            box=box.SIMPLE_HEAD,
+            show_edge=False,
+            pad_edge=False,
+            padding=(0, 1, 0, 0),
         )
-        for name, justify in (
-            ("device", "left"),
-            ("jobs", "right"),
-            ("circuits", "right"),
-            ("shots", "right"),
-            ("wait s", "right"),
-            ("run s", "right"),
-            ("est. fidelity", "right"),
-            ("cost $", "right"),
-            ("failures", "right"),
-        ):
-            table.add_column(name, justify=justify)  # type: ignore[arg-type]
+        # cost and failure columns only when they say something (keeps 80 columns)
+        paid = any(d.cost_usd for d in self.devices)
+        failed = any(d.failures for d in self.devices)
+        names = ["jobs", "circuits", "shots", "queue s", "wait s", "run s", "est. F"]
+        names += ["cost $"] * paid + ["fail"] * failed
+        table.add_column("device", no_wrap=True)
+        for name in names:
+            table.add_column(name, justify="right", no_wrap=True)
         for d in self.devices:
-            table.add_row(
+            row = [
                 d.device + (" (dropped)" if d.dropped else ""),
                 str(d.jobs),
                 str(d.circuits),
                 str(d.shots),
+                _fmt(d.reported_wait_s, ".2f"),
                 _fmt(d.mean_wait_s, ".2f"),
                 _fmt(d.mean_execution_s, ".2f"),
                 _fmt(d.mean_estimated_fidelity, ".3f"),
-                _fmt(d.cost_usd, ".2f"),
-                str(d.failures),
-            )
+            ]
+            row += [_fmt(d.cost_usd, ".2f")] * paid + [str(d.failures)] * failed
+            table.add_row(*row)
         table.caption = (
-            f"mean est. fidelity {_fmt(self.mean_estimated_fidelity, '.3f')}, "
+            f"queue s: the device's own queue report; wait s / run s: means over this run's "
+            f"jobs. Mean est. fidelity {_fmt(self.mean_estimated_fidelity, '.3f')}, "
             f"cost ${self.total_cost_usd:.2f}, retries {self.retries}, hedges "
             f"{self.hedges} ({self.hedges_won} won), steals {self.steals}, failovers "
             f"{self.failovers}, cached {self.from_cache}, from journal {self.from_journal}"
         )
+        table.caption_justify = "left"
         return table
 
     def __rich__(self) -> Table:
