@@ -28,9 +28,43 @@ from multiqpu.errors import InvalidInputError
 
 if TYPE_CHECKING:
     from multiqpu.device import CircuitResult, Device
+    from multiqpu.mitigation import MitigatedCircuit, MitigationSpec
+    from multiqpu.primitives._pauli import Basis, Estimate, Term
     from multiqpu.qnn.model import Work
 
-__all__ = ["Completion", "Executor", "FleetExecutor", "VirtualDevice", "VirtualExecutor"]
+
+@dataclass(frozen=True)
+class MitigatedShardResult:
+    """One circuit of a mitigated shard: the device's corrected result, read as sums of
+    Z-parities with standard errors (see :mod:`multiqpu.primitives._mitigated`)."""
+
+    item: MitigatedCircuit
+    num_clbits: int
+
+    @property
+    def counts(self) -> Any:
+        return self.item.counts
+
+    def estimate(self, basis: Basis, terms: Sequence[Term]) -> Estimate:
+        from multiqpu.primitives._mitigated import parity_sum
+        from multiqpu.primitives._pauli import Estimate, measured_qubits, term_masks
+
+        if not terms:
+            return Estimate(0.0, 0.0)
+        masks = term_masks(basis, terms)
+        offset = self.num_clbits - len(measured_qubits(basis))
+        pairs = [(int(m), t.coeff) for m, t in zip(masks, terms, strict=True)]
+        value, se = parity_sum(self.item, pairs, offset)
+        return Estimate(value, se * se)
+
+__all__ = [
+    "Completion",
+    "Executor",
+    "FleetExecutor",
+    "MitigatedShardResult",
+    "VirtualDevice",
+    "VirtualExecutor",
+]
 
 
 @dataclass(frozen=True)
@@ -76,11 +110,24 @@ class Executor(abc.ABC):
 class FleetExecutor(Executor):
     """Shards run on the devices of a fleet with ``device.run`` (large shards are split into
     jobs within each device's ``max_circuits_per_job``). ``concurrency`` caps the shards in
-    flight per device (default 2), always within the device's ``max_concurrent_jobs``."""
+    flight per device (default 2), always within the device's ``max_concurrent_jobs``.
 
-    def __init__(self, devices: Sequence[Device], *, concurrency: int | None = None) -> None:
+    With ``mitigation`` (a resolved :class:`~multiqpu.mitigation.MitigationSpec`), each shard
+    goes through :func:`multiqpu.mitigation.sample` on a one-device fleet: it runs on the
+    device the trainer chose for it (with the scheduler's retries and throttling) and is
+    corrected there with that device's own readout calibration and zero-noise fit, before
+    its gradients meet any other device's."""
+
+    def __init__(
+        self,
+        devices: Sequence[Device],
+        *,
+        concurrency: int | None = None,
+        mitigation: MitigationSpec | None = None,
+    ) -> None:
         if not devices:
             raise InvalidInputError("the trainer needs at least one device")
+        self.mitigation = mitigation
         self.devices = list(devices)
         self.names = [d.spec for d in self.devices]
         self.concurrency = [
@@ -100,6 +147,20 @@ class FleetExecutor(Executor):
         device = self.devices[d]
         submitted = self.now()
         circuits = work.circuits()
+        if self.mitigation is not None:
+            from multiqpu.fleet import Fleet
+            from multiqpu.mitigation import sample
+
+            if shots is None:
+                raise InvalidInputError("mitigation corrects sampled results: give shots")
+            mitigated = await sample(
+                Fleet([device]), circuits, mitigation=self.mitigation, shots=shots
+            )
+            corrected: list[Any] = [
+                MitigatedShardResult(item, c.num_clbits)
+                for item, c in zip(mitigated.circuits, circuits, strict=True)
+            ]
+            return Completion(tag, d, corrected, submitted, self.now())
         size = max(1, device.limits.max_circuits_per_job)
         chunks = [circuits[i : i + size] for i in range(0, len(circuits), size)]
         runs = await asyncio.gather(*(device.run(c, shots) for c in chunks))

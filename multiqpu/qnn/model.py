@@ -247,7 +247,13 @@ class QNNModel:
                 for k, (constant, _) in enumerate(self.observables):
                     total, variance = constant, 0.0
                     for j, terms in self._split[k]:
-                        est = estimate(results[base + j], self.bases[j], terms)
+                        r = results[base + j]
+                        own = getattr(r, "estimate", None)  # a mitigated shard's result
+                        est = (
+                            own(self.bases[j], terms)
+                            if own is not None
+                            else estimate(r, self.bases[j], terms)
+                        )
                         total += est.value
                         variance += est.variance
                     vals[i, v, k] = total

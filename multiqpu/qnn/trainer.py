@@ -68,6 +68,10 @@ class Trainer:
         progress: a progress bar (rich); None: only when stderr is a terminal.
         concurrency: the most shards in flight per device (default min(2, the device's job
             limit)); async training picks the depth within it (see the module docstring).
+        mitigation: e.g. ``[multiqpu.Readout(), multiqpu.ZNE()]``: every shard's results are
+            corrected on the device that produced them (its own readout calibration, its own
+            zero-noise fit) before gradients are aggregated across devices; needs ``shots``
+            and a fleet (not an explicit ``executor``). See docs/mitigation.md.
     """
 
     def __init__(
@@ -88,6 +92,7 @@ class Trainer:
         concurrency: int | None = None,
         executor: Executor | None = None,
         seed: int | None = 0,
+        mitigation: Any = None,
     ) -> None:
         if aggregation not in ("sync", "async"):
             raise InvalidInputError(f"aggregation must be 'sync' or 'async', got {aggregation!r}")
@@ -96,6 +101,17 @@ class Trainer:
         if batch_size < 1:
             raise InvalidInputError(f"batch_size must be >= 1, got {batch_size}")
         self.model = model
+        spec = None
+        if mitigation is not None:
+            from multiqpu.primitives._mitigated import check_spec, shots_needed
+
+            spec = check_spec(mitigation)
+            shots_needed([shots], "Trainer(shots=None)")
+            if executor is not None and spec is not None:
+                raise InvalidInputError(
+                    "mitigation= runs shards on a fleet's devices; it cannot be combined "
+                    "with an explicit executor"
+                )
         if executor is None:
             from multiqpu.primitives._dispatch import as_fleet, eligible
 
@@ -107,7 +123,7 @@ class Trainer:
                     + (", exact results" if shots is None else "")
                     + ")"
                 )
-            executor = FleetExecutor(devices, concurrency=concurrency)
+            executor = FleetExecutor(devices, concurrency=concurrency, mitigation=spec)
         self.executor = executor
         self.shots = shots
         self.batch_size = batch_size
