@@ -219,8 +219,9 @@ class _Executor:
 
     def serve_from_cache(self) -> int:
         """Fill results the journal's cache already holds; returns how many."""
-        if self.journal is None or not self.opts.cache:
+        if self.journal is None or self.opts.cache is False:
             return 0
+        exact_only = self.opts.cache is None  # sampled repeats must be fresh draws
         from multiqpu._transpile import circuit_key
         from multiqpu.scheduler._policy import masks
 
@@ -236,7 +237,7 @@ class _Executor:
         )
         served = 0
         for i, item in enumerate(self.items):
-            if self.results[i] is not None:
+            if self.results[i] is not None or (exact_only and item.shots is not None):
                 continue
             c = int(self.cls[i])
             order = np.flatnonzero(m.preferred[c])

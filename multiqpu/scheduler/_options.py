@@ -39,7 +39,9 @@ class Options:
         concurrency: jobs in flight per device: one number for all, or ``{spec: n}``;
             default each device's ``limits.max_concurrent_jobs``.
         cache: serve identical (circuit, shots, device, calibration) results from the
-            journal's cache (a cached sampled result is the same random draw as before).
+            journal's cache. None (the default): exact results (``shots=None``) only, which
+            are the same whenever they are computed; True: sampled results too (a cached
+            sampled result is the same random draw as before, not a fresh one); False: never.
         journal: a path, a :class:`~multiqpu.journal.Journal`, ``True`` (the default: the
             file named by ``$MULTIQPU_JOURNAL`` or the per-user data directory's
             ``journal.sqlite``) or None (no journal; nothing is recorded and nothing can be
@@ -65,7 +67,7 @@ class Options:
     budget_usd: float | None = None
     deadline_s: float | None = None
     concurrency: int | Mapping[str, int] | None = None
-    cache: bool = True
+    cache: bool | None = None
     journal: str | os.PathLike[str] | Journal | bool | None = True
     progress: bool | None = None
     hedging: bool = True
@@ -124,6 +126,8 @@ def parse_options(policy: str = "balanced", **options: Any) -> Options:
     if isinstance(opts.retries, bool) or not isinstance(opts.retries, int) or opts.retries < 1:
         raise InvalidInputError(f"retries must be an integer >= 1, got {opts.retries!r}")
     _number("backoff_s", opts.backoff_s)
+    if opts.cache not in (True, False, None):
+        raise InvalidInputError(f"cache must be True, False or None, got {opts.cache!r}")
     conc = opts.concurrency
     values = conc.values() if isinstance(conc, Mapping) else [] if conc is None else [conc]
     for v in values:

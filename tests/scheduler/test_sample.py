@@ -221,11 +221,29 @@ async def test_journal_records_the_run_and_the_cache_serves_repeats(tmp_path) ->
         first = await fleet.sample(circuits, shots=300, journal=journal)
         info = journal.run_info(first.run_id)
         assert info.state == "done" and info.n_done == 4 and info.options["policy"] == "balanced"
-        again = await fleet.sample(circuits, shots=300, journal=journal)
+        # by default a sampled repeat is a fresh draw, not the cached one
+        fresh = await fleet.sample(circuits, shots=300, journal=journal)
+        assert fresh.report.from_cache == 0 and all(r.source == "run" for r in fresh)
+        assert [dict(r.counts) for r in fresh] != [dict(r.counts) for r in first]
+        # cache=True serves the recorded draw
+        again = await fleet.sample(circuits, shots=300, journal=journal, cache=True)
         assert again.report.from_cache == 4 and all(r.source == "cache" for r in again)
-        assert [dict(r.counts) for r in again] == [dict(r.counts) for r in first]
-        fresh = await fleet.sample(circuits, shots=300, journal=journal, cache=False)
-        assert fresh.report.from_cache == 0
+        assert [dict(r.counts) for r in again] in (
+            [dict(r.counts) for r in first],
+            [dict(r.counts) for r in fresh],
+        )
+        never = await fleet.sample(circuits, shots=300, journal=journal, cache=False)
+        assert never.report.from_cache == 0
+        # exact results are the same whenever computed: served from the cache by default
+        exact = await fleet.sample(circuits, shots=None, journal=journal)
+        assert exact.report.from_cache == 0
+        exact_again = await fleet.sample(circuits, shots=None, journal=journal)
+        assert exact_again.report.from_cache == 4
+        assert [dict(r.probabilities or {}) for r in exact_again] == [
+            dict(r.probabilities or {}) for r in exact
+        ]
+        with pytest.raises(InvalidInputError, match="cache must be"):
+            await fleet.sample(circuits, shots=300, journal=journal, cache="yes")
 
 
 def test_sync_face_and_report_formats() -> None:
