@@ -12,55 +12,84 @@ earliest ``T`` such that the circuits can be split so that every device finishes
 ``max(0, T - w)`` is not concave, so we solve one linear program per set of started devices
 (the k devices with the shortest waits, ``w_(k) <= T <= w_(k+1)``) and take the best.
 No schedule that respects the same eligibility can finish earlier.
+
+With a fidelity budget (``loss[c, d]``, what a circuit of kind ``c`` loses on ``d`` against its
+most accurate device, and ``budget``) the program also has ``sum x[c, d] loss[c, d] <= budget``:
+no schedule that loses no more fidelity can finish earlier. :func:`fluid_plan` returns the
+split ``x`` as well; the ``balanced`` policy plans with it (see ``_policy``).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["fluid_lower_bound"]
+__all__ = ["fluid_lower_bound", "fluid_plan"]
 
 
-def fluid_lower_bound(
-    counts: np.ndarray, seconds: np.ndarray, waits: np.ndarray, eligible: np.ndarray
-) -> float:
-    """``counts`` (C,), ``seconds`` and ``eligible`` (C, D), ``waits`` (D,); see module doc."""
+def fluid_plan(
+    counts: np.ndarray,
+    seconds: np.ndarray,
+    waits: np.ndarray,
+    eligible: np.ndarray,
+    *,
+    loss: np.ndarray | None = None,
+    budget: float | None = None,
+) -> tuple[float, np.ndarray | None]:
+    """The optimal ``T`` and split ``x`` (C, D) of the fluid program (module doc); ``(inf,
+    None)`` when infeasible. ``counts`` (C,), ``seconds``, ``eligible`` and ``loss`` (C, D),
+    ``waits`` (D,)."""
     from scipy.optimize import linprog
 
     counts = np.asarray(counts, dtype=float)
-    keep = counts > 0
-    counts, seconds, eligible = counts[keep], seconds[keep], eligible[keep]
-    n_c, n_d = seconds.shape
-    order = np.argsort(waits)
-    best = np.inf
+    n_all, n_d = seconds.shape
+    rows = np.flatnonzero(counts > 0)
+    if len(rows) == 0:
+        return 0.0, np.zeros((n_all, n_d))
+    order = np.argsort(waits, kind="stable")
+    best, plan = np.inf, None
     for k in range(1, n_d + 1):
         active = order[:k]
         lo = float(waits[order[k - 1]])
         hi = float(waits[order[k]]) if k < n_d else np.inf
         if lo >= best:
             break
-        pairs = [(c, d) for c in range(n_c) for d in active if eligible[c, d]]
-        if not pairs:
+        sub = eligible[np.ix_(rows, active)]
+        if not sub.any(axis=1).all():
             continue
-        if not all(eligible[c, active].any() for c in range(n_c)):
-            continue
-        nv = len(pairs) + 1  # x's then T
+        ci, di = np.nonzero(sub)  # variables: (class row, active device) pairs, then T
+        nv = len(ci) + 1
         cost = np.zeros(nv)
         cost[-1] = 1.0
-        a_eq = np.zeros((n_c, nv))
-        for j, (c, _) in enumerate(pairs):
-            a_eq[c, j] = 1.0
-        pos = {int(d): i for i, d in enumerate(active)}
+        a_eq = np.zeros((len(rows), nv))
+        a_eq[ci, np.arange(len(ci))] = 1.0
         a_ub = np.zeros((k, nv))
-        b_ub = np.zeros(k)
-        for j, (c, d) in enumerate(pairs):
-            a_ub[pos[int(d)], j] = seconds[c, d]
+        a_ub[di, np.arange(len(ci))] = seconds[rows[ci], active[di]]
         a_ub[:, -1] = -1.0
-        b_ub[:] = -waits[active]
-        bounds = [(0, None)] * len(pairs) + [(lo, None if not np.isfinite(hi) else hi)]
+        b_ub = -np.asarray(waits, dtype=float)[active]
+        if loss is not None and budget is not None:
+            row = np.zeros((1, nv))
+            row[0, :-1] = loss[rows[ci], active[di]]
+            a_ub = np.vstack([a_ub, row])
+            b_ub = np.append(b_ub, max(budget, 0.0))
+        bounds = [(0, None)] * len(ci) + [(lo, None if not np.isfinite(hi) else hi)]
         res = linprog(
-            cost, A_ub=a_ub, b_ub=b_ub, A_eq=a_eq, b_eq=counts, bounds=bounds, method="highs"
+            cost, A_ub=a_ub, b_ub=b_ub, A_eq=a_eq, b_eq=counts[rows], bounds=bounds, method="highs"
         )
-        if res.status == 0:
-            best = min(best, float(res.x[-1]))
-    return float(best)
+        if res.status == 0 and float(res.x[-1]) < best:
+            best = float(res.x[-1])
+            plan = np.zeros((n_all, n_d))
+            plan[rows[ci], active[di]] = res.x[:-1]
+    return best, plan
+
+
+def fluid_lower_bound(
+    counts: np.ndarray,
+    seconds: np.ndarray,
+    waits: np.ndarray,
+    eligible: np.ndarray,
+    *,
+    loss: np.ndarray | None = None,
+    budget: float | None = None,
+) -> float:
+    """``counts`` (C,), ``seconds`` and ``eligible`` (C, D), ``waits`` (D,); see module doc."""
+    return fluid_plan(counts, seconds, waits, eligible, loss=loss, budget=budget)[0]

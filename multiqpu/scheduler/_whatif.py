@@ -28,7 +28,9 @@ class SimulationResult:
 
     ``baselines`` maps ``least_busy`` / ``round_robin`` to their makespan and mean fidelity on
     the same fleet and queues; ``lower_bound_s`` is the fluid lower bound (see
-    docs/scheduler.md) for the same per-circuit device eligibility as ``policy``.
+    docs/scheduler.md) over every device ``policy`` may use for each circuit, on the real
+    queues and speeds; for ``balanced``, among schedules that lose no more estimated fidelity
+    than this run did.
     """
 
     policy: str
@@ -87,35 +89,45 @@ def lower_bound(
     policy: str,
     counts: np.ndarray,
     margin: float = 0.02,
-    max_slowdown: float = 2.0,
-    patience_s: float = 60.0,
     start_s: float = 0.0,
+    fidelity_loss: float | None = None,
 ) -> float:
-    """The fluid lower bound for ``policy``'s eligibility (real waits and speeds)."""
+    """The fluid lower bound for every device ``policy`` may ever use (real waits and speeds).
+
+    Each device starts at the earliest time any job submitted at or after ``start_s`` could
+    start on the real (simulated) queue (:meth:`QueueProcess.earliest_start`: a job sent
+    later may see a shorter queue), then works at its real speed with the per-job overhead
+    shared by the largest allowed jobs. Eligibility: ``fastest``/``cheapest``, every device
+    that fits; ``balanced``, those above its per-circuit floor (``FLOOR_MARGINS`` x
+    ``margin`` below the class's best device), a superset of its masks at any moment;
+    ``most_accurate``, the most accurate device(s). ``fidelity_loss``: also lose at most that
+    much estimated fidelity, summed over the circuits, against each circuit's most accurate
+    device (pass what the run lost: no schedule that loses no more can finish earlier).
+    ``queues`` must be a fresh copy of the run's queue process (same seed), as it only moves
+    forward in time.
+    """
     from multiqpu.scheduler._bounds import fluid_lower_bound
+    from multiqpu.scheduler._policy import FLOOR_MARGINS
 
     t = tables_for(devices, workload)
     seconds = t.raw_s * np.array([d.speed_bias for d in devices]) + np.array(
         [d.overhead_s / d.max_circuits_per_job for d in devices]
     )
-    waits = np.array([queues.wait(d, start_s) for d in range(len(devices))])
+    waits = np.array([queues.earliest_start(d, start_s) for d in range(len(devices))]) - start_s
     alive = np.ones(len(devices), dtype=bool)
     common = {"fits": t.fits, "fidelity": t.fidelity, "price": t.price, "alive": alive}
-    anywhere = masks("fastest", floor=t.floor, margin=margin, **common)  # type: ignore[arg-type]
-    level = fluid_lower_bound(counts, seconds, waits, anywhere.preferred)
-    if policy == "fastest":
-        return level
-    # the same eligibility the scheduler uses, computed from the real waits and speeds
-    m = masks(
-        policy,  # type: ignore[arg-type]
-        floor=t.floor,
-        margin=margin,
-        completion=waits[None, :] + seconds,
-        max_slowdown=max_slowdown,
-        min_threshold=max_slowdown * level + patience_s,
-        **common,
-    )
-    return fluid_lower_bound(counts, seconds, waits, m.preferred)
+    may = masks("fastest", floor=t.floor, margin=margin, **common).preferred  # type: ignore[arg-type]
+    if policy == "balanced":
+        fid = np.where(may, t.fidelity, -np.inf)
+        best = fid.max(axis=1, initial=-np.inf)[:, None]
+        may = may & (fid >= best * (1.0 - min(FLOOR_MARGINS * margin, 1.0)) - 1e-12)
+    elif policy == "most_accurate":
+        may = masks("most_accurate", floor=t.floor, margin=margin, **common).preferred  # type: ignore[arg-type]
+    loss = None
+    if fidelity_loss is not None:
+        top = np.where(may, t.fidelity, -np.inf).max(axis=1, initial=-np.inf)
+        loss = np.where(may, np.maximum(top[:, None] - t.fidelity, 0.0), 0.0)
+    return fluid_lower_bound(counts, seconds, waits, may, loss=loss, budget=fidelity_loss)
 
 
 def simulate(
@@ -193,6 +205,14 @@ def simulate(
         counts = StreamSource(workload.n, workload.probabilities(), seed=seed + 1).class_counts(
             len(workload.circuits)
         )
+        lost = None
+        if policy == "balanced":
+            # what the run lost against each circuit's most accurate device: the bound is for
+            # schedules that lose no more
+            t = tables_for(fleet, workload)
+            top = np.where(t.fits, t.fidelity, -np.inf).max(axis=1, initial=-np.inf)
+            reach = float(counts @ np.where(np.isfinite(top), top, 0.0))
+            lost = max(reach - float(st.fidelity.sum()), 0.0)
         lb = lower_bound(
             fleet,
             workload,
@@ -200,8 +220,7 @@ def simulate(
             policy=policy,
             counts=counts,
             margin=config.fidelity_margin,
-            max_slowdown=config.max_slowdown,
-            patience_s=config.patience_s,
+            fidelity_loss=lost,
         )
     return SimulationResult(
         policy=policy,

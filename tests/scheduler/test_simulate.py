@@ -84,6 +84,29 @@ def test_fluid_lower_bound_on_a_hand_computed_case() -> None:
     assert lb == pytest.approx(100.0)
 
 
+def test_fluid_lower_bound_with_a_fidelity_budget() -> None:
+    # as above (T = 60 splits 60/40), but device 0 loses 0.1 a circuit and only 2.0 may be
+    # lost: at most 20 circuits there, 80 on device 1 from t = 20: T = 100
+    args = (np.array([100]), np.array([[1.0, 1.0]]), np.array([0.0, 20.0]))
+    ok = np.array([[True, True]])
+    lb = fluid_lower_bound(*args, ok, loss=np.array([[0.1, 0.0]]), budget=2.0)
+    assert lb == pytest.approx(100.0)
+    assert fluid_lower_bound(*args, ok, loss=np.array([[0.1, 0.0]]), budget=100.0) == (
+        pytest.approx(60.0)
+    )
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_balanced_keeps_its_fidelity_budget_and_no_run_beats_its_bound(seed: int) -> None:
+    bal = simulate(10, 600, shots=10_000, seed=seed, bound=True)
+    fast = simulate(10, 600, shots=10_000, seed=seed, policy="fastest", bound=True)
+    acc = simulate(10, 600, shots=10_000, seed=seed, policy="most_accurate")
+    assert bal.mean_fidelity >= 0.98 * acc.mean_fidelity - 1e-9
+    assert bal.lower_bound_s is not None and fast.lower_bound_s is not None
+    assert bal.makespan_s >= bal.lower_bound_s >= fast.lower_bound_s * (1 - 1e-9)
+    assert fast.makespan_s >= fast.lower_bound_s
+
+
 def test_streams_stay_lazy() -> None:
     r = simulate(small_fleet(), Workload(WORKLOAD.circuits, (1.0,), 20_000), policy="fastest")
     assert sum(d["circuits"] for d in r.per_device) == 20_000
