@@ -49,6 +49,7 @@ __all__ = ["Core", "CoreConfig", "Delivery", "Submission"]
 
 _EPS = 1e-9
 MAX_HEDGE_ROUNDS = 3  # a straggler may be copied again when a much better refuge turns up
+PLAN_RESERVE = 0.1  # balanced: share of the fidelity budget left unplanned, for later plans
 REFERENCE_Z = 1.5  # sigmas of wait pessimism when deciding which devices set the fidelity bar
 
 
@@ -160,6 +161,20 @@ class Core:
         self.remaining_by_class = source.class_counts(tables.n_classes).astype(np.int64)
         self.unplaced_by_class = self.remaining_by_class.copy()
         self.spent = 0.0
+        # balanced: the fidelity budget (see _policy): what a placement loses against the
+        # class's most accurate device, summed over committed placements, may reach
+        # fidelity_margin x the fidelity every circuit would have on its most accurate device
+        ok = tables.fits & self.alive[None, :] & (tables.fidelity >= tables.floor[:, None])
+        top = np.where(ok, tables.fidelity, -np.inf).max(axis=1, initial=-np.inf)
+        top = np.where(np.isfinite(top), top, 0.0)
+        self.top = top
+        self.loss = np.where(ok, np.maximum(top[:, None] - tables.fidelity, 0.0), 0.0)
+        self.fidelity_budget = config.fidelity_margin * float(self.remaining_by_class @ top)
+        self.fidelity_spent = 0.0
+        self._plan: np.ndarray | None = None  # balanced: (C, D) where the plan runs each class
+        self._planned_at = -1  # tasks delivered when it was planned
+        # balanced: fidelity each class may still lose by new placements (the plan's share)
+        self._quota: np.ndarray | None = None
         self._chunk = 1024
         self._now = now
         # devices never seen get one single-circuit job early, so their real wait is learned
@@ -170,7 +185,69 @@ class Core:
         self.refresh_estimates()
 
     # ------------------------------------------------------------------ estimates
-    def _refresh_masks(self) -> None:
+    def _budget_plan(self, *, force: bool = False) -> np.ndarray:
+        """``balanced``: (C, D) the devices each class may run on, from the fluid plan (see
+        _bounds) of the work not yet submitted, on the estimated waits and speeds: the split
+        that finishes earliest while what it loses against each circuit's most accurate
+        device stays within (1 - PLAN_RESERVE) of what is left of the fidelity budget. A class
+        may use every device at least as accurate as the least accurate one the plan gives
+        it. Re-planned after every 5 % of the tasks is delivered (estimates have moved, and
+        what was spent is known) and when a device is dropped."""
+        delivered = self.stats.delivered
+        if (
+            self._plan is not None
+            and not force
+            and delivered - self._planned_at < max(1, self.total // 20)
+        ):
+            return self._plan
+        from multiqpu.scheduler._bounds import fluid_plan
+        from multiqpu.scheduler._policy import FLOOR_MARGINS
+
+        t = self.t
+        n_c = t.n_classes
+        movable = self.unplaced_by_class.astype(float)
+        local_loss = 0.0
+        for d, dev in enumerate(self.dev):
+            for _, cls in dev.local:
+                movable += np.bincount(cls, minlength=n_c)
+                local_loss += float(self.loss[cls, d].sum())
+        ok = t.fits & self.alive[None, :] & (t.fidelity >= t.floor[:, None])
+        fid = np.where(ok, t.fidelity, -np.inf)
+        best = fid.max(axis=1, initial=-np.inf)
+        ok &= (
+            fid
+            >= (best * (1.0 - min(FLOOR_MARGINS * self.cfg.fidelity_margin, 1.0)))[:, None] - 1e-12
+        )
+        # before any plan: the most accurate devices only
+        keep = ok & (fid >= best[:, None] - 1e-12) if self._plan is None else self._plan
+        plan = None
+        if movable.sum() > 0 and ok.any():
+            now = self._now
+            start = np.where(self.alive, np.maximum(self.lane_end, now + self.wait) - now, np.inf)
+            left = self.fidelity_budget - (self.fidelity_spent - local_loss)
+            _, plan = fluid_plan(
+                movable, self.x, start, ok, loss=self.loss, budget=(1.0 - PLAN_RESERVE) * left
+            )
+        if plan is None:  # nothing to plan, or the budget is spent: carry on as planned
+            use = keep
+            if movable.sum() > 0:  # spent: new work goes to the most accurate devices
+                self._quota = np.zeros(n_c)
+        else:
+            self._quota = (plan * self.loss).sum(axis=1)
+            # a class may run on every device at least as accurate as the least accurate one
+            # the plan gives it (water-filling then balances them); classes with nothing to
+            # plan keep their devices
+            low = np.where(plan > 1e-6, t.fidelity, np.inf).min(axis=1)
+            use = np.where((movable > 0)[:, None], ok & (t.fidelity >= low[:, None] - 1e-12), keep)
+        self._plan = use
+        self._planned_at = delivered
+        return use
+
+    def _fidelity_left(self) -> float:
+        """``balanced``: what is left of the fidelity budget (0 once spent)."""
+        return max(self.fidelity_budget - self.fidelity_spent, 0.0)
+
+    def _refresh_masks(self, *, force: bool = False) -> None:
         self._stale = 0
         t = self.t
         threshold = None
@@ -189,6 +266,9 @@ class Core:
                 F = self.finish_times(now)
                 level = _fluid_level(F[ok], xbar[ok], count[ok], float(u.sum()))
             threshold = self.cfg.max_slowdown * max(level - now, 0.0) + self.cfg.patience_s
+        planned = None
+        if self.cfg.policy == "balanced":
+            planned = self._budget_plan(force=force)
         self.masks: Masks = masks(
             self.cfg.policy,
             fits=t.fits,
@@ -201,6 +281,7 @@ class Core:
             completion=self._pessimistic_wait()[None, :] + self.x,
             max_slowdown=self.cfg.max_slowdown,
             min_threshold=threshold,
+            planned=planned,
         )
         pref = self.masks.preferred & self.alive[None, :]
         self.mask_group = np.unique(pref, axis=0, return_inverse=True)[1].reshape(-1)
@@ -372,7 +453,11 @@ class Core:
     ) -> list[tuple[np.ndarray, np.ndarray]]:
         # Tasks are water-filled in groups that share their preferred devices (one group per
         # class when a budget or deadline needs per-class prices and times).
-        exact = self.cfg.budget_usd is not None or self.cfg.deadline_at is not None
+        exact = (
+            self.cfg.budget_usd is not None
+            or self.cfg.deadline_at is not None
+            or self._quota is not None
+        )
         keys = cls if exact else self.mask_group[cls]
         order = np.argsort(keys, kind="stable")
         cls_sorted = cls[order]
@@ -388,6 +473,12 @@ class Core:
                 for d in np.flatnonzero(self.needs_probe & self.masks.preferred[c] & self.alive):
                     if a == b:
                         break
+                    if self._quota is not None and self.loss[c, d] > min(
+                        max(float(self._quota[c]), 0.0), self._fidelity_left()
+                    ):
+                        continue  # balanced: a probe too must fit the fidelity budget
+                    if self._quota is not None:
+                        self._quota[c] -= self.loss[c, d]
                     self._put(int(d), idx_sorted[a : a + 1], cls_sorted[a : a + 1], F)
                     self.needs_probe[d] = False
                     self.unplaced_by_class[int(cls_sorted[a])] -= 1
@@ -430,6 +521,7 @@ class Core:
         self.local_work[d] += work
         F[d] += work
         self.spent += float(self.t.price[cls, d].sum())
+        self.fidelity_spent += float(self.loss[cls, d].sum())
 
     def _assign(
         self, c: int, g_cls: np.ndarray, F: np.ndarray, limit: np.ndarray, cap: np.ndarray
@@ -471,9 +563,53 @@ class Core:
                 return None
             room[j] = 1
         n = _capped_waterfill(Fs, xs, k, room)
+        if self._quota is not None:
+            n = self._within_quota(c, sel, n, Fs, xs, k, room, cap[sel])
         if n.sum() == 0:
             return None
         return sel, n
+
+    def _within_quota(
+        self,
+        c: int,
+        sel: np.ndarray,
+        n: np.ndarray,
+        Fs: np.ndarray,
+        xs: np.ndarray,
+        k: int,
+        room: np.ndarray,
+        cap: np.ndarray,
+    ) -> np.ndarray:
+        """``balanced``: trim the tasks the water-filling gave devices less accurate than
+        class ``c``'s best until what they lose fits the class's share of the fidelity budget
+        (the least accurate device first); the rest queues on the most accurate ones."""
+        assert self._quota is not None
+        lc = self.loss[c, sel]
+        q = min(max(float(self._quota[c]), 0.0), self._fidelity_left())
+        spend = float(n @ lc)
+        if spend <= q + 1e-12:  # the usual case
+            self._quota[c] -= spend
+            return n
+        room = room.copy()
+        for _ in range(len(sel) + 1):
+            spend = float(n @ lc)
+            if spend <= q + 1e-12:
+                break
+            over = np.flatnonzero((n > 0) & (lc > 1e-12))
+            i = int(over[np.argmax(lc[over])])
+            room[i] = max(int(n[i] - np.ceil((spend - q) / lc[i] - 1e-9)), 0)
+            n = _capped_waterfill(Fs, xs, k, room)
+        if n.sum() < k:
+            # what was trimmed queues on the most accurate devices, up to their horizons
+            # (one task at least, so that work never stalls; stealing may still move it)
+            best = lc <= lc.min() + 1e-12
+            far = np.maximum(np.floor((cap - Fs) / xs + 1e-9), 0.0).astype(np.int64)
+            room[best] = np.maximum(room[best], far[best])
+            if room[best].sum() == 0:
+                room[int(np.argmin(np.where(best, Fs + xs, np.inf)))] = 1
+            n = _capped_waterfill(Fs, xs, k, room)
+        self._quota[c] -= float(n @ lc)
+        return n
 
     def _within_budget(self, c: int, k: int, sel: np.ndarray, F: np.ndarray) -> np.ndarray:
         """Devices for ``k`` tasks of class ``c`` that keep the budget feasible: the tasks not
@@ -526,8 +662,14 @@ class Core:
                     reserve = float(np.dot(self.unplaced_by_class, self.min_price))
                     room = self.cfg.budget_usd - reserve - self.spent
                     j = min(j, int(np.floor(room / extra + 1e-9)))
+                worse = self.loss[c, d] - self.loss[c, v]
+                if self._quota is not None and worse > 1e-12:  # balanced: within the budget
+                    q = min(max(float(self._quota[c]), 0.0), self._fidelity_left())
+                    j = min(j, int(np.floor(q / worse + 1e-9)))
                 if j <= 0 or F[d] + xd >= F[v]:
                     break
+                if self._quota is not None:
+                    self._quota[c] -= j * worse
                 self._move_tail(v, d, j, c)
                 self.stats.steals += j
 
@@ -542,6 +684,7 @@ class Core:
         self.local_count[d] += j
         self.local_work[d] += j * self.x[c, d]
         self.spent += j * (self.t.price[c, d] - self.t.price[c, v])
+        self.fidelity_spent += j * (self.loss[c, d] - self.loss[c, v])
 
     # ------------------------------------------------------------------ batches
     def _batches(self, now: float) -> list[Submission]:
@@ -710,6 +853,15 @@ class Core:
             finish = float((start + n * per_task)[n > 0].max())
             if finish >= end - 0.2 * (end - now):
                 continue
+            if self._quota is not None:
+                # balanced: what the copies lose if they win must fit in the fidelity budget
+                # (charged as if they do)
+                worse = self.loss[job.cls][:, devs] - self.loss[job.cls, job.device][:, None]
+                owner = np.repeat(np.arange(len(devs)), n)
+                extra = float(np.maximum(worse[np.arange(len(job.idx)), owner], 0.0).sum())
+                if extra > self._fidelity_left() + 1e-12:
+                    continue
+                self.fidelity_spent += extra
             if self.cfg.budget_usd is not None:
                 extra = float(np.mean(self.t.price[job.cls][:, devs]) * len(job.idx))
                 reserve = float(np.dot(self.unplaced_by_class, self.min_price))
@@ -843,7 +995,7 @@ class Core:
                 return 0  # the straggler still covers its circuits
             return self._requeue_uncovered(origin)
         if job.done is None:
-            self._requeue(job.idx, job.cls)
+            self._requeue(job.idx, job.cls, job.device)
             return len(job.idx)
         # a straggler with copies failed: the copies carry on; keep its record so that no
         # circuit is delivered twice
@@ -859,7 +1011,7 @@ class Core:
                 covered[hedge.offset] = True
         lost = np.flatnonzero(~covered)
         if len(lost):
-            self._requeue(origin.idx[lost], origin.cls[lost])
+            self._requeue(origin.idx[lost], origin.cls[lost], origin.device)
             origin.done[lost] = True
         if origin.done.all() and not any(h in self.jobs for h in origin.hedges):
             self.ghosts.pop(origin.job_id, None)
@@ -881,7 +1033,10 @@ class Core:
         self._lane(d, now)
         return cancel
 
-    def _requeue(self, idx: np.ndarray, cls: np.ndarray) -> None:
+    def _requeue(self, idx: np.ndarray, cls: np.ndarray, d: int) -> None:
+        """Tasks placed on device ``d`` go back to the front (their fidelity loss there is
+        refunded: they are charged again where they are placed next)."""
+        self.fidelity_spent -= float(self.loss[cls, d].sum())
         self.front.appendleft((idx, cls))
         self.unplaced_by_class += np.bincount(cls, minlength=self.t.n_classes)
 
@@ -894,7 +1049,7 @@ class Core:
         moved = 0
         while self.dev[d].local:
             idx, cls = self.dev[d].local.pop()
-            self._requeue(idx, cls)
+            self._requeue(idx, cls, d)
             moved += len(idx)
         self.local_count[d] = 0
         self.local_work[d] = 0.0
@@ -903,7 +1058,7 @@ class Core:
             cancel.append(job.job_id)
             moved += self._fail(job)
         self.stats.failovers += moved
-        self._refresh_masks()
+        self._refresh_masks(force=True)
         bad = self.unplaceable_classes()
         if len(bad):
             raise DeviceUnavailableError(

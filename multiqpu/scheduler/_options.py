@@ -27,11 +27,13 @@ class Options:
         policy: ``"balanced"`` (default), ``"fastest"``, ``"most_accurate"``, ``"cheapest"``.
         fidelity_floor: devices whose estimated fidelity for a circuit is below this are
             never used for it.
-        fidelity_margin: ``balanced`` only: relative fidelity margin around the best device.
-        max_slowdown: ``balanced`` only: a device finishing a circuit more than this factor
-            later than the fleet could (and more than ``patience_s`` later) does not set the
-            fidelity bar.
-        patience_s: ``balanced`` only: seconds always worth waiting for a better device.
+        fidelity_margin: ``balanced`` only: the run's mean estimated fidelity stays within
+            this (relative) of what ``most_accurate`` would reach (a fidelity budget for the
+            whole run, not a per-circuit margin); no circuit goes to a device more than 5x
+            this below its best one.
+        max_slowdown: accepted for compatibility; no longer changes placement (``balanced``
+            plans with the queue waits directly).
+        patience_s: accepted for compatibility; no longer changes placement.
         budget_usd: total spend allowed (estimated prices); placement keeps it feasible.
         deadline_s: a run still unfinished after this many seconds is cancelled (its
             submitted jobs too) and raises :class:`~multiqpu.JobError`; placement prefers

@@ -7,13 +7,28 @@ Every policy reduces to two boolean masks of shape (classes, devices):
 * ``allowed``: where it may run if no preferred device can meet the ``deadline_s`` option.
 
 ``balanced`` (default)
-    devices whose estimated fidelity is within ``fidelity_margin`` (relative, default 2 %) of
-    the best device for that circuit; earliest completion among them. The best device is
-    looked for among those that could finish a circuit of the class within ``max_slowdown``
-    (default 2) times the fastest one, or times what the whole remaining work needs on the
-    fleet, or ``patience_s`` (default 60 s): a device with a three-hour queue does not get
-    every circuit it is 1 % better at, while a wait of seconds is always worth it.
-    ``allowed`` is the same set: a deadline never buys speed with fidelity beyond the margin.
+    a *fidelity budget* for the whole run: the run's mean estimated fidelity stays within
+    ``fidelity_margin`` (relative, default 2 %) of what ``most_accurate`` would reach (every
+    circuit on its most accurate device). The budget is ``fidelity_margin`` x the sum, over
+    the circuits, of their best device's estimated fidelity; a placement spends what the
+    circuit loses against that device. The placement core plans with it (``planned``): the
+    fluid plan (``_bounds.fluid_plan``) of the work not yet submitted, on the estimated waits
+    and speeds, that finishes earliest within (1 - ``PLAN_RESERVE``) of the budget left.
+    Small circuits, nearly as good everywhere, go anywhere; wide ones go where they lose
+    least, or wait for the best devices when that is worth it. A class may use every device
+    at least as accurate as the least accurate one the plan gives it; the core trims
+    placements (and steals and hedges) so that what a class loses stays within its share of
+    the plan, and re-plans as estimates move (``_core.Core._budget_plan``). A per-circuit
+    floor applies on top: no device more than ``FLOOR_MARGINS`` x ``fidelity_margin``
+    (relative) below the circuit's best device is ever used for it.
+
+    Without a plan (``masks`` called on its own), the per-circuit rule: devices within
+    ``fidelity_margin`` of the best *quick* device for the circuit, quick meaning able to
+    finish a circuit of the class within ``max_slowdown`` times the fastest one, or times
+    what the whole remaining work needs on the fleet, or ``patience_s``. The core no longer
+    uses it (the plan weighs queue waits itself), so ``max_slowdown`` and ``patience_s`` do
+    not change its placement.
+    ``allowed`` is the same set: a deadline never buys speed with fidelity beyond the budget.
 ``fastest``
     every device that fits (and passes ``fidelity_floor``); earliest completion.
 ``most_accurate``
@@ -38,6 +53,7 @@ PolicyName = Literal["balanced", "fastest", "most_accurate", "cheapest"]
 POLICIES: tuple[PolicyName, ...] = ("balanced", "fastest", "most_accurate", "cheapest")
 
 _TIE = 1e-9  # relative tolerance for "as accurate" / "as cheap"
+FLOOR_MARGINS = 5.0  # balanced: per-circuit floor, in fidelity margins below the best device
 
 
 @dataclass(frozen=True)
@@ -58,20 +74,27 @@ def masks(
     completion: np.ndarray | None = None,
     max_slowdown: float = 2.0,
     min_threshold: float | None = None,
+    planned: np.ndarray | None = None,
 ) -> Masks:
     """The policy's masks. ``floor`` is per class (0 where none); ``alive`` per device;
-    ``completion`` (C, D) the expected completion time of a lone circuit (balanced only)."""
+    ``completion`` (C, D) the expected completion time of a lone circuit and
+    ``planned`` (C, D) where the fidelity budget's plan runs each class (balanced only)."""
     eligible = fits & alive[None, :] & (fidelity >= floor[:, None])
     fid = np.where(eligible, fidelity, -np.inf)
     best = fid.max(axis=1, initial=-np.inf)[:, None]
     if policy == "balanced":
+        quick = eligible
         if completion is not None:
             t = np.where(eligible, completion, np.inf)
             fastest = t.min(axis=1, initial=np.inf)[:, None]
             limit = np.maximum(max_slowdown * fastest, min_threshold or 0.0)
-            reference = eligible & (t <= limit + 1e-9)
-            best = np.where(reference, fidelity, -np.inf).max(axis=1, initial=-np.inf)[:, None]
-        preferred = eligible & (fid >= best * (1.0 - margin) - 1e-12)
+            quick = eligible & (t <= limit + 1e-9)
+        bar = np.where(quick, fidelity, -np.inf).max(axis=1, initial=-np.inf)[:, None]
+        per_circuit = eligible & (fid >= bar * (1.0 - margin) - 1e-12)
+        if planned is None:
+            return Masks(per_circuit, per_circuit)
+        floor_rel = best * (1.0 - min(FLOOR_MARGINS * margin, 1.0))
+        preferred = eligible & (fid >= floor_rel - 1e-12) & planned
         return Masks(preferred, preferred)
     if policy == "fastest":
         return Masks(eligible, eligible)

@@ -273,8 +273,10 @@ async def test_demo_batch_prefers_low_noise_low_queue_devices() -> None:
     used = [d for d in rows.values() if d.circuits]
     assert sum(d.circuits for d in used) == 12
     best = max(d.mean_estimated_fidelity or 0.0 for d in used)
-    for d in used:  # within the balanced margin of the best estimate
-        assert (d.mean_estimated_fidelity or 0.0) >= 0.98 * best - 1e-9
+    # the balanced fidelity budget: the run's mean estimate within 2 % of the best device's
+    # (every circuit is the same GHZ state, so that is what most_accurate would reach)
+    mean = sum((d.mean_estimated_fidelity or 0.0) * d.circuits for d in used) / 12
+    assert mean >= 0.98 * best - 1e-9
     assert rows["ibm:fake_manila"].circuits == 0  # the noisiest device is left alone
     for r in result:
         assert sum(r.counts.values()) == 500
