@@ -175,8 +175,9 @@ def test_demo_json_runs_on_every_default_device(capsys: pytest.CaptureFixture[st
         assert r["fidelity"] > 0.5
         if r["spec"] == "local:ideal":  # noiseless: only 000 and 111 can occur
             assert r["fidelity"] == 1.0 and set(r["counts"]) <= {"000", "111"}
-    # the scheduled batch: every circuit placed on a noisy device within the balanced
-    # policy's 2 % fidelity margin of the best; the noisiest device gets nothing
+    # the scheduled batch: the run's mean estimated fidelity within the balanced policy's
+    # 2 % budget of the best device, no circuit more than 10 % below it; the noisiest
+    # device (fake_manila, 0.86 against 0.98) gets nothing
     sched = summary["scheduled"]
     assert sched["circuits"] == 24 and sched["policy"] == "balanced"
     placed = {d["device"]: d for d in sched["devices"]}
@@ -186,7 +187,8 @@ def test_demo_json_runs_on_every_default_device(capsys: pytest.CaptureFixture[st
     best = max(estimates.values())
     for spec, d in placed.items():
         if d["circuits"]:
-            assert estimates[spec] >= 0.98 * best - 1e-9, (spec, estimates)
+            assert estimates[spec] >= 0.90 * best - 1e-9, (spec, estimates)
+    assert sched["mean_estimated_fidelity"] >= 0.98 * best - 1e-9
     noisiest = min(estimates, key=lambda s: estimates[s])
     assert placed[noisiest]["circuits"] == 0
     assert summary["scheduled"]["run_id"] in subprocess_free_runs()
@@ -207,7 +209,7 @@ def test_demo_table_for_humans(capsys: pytest.CaptureFixture[str]) -> None:
     assert "local:ideal" in out and "1.000 ± 0.000" in out
     # then the scheduled batch's run report, with why devices were left alone
     assert "Scheduling 24 GHZ circuits" in out and "est. F" in out and "queue s" in out
-    assert "Left alone: ibm:fake_manila" in out and "too noisy" in out
+    assert "Most work went to" in out and "on the best device" in out
 
 
 def test_devices_imports_no_vendor_sdk(tmp_path: Path) -> None:

@@ -15,7 +15,8 @@ from typing import TYPE_CHECKING, Any
 from multiqpu.cli import _format as fmt
 from multiqpu.errors import MultiQPUError
 
-MARGIN = 0.02  # the balanced policy's default fidelity margin
+MARGIN = 0.02  # the balanced policy's default fidelity margin (the run's mean)
+FLOOR = 0.10  # and its per-circuit floor below the best device (5 margins)
 
 if TYPE_CHECKING:
     from qiskit import QuantumCircuit
@@ -124,14 +125,29 @@ def _print_report(report: Any, estimates: dict[str, float | None]) -> None:
         )
     known = [f for f in estimates.values() if f is not None and f < 1.0]
     best = max(known) if known else None
-    bar = (1.0 - MARGIN) * best if best is not None else None
+    if best is not None and report.mean_estimated_fidelity is not None:
+        console.print(
+            f"Mean est. fidelity {report.mean_estimated_fidelity:.3f} against {best:.3f} on "
+            f"the best device: balanced keeps the run's mean within {MARGIN:.0%} of the most "
+            f"accurate placement and no circuit more than {FLOOR:.0%} below its best device, "
+            "and within that finishes as early as it can (short queues first)."
+        )
+    floor = (1.0 - FLOOR) * best if best is not None else None
     for d in idle:
         est = estimates.get(d.device)
         queue = f"reported queue {fmt.seconds(d.reported_wait_s)}"
-        if est is not None and bar is not None and est < bar:
-            why = f"too noisy, est. fidelity {est:.3f} is over 2 % below the best ({best:.3f})"
+        if est is not None and floor is not None and est < floor:
+            why = (
+                f"too noisy, est. fidelity {est:.3f} is more than {FLOOR:.0%} below the "
+                f"best ({best:.3f})"
+            )
+        elif est is not None and best is not None:
+            why = (
+                f"est. fidelity {est:.3f}: the fidelity budget or the finishing time "
+                "favoured the others"
+            )
         else:
-            why = "within the fidelity margin but expected to finish later"
+            why = "not needed"
         console.print(f"Left alone: {d.device} ({queue}): {why}.")
     console.print(
         f"[dim]Recorded in the job journal as run {report.run_id}: see multiqpu runs.[/dim]"
