@@ -233,3 +233,34 @@ def test_state_in_analytic_mode_has_the_right_phases() -> None:
 
     ref = qml.QNode(circuit.func, qml.device("default.qubit", wires=2))
     np.testing.assert_allclose(circuit(), ref(), atol=1e-12)
+
+
+def test_standard_errors_of_sampled_and_exact_results() -> None:
+    dev = qml.device("multiqpu.fleet", wires=2)
+    shots = 20_000
+
+    @qml.qnode(dev)
+    def circuit(x: float) -> object:
+        qml.RY(x, wires=0)
+        qml.CNOT(wires=[0, 1])
+        return qml.expval(qml.PauliZ(0) @ qml.PauliZ(1) + 0.5 * qml.PauliZ(1)), qml.probs(
+            wires=[0]
+        )
+
+    x = 0.7
+    exact_z = np.cos(x)  # <Z1> = cos x, <Z0 Z1> = 1 on this state
+    exact = 1.0 + 0.5 * exact_z
+    ev, probs = qml.set_shots(circuit, shots=shots)(x)
+    # PennyLane hands over one tape measuring <Z0 Z1>, <Z1> and probs(0): one error each
+    ((se_zz, se_z, se_probs),) = dev.last_standard_errors
+    assert se_zz == 0.0  # Z0 Z1 = +1 on every shot of this state
+    assert se_z == pytest.approx(np.sqrt((1 - exact_z**2) / shots), rel=0.1)
+    se_ev = np.hypot(se_zz, 0.5 * se_z)
+    assert abs(float(ev) - exact) < 4 * se_ev
+    p0 = np.cos(x / 2) ** 2
+    np.testing.assert_allclose(se_probs, np.sqrt(p0 * (1 - p0) / shots) * np.ones(2), rtol=0.1)
+    assert float(probs[0]) == pytest.approx(p0, abs=4 * se_probs[0])
+
+    qml.set_shots(circuit, shots=None)(x)  # exact: no error
+    ((se_zz, se_z, se_probs),) = dev.last_standard_errors
+    assert se_zz == se_z == se_probs == 0.0

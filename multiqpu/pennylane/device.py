@@ -160,8 +160,12 @@ class FleetDevice(Device):
 
     @property
     def last_standard_errors(self) -> tuple[Any, ...]:
-        """With mitigation: per tape of the last batch, the standard error of each result
-        (shaped like the results: a float, or a tuple for several measurements)."""
+        """Per tape of the last batch PennyLane handed over (after its transforms, e.g. one
+        tape per group of commuting terms), the standard error of each result, shaped like
+        the results (a float, or a tuple for several measurements): for ``expval`` sqrt(Var /
+        shots) from the samples; for ``probs`` sqrt(p (1 - p) / shots) per outcome; 0 for
+        exact (analytic) results; None where no simple error applies (``var``, ``sample``,
+        ``counts``, shot vectors). With mitigation: the propagated mitigated errors."""
         return self._last_stds
 
     @property
@@ -239,7 +243,10 @@ class FleetDevice(Device):
             for plan, item in zip(todo, results, strict=True):
                 plan.result = item.result
                 self._work[item.device] = self._work.get(item.device, 0) + 1
-        return tuple(plan.finish(self._rng) for plan in plans)
+        out = tuple(plan.finish(self._rng) for plan in plans)
+        self._last_stds = tuple(plan.standard_errors() for plan in plans)
+        self._last_report = None
+        return out
 
     def _execute_mitigated(
         self, plans: list[_TapePlan], todo: list[_TapePlan]
@@ -298,6 +305,7 @@ class _TapePlan:
             for mp in tape.measurements
         )
         self.result: Any = None
+        self._samples: np.ndarray | None = None
 
     def statevector(self) -> np.ndarray:
         """The tape's final state over ``wire_order`` in PennyLane's order (wire 0 most
@@ -367,6 +375,28 @@ class _TapePlan:
             return values[0], stds[0]
         return tuple(values), tuple(stds)
 
+    def standard_errors(self) -> Any:
+        """Standard errors of :meth:`finish`'s results (see ``last_standard_errors``)."""
+        tape = self.tape
+        out: list[Any] = []
+        samples = self._samples
+        for mp in tape.measurements:
+            if not tape.shots:
+                out.append(0.0 if isinstance(mp, ExpectationMP | ProbabilityMP) else None)
+            elif tape.shots.has_partitioned_shots or samples is None or not len(samples):
+                out.append(None)
+            elif isinstance(mp, ExpectationMP) and mp.obs is not None:
+                n = len(samples)
+                spread = float(qml.var(mp.obs).process_samples(samples, Wires(self.measured)))
+                out.append(float(np.sqrt(max(spread, 0.0) * n / max(n - 1, 1) / n)))
+            elif isinstance(mp, ProbabilityMP):
+                n = len(samples)
+                p = np.asarray(mp.process_samples(samples, Wires(self.measured)), dtype=float)
+                out.append(np.sqrt(p * (1.0 - p) / n))
+            else:
+                out.append(None)
+        return out[0] if len(out) == 1 else tuple(out)
+
     def finish(self, rng: np.random.Generator) -> Result:
         tape = self.tape
         wires = Wires(self.measured)
@@ -388,6 +418,7 @@ class _TapePlan:
             samples = np.zeros((int(tape.shots.total_shots or 0), 0), dtype=np.int64)
         else:
             samples = samples_array(dict(self.result.counts), width, rng)
+        self._samples = samples
         per_bin = []
         for lower, upper in tape.shots.bins():
             part = samples[lower:upper]
