@@ -51,6 +51,7 @@ _EPS = 1e-9
 MAX_HEDGE_ROUNDS = 3  # a straggler may be copied again when a much better refuge turns up
 PLAN_RESERVE = 0.1  # balanced: share of the fidelity budget left unplanned, for later plans
 REFERENCE_Z = 1.5  # sigmas of wait pessimism when deciding which devices set the fidelity bar
+COPY_Z = -1.0  # queued copy: made if the holder's optimistic start (sigmas) beats the job's
 
 
 @dataclass(frozen=True)
@@ -68,6 +69,10 @@ class CoreConfig:
     job_timeout_s: float | None = None
     explore: bool = True
     risk_z: float = 0.5
+    # queued copies: an idle device holds a place in its queue with a copy of a job still
+    # waiting elsewhere; the first copy to start running wins, the others are cancelled
+    # while still queued (needs a driver that reports starts: Core.on_started)
+    redundancy: int = 2
 
 
 @dataclass(frozen=True)
@@ -113,6 +118,10 @@ class _Job:
     rounds: int = 0  # a straggler: how many times it was hedged
     deadline: float = 0.0  # when it is late: a pessimistic finish estimate at submission
     expected_end: float = 0.0
+    started: bool = False  # the driver said it started running
+    redundant: bool = False  # a queued copy (of the whole origin), cancelled if it loses the start
+    charge: float = 0.0  # a queued copy: fidelity loss charged for it (refunded if cancelled)
+    dearer: float = 0.0  # a queued copy: price over its origin's, charged (refunded likewise)
 
 
 @dataclass
@@ -377,6 +386,8 @@ class Core:
         subs = self._batches(now)
         if self.cfg.hedging and not self.front and self.source.remaining == 0:
             subs.extend(self._hedges(now))
+        if self.cfg.redundancy > 0:
+            subs.extend(self._copies(now))
         self.stats.core_s += time.perf_counter() - tic
         return subs
 
@@ -896,6 +907,126 @@ class Core:
                 if free[d] <= 0:
                     del free[d]
         return subs
+
+    # ------------------------------------------------------------------ queued copies
+    def _copies(self, now: float) -> list[Submission]:
+        """Idle devices (a free slot, nothing queued for them) take a copy of a job still
+        waiting in another device's queue, the one expected to start latest, when they might
+        start it earlier. Whichever copy starts running first wins; :meth:`on_started`
+        cancels the others while they are still queued (a queued job costs nothing)."""
+        idle = np.flatnonzero(self.alive & (self.local_count == 0) & (self.inflight < self.conc))
+        if len(idle) == 0:
+            return []
+        waiting: list[tuple[float, _Job]] = []
+        wait_mid = self.learner.wait()
+        for j in self.jobs.values():
+            if j.started or j.origin is not None or not self.alive[j.device]:
+                continue
+            if j.done is not None:  # copied before: only queued copies, fewer than allowed
+                live = [self.jobs.get(h) for h in j.hedges]
+                if j.done.any() or any(h is None or not h.redundant for h in live):
+                    continue
+                if len(live) >= self.cfg.redundancy:
+                    continue
+            start = j.expected_end - j.exec_s
+            if now > j.submitted + wait_mid[j.device]:  # overdue in its queue
+                start = max(start, now + 0.5 * (now - j.submitted))
+            waiting.append((start, j))
+        if not waiting:
+            return []
+        waiting.sort(key=lambda e: e[0], reverse=True)
+        lo = self.learner.wait_quantile(COPY_Z)
+        subs: list[Submission] = []
+        free = {int(d): int(self.conc[d] - self.inflight[d]) for d in idle}
+        for start, job in waiting:
+            if not free:
+                break
+            ucls = np.unique(job.cls)
+            best, best_start = -1, start
+            holders = {self.jobs[h].device for h in job.hedges if h in self.jobs}
+            for d in free:
+                if d == job.device or d in holders or not self.masks.preferred[ucls, d].all():
+                    continue
+                s_d = max(now + lo[d], self.lane_end[d])
+                if s_d < best_start:
+                    best, best_start = d, s_d
+            if best < 0:
+                continue
+            extra, dearer = 0.0, 0.0
+            if self._quota is not None:  # charged as if the copy wins
+                worse = self.loss[job.cls, best] - self.loss[job.cls, job.device]
+                extra = float(np.maximum(worse, 0.0).sum())
+                if extra > self._fidelity_left() + 1e-12:
+                    continue
+            if self.cfg.budget_usd is not None:
+                dearer = max(
+                    float((self.t.price[job.cls, best] - self.t.price[job.cls, job.device]).sum()),
+                    0.0,
+                )
+                reserve = float(np.dot(self.unplaced_by_class, self.min_price))
+                if dearer > 0 and self.spent + dearer + reserve > self.cfg.budget_usd:
+                    continue
+            offset = np.arange(len(job.idx))
+            sub = self._register(best, job.idx, job.cls, job.group, now, origin=job, offset=offset)
+            copy = self.jobs[sub.job_id]
+            copy.redundant = True
+            copy.charge, copy.dearer = extra, dearer
+            self.fidelity_spent += extra
+            self.spent += dearer  # as if it runs, until it is cancelled
+            self.stats.redundant += 1
+            self._lane(best, now)
+            free[best] -= 1
+            if free[best] <= 0:
+                del free[best]
+            subs.append(sub)
+        return subs
+
+    def _drop_copy(self, copy: _Job, now: float, cancel: list[int]) -> None:
+        """Cancel a queued copy that lost the race to start (its charge is refunded)."""
+        origin = self._origin(copy)
+        if origin is not None and copy.job_id in origin.hedges:
+            origin.hedges.remove(copy.job_id)
+        self.fidelity_spent -= copy.charge
+        self.spent -= copy.dearer
+        self._abandon(copy, now)
+        self._lane(copy.device, now)
+        cancel.append(copy.job_id)
+
+    def on_started(self, job_id: int, now: float) -> tuple[int, ...]:
+        """A job started running. If it has queued copies (or is one), those still queued
+        are cancelled. Returns the job ids the driver must cancel."""
+        job = self.jobs.get(job_id)
+        if job is None or job.started:
+            return ()
+        job.started = True
+        cancel: list[int] = []
+        if job.redundant:
+            origin = self._origin(job)
+            if origin is None:
+                return ()
+            for h in list(origin.hedges):
+                other = self.jobs.get(h)
+                if other is not None and other.redundant and not other.started and h != job_id:
+                    self._drop_copy(other, now, cancel)
+            if origin.job_id in self.jobs and not origin.started:
+                # the copy holds every circuit: the origin is closed, kept as a ghost so that
+                # the copy's results are delivered once
+                # what the run loses is now the copy's, not the origin's plus the charge
+                self.fidelity_spent += (
+                    float(self.loss[origin.cls, job.device].sum())
+                    - float(self.loss[origin.cls, origin.device].sum())
+                    - job.charge
+                )
+                self._abandon(origin, now)
+                self._lane(origin.device, now)
+                self.ghosts[origin.job_id] = origin
+                cancel.append(origin.job_id)
+        else:
+            for h in list(job.hedges):
+                other = self.jobs.get(h)
+                if other is not None and other.redundant and not other.started:
+                    self._drop_copy(other, now, cancel)
+        return tuple(cancel)
 
     # ------------------------------------------------------------------ outcomes
     def _close(self, job: _Job) -> None:

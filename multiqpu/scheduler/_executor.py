@@ -186,6 +186,9 @@ class _Executor:
             hedging=opts.hedging,
             job_timeout_s=opts.job_timeout_s,
             explore=opts.explore,
+            # queued copies need to know when a job starts running, which the executor does
+            # not watch yet: without that, copies would run to the end as hedges
+            redundancy=0,
         )
         self.tables = tables
         self.cls = cls

@@ -42,6 +42,7 @@ class Stats:
         self.failovers = 0
         self.cached = 0
         self.probes = 0
+        self.redundant = 0  # queued copies submitted (see Core._copies)
         self.dropped: list[int] = []
 
     def record(

@@ -396,6 +396,10 @@ class _Engine:
             job.exec_s = (dev.overhead_s + raw * self.speed[d]) * math.exp(
                 0.05 * self.rng.standard_normal()
             )
+            on_started = getattr(self.core, "on_started", None)
+            if on_started is not None:
+                for other in on_started(job_id, t):
+                    self.cancel(t, other)
             if dev.failure_rate > 0 and self.rng.random() < dev.failure_rate:
                 self.push(t + min(job.exec_s, dev.overhead_s), "fail", job_id)
             else:

@@ -153,7 +153,7 @@ def simulate(
     would on a fleet in daily use; ``knowledge`` passes such state explicitly. ``compare``: also
     run the least-busy and round-robin baselines on the same queues. ``bound``: compute the
     fluid lower bound. Options go to the placement core (``fidelity_margin``,
-    ``max_slowdown``, ``hedging``, ``explore``, ``budget_usd``, ``deadline_s``).
+    ``max_slowdown``, ``hedging``, ``explore``, ``budget_usd``, ``deadline_s``, ``redundancy``).
     """
     if policy not in POLICIES:
         raise InvalidInputError(f"unknown policy {policy!r}; choose one of {', '.join(POLICIES)}")

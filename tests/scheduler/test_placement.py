@@ -49,7 +49,8 @@ def core(t: ClassTables, n: int, waits, *, policy="balanced", conc=5, batch=300,
 def placed(c: Core, subs) -> np.ndarray:
     per = np.zeros(c.t.n_devices, dtype=int)
     for s in subs:
-        per[s.device] += len(s.idx)
+        if s.hedge_of is None:  # queued copies (redundancy) duplicate placed work
+            per[s.device] += len(s.idx)
     return per + c.local_count
 
 
@@ -312,3 +313,43 @@ def test_all_policies_finish(policy: str) -> None:
         config=CoreConfig(policy=policy),  # type: ignore[arg-type]
     )
     assert sorted(_drive(c, np.random.default_rng(1))) == list(range(100))
+
+
+# ---------------------------------------------------------------------- queued copies
+def test_queued_copy_wins_the_start_and_the_origin_is_cancelled() -> None:
+    # both queues are about as long: a device left idle holds a queued copy of a job waiting
+    # on the other; if the copy starts first, the origin is cancelled and each circuit comes
+    # back once
+    c = core(tables([[0.99, 0.99]], [[1.0, 1.0]]), 4, [30.0, 32.0], policy="fastest")
+    subs = c.pump(0.0)
+    originals = [s for s in subs if s.hedge_of is None]
+    copies = [s for s in subs if s.hedge_of is not None]
+    assert copies
+    for s in copies:
+        assert all(s.device != o.device for o in originals if o.job_id == s.hedge_of)
+    copy = copies[0]
+    cancel = c.on_started(copy.job_id, 5.0)
+    assert copy.hedge_of in cancel
+    assert c.on_started(copy.job_id, 5.0) == ()  # reported twice: nothing more
+    d = c.on_done(copy.job_id, 9.0, queue_s=5.0, execution_s=4.0)
+    assert d is not None and sorted(d.idx.tolist()) == sorted(
+        next(s for s in originals if s.job_id == copy.hedge_of).idx.tolist()
+    )
+    assert c.on_done(copy.hedge_of, 9.5, queue_s=0.0, execution_s=1.0) is None
+
+
+def test_queued_copy_is_cancelled_when_the_origin_starts() -> None:
+    c = core(tables([[0.99, 0.99]], [[1.0, 1.0]]), 4, [30.0, 32.0], policy="fastest")
+    subs = c.pump(0.0)
+    copy = next(s for s in subs if s.hedge_of is not None)
+    assert c.on_started(copy.hedge_of, 1.0) == (copy.job_id,)
+    assert copy.job_id not in c.jobs
+    d = c.on_done(copy.hedge_of, 3.0, queue_s=1.0, execution_s=2.0)
+    assert d is not None and len(d.idx) == len(copy.idx)
+
+
+def test_redundancy_zero_makes_no_copies() -> None:
+    c = core(
+        tables([[0.99, 0.99]], [[1.0, 1.0]]), 4, [0.0, 10.0], policy="fastest", redundancy=0
+    )
+    assert all(s.hedge_of is None for s in c.pump(0.0))

@@ -63,6 +63,19 @@ def test_failures_and_outages_never_lose_a_circuit() -> None:
     assert r.retries > 0
 
 
+def test_queued_copies_deliver_each_circuit_once_within_the_fidelity_budget() -> None:
+    # the reference fleet holds queued copies on most queue seeds; with failures and a lost
+    # device too, every circuit still comes back exactly once
+    fleet = [replace(d, failure_rate=0.05) for d in reference_fleet()]
+    fleet[0] = replace(fleet[0], lost_at=900.0)
+    work = Workload.mixed(600, shots=10_000)
+    for red in (0, 2):
+        r = simulate(fleet, work, seed=4, redundancy=red, max_failures=100)
+        assert sum(d["circuits"] for d in r.per_device) == 600
+    best = simulate(fleet, work, seed=4, policy="most_accurate", max_failures=100)
+    assert r.mean_fidelity >= 0.98 * best.mean_fidelity - 1e-9
+
+
 def test_history_teaches_the_real_waits() -> None:
     fleet = reference_fleet()
     cold = simulate(fleet, 300, shots=4000)
