@@ -8,6 +8,7 @@ import traceback
 from collections.abc import Callable, Sequence
 
 from multiqpu import __version__
+from multiqpu.cli import _format as fmt
 from multiqpu.errors import MultiQPUError
 
 EXIT_OK = 0
@@ -43,26 +44,6 @@ def _demo(args: argparse.Namespace) -> int:
     from multiqpu.cli._demo import run_demo
 
     return run_demo(args)
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return value
-
-
-def _non_negative_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}")
-    return value
 
 
 def _non_negative_float(text: str) -> float:
@@ -125,9 +106,9 @@ def build_parser() -> argparse.ArgumentParser:
         ),
     )
     demo.add_argument("--json", action="store_true", help="print a JSON summary")
-    demo.add_argument("--qubits", type=_positive_int, default=3, help="GHZ width (default: 3)")
+    demo.add_argument("--qubits", type=fmt.positive_int, default=3, help="GHZ width (default: 3)")
     demo.add_argument(
-        "--shots", type=_positive_int, default=2000, help="shots per device (default: 2000)"
+        "--shots", type=fmt.positive_int, default=2000, help="shots per device (default: 2000)"
     )
     demo.add_argument(
         "--time-scale",
@@ -138,7 +119,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     demo.add_argument(
         "--batch",
-        type=_non_negative_int,
+        type=fmt.non_negative_int,
         default=24,
         metavar="N",
         help="then schedule N GHZ circuits across the noisy devices and print the run "

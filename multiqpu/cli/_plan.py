@@ -6,6 +6,7 @@ import argparse
 import sys
 from typing import TYPE_CHECKING, Any
 
+from multiqpu.cli import _format as fmt
 from multiqpu.errors import InvalidInputError
 
 if TYPE_CHECKING:
@@ -36,16 +37,6 @@ def _positive_float(text: str) -> float:
         raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
     if not value > 0:
         raise argparse.ArgumentTypeError(f"expected a number > 0, got {text!r}")
-    return value
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
     return value
 
 
@@ -85,14 +76,14 @@ def add_plan_command(
     plan.add_argument("--config", metavar="PATH", help="fleet config file to read")
     shots = plan.add_mutually_exclusive_group()
     shots.add_argument(
-        "--shots", type=_positive_int, default=None, help="total shots (default: 100000)"
+        "--shots", type=fmt.positive_int, default=None, help="total shots (default: 100000)"
     )
     shots.add_argument("--exact", action="store_true", help="plan exact evaluation (shots=None)")
     plan.add_argument(
         "--precision", type=_positive_float, help="target standard error (sets the shots)"
     )
     plan.add_argument(
-        "--max-fragment-qubits", type=_positive_int, metavar="K", help="cap fragment width"
+        "--max-fragment-qubits", type=fmt.positive_int, metavar="K", help="cap fragment width"
     )
     plan.add_argument(
         "--cut",

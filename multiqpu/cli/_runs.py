@@ -8,6 +8,8 @@ import sys
 import time
 from typing import TYPE_CHECKING, Any
 
+from multiqpu.cli import _format as fmt
+
 if TYPE_CHECKING:
     from multiqpu.journal import Journal, RunInfo
 
@@ -20,16 +22,6 @@ STATE_STYLE = {
     "cancelled": "yellow",
     "interrupted": "magenta",
 }
-
-
-def _limit(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return value
 
 
 def add_run_commands(
@@ -49,7 +41,7 @@ def add_run_commands(
         ),
     )
     runs.add_argument("--json", action="store_true", help="print a JSON list of objects")
-    runs.add_argument("--limit", type=_limit, default=20, metavar="N", help="default: 20")
+    runs.add_argument("--limit", type=fmt.positive_int, default=20, metavar="N", help="default: 20")
     runs.add_argument("--journal", metavar="PATH", help=journal_help)
     runs.set_defaults(handler=run_runs)
 
