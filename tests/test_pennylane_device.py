@@ -264,3 +264,46 @@ def test_standard_errors_of_sampled_and_exact_results() -> None:
     qml.set_shots(circuit, shots=None)(x)  # exact: no error
     ((se_zz, se_z, se_probs),) = dev.last_standard_errors
     assert se_zz == se_z == se_probs == 0.0
+
+
+@pytest.mark.parametrize("interface", ["torch", "jax"])
+def test_gradients_through_torch_and_jax_where_installed(interface: str) -> None:
+    """Parameter-shift gradients through the torch or jax interface (skipped when the
+    framework is not installed: neither is a dependency of multiqpu)."""
+    pytest.importorskip(interface)
+    fleet = multiqpu.Fleet([multiqpu.device("local:ideal", num_qubits=3)])
+    dev = qml.device("multiqpu.fleet", wires=2, fleet=fleet)
+    ref = qml.device("default.qubit", wires=2)
+
+    def circuit(x: object, w: object) -> object:
+        _ansatz(x, w)
+        return qml.expval(qml.Z(0) @ qml.X(1))
+
+    ours = qml.QNode(circuit, dev, interface=interface, diff_method="parameter-shift")
+    theirs = qml.QNode(circuit, ref, interface=interface, diff_method="backprop")
+    x0, w0 = 0.37, [0.5, -1.1]
+    if interface == "torch":
+        import torch
+
+        def grads(q: object) -> tuple[float, np.ndarray]:
+            x = torch.tensor(x0, dtype=torch.float64, requires_grad=True)
+            w = torch.tensor(w0, dtype=torch.float64, requires_grad=True)
+            value = q(x, w)  # type: ignore[operator]
+            value.backward()
+            assert x.grad is not None and w.grad is not None
+            return float(value.detach()), np.concatenate([[x.grad.item()], w.grad.numpy()])
+    else:
+        import jax
+
+        jax.config.update("jax_enable_x64", True)
+
+        def grads(q: object) -> tuple[float, np.ndarray]:
+            value, (gx, gw) = jax.value_and_grad(q, argnums=(0, 1))(  # type: ignore[arg-type]
+                jax.numpy.array(x0), jax.numpy.array(w0)
+            )
+            return float(value), np.concatenate([[float(gx)], np.asarray(gw)])
+
+    v_ours, g_ours = grads(ours)
+    v_ref, g_ref = grads(theirs)
+    assert v_ours == pytest.approx(v_ref, abs=1e-10)
+    np.testing.assert_allclose(g_ours, g_ref, atol=1e-10)
