@@ -124,18 +124,7 @@ _MIX = (
 # ($0.08 a shot) and take 200 s a circuit there: ``most_accurate``, which sends every circuit
 # its best device, would spend ~$1.2M and ~6 days on it. Nobody assembles that fleet for that
 # job; IBM runs many Heron r2 systems, so a fourth one is what such a user would add.
-_REFERENCE = (
-    "heron_r2",
-    "heron_r2",
-    "heron_r2",
-    "heron_r1",
-    "heron_r1",
-    "eagle_r3",
-    "eagle_r3",
-    "garnet",
-    "ankaa3",
-    "heron_r2",
-)
+_REFERENCE = tuple("heron_r2" if kind == "forte" else kind for kind in _MIX)
 
 
 # Queue tiers of multiqpu.queue_model (the embedded default fleet's simulated queues):
