@@ -102,6 +102,10 @@ def suggest(key: str, choices: Iterable[str]) -> str:
     return f"; did you mean '{close[0]}'?" if close else ""
 
 
+def _article(noun: str) -> str:
+    return f"an {noun}" if noun[:1] in "aeiou" else f"a {noun}"
+
+
 def type_name(value: object) -> str:
     return {
         bool: "boolean",
@@ -188,7 +192,9 @@ def check_top(data: Mapping[str, Any], source: str) -> None:
                 key=key,
             )
         if not isinstance(value, dict):
-            raise ConfigError(f"expected a table, got a {type_name(value)}", source=source, key=key)
+            raise ConfigError(
+                f"expected a table, got {_article(type_name(value))}", source=source, key=key
+            )
 
 
 def check_fleet(table: Mapping[str, Any], source: str) -> tuple[bool | None, float | None]:
@@ -286,7 +292,9 @@ def check_options(
         elif is_secret_key(key, provider):
             if not isinstance(value, Secret):  # a non-string: do not quote it
                 raise ConfigError(
-                    f"expected a string, got a {type_name(value)}", source=source, key=dotted
+                    f"expected a string, got {_article(type_name(value))}",
+                    source=source,
+                    key=dotted,
                 )
         elif key in _STR_OPTIONS and not isinstance(value, str):
             raise ConfigError(
@@ -393,7 +401,7 @@ def iter_tables(
     for label, table in data.get(name, {}).items():
         if not isinstance(table, dict):
             raise ConfigError(
-                f"expected a table [{name}.{label}], got a {type_name(table)}",
+                f"expected a table [{name}.{label}], got {_article(type_name(table))}",
                 source=source,
                 key=f"{name}.{label}",
             )
