@@ -272,6 +272,11 @@ class Device(abc.ABC):
     #: False if the device cannot keep running a circuit after a measurement (Braket QPUs and
     #: simulators); cutting then sends gate-cut sub-experiments elsewhere.
     mid_circuit_measurement: bool = True
+    #: > 0 if the device runs our jobs in a vendor session (IBM ``mode = "session"``): the
+    #: first job queues, later ones sent while the session lives start without queueing
+    #: again; the value is how long (seconds) a session lives after our last job there ended.
+    #: The scheduler then sends one small job first and feeds the session as it runs.
+    session_ttl_s: float = 0.0
 
     def __init__(self, name: str, provider: str, *, limits: DeviceLimits | None = None) -> None:
         self.name = name

@@ -50,8 +50,16 @@ __all__ = ["Core", "CoreConfig", "Delivery", "Submission"]
 _EPS = 1e-9
 MAX_HEDGE_ROUNDS = 3  # a straggler may be copied again when a much better refuge turns up
 PLAN_RESERVE = 0.1  # balanced: share of the fidelity budget left unplanned, for later plans
+# balanced: share of the fidelity budget held back from placement, steals and copies, for
+# moving work off a session device whose first job is still queued when the rest is done
+RESCUE_RESERVE = 0.05
 REFERENCE_Z = 1.5  # sigmas of wait pessimism when deciding which devices set the fidelity bar
 COPY_Z = -1.0  # queued copy: made if the holder's optimistic start (sigmas) beats the job's
+SESSION_WAIT_S = 2.0  # a job sent into a live session starts about this soon after
+SESSION_INFLIGHT = 2  # jobs kept in a live session: the one running and the next
+SESSION_OPENER = 1  # circuits in a session's first job (the one that queues)
+SESSION_SPLIT = 5.0  # a session job takes this fraction of the work still queued for it
+SESSION_MIN_JOB = 3.0  # ... and at least this many times its per-job overhead
 
 
 @dataclass(frozen=True)
@@ -121,6 +129,7 @@ class _Job:
     started: bool = False  # the driver said it started running
     redundant: bool = False  # a queued copy (of the whole origin), cancelled if it loses the start
     charge: float = 0.0  # a queued copy: fidelity loss charged for it (refunded if cancelled)
+    in_session: bool = False  # sent into a live session: its wait says nothing of the queue
     dearer: float = 0.0  # a queued copy: price over its origin's, charged (refunded likewise)
 
 
@@ -145,6 +154,7 @@ class Core:
         config: CoreConfig,
         alive: Sequence[bool] | np.ndarray | None = None,
         now: float = 0.0,
+        sessions: Sequence[float] | np.ndarray | None = None,
     ) -> None:
         self.t = tables
         self.source = source
@@ -155,6 +165,16 @@ class Core:
         self.max_batch = np.maximum(np.asarray(max_batch, dtype=np.int64), 1)
         self.alive = np.ones(nd, bool) if alive is None else np.asarray(alive, bool).copy()
         self.dev = [_Device() for _ in range(nd)]
+        # devices that run our jobs in a session (IBM Session mode): > 0, how long a session
+        # lives after our last job there ended; ``live``: a session is open now
+        self.session_ttl = (
+            np.zeros(nd) if sessions is None else np.asarray(sessions, dtype=float).copy()
+        )
+        self.live = np.zeros(nd, dtype=bool)
+        # jobs a device may hold at once: its concurrency; on a session device one job (the
+        # session's first, waiting in the queue) until the session is live, then the running
+        # job and the next, so that work stays unbound until a device can take it
+        self.slots = np.where(self.session_ttl > 0, 1, self.conc)
         self.front: deque[tuple[np.ndarray, np.ndarray]] = deque()
         self.local_work = np.zeros(nd)
         self.local_count = np.zeros(nd, dtype=np.int64)
@@ -233,7 +253,7 @@ class Core:
         if movable.sum() > 0 and ok.any():
             now = self._now
             start = np.where(self.alive, np.maximum(self.lane_end, now + self.wait) - now, np.inf)
-            left = self.fidelity_budget - (self.fidelity_spent - local_loss)
+            left = self._fidelity_free() + local_loss
             _, plan = fluid_plan(
                 movable, self.x, start, ok, loss=self.loss, budget=(1.0 - PLAN_RESERVE) * left
             )
@@ -252,9 +272,34 @@ class Core:
         self._planned_at = delivered
         return use
 
+    def _update_sessions(self, now: float, d: int | None = None) -> None:
+        """Which session devices have a live session: one of our jobs there started (or was
+        sent into the session), or the last one ended less than the session's TTL ago."""
+        for k in range(len(self.dev)) if d is None else (d,):
+            ttl = self.session_ttl[k]
+            if ttl <= 0:
+                continue
+            live = now <= self.last_end[k] + ttl or any(
+                j.started or j.in_session for j in self.dev[k].jobs.values()
+            )
+            if live != self.live[k]:
+                self.live[k] = live
+                self.slots[k] = min(int(self.conc[k]), SESSION_INFLIGHT if live else 1)
+                self.refresh_estimates(k)
+
+    def _wait_quantile(self, z: float) -> np.ndarray:
+        """The learner's wait quantile, or SESSION_WAIT_S where a session is live."""
+        w = self.learner.wait_quantile(z)
+        return np.where(self.live, np.minimum(w, SESSION_WAIT_S), w) if self.live.any() else w
+
     def _fidelity_left(self) -> float:
         """``balanced``: what is left of the fidelity budget (0 once spent)."""
         return max(self.fidelity_budget - self.fidelity_spent, 0.0)
+
+    def _fidelity_free(self) -> float:
+        """``balanced``: what is left of it for placement, steals and copies (the rest is
+        kept for rescues, see RESCUE_RESERVE)."""
+        return max((1.0 - RESCUE_RESERVE) * self.fidelity_budget - self.fidelity_spent, 0.0)
 
     def _refresh_masks(self, *, force: bool = False) -> None:
         self._stale = 0
@@ -328,6 +373,10 @@ class Core:
         # a job long enough that the other concurrent jobs cover a pessimistic queue wait
         # (so the device never runs dry between our jobs) and its overhead is amortised
         wait_hi = lr.wait_quantile(1.0)[cols]
+        live = self.live[cols]
+        wait = np.where(live, SESSION_WAIT_S, wait)
+        # in a session the next job does not queue: nothing to cover but the overhead
+        wait_hi = np.where(self.session_ttl[cols] > 0, 0.0, wait_hi)
         target = np.maximum(
             np.maximum(10.0 * overhead, 1.5 * wait_hi / np.maximum(conc - 1, 1)),
             self.cfg.min_job_s,
@@ -380,6 +429,8 @@ class Core:
         """Place, steal, batch and hedge; returns the jobs to submit now."""
         tic = time.perf_counter()
         self._now = now
+        if self.session_ttl.any():
+            self._update_sessions(now)
         self._place(now)
         if not self.front and self.source.remaining == 0:
             self._steal(now)
@@ -437,7 +488,7 @@ class Core:
             level, xbar = self._plan_level(F)
             limit = np.minimum(level, cap)
             room = np.where(self.alive, np.maximum(limit - F, 0.0), 0.0)
-            idle = self.alive & (self.local_count == 0) & (self.inflight < self.conc)
+            idle = self.alive & (self.local_count == 0) & (self.inflight < self.slots)
             capacity = int(np.sum(room / np.maximum(xbar, 1e-9))) + int(idle.sum())
             idx, cls = self._take(min(max(capacity, 16), self._chunk))
             if len(idx) == 0:
@@ -596,7 +647,7 @@ class Core:
         (the least accurate device first); the rest queues on the most accurate ones."""
         assert self._quota is not None
         lc = self.loss[c, sel]
-        q = min(max(float(self._quota[c]), 0.0), self._fidelity_left())
+        q = min(max(float(self._quota[c]), 0.0), self._fidelity_free())
         spend = float(n @ lc)
         if spend <= q + 1e-12:  # the usual case
             self._quota[c] -= spend
@@ -647,7 +698,7 @@ class Core:
 
     # ------------------------------------------------------------------ stealing
     def _steal(self, now: float) -> None:
-        hungry = np.flatnonzero(self.alive & (self.local_count == 0) & (self.inflight < self.conc))
+        hungry = np.flatnonzero(self.alive & (self.local_count == 0) & (self.inflight < self.slots))
         if len(hungry) == 0 or not self.local_count.any():
             return
         for d in hungry.tolist():
@@ -660,7 +711,8 @@ class Core:
                 v = int(victims[np.argmax(F[victims])])
                 _, seg_cls = self.dev[v].local[-1]
                 c = int(seg_cls[-1])
-                if not self.masks.preferred[c, d]:
+                stuck = self._stuck(v, now)
+                if not (self.masks.preferred[c, d] or (stuck and self._rescue_mask()[c, d])):
                     break
                 xd, xv = self.x[c, d], self.x[c, v]
                 # move j tasks while the last one still finishes earlier on d
@@ -674,8 +726,14 @@ class Core:
                     room = self.cfg.budget_usd - reserve - self.spent
                     j = min(j, int(np.floor(room / extra + 1e-9)))
                 worse = self.loss[c, d] - self.loss[c, v]
-                if self._quota is not None and worse > 1e-12:  # balanced: within the budget
-                    q = min(max(float(self._quota[c]), 0.0), self._fidelity_left())
+                # balanced: within the budget; off a session device that has not started
+                # (while others are idle: we steal), the rescue reserve too, and past the
+                # budget once its first job is late
+                if self._quota is not None and worse > 1e-12 and not stuck:
+                    if self._waiting_session(v):
+                        q = self._fidelity_left()
+                    else:
+                        q = min(max(float(self._quota[c]), 0.0), self._fidelity_free())
                     j = min(j, int(np.floor(q / worse + 1e-9)))
                 if j <= 0 or F[d] + xd >= F[v]:
                     break
@@ -700,9 +758,9 @@ class Core:
     # ------------------------------------------------------------------ batches
     def _batches(self, now: float) -> list[Submission]:
         subs: list[Submission] = []
-        ready = np.flatnonzero(self.alive & (self.local_count > 0) & (self.inflight < self.conc))
+        ready = np.flatnonzero(self.alive & (self.local_count > 0) & (self.inflight < self.slots))
         for d in ready.tolist():
-            while self.local_count[d] > 0 and self.inflight[d] < self.conc[d]:
+            while self.local_count[d] > 0 and self.inflight[d] < self.slots[d]:
                 subs.append(self._form_job(d, now))
             self._lane(d, now)
         return subs
@@ -711,11 +769,18 @@ class Core:
         local = self.dev[d].local
         group = int(self.t.group[int(local[0][1][0])])
         limit = int(self.max_batch[d])
+        if self.session_ttl[d] > 0 and not self.live[d] and self.inflight[d] == 0:
+            limit = SESSION_OPENER  # the session's first job: it may wait long in the queue
         # split what is queued here over the free slots: submitted now, it all waits in the
         # vendor's queue at once instead of paying one wait per job in turn, and no single
         # unlucky wait holds all of it; each job still at least 4x its overhead
-        free = max(int(self.conc[d] - self.inflight[d]), 1)
-        target = max(4.0 * self.overhead[d], self.cfg.min_job_s, self.local_work[d] / free)
+        free = max(int(self.slots[d] - self.inflight[d]), 1)
+        share = self.local_work[d] / free
+        if self.session_ttl[d] > 0:
+            # what stays here is not bound yet (others may still steal it): jobs of a
+            # SESSION_SPLIT-th of it, so they shrink towards the end, and at least job_s
+            share = max(self.local_work[d] / SESSION_SPLIT, SESSION_MIN_JOB * self.overhead[d])
+        target = max(4.0 * self.overhead[d], self.cfg.min_job_s, share)
         x = self.x[:, d]
         taken_idx: list[np.ndarray] = []
         taken_cls: list[np.ndarray] = []
@@ -770,8 +835,9 @@ class Core:
             exec_s=float(self.overhead[d] + self.learner.speed()[d] * raw),
             raw_s=raw,
             prior_wait=float(self.learner.reported[d]),
+            in_session=bool(self.live[d]),
         )
-        job.deadline = now + float(self.learner.wait_quantile(1.0)[d]) + 2.0 * job.exec_s
+        job.deadline = now + float(self._wait_quantile(1.0)[d]) + 2.0 * job.exec_s
         self._next_id += 1
         self.jobs[job.job_id] = job
         self.dev[d].jobs[job.job_id] = job
@@ -797,6 +863,26 @@ class Core:
         return sub.job_id
 
     # ------------------------------------------------------------------ hedging
+    def _waiting_session(self, d: int) -> bool:
+        """A session device whose session has not started: its first job is still queued."""
+        return bool(self.session_ttl[d] > 0 and not self.live[d])
+
+    def _rescue_mask(self) -> np.ndarray:
+        """Where work may go off a late session: what the policy allows, and for
+        ``balanced`` any device above the fidelity floor (past the fidelity budget)."""
+        if self.cfg.policy != "balanced":
+            return self.masks.allowed
+        t = self.t
+        return self.masks.allowed | (
+            t.fits & self.alive[None, :] & (t.fidelity >= t.floor[:, None])
+        )
+
+    def _stuck(self, d: int, now: float) -> bool:
+        """A waiting session whose first job is late."""
+        return self._waiting_session(d) and any(
+            self._late(j, now) for j in self.dev[d].jobs.values()
+        )
+
     def _late(self, job: _Job, now: float) -> bool:
         """Past the time a pessimistic estimate gave it to finish when it was submitted."""
         return now > job.deadline
@@ -818,7 +904,7 @@ class Core:
         for d in range(len(self.dev)):
             self._lane(d, now)
         # idle: a free slot, nothing queued, and a new job would not wait behind our own
-        idle = (self.local_count == 0) & (self.inflight < self.conc)
+        idle = (self.local_count == 0) & (self.inflight < self.slots)
         idle &= self.alive & (self.lane_end <= now + self.wait)
         hungry = np.flatnonzero(idle)
         if len(hungry) == 0:
@@ -838,7 +924,7 @@ class Core:
             (self.jobs[k] for k in ends), key=lambda j: ends[j.job_id], reverse=True
         )
         subs: list[Submission] = []
-        free = {int(d): int(self.conc[d] - self.inflight[d]) for d in hungry}
+        free = {int(d): int(self.slots[d] - self.inflight[d]) for d in hungry}
         speed = self.learner.speed()
         free_mask = np.zeros(len(self.dev), dtype=bool)
         for job in candidates[: 4 * len(free) + 4]:  # the worst stragglers first
@@ -848,13 +934,15 @@ class Core:
             free_mask[:] = False
             free_mask[list(free)] = True
             free_mask[job.device] = False
-            ok = self.masks.preferred[np.unique(job.cls)].all(axis=0) & free_mask
+            # off a late session, any allowed device will do
+            mask = self._rescue_mask() if self._stuck(job.device, now) else self.masks.preferred
+            ok = mask[np.unique(job.cls)].all(axis=0) & free_mask
             devs = np.flatnonzero(ok)
             if len(devs) == 0:
                 continue
             # split the straggler's circuits over the idle devices, earliest finish first
             # (judged with a pessimistic wait: a device we know badly is a poor refuge)
-            wait_hi = self.learner.wait_quantile(1.0)[devs]
+            wait_hi = self._wait_quantile(1.0)[devs]
             start = np.maximum(self.lane_end[devs], now + wait_hi) + self.overhead[devs]
             per_task = speed[devs] * self.t.raw_s[job.cls][:, devs].mean(axis=0) + _EPS
             room = np.array([self.max_batch[d] * free[int(d)] for d in devs], dtype=np.int64)
@@ -870,7 +958,15 @@ class Core:
                 worse = self.loss[job.cls][:, devs] - self.loss[job.cls, job.device][:, None]
                 owner = np.repeat(np.arange(len(devs)), n)
                 extra = float(np.maximum(worse[np.arange(len(job.idx)), owner], 0.0).sum())
-                if extra > self._fidelity_left() + 1e-12:
+                # over the budget only for a late job when nothing else is left to run
+                # (but work held by late sessions): a queue that holds it for ever must not
+                # hold the whole run
+                last = self._late(job, now) and all(
+                    self.local_count[k] == 0 or self._stuck(k, now)
+                    for k in range(len(self.dev))
+                    if k != job.device
+                )
+                if extra > self._fidelity_left() + 1e-12 and not last:
                     continue
                 self.fidelity_spent += extra
             if self.cfg.budget_usd is not None:
@@ -914,7 +1010,7 @@ class Core:
         waiting in another device's queue, the one expected to start latest, when they might
         start it earlier. Whichever copy starts running first wins; :meth:`on_started`
         cancels the others while they are still queued (a queued job costs nothing)."""
-        idle = np.flatnonzero(self.alive & (self.local_count == 0) & (self.inflight < self.conc))
+        idle = np.flatnonzero(self.alive & (self.local_count == 0) & (self.inflight < self.slots))
         if len(idle) == 0:
             return []
         waiting: list[tuple[float, _Job]] = []
@@ -935,9 +1031,9 @@ class Core:
         if not waiting:
             return []
         waiting.sort(key=lambda e: e[0], reverse=True)
-        lo = self.learner.wait_quantile(COPY_Z)
+        lo = self._wait_quantile(COPY_Z)
         subs: list[Submission] = []
-        free = {int(d): int(self.conc[d] - self.inflight[d]) for d in idle}
+        free = {int(d): int(self.slots[d] - self.inflight[d]) for d in idle}
         for start, job in waiting:
             if not free:
                 break
@@ -956,7 +1052,7 @@ class Core:
             if self._quota is not None:  # charged as if the copy wins
                 worse = self.loss[job.cls, best] - self.loss[job.cls, job.device]
                 extra = float(np.maximum(worse, 0.0).sum())
-                if extra > self._fidelity_left() + 1e-12:
+                if extra > self._fidelity_free() + 1e-12:
                     continue
             if self.cfg.budget_usd is not None:
                 dearer = max(
@@ -999,6 +1095,8 @@ class Core:
         if job is None or job.started:
             return ()
         job.started = True
+        if self.session_ttl[job.device] > 0:
+            self._update_sessions(now, job.device)
         cancel: list[int] = []
         if job.redundant:
             origin = self._origin(job)
@@ -1041,7 +1139,7 @@ class Core:
         self._close(job)
         # right-censored: it says the wait is at least this long, nothing if that is less
         # than what we already expect
-        if first and now - job.submitted > self.learner.wait()[job.device]:
+        if first and not job.in_session and now - job.submitted > self.learner.wait()[job.device]:
             self.learner.observe(
                 job.device,
                 queue_s=now - job.submitted,
@@ -1070,7 +1168,7 @@ class Core:
         self.last_end[d] = max(self.last_end[d], now)
         self.learner.observe(
             d,
-            queue_s=None if blocked else queue_s,
+            queue_s=None if blocked or job.in_session else queue_s,
             execution_s=execution_s,
             predicted_s=job.raw_s,
             prior_wait_s=job.prior_wait,
@@ -1107,6 +1205,8 @@ class Core:
         idx, cls = job.idx[positions], job.cls[positions]
         self.remaining_by_class -= np.bincount(cls, minlength=self.t.n_classes)
         self.stats.record(d, idx, cls, self.t, now, queue_s, execution_s)
+        if self.session_ttl[d] > 0:
+            self._update_sessions(now, d)
         self.refresh_estimates(d)
         return Delivery(job.job_id, d, idx, cls, positions, tuple(cancel))
 

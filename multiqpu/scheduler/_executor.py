@@ -209,6 +209,7 @@ class _Executor:
             learner=self.learner,
             config=self.config,
             alive=self.alive,
+            sessions=[d.session_ttl_s for d in self.devices],
         )
 
     def _fingerprints(self) -> list[str | None]:

@@ -137,6 +137,12 @@ TIERS: dict[str, tuple[float, float]] = {
 }
 
 
+# IBM devices run our jobs in a Session (qiskit-ibm-runtime Session mode, paid plans): the
+# first job queues, later ones are prioritised while the session is active. The TTL after the
+# last job is our assumption (IBM calls it the interactive timeout).
+IBM_SESSION_TTL_S = 60.0
+
+
 def _draw(archetype: str, name: str, rng: np.random.Generator) -> SimDevice:
     base = ARCHETYPES[archetype]
     ion = base.topology == "all_to_all"
@@ -159,6 +165,7 @@ def _draw(archetype: str, name: str, rng: np.random.Generator) -> SimDevice:
         speed_bias=float(np.exp(rng.normal(0.0, 0.25))),
         overhead_s=float(base.overhead_s * np.exp(rng.normal(0.0, 0.3))),
         failure_rate=float(rng.uniform(0.0, 0.02)),
+        session_ttl_s=0.0 if braket else IBM_SESSION_TTL_S,
     )
 
 

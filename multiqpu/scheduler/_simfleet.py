@@ -29,6 +29,7 @@ Topology = Literal["heavy_hex", "square", "all_to_all"]
 _DAY_S = 86_400.0
 # Extra two-qubit gates per long-range interaction (a SWAP is 3 CX) and extra layers.
 _SWAP_2Q = {"heavy_hex": 3.0, "square": 2.0, "all_to_all": 0.0}
+SESSION_LATENCY_S = 2.0  # a job sent into a live session: submission and loading
 
 
 def _stable(name: str) -> int:
@@ -64,6 +65,11 @@ class SimDevice:
     lost_at: float | None = None  # the device goes away for good at this virtual time
     price_per_task: float = 0.0
     price_per_shot: float = 0.0
+    # > 0: our jobs run in a session (IBM Session mode): the first waits in the queue; once
+    # one starts, our jobs already queued and those sent while the session lives (a job of
+    # ours running or ready there, or the last one ended less than this long ago) start
+    # SESSION_LATENCY_S after they are sent, without queueing again
+    session_ttl_s: float = 0.0
 
     # ------------------------------------------------------------------ noise
     def _sorted_errors(self, median: float, count: int, salt: str) -> np.ndarray:

@@ -25,7 +25,7 @@ import numpy as np
 
 from multiqpu.scheduler._core import Core, CoreConfig, Delivery, Submission
 from multiqpu.scheduler._learning import DeviceKnowledge, Learner
-from multiqpu.scheduler._simfleet import SimDevice, Workload, fleet_arrays
+from multiqpu.scheduler._simfleet import SESSION_LATENCY_S, SimDevice, Workload, fleet_arrays
 from multiqpu.scheduler._stats import Stats
 from multiqpu.scheduler._tables import ClassTables, StreamSource, TaskSource
 
@@ -263,6 +263,7 @@ def run_virtual(
             learner=learner,
             config=config or CoreConfig(),
             now=start_s,
+            sessions=[dev.session_ttl_s for dev in devices],
         )
     elif strategy in ("least_busy", "round_robin"):
         fits_all = tables.fits[workload.probabilities() > 0].all(axis=0)
@@ -313,6 +314,9 @@ class _Engine:
         self.jobs: dict[int, _SimJob] = {}
         self.ready: list[deque[int]] = [deque() for _ in devices]
         self.running: list[int | None] = [None] * len(devices)
+        # sessions (SimDevice.session_ttl_s): live while a job of ours runs or is ready
+        # there, and until this time after the last one ended
+        self.session_until = [-math.inf] * len(devices)
         self.events = 0
         self.wake_at = math.inf
         self.speed = np.array([d.speed_bias for d in devices])
@@ -369,8 +373,24 @@ class _Engine:
             self.push(now, "fail_perm", sub.job_id)
             self.push(now, "lost", sub.device)
             return
+        if self.in_session(sub.device, now):
+            self.push(dev.outage_end(now + SESSION_LATENCY_S), "ready", sub.job_id)
+            return
         wait = self.queues.wait(sub.device, now)
         self.push(dev.outage_end(now + wait), "ready", sub.job_id)
+
+    def in_session(self, d: int, now: float) -> bool:
+        if self.devices[d].session_ttl_s <= 0:
+            return False
+        return self.running[d] is not None or bool(self.ready[d]) or now <= self.session_until[d]
+
+    def open_session(self, t: float, d: int) -> None:
+        """Our first job started on a session device: our jobs still in its queue are in the
+        same session and become ready now."""
+        for job_id, job in self.jobs.items():
+            if job.sub.device == d and job.state == "waiting":
+                job.state = "ready"
+                self.ready[d].append(job_id)
 
     def on_ready(self, t: float, job_id: int) -> None:
         job = self.jobs.get(job_id)
@@ -389,6 +409,8 @@ class _Engine:
             job = self.jobs.get(job_id)
             if job is None or job.state != "ready":
                 continue
+            if dev.session_ttl_s > 0 and t > self.session_until[d]:  # the lane was idle
+                self.open_session(t, d)
             job.state = "running"
             job.started = t
             self.running[d] = job_id
@@ -409,6 +431,7 @@ class _Engine:
     def _free_lane(self, t: float, d: int, job_id: int) -> None:
         if self.running[d] == job_id:
             self.running[d] = None
+            self.session_until[d] = t + self.devices[d].session_ttl_s
             self.start_next(t, d)
 
     def on_end(self, t: float, job_id: int) -> None:

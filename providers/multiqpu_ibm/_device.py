@@ -68,6 +68,11 @@ def queue_from_report(report: Any) -> QueueEstimate:
     )
 
 
+# How long an IBM session stays active after its last job ended (IBM's interactive timeout;
+# our assumption, the service does not report it per session).
+SESSION_TTL_S = 60.0
+
+
 class IBMDevice(Device):
     """An IBM Quantum backend, real or fake, behind multiqpu's device interface."""
 
@@ -80,6 +85,8 @@ class IBMDevice(Device):
             limits = DeviceLimits(max_shots=int(max_shots))
         super().__init__(name, "ibm", limits=limits)
         self.engine = options.engine if self.is_fake else "runtime"
+        # Session mode: the scheduler opens the session with one small job and then feeds it
+        self.session_ttl_s = SESSION_TTL_S if options.mode == "session" else 0.0
         self._calibration: Calibration | None = None
         self._device_target: DeviceTarget | None = None
         self._fast: FastEngine | None = None

@@ -30,7 +30,9 @@ def tables(fid, raw, price=None, fits=None, floor=0.0) -> ClassTables:
     )
 
 
-def core(t: ClassTables, n: int, waits, *, policy="balanced", conc=5, batch=300, **cfg) -> Core:
+def core(
+    t: ClassTables, n: int, waits, *, policy="balanced", conc=5, batch=300, sessions=None, **cfg
+) -> Core:
     nd = t.n_devices
     learner = Learner(
         nd, reported_wait_s=waits, prior_overhead_s=[1.0] * nd, report_kind=["estimate"] * nd
@@ -43,6 +45,7 @@ def core(t: ClassTables, n: int, waits, *, policy="balanced", conc=5, batch=300,
         max_batch=[batch] * nd,
         learner=learner,
         config=CoreConfig(policy=policy, explore=False, **cfg),
+        sessions=sessions,
     )
 
 
@@ -353,3 +356,65 @@ def test_redundancy_zero_makes_no_copies() -> None:
         tables([[0.99, 0.99]], [[1.0, 1.0]]), 4, [0.0, 10.0], policy="fastest", redundancy=0
     )
     assert all(s.hedge_of is None for s in c.pump(0.0))
+
+
+# ---------------------------------------------------------------------- sessions
+def test_a_session_device_is_opened_with_one_circuit_then_fed_as_it_runs() -> None:
+    # one device whose queue is 300 s; in a session, later jobs do not queue again
+    c = core(tables([[0.99]], [[1.0]]), 200, [300.0], policy="fastest", sessions=[60.0])
+    subs = c.pump(0.0)
+    assert [len(s.idx) for s in subs] == [1]  # the session's first job, alone in the queue
+    now, delivered, sizes = 300.0, [], []
+    running = subs[0]
+    inflight = []
+    assert c.on_started(running.job_id, now) == ()
+    inflight = c.pump(now)
+    # live: the running job and the next one, no more (the rest stays movable)
+    assert len(inflight) == 1 and c.inflight[0] == 2
+    while True:
+        took = len(running.idx) * 1.0 + 1.0
+        now += took
+        queue_s = 300.0 if not sizes else 0.0
+        d = c.on_done(running.job_id, now, queue_s=queue_s, execution_s=took)
+        assert d is not None
+        delivered.extend(d.idx.tolist())
+        sizes.append(len(running.idx))
+        inflight.extend(c.pump(now))
+        if not inflight:
+            break
+        running = inflight.pop(0)
+        c.on_started(running.job_id, now)
+        assert c.inflight[0] <= 2
+    assert sorted(delivered) == list(range(200))
+    assert sizes[1] > sizes[-1]  # jobs shrink as the work left does
+    # session jobs start at once: their "waits" are not the queue's, which stays learned
+    assert c.learner.wait()[0] > 100.0
+
+
+def test_a_late_session_never_holds_the_run() -> None:
+    # device 1 is the most accurate, but its session never starts; when device 0 is done
+    # with everything else, the first job and anything left for device 1 move, even past
+    # the fidelity budget, and every circuit comes back once
+    c = core(
+        tables([[0.95, 0.99]], [[1.0, 1.0]]), 100, [0.0, 50.0], sessions=[0.0, 60.0]
+    )
+    delivered: list[int] = []
+    pending = {s.job_id: s for s in c.pump(0.0)}
+    now = 0.0
+    for _ in range(1000):
+        if c.finished:
+            break
+        # device 0 runs its jobs one after the other; device 1's queue never moves
+        ours = sorted(j for j, s in pending.items() if s.device == 0)
+        now += 1.0 if not ours else len(pending[ours[0]].idx)
+        if ours:
+            s = pending.pop(ours[0])
+            c.on_started(s.job_id, now - len(s.idx))
+            d = c.on_done(s.job_id, now, queue_s=0.0, execution_s=float(len(s.idx)))
+            if d is not None:
+                delivered.extend(d.idx.tolist())
+                for j in d.cancel:
+                    pending.pop(j, None)
+        pending.update({s.job_id: s for s in c.pump(now)})
+    assert c.finished and sorted(delivered) == list(range(100))
+    assert now < 1000.0
