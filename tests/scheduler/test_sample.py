@@ -282,3 +282,30 @@ async def test_demo_batch_prefers_low_noise_low_queue_devices() -> None:
         assert sum(r.counts.values()) == 500
         # a GHZ state on a good device: mostly all-zeros and all-ones
         assert (r.counts.get("000", 0) + r.counts.get("111", 0)) / 500 > 0.85
+
+
+async def test_an_ibm_session_is_opened_with_one_circuit_then_fed() -> None:
+    # IBM Session mode on the vendor's local channel: the scheduler opens the session with a
+    # one-circuit job (the one that would wait in the queue), then keeps it fed
+    dev = multiqpu.device("ibm:fake_manila", engine="runtime", mode="session", seed=3)
+    assert dev.session_ttl_s > 0
+    assert multiqpu.device("ibm:fake_manila").session_ttl_s == 0
+    sizes: list[int] = []
+    submit = dev.submit
+
+    async def counting(circuits, shots):  # type: ignore[no-untyped-def]
+        sizes.append(len(circuits))
+        return await submit(circuits, shots)
+
+    dev.submit = counting  # type: ignore[method-assign]
+    circuits = [ghz(2 + i % 2) for i in range(12)]
+    try:
+        result = await Fleet([dev]).sample(circuits, shots=SHOTS, journal=None)
+    finally:
+        dev.close()
+    assert [r.index for r in result] == list(range(len(circuits)))
+    for r, c in zip(result, circuits, strict=True):  # a noisy GHZ: mostly 0...0 and 1...1
+        assert sum(r.counts.values()) == SHOTS
+        ghz_share = sum(v for k, v in r.counts.items() if len(set(k)) == 1) / SHOTS
+        assert ghz_share > 0.8 and len(next(iter(r.counts))) == c.num_qubits
+    assert sizes[0] == 1 and sum(sizes) == len(circuits) and len(sizes) >= 2

@@ -140,3 +140,40 @@ def test_cli_simulate(capsys: pytest.CaptureFixture[str]) -> None:
     data = json.loads(capsys.readouterr().out)
     assert data["circuits"] == 200 and data["lower_bound_s"] > 0
     assert sum(d["circuits"] for d in data["per_device"]) == 200
+
+
+def test_a_session_queues_once_then_runs_our_jobs_back_to_back() -> None:
+    # a deterministic 600 s queue: in a session only the first job waits it; without one,
+    # with one job at a time, every job does
+    quiet = {"wait_drift": 0.0, "wait_jitter": 0.0, "daily_amplitude": 0.0}
+    base = SimDevice("s", num_qubits=20, median_wait_s=600.0, max_concurrent_jobs=1, **quiet)
+    work = Workload((SimCircuit(4, 10, 30, 8, shots=4000),), (1.0,), 300)
+    s = simulate([replace(base, session_ttl_s=60.0)], work, policy="fastest")
+    p = simulate([base], work, policy="fastest", max_failures=100)
+    assert sum(d["circuits"] for d in s.per_device) == 300
+    assert s.jobs >= 3  # the session's first job (one circuit), then it is fed
+    busy = s.per_device[0]["busy_s"]
+    # one queue wait, then at most the submission latency between jobs
+    assert 600.0 + busy <= s.makespan_s <= 600.0 + busy + 2.5 * s.jobs
+    assert p.makespan_s >= 600.0 * p.jobs
+
+
+def test_a_session_that_never_starts_does_not_hold_the_run() -> None:
+    quiet = {"wait_drift": 0.0, "wait_jitter": 0.0, "daily_amplitude": 0.0}
+    good = SimDevice("g", num_qubits=20, median_wait_s=30.0, error_2q=2e-3, **quiet)
+    # the most accurate device, in a session whose first job waits ~a day while it reports
+    # an empty queue: the scheduler gives it work, which must come back from elsewhere
+    stuck = replace(
+        good,
+        name="s",
+        median_wait_s=86_400.0,
+        others_job_s=1e9,
+        error_2q=1e-3,
+        session_ttl_s=60.0,
+    )
+    work = Workload((SimCircuit(4, 10, 30, 8, shots=4000),), (1.0,), 300)
+    r = simulate([good, stuck], work)
+    assert sum(d["circuits"] for d in r.per_device) == 300
+    assert r.per_device[1]["circuits"] == 0
+    assert r.steals + r.hedges > 0  # it was given work, then that work moved
+    assert r.makespan_s < 3600.0
