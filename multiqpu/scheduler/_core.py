@@ -58,8 +58,7 @@ COPY_Z = -1.0  # queued copy: made if the holder's optimistic start (sigmas) bea
 SESSION_WAIT_S = 2.0  # a job sent into a live session starts about this soon after
 SESSION_INFLIGHT = 2  # jobs kept in a live session: the one running and the next
 SESSION_OPENER = 1  # circuits in a session's first job (the one that queues)
-SESSION_SPLIT = 5.0  # a session job takes this fraction of the work still queued for it
-SESSION_MIN_JOB = 3.0  # ... and at least this many times its per-job overhead
+SESSION_SPLIT = 5.0  # a session job takes 1/SESSION_SPLIT of the work still queued for it
 
 
 @dataclass(frozen=True)
@@ -171,6 +170,7 @@ class Core:
             np.zeros(nd) if sessions is None else np.asarray(sessions, dtype=float).copy()
         )
         self.live = np.zeros(nd, dtype=bool)
+        self._rescue_on = bool(self.session_ttl.any())
         # jobs a device may hold at once: its concurrency; on a session device one job (the
         # session's first, waiting in the queue) until the session is live, then the running
         # job and the next, so that work stays unbound until a device can take it
@@ -299,7 +299,8 @@ class Core:
     def _fidelity_free(self) -> float:
         """``balanced``: what is left of it for placement, steals and copies (the rest is
         kept for rescues, see RESCUE_RESERVE)."""
-        return max((1.0 - RESCUE_RESERVE) * self.fidelity_budget - self.fidelity_spent, 0.0)
+        reserve = RESCUE_RESERVE if self._rescue_on else 0.0
+        return max((1.0 - reserve) * self.fidelity_budget - self.fidelity_spent, 0.0)
 
     def _refresh_masks(self, *, force: bool = False) -> None:
         self._stale = 0
@@ -431,6 +432,9 @@ class Core:
         self._now = now
         if self.session_ttl.any():
             self._update_sessions(now)
+            # the rescue reserve is kept while a session that holds work has not started
+            waiting = (self.session_ttl > 0) & ~self.live
+            self._rescue_on = bool((waiting & ((self.local_count > 0) | (self.inflight > 0))).any())
         self._place(now)
         if not self.front and self.source.remaining == 0:
             self._steal(now)
@@ -777,9 +781,9 @@ class Core:
         free = max(int(self.slots[d] - self.inflight[d]), 1)
         share = self.local_work[d] / free
         if self.session_ttl[d] > 0:
-            # what stays here is not bound yet (others may still steal it): jobs of a
-            # SESSION_SPLIT-th of it, so they shrink towards the end, and at least job_s
-            share = max(self.local_work[d] / SESSION_SPLIT, SESSION_MIN_JOB * self.overhead[d])
+            # what stays here is not bound yet (others may still steal it): jobs of
+            # 1/SESSION_SPLIT of it, so they shrink towards the end
+            share = self.local_work[d] / SESSION_SPLIT
         target = max(4.0 * self.overhead[d], self.cfg.min_job_s, share)
         x = self.x[:, d]
         taken_idx: list[np.ndarray] = []

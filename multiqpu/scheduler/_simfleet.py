@@ -4,7 +4,8 @@ A :class:`SimDevice` is a QPU reduced to what scheduling sees: a noise profile (
 with a per-qubit spread, a topology), a timing model (per-shot time, per-layer time, per-job
 overhead, and a hidden ``speed_bias`` between the published and the real figures), a queue
 (a median wait with a daily cycle, a slowly drifting load, per-job jitter, and a reported
-``pending_jobs`` count that is a poor predictor of the wait), reliability (per-job failure
+``pending_jobs`` count that is a poor predictor of the wait; optionally sessions, in which
+only the first of our jobs queues), reliability (per-job failure
 rate, outage windows, a time at which it is lost for good) and a price.
 
 A :class:`SimCircuit` is a circuit reduced to its shape (qubits, layers, gate counts, shots,
