@@ -68,6 +68,10 @@ def queue_from_report(report: Any) -> QueueEstimate:
     )
 
 
+# IBM's job validation allows at most this many executions (circuits x shots) per Sampler job
+# (docs: "Job limits").
+MAX_EXECUTIONS = 10_000_000
+
 # How long an IBM session stays active after its last job ended (IBM's interactive timeout;
 # our assumption, the service does not report it per session).
 SESSION_TTL_S = 60.0
@@ -241,7 +245,8 @@ class IBMDevice(Device):
                 isa,
                 shots,
                 mode=self.options.mode,
-                chunk=self.limits.max_circuits_per_job,
+                # IBM validates at most MAX_EXECUTIONS circuits x shots per Sampler job
+                chunk=max(1, min(self.limits.max_circuits_per_job, MAX_EXECUTIONS // shots)),
                 seed=seed,
             )
             return jobs, meta

@@ -294,3 +294,15 @@ async def test_seeded_device_draws_a_new_seed_per_job() -> None:
     assert a1.counts == b1.counts  # same seed stream, same first draw
     assert a1.metadata["seed"] != a2.metadata["seed"]
     assert a1.counts != a2.counts  # a second job is a fresh sample
+
+
+async def test_runtime_jobs_respect_the_execution_limit(monkeypatch: pytest.MonkeyPatch) -> None:
+    # IBM validates at most 10M circuits x shots per Sampler job: larger batches are split
+    import multiqpu_ibm._device as ibm_device
+
+    monkeypatch.setattr(ibm_device, "MAX_EXECUTIONS", 250)
+    dev = provider.device("fake_manila", engine="runtime", mode="batch")
+    job = await dev.submit([ghz(), ghz(2), ghz(3)], shots=100)
+    assert len(job.job_id.split(",")) == 2  # 2 circuits x 100 shots, then 1
+    result = await job.result()
+    assert [sum(r.counts.values()) for r in result] == [100, 100, 100]
