@@ -27,34 +27,44 @@ How work is placed (see docs/scheduler.md for the reasoning):
   cancelled.
 * **Failures.** A failed job's tasks go back to the front of the queue; a device lost for
   good (or failing ``max_failures`` times in a row) is dropped and its queued work moved.
+
+Hedging, queued copies and late-session rescue live in ``_hedging``; the job and device
+records in ``_records``; water-filling in ``_waterfill``.
 """
 
 from __future__ import annotations
 
-import heapq
 import time
 from collections import deque
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
 from multiqpu.errors import DeviceUnavailableError, InvalidInputError
+from multiqpu.scheduler._hedging import (
+    copies,
+    hedges,
+    on_started,
+    rescue_mask,
+    stuck,
+    waiting_session,
+)
 from multiqpu.scheduler._learning import Learner
 from multiqpu.scheduler._policy import Masks, PolicyName, masks
+from multiqpu.scheduler._records import Delivery, DeviceQueue, JobRecord, Submission
 from multiqpu.scheduler._stats import Stats
 from multiqpu.scheduler._tables import ClassTables, TaskSource
+from multiqpu.scheduler._waterfill import capped_waterfill, fluid_level, waterfill
 
 __all__ = ["Core", "CoreConfig", "Delivery", "Submission"]
 
 _EPS = 1e-9
-MAX_HEDGE_ROUNDS = 3  # a straggler may be copied again when a much better refuge turns up
 PLAN_RESERVE = 0.1  # balanced: share of the fidelity budget left unplanned, for later plans
 # balanced: share of the fidelity budget held back from placement, steals and copies, for
 # moving work off a session device whose first job is still queued when the rest is done
 RESCUE_RESERVE = 0.05
 REFERENCE_Z = 1.5  # sigmas of wait pessimism when deciding which devices set the fidelity bar
-COPY_Z = -1.0  # queued copy: made if the holder's optimistic start (sigmas) beats the job's
 SESSION_WAIT_S = 2.0  # a job sent into a live session starts about this soon after
 SESSION_INFLIGHT = 2  # jobs kept in a live session: the one running and the next
 SESSION_OPENER = 1  # circuits in a session's first job (the one that queues)
@@ -82,62 +92,6 @@ class CoreConfig:
     redundancy: int = 2
 
 
-@dataclass(frozen=True)
-class Submission:
-    """A job the driver must submit now: tasks ``idx`` (of classes ``cls``) on ``device``."""
-
-    job_id: int
-    device: int
-    idx: np.ndarray
-    cls: np.ndarray
-    group: int
-    hedge_of: int | None = None
-
-
-@dataclass(frozen=True)
-class Delivery:
-    """A finished job whose results are new: deliver tasks ``idx`` (of classes ``cls``),
-    which are the job's results at ``positions``; cancel the jobs ``cancel``."""
-
-    job_id: int
-    device: int
-    idx: np.ndarray
-    cls: np.ndarray
-    positions: np.ndarray
-    cancel: tuple[int, ...] = ()
-
-
-@dataclass(eq=False)
-class _Job:
-    job_id: int
-    device: int
-    idx: np.ndarray
-    cls: np.ndarray
-    group: int
-    submitted: float
-    exec_s: float  # expected execution time (learned speed and overhead applied)
-    raw_s: float  # cost-model prediction, for learning
-    prior_wait: float  # the report-based prior at submission, for learning
-    origin: int | None = None  # a hedge: the straggler it copies part of
-    offset: np.ndarray | None = None  # a hedge: its tasks' positions in the origin
-    hedges: list[int] = field(default_factory=list)  # a straggler: its live hedges
-    done: np.ndarray | None = None  # a straggler: tasks already delivered by hedges
-    rounds: int = 0  # a straggler: how many times it was hedged
-    deadline: float = 0.0  # when it is late: a pessimistic finish estimate at submission
-    expected_end: float = 0.0
-    started: bool = False  # the driver said it started running
-    redundant: bool = False  # a queued copy (of the whole origin), cancelled if it loses the start
-    charge: float = 0.0  # a queued copy: fidelity loss charged for it (refunded if cancelled)
-    in_session: bool = False  # sent into a live session: its wait says nothing of the queue
-    dearer: float = 0.0  # a queued copy: price over its origin's, charged (refunded likewise)
-
-
-@dataclass
-class _Device:
-    local: deque[tuple[np.ndarray, np.ndarray]] = field(default_factory=deque)
-    jobs: dict[int, _Job] = field(default_factory=dict)
-
-
 class Core:
     """See the module docstring. ``tables`` holds the per-(class, device) estimates,
     ``concurrency`` and ``max_batch`` are per device, ``learner`` holds wait/speed estimates."""
@@ -163,7 +117,7 @@ class Core:
         self.conc = np.maximum(np.asarray(concurrency, dtype=np.int64), 1)
         self.max_batch = np.maximum(np.asarray(max_batch, dtype=np.int64), 1)
         self.alive = np.ones(nd, bool) if alive is None else np.asarray(alive, bool).copy()
-        self.dev = [_Device() for _ in range(nd)]
+        self.dev = [DeviceQueue() for _ in range(nd)]
         # devices that run our jobs in a session (IBM Session mode): > 0, how long a session
         # lives after our last job there ended; ``live``: a session is open now
         self.session_ttl = (
@@ -182,8 +136,8 @@ class Core:
         self.lane_end = np.full(nd, now)
         self.consecutive_failures = np.zeros(nd, dtype=np.int64)
         self.last_end = np.full(nd, -np.inf)  # when our latest job on the device finished
-        self.jobs: dict[int, _Job] = {}
-        self.ghosts: dict[int, _Job] = {}  # failed stragglers whose copies still run
+        self.jobs: dict[int, JobRecord] = {}
+        self.ghosts: dict[int, JobRecord] = {}  # failed stragglers whose copies still run
         self._next_id = 0
         self.total = source.total
         self.stats = Stats(nd, start=now)
@@ -319,7 +273,7 @@ class Core:
             if ok.any() and u.sum() > 0:
                 xbar = (u @ (eligible * self.x)) / np.maximum(count, 1.0)
                 F = self.finish_times(now)
-                level = _fluid_level(F[ok], xbar[ok], count[ok], float(u.sum()))
+                level = fluid_level(F[ok], xbar[ok], count[ok], float(u.sum()))
             threshold = self.cfg.max_slowdown * max(level - now, 0.0) + self.cfg.patience_s
         planned = None
         if self.cfg.policy == "balanced":
@@ -440,9 +394,9 @@ class Core:
             self._steal(now)
         subs = self._batches(now)
         if self.cfg.hedging and not self.front and self.source.remaining == 0:
-            subs.extend(self._hedges(now))
+            subs.extend(hedges(self, now))
         if self.cfg.redundancy > 0:
-            subs.extend(self._copies(now))
+            subs.extend(copies(self, now))
         self.stats.core_s += time.perf_counter() - tic
         return subs
 
@@ -482,7 +436,7 @@ class Core:
         total = float(u.sum())
         if total <= 0 or not ok.any():
             return float(F.min()), xbar
-        return _fluid_level(F[ok], xbar[ok], count[ok], total), xbar
+        return fluid_level(F[ok], xbar[ok], count[ok], total), xbar
 
     def _place(self, now: float) -> None:
         tic = time.perf_counter()
@@ -605,7 +559,7 @@ class Core:
         else:
             xc = np.bincount(g_cls, minlength=self.t.n_classes) @ self.x / k
         if self.cfg.deadline_at is not None:
-            _, level = _waterfill(F[sel], xc[sel], k)
+            _, level = waterfill(F[sel], xc[sel], k)
             if level > self.cfg.deadline_at:
                 wider = np.flatnonzero(self.masks.allowed[c] & self.alive)
                 if len(wider) > len(sel):
@@ -628,7 +582,7 @@ class Core:
             if self.local_count[sel[j]] > 0:
                 return None
             room[j] = 1
-        n = _capped_waterfill(Fs, xs, k, room)
+        n = capped_waterfill(Fs, xs, k, room)
         if self._quota is not None:
             n = self._within_quota(c, sel, n, Fs, xs, k, room, cap[sel])
         if n.sum() == 0:
@@ -664,7 +618,7 @@ class Core:
             over = np.flatnonzero((n > 0) & (lc > 1e-12))
             i = int(over[np.argmax(lc[over])])
             room[i] = max(int(n[i] - np.ceil((spend - q) / lc[i] - 1e-9)), 0)
-            n = _capped_waterfill(Fs, xs, k, room)
+            n = capped_waterfill(Fs, xs, k, room)
         if n.sum() < k:
             # what was trimmed queues on the most accurate devices, up to their horizons
             # (one task at least, so that work never stalls; stealing may still move it)
@@ -673,7 +627,7 @@ class Core:
             room[best] = np.maximum(room[best], far[best])
             if room[best].sum() == 0:
                 room[int(np.argmin(np.where(best, Fs + xs, np.inf)))] = 1
-            n = _capped_waterfill(Fs, xs, k, room)
+            n = capped_waterfill(Fs, xs, k, room)
         self._quota[c] -= float(n @ lc)
         return n
 
@@ -686,7 +640,7 @@ class Core:
             np.dot(self.unplaced_by_class, self.min_price) - k * self.min_price[c]
         )
         slack = self.cfg.budget_usd - self.spent - reserve_after
-        n, _ = _waterfill(F[sel], self.x[c][sel], k)
+        n, _ = waterfill(F[sel], self.x[c][sel], k)
         if float(np.dot(n, price[sel])) <= slack + 1e-12:
             return sel
         allowed = np.flatnonzero(self.masks.allowed[c] & self.alive)
@@ -715,8 +669,8 @@ class Core:
                 v = int(victims[np.argmax(F[victims])])
                 _, seg_cls = self.dev[v].local[-1]
                 c = int(seg_cls[-1])
-                stuck = self._stuck(v, now)
-                if not (self.masks.preferred[c, d] or (stuck and self._rescue_mask()[c, d])):
+                held = stuck(self, v, now)
+                if not (self.masks.preferred[c, d] or (held and rescue_mask(self)[c, d])):
                     break
                 xd, xv = self.x[c, d], self.x[c, v]
                 # move j tasks while the last one still finishes earlier on d
@@ -733,8 +687,8 @@ class Core:
                 # balanced: within the budget; off a session device that has not started
                 # (while others are idle: we steal), the rescue reserve too, and past the
                 # budget once its first job is late
-                if self._quota is not None and worse > 1e-12 and not stuck:
-                    if self._waiting_session(v):
+                if self._quota is not None and worse > 1e-12 and not held:
+                    if waiting_session(self, v):
                         q = self._fidelity_left()
                     else:
                         q = min(max(float(self._quota[c]), 0.0), self._fidelity_free())
@@ -825,11 +779,11 @@ class Core:
         group: int,
         now: float,
         *,
-        origin: _Job | None = None,
+        origin: JobRecord | None = None,
         offset: np.ndarray | None = None,
     ) -> Submission:
         raw = float(self.t.raw_s[cls, d].sum())
-        job = _Job(
+        job = JobRecord(
             job_id=self._next_id,
             device=d,
             idx=idx,
@@ -866,277 +820,18 @@ class Core:
         self._lane(device, now)
         return sub.job_id
 
-    # ------------------------------------------------------------------ hedging
-    def _waiting_session(self, d: int) -> bool:
-        """A session device whose session has not started: its first job is still queued."""
-        return bool(self.session_ttl[d] > 0 and not self.live[d])
-
-    def _rescue_mask(self) -> np.ndarray:
-        """Where work may go off a late session: what the policy allows, and for
-        ``balanced`` any device above the fidelity floor (past the fidelity budget)."""
-        if self.cfg.policy != "balanced":
-            return self.masks.allowed
-        t = self.t
-        return self.masks.allowed | (
-            t.fits & self.alive[None, :] & (t.fidelity >= t.floor[:, None])
-        )
-
-    def _stuck(self, d: int, now: float) -> bool:
-        """A waiting session whose first job is late."""
-        return self._waiting_session(d) and any(
-            self._late(j, now) for j in self.dev[d].jobs.values()
-        )
-
-    def _late(self, job: _Job, now: float) -> bool:
-        """Past the time a pessimistic estimate gave it to finish when it was submitted."""
-        return now > job.deadline
-
-    def _straggler_end(self, job: _Job, now: float) -> float:
-        nominal = job.expected_end
-        if now <= job.submitted + self.wait[job.device] + job.exec_s:
-            return max(nominal, now)
-        # overdue: the longer a job has been late, the later it is expected (heavy tails)
-        return now + max(job.exec_s, 0.5 * (now - job.submitted))
-
-    def _hedges(self, now: float) -> list[Submission]:
-        # copies cost device time (and money): at most max_hedge_fraction of the circuits
-        budget = max(10, int(self.cfg.max_hedge_fraction * self.total)) - self.stats.hedged_circuits
-        if self.cfg.policy == "balanced":
-            self._refresh_masks()  # a device that turned out slow no longer sets the bar
-        if budget <= 0:
-            return []
-        for d in range(len(self.dev)):
-            self._lane(d, now)
-        # idle: a free slot, nothing queued, and a new job would not wait behind our own
-        idle = (self.local_count == 0) & (self.inflight < self.slots)
-        idle &= self.alive & (self.lane_end <= now + self.wait)
-        hungry = np.flatnonzero(idle)
-        if len(hungry) == 0:
-            return []
-        # stragglers, judged by when they or their copies so far are expected to finish
-        ends: dict[int, float] = {}
-        for j in self.jobs.values():
-            if j.origin is None and j.rounds < MAX_HEDGE_ROUNDS:
-                end = self._straggler_end(j, now)
-                for h in j.hedges:
-                    if h in self.jobs:
-                        end = min(end, self._straggler_end(self.jobs[h], now))
-                ends[j.job_id] = end
-        if not ends:
-            return []
-        candidates = sorted(
-            (self.jobs[k] for k in ends), key=lambda j: ends[j.job_id], reverse=True
-        )
-        subs: list[Submission] = []
-        free = {int(d): int(self.slots[d] - self.inflight[d]) for d in hungry}
-        speed = self.learner.speed()
-        free_mask = np.zeros(len(self.dev), dtype=bool)
-        for job in candidates[: 4 * len(free) + 4]:  # the worst stragglers first
-            if len(job.idx) > budget or not free:
-                continue
-            end = ends[job.job_id]
-            free_mask[:] = False
-            free_mask[list(free)] = True
-            free_mask[job.device] = False
-            # off a late session, any allowed device will do
-            mask = self._rescue_mask() if self._stuck(job.device, now) else self.masks.preferred
-            ok = mask[np.unique(job.cls)].all(axis=0) & free_mask
-            devs = np.flatnonzero(ok)
-            if len(devs) == 0:
-                continue
-            # split the straggler's circuits over the idle devices, earliest finish first
-            # (judged with a pessimistic wait: a device we know badly is a poor refuge)
-            wait_hi = self._wait_quantile(1.0)[devs]
-            start = np.maximum(self.lane_end[devs], now + wait_hi) + self.overhead[devs]
-            per_task = speed[devs] * self.t.raw_s[job.cls][:, devs].mean(axis=0) + _EPS
-            room = np.array([self.max_batch[d] * free[int(d)] for d in devs], dtype=np.int64)
-            n = _capped_waterfill(start, per_task, len(job.idx), room)
-            if n.sum() < len(job.idx):
-                continue
-            finish = float((start + n * per_task)[n > 0].max())
-            if finish >= end - 0.2 * (end - now):
-                continue
-            if self._quota is not None:
-                # balanced: what the copies lose if they win must fit in the fidelity budget
-                # (charged as if they do)
-                worse = self.loss[job.cls][:, devs] - self.loss[job.cls, job.device][:, None]
-                owner = np.repeat(np.arange(len(devs)), n)
-                extra = float(np.maximum(worse[np.arange(len(job.idx)), owner], 0.0).sum())
-                # over the budget only for a late job when nothing else is left to run
-                # (but work held by late sessions): a queue that holds it for ever must not
-                # hold the whole run
-                last = self._late(job, now) and all(
-                    self.local_count[k] == 0 or self._stuck(k, now)
-                    for k in range(len(self.dev))
-                    if k != job.device
-                )
-                if extra > self._fidelity_left() + 1e-12 and not last:
-                    continue
-                self.fidelity_spent += extra
-            if self.cfg.budget_usd is not None:
-                extra = float(np.mean(self.t.price[job.cls][:, devs]) * len(job.idx))
-                reserve = float(np.dot(self.unplaced_by_class, self.min_price))
-                if self.spent + extra + reserve > self.cfg.budget_usd:
-                    continue
-                self.spent += extra
-            self.stats.hedged_jobs += 1
-            self.stats.hedged_circuits += len(job.idx)
-            job.rounds += 1
-            budget -= len(job.idx)
-            pos = 0
-            for d, k in zip(devs.tolist(), n.tolist(), strict=True):
-                while k > 0:
-                    m = min(k, int(self.max_batch[d]))
-                    part = np.arange(pos, pos + m)
-                    subs.append(
-                        self._register(
-                            d,
-                            job.idx[part],
-                            job.cls[part],
-                            job.group,
-                            now,
-                            origin=job,
-                            offset=part,
-                        )
-                    )
-                    self.stats.hedges += 1
-                    free[d] -= 1
-                    pos += m
-                    k -= m
-                self._lane(d, now)
-                if free[d] <= 0:
-                    del free[d]
-        return subs
-
-    # ------------------------------------------------------------------ queued copies
-    def _copies(self, now: float) -> list[Submission]:
-        """Idle devices (a free slot, nothing queued for them) take a copy of a job still
-        waiting in another device's queue, the one expected to start latest, when they might
-        start it earlier. Whichever copy starts running first wins; :meth:`on_started`
-        cancels the others while they are still queued (a queued job costs nothing)."""
-        idle = np.flatnonzero(self.alive & (self.local_count == 0) & (self.inflight < self.slots))
-        if len(idle) == 0:
-            return []
-        waiting: list[tuple[float, _Job]] = []
-        wait_mid = self.learner.wait()
-        for j in self.jobs.values():
-            if j.started or j.origin is not None or not self.alive[j.device]:
-                continue
-            if j.done is not None:  # copied before: only queued copies, fewer than allowed
-                live = [self.jobs.get(h) for h in j.hedges]
-                if j.done.any() or any(h is None or not h.redundant for h in live):
-                    continue
-                if len(live) >= self.cfg.redundancy:
-                    continue
-            start = j.expected_end - j.exec_s
-            if now > j.submitted + wait_mid[j.device]:  # overdue in its queue
-                start = max(start, now + 0.5 * (now - j.submitted))
-            waiting.append((start, j))
-        if not waiting:
-            return []
-        waiting.sort(key=lambda e: e[0], reverse=True)
-        lo = self._wait_quantile(COPY_Z)
-        subs: list[Submission] = []
-        free = {int(d): int(self.slots[d] - self.inflight[d]) for d in idle}
-        for start, job in waiting:
-            if not free:
-                break
-            ucls = np.unique(job.cls)
-            best, best_start = -1, start
-            holders = {self.jobs[h].device for h in job.hedges if h in self.jobs}
-            for d in free:
-                if d == job.device or d in holders or not self.masks.preferred[ucls, d].all():
-                    continue
-                s_d = max(now + lo[d], self.lane_end[d])
-                if s_d < best_start:
-                    best, best_start = d, s_d
-            if best < 0:
-                continue
-            extra, dearer = 0.0, 0.0
-            if self._quota is not None:  # charged as if the copy wins
-                worse = self.loss[job.cls, best] - self.loss[job.cls, job.device]
-                extra = float(np.maximum(worse, 0.0).sum())
-                if extra > self._fidelity_free() + 1e-12:
-                    continue
-            if self.cfg.budget_usd is not None:
-                dearer = max(
-                    float((self.t.price[job.cls, best] - self.t.price[job.cls, job.device]).sum()),
-                    0.0,
-                )
-                reserve = float(np.dot(self.unplaced_by_class, self.min_price))
-                if dearer > 0 and self.spent + dearer + reserve > self.cfg.budget_usd:
-                    continue
-            offset = np.arange(len(job.idx))
-            sub = self._register(best, job.idx, job.cls, job.group, now, origin=job, offset=offset)
-            copy = self.jobs[sub.job_id]
-            copy.redundant = True
-            copy.charge, copy.dearer = extra, dearer
-            self.fidelity_spent += extra
-            self.spent += dearer  # as if it runs, until it is cancelled
-            self.stats.redundant += 1
-            self._lane(best, now)
-            free[best] -= 1
-            if free[best] <= 0:
-                del free[best]
-            subs.append(sub)
-        return subs
-
-    def _drop_copy(self, copy: _Job, now: float, cancel: list[int]) -> None:
-        """Cancel a queued copy that lost the race to start (its charge is refunded)."""
-        origin = self._origin(copy)
-        if origin is not None and copy.job_id in origin.hedges:
-            origin.hedges.remove(copy.job_id)
-        self.fidelity_spent -= copy.charge
-        self.spent -= copy.dearer
-        self._abandon(copy, now)
-        self._lane(copy.device, now)
-        cancel.append(copy.job_id)
-
     def on_started(self, job_id: int, now: float) -> tuple[int, ...]:
         """A job started running. If it has queued copies (or is one), those still queued
         are cancelled. Returns the job ids the driver must cancel."""
-        job = self.jobs.get(job_id)
-        if job is None or job.started:
-            return ()
-        job.started = True
-        if self.session_ttl[job.device] > 0:
-            self._update_sessions(now, job.device)
-        cancel: list[int] = []
-        if job.redundant:
-            origin = self._origin(job)
-            if origin is None:
-                return ()
-            for h in list(origin.hedges):
-                other = self.jobs.get(h)
-                if other is not None and other.redundant and not other.started and h != job_id:
-                    self._drop_copy(other, now, cancel)
-            if origin.job_id in self.jobs and not origin.started:
-                # the copy holds every circuit: the origin is closed, kept as a ghost so that
-                # the copy's results are delivered once
-                # what the run loses is now the copy's, not the origin's plus the charge
-                self.fidelity_spent += (
-                    float(self.loss[origin.cls, job.device].sum())
-                    - float(self.loss[origin.cls, origin.device].sum())
-                    - job.charge
-                )
-                self._abandon(origin, now)
-                self._lane(origin.device, now)
-                self.ghosts[origin.job_id] = origin
-                cancel.append(origin.job_id)
-        else:
-            for h in list(job.hedges):
-                other = self.jobs.get(h)
-                if other is not None and other.redundant and not other.started:
-                    self._drop_copy(other, now, cancel)
-        return tuple(cancel)
+        return on_started(self, job_id, now)
 
     # ------------------------------------------------------------------ outcomes
-    def _close(self, job: _Job) -> None:
+    def _close(self, job: JobRecord) -> None:
         self.jobs.pop(job.job_id, None)
         self.dev[job.device].jobs.pop(job.job_id, None)
         self.inflight[job.device] -= 1
 
-    def _abandon(self, job: _Job, now: float) -> None:
+    def _abandon(self, job: JobRecord, now: float) -> None:
         """Close a job that lost a race; if nothing of ours ran before it on its device, the
         time it spent waiting is a (censored) observation of that device's queue."""
         first = next(iter(self.dev[job.device].jobs), None) == job.job_id
@@ -1214,12 +909,12 @@ class Core:
         self.refresh_estimates(d)
         return Delivery(job.job_id, d, idx, cls, positions, tuple(cancel))
 
-    def _origin(self, job: _Job) -> _Job | None:
+    def _origin(self, job: JobRecord) -> JobRecord | None:
         if job.origin is None:
             return None
         return self.jobs.get(job.origin) or self.ghosts.get(job.origin)
 
-    def _fail(self, job: _Job) -> int:
+    def _fail(self, job: JobRecord) -> int:
         """Close a failed job; requeue its circuits that no live copy still covers. Returns
         how many were requeued."""
         self._close(job)
@@ -1237,7 +932,7 @@ class Core:
         self.ghosts[job.job_id] = job
         return self._requeue_uncovered(job)
 
-    def _requeue_uncovered(self, origin: _Job) -> int:
+    def _requeue_uncovered(self, origin: JobRecord) -> int:
         assert origin.done is not None
         covered = origin.done.copy()
         for h in origin.hedges:
@@ -1330,79 +1025,3 @@ class Core:
 
     def device_wait(self) -> np.ndarray:
         return self.wait
-
-
-def _fluid_level(F: np.ndarray, x: np.ndarray, cap: np.ndarray, total: float) -> float:
-    """The smallest ``L`` with ``sum(min((L - F) / x, cap)) >= total`` (piecewise linear in
-    ``L``: solved exactly between sorted breakpoints)."""
-    pts = np.unique(np.concatenate([F, F + cap * x]))
-    absorbed = np.minimum(np.maximum(pts[:, None] - F[None, :], 0.0) / x[None, :], cap).sum(axis=1)
-    i = int(np.searchsorted(absorbed, total, side="left"))
-    if i >= len(pts):
-        return float(pts[-1])
-    if i == 0:
-        return float(pts[0])
-    a0, a1 = absorbed[i - 1], absorbed[i]
-    return float(pts[i - 1] + (pts[i] - pts[i - 1]) * (total - a0) / max(a1 - a0, 1e-300))
-
-
-def _capped_waterfill(F: np.ndarray, x: np.ndarray, k: int, room: np.ndarray) -> np.ndarray:
-    """:func:`_waterfill` with at most ``room[i]`` tasks on device ``i``."""
-    if int(room.sum()) <= k:  # every device's room gets used: no choice to make
-        return room.astype(np.int64).copy()
-    with_room = np.flatnonzero(room > 0)
-    if len(with_room) == 1:
-        n1 = np.zeros(len(F), dtype=np.int64)
-        n1[with_room[0]] = k
-        return n1
-    n = np.zeros(len(F), dtype=np.int64)
-    left = k
-    active = room > 0
-    while left > 0 and active.any():
-        a = np.flatnonzero(active)
-        m, _ = _waterfill(F[a] + n[a] * x[a], x[a], left)
-        m = np.minimum(m, room[a] - n[a])
-        got = int(m.sum())
-        if got == 0:
-            break
-        n[a] += m
-        left -= got
-        active = n < room
-    return n
-
-
-def _waterfill(F: np.ndarray, x: np.ndarray, k: int) -> tuple[np.ndarray, float]:
-    """Greedy earliest-finish assignment of ``k`` identical tasks: device ``i`` finishes its
-    ``j``-th new task at ``F[i] + j * x[i]``; returns counts per device and the level (the
-    finish time of the last task placed)."""
-    m = len(F)
-    if m == 1:
-        return np.array([k], dtype=np.int64), float(F[0] + k * x[0])
-    order = np.argsort(F)
-    Fs, rs = F[order], 1.0 / x[order]
-    level_if = (k + np.cumsum(Fs * rs)) / np.cumsum(rs)
-    nxt = np.append(Fs[1:], np.inf)
-    j = int(np.argmax(level_if <= nxt))
-    level = float(level_if[j])
-    n = np.floor(np.maximum(level - Fs, 0.0) * rs + 1e-9).astype(np.int64)
-    over = int(n.sum()) - k
-    while over > 0:  # rounding: remove the latest-finishing slots
-        last = Fs + n * x[order]
-        last[n == 0] = -np.inf
-        i = int(np.argmax(last))
-        n[i] -= 1
-        over -= 1
-    rem = k - int(n.sum())
-    if rem > 0:  # the remaining (< m) tasks go to the earliest next slots, one at a time
-        xs = x[order]
-        heap = [(float(Fs[i] + (n[i] + 1) * xs[i]), i) for i in range(m)]
-        heapq.heapify(heap)
-        for _ in range(rem):
-            t, i = heapq.heappop(heap)
-            n[i] += 1
-            heapq.heappush(heap, (t + float(xs[i]), i))
-    out = np.empty(m, dtype=np.int64)
-    out[order] = n
-    fin = F + out * x
-    level = float(fin[out > 0].max()) if (out > 0).any() else float(F.min())
-    return out, level

@@ -9,9 +9,10 @@ import numpy as np
 import pytest
 
 from multiqpu.errors import DeviceUnavailableError
-from multiqpu.scheduler._core import Core, CoreConfig, _waterfill
+from multiqpu.scheduler._core import Core, CoreConfig
 from multiqpu.scheduler._learning import Learner
 from multiqpu.scheduler._tables import ArraySource, ClassTables
+from multiqpu.scheduler._waterfill import waterfill
 
 
 def tables(fid, raw, price=None, fits=None, floor=0.0) -> ClassTables:
@@ -142,7 +143,7 @@ def test_waterfill_matches_greedy_earliest_finish() -> None:
         F = rng.uniform(0, 10, m)
         x = rng.uniform(0.1, 3, m)
         k = int(rng.integers(1, 40))
-        n, level = _waterfill(F, x, k)
+        n, level = waterfill(F, x, k)
         greedy = np.zeros(m, dtype=int)
         for _ in range(k):
             greedy[int(np.argmin(F + (greedy + 1) * x))] += 1

@@ -1,0 +1,307 @@
+"""Hedging, queued copies and session rescue: the part of the placement core that copies or
+moves work already sent to a device (see :mod:`multiqpu.scheduler._core` for the whole).
+
+* **Hedging**: in the tail, a job that is overdue, or expected much later than an idle device
+  could manage, is split over idle devices; the first result of each circuit wins.
+* **Queued copies** (``redundancy``): an idle device holds a copy of a job still waiting in
+  another queue; the first copy to start running wins, the others are cancelled while queued.
+* **Late sessions**: the work of a session device whose first job is late may move anywhere
+  above the fidelity floor once the rest of the fleet has nothing left.
+
+These are functions of the core's state (``core``); :class:`~multiqpu.scheduler._core.Core`
+calls them from ``pump`` and its steal and outcome handlers.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from multiqpu.scheduler._records import JobRecord, Submission
+from multiqpu.scheduler._waterfill import capped_waterfill
+
+if TYPE_CHECKING:
+    from multiqpu.scheduler._core import Core
+
+__all__ = [
+    "COPY_Z",
+    "MAX_HEDGE_ROUNDS",
+    "copies",
+    "hedges",
+    "late",
+    "on_started",
+    "rescue_mask",
+    "stuck",
+    "waiting_session",
+]
+
+_EPS = 1e-9
+MAX_HEDGE_ROUNDS = 3  # a straggler may be copied again when a much better refuge turns up
+COPY_Z = -1.0  # queued copy: made if the holder's optimistic start (sigmas) beats the job's
+
+
+def waiting_session(core: Core, d: int) -> bool:
+    """A session device whose session has not started: its first job is still queued."""
+    return bool(core.session_ttl[d] > 0 and not core.live[d])
+
+
+def rescue_mask(core: Core) -> np.ndarray:
+    """Where work may go off a late session: what the policy allows, and for
+    ``balanced`` any device above the fidelity floor (past the fidelity budget)."""
+    if core.cfg.policy != "balanced":
+        return core.masks.allowed
+    t = core.t
+    return core.masks.allowed | (t.fits & core.alive[None, :] & (t.fidelity >= t.floor[:, None]))
+
+
+def stuck(core: Core, d: int, now: float) -> bool:
+    """A waiting session whose first job is late."""
+    return waiting_session(core, d) and any(late(core, j, now) for j in core.dev[d].jobs.values())
+
+
+def late(core: Core, job: JobRecord, now: float) -> bool:
+    """Past the time a pessimistic estimate gave it to finish when it was submitted."""
+    return now > job.deadline
+
+
+def straggler_end(core: Core, job: JobRecord, now: float) -> float:
+    nominal = job.expected_end
+    if now <= job.submitted + core.wait[job.device] + job.exec_s:
+        return max(nominal, now)
+    # overdue: the longer a job has been late, the later it is expected (heavy tails)
+    return now + max(job.exec_s, 0.5 * (now - job.submitted))
+
+
+def hedges(core: Core, now: float) -> list[Submission]:
+    # copies cost device time (and money): at most max_hedge_fraction of the circuits
+    budget = max(10, int(core.cfg.max_hedge_fraction * core.total)) - core.stats.hedged_circuits
+    if core.cfg.policy == "balanced":
+        core._refresh_masks()  # a device that turned out slow no longer sets the bar
+    if budget <= 0:
+        return []
+    for d in range(len(core.dev)):
+        core._lane(d, now)
+    # idle: a free slot, nothing queued, and a new job would not wait behind our own
+    idle = (core.local_count == 0) & (core.inflight < core.slots)
+    idle &= core.alive & (core.lane_end <= now + core.wait)
+    hungry = np.flatnonzero(idle)
+    if len(hungry) == 0:
+        return []
+    # stragglers, judged by when they or their copies so far are expected to finish
+    ends: dict[int, float] = {}
+    for j in core.jobs.values():
+        if j.origin is None and j.rounds < MAX_HEDGE_ROUNDS:
+            end = straggler_end(core, j, now)
+            for h in j.hedges:
+                if h in core.jobs:
+                    end = min(end, straggler_end(core, core.jobs[h], now))
+            ends[j.job_id] = end
+    if not ends:
+        return []
+    candidates = sorted((core.jobs[k] for k in ends), key=lambda j: ends[j.job_id], reverse=True)
+    subs: list[Submission] = []
+    free = {int(d): int(core.slots[d] - core.inflight[d]) for d in hungry}
+    speed = core.learner.speed()
+    free_mask = np.zeros(len(core.dev), dtype=bool)
+    for job in candidates[: 4 * len(free) + 4]:  # the worst stragglers first
+        if len(job.idx) > budget or not free:
+            continue
+        end = ends[job.job_id]
+        free_mask[:] = False
+        free_mask[list(free)] = True
+        free_mask[job.device] = False
+        # off a late session, any allowed device will do
+        mask = rescue_mask(core) if stuck(core, job.device, now) else core.masks.preferred
+        ok = mask[np.unique(job.cls)].all(axis=0) & free_mask
+        devs = np.flatnonzero(ok)
+        if len(devs) == 0:
+            continue
+        # split the straggler's circuits over the idle devices, earliest finish first
+        # (judged with a pessimistic wait: a device we know badly is a poor refuge)
+        wait_hi = core._wait_quantile(1.0)[devs]
+        start = np.maximum(core.lane_end[devs], now + wait_hi) + core.overhead[devs]
+        per_task = speed[devs] * core.t.raw_s[job.cls][:, devs].mean(axis=0) + _EPS
+        room = np.array([core.max_batch[d] * free[int(d)] for d in devs], dtype=np.int64)
+        n = capped_waterfill(start, per_task, len(job.idx), room)
+        if n.sum() < len(job.idx):
+            continue
+        finish = float((start + n * per_task)[n > 0].max())
+        if finish >= end - 0.2 * (end - now):
+            continue
+        if core._quota is not None:
+            # balanced: what the copies lose if they win must fit in the fidelity budget
+            # (charged as if they do)
+            worse = core.loss[job.cls][:, devs] - core.loss[job.cls, job.device][:, None]
+            owner = np.repeat(np.arange(len(devs)), n)
+            extra = float(np.maximum(worse[np.arange(len(job.idx)), owner], 0.0).sum())
+            # over the budget only for a late job when nothing else is left to run
+            # (but work held by late sessions): a queue that holds it for ever must not
+            # hold the whole run
+            last = late(core, job, now) and all(
+                core.local_count[k] == 0 or stuck(core, k, now)
+                for k in range(len(core.dev))
+                if k != job.device
+            )
+            if extra > core._fidelity_left() + 1e-12 and not last:
+                continue
+            core.fidelity_spent += extra
+        if core.cfg.budget_usd is not None:
+            extra = float(np.mean(core.t.price[job.cls][:, devs]) * len(job.idx))
+            reserve = float(np.dot(core.unplaced_by_class, core.min_price))
+            if core.spent + extra + reserve > core.cfg.budget_usd:
+                continue
+            core.spent += extra
+        core.stats.hedged_jobs += 1
+        core.stats.hedged_circuits += len(job.idx)
+        job.rounds += 1
+        budget -= len(job.idx)
+        pos = 0
+        for d, k in zip(devs.tolist(), n.tolist(), strict=True):
+            while k > 0:
+                m = min(k, int(core.max_batch[d]))
+                part = np.arange(pos, pos + m)
+                subs.append(
+                    core._register(
+                        d,
+                        job.idx[part],
+                        job.cls[part],
+                        job.group,
+                        now,
+                        origin=job,
+                        offset=part,
+                    )
+                )
+                core.stats.hedges += 1
+                free[d] -= 1
+                pos += m
+                k -= m
+            core._lane(d, now)
+            if free[d] <= 0:
+                del free[d]
+    return subs
+
+
+# ------------------------------------------------------------------ queued copies
+def copies(core: Core, now: float) -> list[Submission]:
+    """Idle devices (a free slot, nothing queued for them) take a copy of a job still
+    waiting in another device's queue, the one expected to start latest, when they might
+    start it earlier. Whichever copy starts running first wins; :meth:`on_started`
+    cancels the others while they are still queued (a queued job costs nothing)."""
+    idle = np.flatnonzero(core.alive & (core.local_count == 0) & (core.inflight < core.slots))
+    if len(idle) == 0:
+        return []
+    waiting: list[tuple[float, JobRecord]] = []
+    wait_mid = core.learner.wait()
+    for j in core.jobs.values():
+        if j.started or j.origin is not None or not core.alive[j.device]:
+            continue
+        if j.done is not None:  # copied before: only queued copies, fewer than allowed
+            live = [core.jobs.get(h) for h in j.hedges]
+            if j.done.any() or any(h is None or not h.redundant for h in live):
+                continue
+            if len(live) >= core.cfg.redundancy:
+                continue
+        start = j.expected_end - j.exec_s
+        if now > j.submitted + wait_mid[j.device]:  # overdue in its queue
+            start = max(start, now + 0.5 * (now - j.submitted))
+        waiting.append((start, j))
+    if not waiting:
+        return []
+    waiting.sort(key=lambda e: e[0], reverse=True)
+    lo = core._wait_quantile(COPY_Z)
+    subs: list[Submission] = []
+    free = {int(d): int(core.slots[d] - core.inflight[d]) for d in idle}
+    for start, job in waiting:
+        if not free:
+            break
+        ucls = np.unique(job.cls)
+        best, best_start = -1, start
+        holders = {core.jobs[h].device for h in job.hedges if h in core.jobs}
+        for d in free:
+            if d == job.device or d in holders or not core.masks.preferred[ucls, d].all():
+                continue
+            s_d = max(now + lo[d], core.lane_end[d])
+            if s_d < best_start:
+                best, best_start = d, s_d
+        if best < 0:
+            continue
+        extra, dearer = 0.0, 0.0
+        if core._quota is not None:  # charged as if the copy wins
+            worse = core.loss[job.cls, best] - core.loss[job.cls, job.device]
+            extra = float(np.maximum(worse, 0.0).sum())
+            if extra > core._fidelity_free() + 1e-12:
+                continue
+        if core.cfg.budget_usd is not None:
+            dearer = max(
+                float((core.t.price[job.cls, best] - core.t.price[job.cls, job.device]).sum()),
+                0.0,
+            )
+            reserve = float(np.dot(core.unplaced_by_class, core.min_price))
+            if dearer > 0 and core.spent + dearer + reserve > core.cfg.budget_usd:
+                continue
+        offset = np.arange(len(job.idx))
+        sub = core._register(best, job.idx, job.cls, job.group, now, origin=job, offset=offset)
+        copy = core.jobs[sub.job_id]
+        copy.redundant = True
+        copy.charge, copy.dearer = extra, dearer
+        core.fidelity_spent += extra
+        core.spent += dearer  # as if it runs, until it is cancelled
+        core.stats.redundant += 1
+        core._lane(best, now)
+        free[best] -= 1
+        if free[best] <= 0:
+            del free[best]
+        subs.append(sub)
+    return subs
+
+
+def drop_copy(core: Core, copy: JobRecord, now: float, cancel: list[int]) -> None:
+    """Cancel a queued copy that lost the race to start (its charge is refunded)."""
+    origin = core._origin(copy)
+    if origin is not None and copy.job_id in origin.hedges:
+        origin.hedges.remove(copy.job_id)
+    core.fidelity_spent -= copy.charge
+    core.spent -= copy.dearer
+    core._abandon(copy, now)
+    core._lane(copy.device, now)
+    cancel.append(copy.job_id)
+
+
+def on_started(core: Core, job_id: int, now: float) -> tuple[int, ...]:
+    """A job started running. If it has queued copies (or is one), those still queued
+    are cancelled. Returns the job ids the driver must cancel."""
+    job = core.jobs.get(job_id)
+    if job is None or job.started:
+        return ()
+    job.started = True
+    if core.session_ttl[job.device] > 0:
+        core._update_sessions(now, job.device)
+    cancel: list[int] = []
+    if job.redundant:
+        origin = core._origin(job)
+        if origin is None:
+            return ()
+        for h in list(origin.hedges):
+            other = core.jobs.get(h)
+            if other is not None and other.redundant and not other.started and h != job_id:
+                drop_copy(core, other, now, cancel)
+        if origin.job_id in core.jobs and not origin.started:
+            # the copy holds every circuit: the origin is closed, kept as a ghost so that
+            # the copy's results are delivered once
+            # what the run loses is now the copy's, not the origin's plus the charge
+            core.fidelity_spent += (
+                float(core.loss[origin.cls, job.device].sum())
+                - float(core.loss[origin.cls, origin.device].sum())
+                - job.charge
+            )
+            core._abandon(origin, now)
+            core._lane(origin.device, now)
+            core.ghosts[origin.job_id] = origin
+            cancel.append(origin.job_id)
+    else:
+        for h in list(job.hedges):
+            other = core.jobs.get(h)
+            if other is not None and other.redundant and not other.started:
+                drop_copy(core, other, now, cancel)
+    return tuple(cancel)
