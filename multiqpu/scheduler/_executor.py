@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from multiqpu.device import DeviceStatus, Job, RunResult
+from multiqpu.device import DeviceStatus, Job, JobStatus, RunResult
 from multiqpu.errors import (
     DeviceUnavailableError,
     JobError,
@@ -45,6 +45,8 @@ __all__ = ["Attached", "execute", "knowledge_for"]
 
 REPORTED_JOB_S = 60.0  # prior: seconds of wait per pending job when only a count is known
 _STATUS_TIMEOUT_S = 20.0
+# polling a job on a session device for its start: first pause, longest pause (seconds)
+START_POLL_S = (0.05, 5.0)
 
 # What each fleet has taught the scheduler, carried from run to run.
 _knowledge: weakref.WeakKeyDictionary[Any, dict[str, DeviceKnowledge]] = weakref.WeakKeyDictionary()
@@ -76,6 +78,8 @@ class _Live:
     task: asyncio.Task[_Outcome] | None = None
     row: int | None = None
     job: Job | None = None
+    started: bool = False  # the provider said it is running (watched on session devices)
+    reported: bool = False  # ... and the core was told
 
 
 @dataclass
@@ -304,7 +308,14 @@ class _Executor:
                 )
                 if self.journal is not None and rec.row is not None:
                     self.journal.job_submitted(rec.row, rec.job.job_id)
-            result = await rec.job.result()
+            if device.session_ttl_s > 0:
+                watcher = asyncio.ensure_future(self._watch(rec))
+                try:
+                    result = await rec.job.result()
+                finally:
+                    watcher.cancel()
+            else:
+                result = await rec.job.result()
             if len(result.results) != len(sub.idx):
                 raise JobError(
                     f"returned {len(result.results)} results for {len(sub.idx)} circuits",
@@ -315,6 +326,30 @@ class _Executor:
             raise
         except Exception as exc:
             return _Outcome(sub.job_id, error=exc)
+
+    async def _watch(self, rec: _Live) -> None:
+        """Poll a job on a session device until it leaves the queue: once it runs, the
+        session is live and the core may feed it (its next jobs do not queue)."""
+        assert rec.job is not None
+        pause = START_POLL_S[0]
+        while True:
+            try:
+                state = await rec.job.status()
+            except Exception:  # a failed poll says nothing; the result will tell
+                state = JobStatus.QUEUED
+            if state is not JobStatus.QUEUED:
+                rec.started = True
+                self._start_signal.set()  # wake the loop: the session can be fed now
+                return
+            await asyncio.sleep(pause)
+            pause = min(2 * pause, START_POLL_S[1])
+
+    def _report_starts(self, core: Core, now: float) -> None:
+        for rec in list(self.live.values()):
+            if rec.started and not rec.reported:
+                rec.reported = True
+                for other in core.on_started(rec.sub.job_id, now):
+                    self._cancel(other)
 
     def _launch(self, sub: Submission, *, job: Job | None = None, row: int | None = None) -> None:
         rec = _Live(sub, job=job, row=row)
@@ -343,6 +378,7 @@ class _Executor:
     async def run(self, core: Core, attached: Sequence[Attached] = ()) -> SampleResult:
         loop = asyncio.get_running_loop()
         self._cancels: set[asyncio.Task[Any]] = set()
+        self._start_signal = asyncio.Event()
         t0 = loop.time()
         wall0 = time.time()
 
@@ -385,11 +421,15 @@ class _Executor:
                     for sub in subs:
                         self._launch(sub)
                     continue
-                done, _ = await asyncio.wait(
-                    tasks, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
+                waiter = asyncio.ensure_future(self._start_signal.wait())
+                await asyncio.wait(
+                    {*tasks, waiter}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
                 )
-                for task in done:
-                    if not task.cancelled():
+                waiter.cancel()
+                self._start_signal.clear()
+                self._report_starts(core, now())
+                for task in tasks:
+                    if task.done() and not task.cancelled():
                         self._handle(core, task.result(), now(), wall0)
                 for job_id in core.timeouts(now()):
                     cancel = core.on_failed(job_id, now(), permanent=False)

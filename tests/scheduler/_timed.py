@@ -41,6 +41,7 @@ class TimedDevice(Device):
         max_batch: int = 300,
         price_per_circuit: float = 0.0,
         provider: str = "test",
+        session_ttl_s: float = 0.0,
     ) -> None:
         super().__init__(
             name,
@@ -58,6 +59,15 @@ class TimedDevice(Device):
         self.cancelled: list[str] = []
         self.jobs: list[TimedJob] = []
         self.lane = asyncio.Lock()
+        # a session (session_ttl_s > 0): once a job of ours ran, jobs sent while one runs or
+        # within the TTL after the last ended skip the queue wait
+        self.session_ttl_s = session_ttl_s
+        self.running = 0
+        self.last_end = -float("inf")
+
+    def in_session(self) -> bool:
+        live = self.running > 0 or time.monotonic() - self.last_end <= self.session_ttl_s
+        return self.session_ttl_s > 0 and live
 
     @property
     def num_qubits(self) -> int:
@@ -95,6 +105,7 @@ class TimedDevice(Device):
 class TimedJob(Job):
     def __init__(self, device: TimedDevice, circuits: list[Any], shots: int | None) -> None:
         super().__init__(f"timed-{uuid.uuid4().hex[:8]}", device.spec)
+        self.ended_at: float | None = None  # time.monotonic()
         self._device = device
         self._submitted = time.time()
         self._started: float | None = None
@@ -102,11 +113,17 @@ class TimedJob(Job):
 
     async def _run(self, circuits: list[Any], shots: int | None) -> RunResult:
         dev = self._device
-        await asyncio.sleep(dev.wait_s)
+        if not dev.in_session():
+            await asyncio.sleep(dev.wait_s)
         async with dev.lane:
             self._started = time.time()
-            inner = await dev.inner.run(circuits, shots)
-            await asyncio.sleep(dev.per_circuit_s * len(circuits))
+            dev.running += 1
+            try:
+                inner = await dev.inner.run(circuits, shots)
+                await asyncio.sleep(dev.per_circuit_s * len(circuits))
+            finally:
+                dev.running -= 1
+                dev.last_end = self.ended_at = time.monotonic()
         return RunResult(
             dev.spec,
             self.job_id,

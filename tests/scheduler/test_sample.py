@@ -309,3 +309,24 @@ async def test_an_ibm_session_is_opened_with_one_circuit_then_fed() -> None:
         ghz_share = sum(v for k, v in r.counts.items() if len(set(k)) == 1) / SHOTS
         assert ghz_share > 0.8 and len(next(iter(r.counts))) == c.num_qubits
     assert sizes[0] == 1 and sum(sizes) == len(circuits) and len(sizes) >= 2
+
+
+async def test_a_session_is_fed_as_soon_as_its_first_job_starts(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # a 2 s queue, then a session: the executor watches the first job's status (every 0.1 s
+    # here) and sends the next job while that one is still running; that job skips the queue
+    from multiqpu.scheduler import _executor
+
+    monkeypatch.setattr(_executor, "START_POLL_S", (0.05, 0.1))
+    dev = TimedDevice("sess", wait_s=2.0, per_circuit_s=0.6, session_ttl_s=30.0)
+    assert dev.session_ttl_s > 0
+    circuits = [ghz(2 + i % 3) for i in range(6)]
+    result = await Fleet([dev]).sample(circuits, shots=SHOTS, journal=None)
+    check_all(result, circuits, SHOTS)
+    first, second = dev.jobs[0], dev.jobs[1]
+    assert dev.submits[0][1] == 1 and first.ended_at is not None
+    assert dev.submits[1][0] < first.ended_at  # fed while the first job ran
+    assert second._started is not None
+    assert second._started - second._submitted < 1.0  # no 2 s queue wait the second time
+    assert sum(n for _, n in dev.submits) == len(circuits)
