@@ -139,7 +139,8 @@ TIERS: dict[str, tuple[float, float]] = {
 
 # IBM devices run our jobs in a Session (qiskit-ibm-runtime Session mode, paid plans): the
 # first job queues, later ones are prioritised while the session is active. The TTL after the
-# last job is our assumption (IBM calls it the interactive timeout).
+# last job is our assumption (IBM calls it the interactive timeout); the IBM adapter makes
+# the same one (multiqpu_ibm._device.SESSION_TTL_S: the core never imports an adapter).
 IBM_SESSION_TTL_S = 60.0
 
 

@@ -367,7 +367,6 @@ def test_a_session_device_is_opened_with_one_circuit_then_fed_as_it_runs() -> No
     assert [len(s.idx) for s in subs] == [1]  # the session's first job, alone in the queue
     now, delivered, sizes = 300.0, [], []
     running = subs[0]
-    inflight = []
     assert c.on_started(running.job_id, now) == ()
     inflight = c.pump(now)
     # live: the running job and the next one, no more (the rest stays movable)
