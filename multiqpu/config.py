@@ -38,7 +38,6 @@ from multiqpu.secrets import Secret
 
 if TYPE_CHECKING:
     from multiqpu.device import Device
-    from multiqpu.fleet import Fleet
 
 __all__ = [
     "ENV_VAR",
@@ -49,7 +48,7 @@ __all__ = [
     "build_device",
     "config_path",
     "load_config",
-    "load_fleet",
+    "load_devices",
     "make_device",
     "resolve_options",
     "user_config_file",
@@ -276,21 +275,22 @@ def _located(
     return exc
 
 
-def load_fleet(path: str | PathLike[str] | None = None) -> Fleet:
-    """The fleet the config file declares, or the embedded default fleet without a file."""
-    from multiqpu.fleet import Fleet
+def load_devices(path: str | PathLike[str] | None = None) -> list[Device]:
+    """The devices the config file declares (after the embedded default fleet's, when the
+    file includes it), or the embedded default fleet's devices without a file."""
+    from multiqpu.pool import local_devices
 
     config = load_config(path)
     if config.path is None:
-        return Fleet.local()
+        return local_devices()
     built = [dc.build() for dc in config.devices]
     declared = {d.spec for d in built}
     devices: list[Device] = []
     if config.fleet.include_default:
-        default = Fleet.local(time_scale=config.fleet.queue_time_scale)
+        default = local_devices(time_scale=config.fleet.queue_time_scale)
         devices += [d for d in default if d.spec not in declared]  # the file's own wins
     devices += built
-    return Fleet(devices)
+    return devices
 
 
 # ---------------------------------------------------------------------------- building

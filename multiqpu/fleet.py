@@ -7,7 +7,7 @@ from os import PathLike
 from typing import TYPE_CHECKING, Any, overload
 
 from multiqpu.errors import ConfigError
-from multiqpu.providers import available_providers, check_requirements, get_provider
+from multiqpu.pool import DevicePool, local_devices
 
 if TYPE_CHECKING:
     from qiskit import QuantumCircuit
@@ -43,24 +43,15 @@ def device(spec: str, *, label: str | None = None, **options: Any) -> Device:
 
 
 class Fleet:
-    """An ordered set of devices with unique specs."""
+    """An ordered set of devices with unique specs: the user's facade over a
+    :class:`~multiqpu.pool.DevicePool` (``fleet.pool``), which is what the engines run on.
+    What one call learns about the devices (queue waits, speeds) serves the next call on the
+    same fleet."""
 
-    def __init__(self, devices: Iterable[Device]) -> None:
-        from multiqpu.device import Device
+    __slots__ = ("__weakref__", "pool")
 
-        self._devices: dict[str, Device] = {}
-        for d in devices:
-            if not isinstance(d, Device):
-                raise ConfigError(
-                    f"a Fleet holds multiqpu Device objects, got {type(d).__name__}; "
-                    "build one with multiqpu.device('provider:name')"
-                )
-            if d.spec in self._devices:
-                raise ConfigError(
-                    f"device '{d.spec}' appears twice in the fleet; give one a distinct label, "
-                    f"e.g. multiqpu.device('{d.spec}', ..., label='{d.name}-2')"
-                )
-            self._devices[d.spec] = d
+    def __init__(self, devices: Iterable[Device] | DevicePool) -> None:
+        self.pool = devices if isinstance(devices, DevicePool) else DevicePool(devices)
 
     # ------------------------------------------------------------------ construction
     @classmethod
@@ -68,37 +59,15 @@ class Fleet:
         """The embedded default fleet: every installed provider's default devices (fake IBM
         backends with real calibration snapshots, a noisy Braket emulator, an ideal
         simulator), each behind a simulated queue unless ``queues=False``."""
-        from multiqpu.queue_model import QueuedDevice, QueueModel
-
-        devices: list[Device] = []
-        for pname in available_providers():
-            try:
-                provider = get_provider(pname)
-                check_requirements(provider)
-            except ConfigError:
-                continue  # extra not installed: the fleet is what is installed
-            for i, name in enumerate(provider.default_devices()):
-                dev = provider.device(name)
-                if queues:
-                    model = QueueModel.for_device(dev.spec, style=pname, index=i)
-                    if time_scale is not None:
-                        model = model.with_time_scale(time_scale)
-                    dev = QueuedDevice(dev, model)
-                devices.append(dev)
-        if not devices:
-            raise ConfigError(
-                "no provider is installed, so the default fleet is empty; "
-                "run: pip install 'multiqpu[all]'"
-            )
-        return cls(devices)
+        return cls(local_devices(queues=queues, time_scale=time_scale))
 
     @classmethod
     def from_config(cls, path: str | PathLike[str] | None = None) -> Fleet:
         """The fleet a config file declares (``path``, ``$MULTIQPU_CONFIG`` or the user config
         file), or the embedded default fleet when there is no config file."""
-        from multiqpu.config import load_fleet
+        from multiqpu.config import load_devices
 
-        return load_fleet(path)
+        return cls(load_devices(path))
 
     # ------------------------------------------------------------------ the scheduler
     @overload
@@ -138,24 +107,24 @@ class Fleet:
         if mitigation is not None:
             from multiqpu.mitigation import sample as mitigated
 
-            return await mitigated(self, circuits, shots=shots, policy=policy,
+            return await mitigated(self.pool, circuits, shots=shots, policy=policy,
                                    mitigation=mitigation, **options)  # fmt: skip
         from multiqpu.scheduler import sample
 
-        return await sample(self, circuits, shots, policy, **options)
+        return await sample(self.pool, circuits, shots, policy, **options)
 
     async def run(self, jobs: Any, policy: str = "balanced", **options: Any) -> SampleResult:
         """Like :meth:`sample` with per-circuit shots, devices and fidelity floors
         (:class:`multiqpu.scheduler.JobRequest` or ``(circuit, shots)`` pairs)."""
         from multiqpu.scheduler import run
 
-        return await run(self, jobs, policy, **options)
+        return await run(self.pool, jobs, policy, **options)
 
     async def resume(self, run_id: str, **options: Any) -> SampleResult:
         """Finish an interrupted run from the job journal (``journal=`` to pick the file)."""
         from multiqpu.scheduler import resume
 
-        return await resume(self, run_id, **options)
+        return await resume(self.pool, run_id, **options)
 
     def sample_sync(
         self, circuits: Any, shots: Any = 1024, policy: str = "balanced", **options: Any
@@ -163,7 +132,7 @@ class Fleet:
         """:meth:`sample` from synchronous code (safe in Jupyter: runs on a background loop)."""
         from multiqpu.scheduler import sample_sync
 
-        return sample_sync(self, circuits, shots, policy, **options)
+        return sample_sync(self.pool, circuits, shots, policy, **options)
 
     # ------------------------------------------------------------------ Qiskit primitives
     def estimator(self, **options: Any) -> Any:
@@ -183,27 +152,20 @@ class Fleet:
     # ------------------------------------------------------------------ container protocol
     @property
     def devices(self) -> tuple[Device, ...]:
-        return tuple(self._devices.values())
+        return self.pool.devices
 
     def __iter__(self) -> Iterator[Device]:
-        return iter(self._devices.values())
+        return iter(self.pool)
 
     def __len__(self) -> int:
-        return len(self._devices)
+        return len(self.pool)
 
     def __contains__(self, spec: object) -> bool:
-        return spec in self._devices
+        return spec in self.pool
 
     def __getitem__(self, spec: str) -> Device:
         """A device by spec (``"ibm:fake_torino"``) or by unique name (``"fake_torino"``)."""
-        if spec in self._devices:
-            return self._devices[spec]
-        matches = [d for d in self._devices.values() if d.name == spec]
-        if len(matches) == 1:
-            return matches[0]
-        raise KeyError(
-            f"no device '{spec}' in this fleet; it has: {', '.join(self._devices) or 'none'}"
-        )
+        return self.pool[spec]
 
     # ------------------------------------------------------------------ circuit cutting
     @overload
@@ -239,10 +201,12 @@ class Fleet:
         if mitigation is not None:
             from multiqpu.mitigation import estimate as mitigated
 
-            return await mitigated(self, circuit, observables, mitigation=mitigation, **options)
+            return await mitigated(
+                self.pool, circuit, observables, mitigation=mitigation, **options
+            )
         from multiqpu.cutting import estimate
 
-        return await estimate(self, circuit, observables, **options)
+        return await estimate(self.pool, circuit, observables, **options)
 
     def plan(self, circuit: QuantumCircuit, observables: Any = None, **options: Any) -> CutPlan:
         """What :meth:`estimate` would do (cuts, fragments, sub-experiments, overhead, shots,
@@ -250,7 +214,7 @@ class Fleet:
         if a bound (``limits``) would refuse it."""
         from multiqpu.cutting import plan
 
-        return plan(self, circuit, observables, **options)
+        return plan(self.pool, circuit, observables, **options)
 
     def __repr__(self) -> str:
-        return f"Fleet([{', '.join(self._devices)}])"
+        return f"Fleet([{', '.join(self.pool.specs)}])"

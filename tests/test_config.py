@@ -23,6 +23,7 @@ from multiqpu import (
     ConfigError,
     CredentialsError,
     DeviceLimits,
+    Fleet,
     MissingExtraError,
     Secret,
     UnknownProviderError,
@@ -34,7 +35,6 @@ from multiqpu.config import (
     DeviceConfig,
     config_path,
     load_config,
-    load_fleet,
     resolve_options,
     user_config_file,
 )
@@ -225,7 +225,7 @@ def test_load_config_returns_frozen_checked_values(tmp_path: Path) -> None:
     with pytest.raises(TypeError):
         first.options["region"] = "x"  # type: ignore[index]
 
-    fleet = load_fleet(path)
+    fleet = Fleet.from_config(path)
     assert [d.spec for d in fleet] == ["toy:a", "toy:b"]
     dev = fleet["toy:a"]
     assert isinstance(dev, ToyDevice)
@@ -356,7 +356,7 @@ def test_unset_token_env_is_an_error_unless_a_higher_layer_sets_it(
     )
     cfg = load_config(path)  # loading reads no variable
     with pytest.raises(ConfigError) as info:
-        load_fleet(path)
+        Fleet.from_config(path)
     msg = str(info.value)
     assert str(path) in msg and "devices.d.token_env" in msg
     assert "MY_TOY_TOKEN is not set" in msg and "export MY_TOY_TOKEN=" in msg
@@ -378,7 +378,7 @@ def test_inline_secret_in_a_readable_file_is_refused(tmp_path: Path, mode: int) 
     assert f"chmod 600 {path}" in msg and "devices.d.token" in msg and f"{mode:04o}" in msg
     assert value not in msg and value not in repr(info.value)
     with pytest.raises(CredentialsError):
-        load_fleet(path)
+        Fleet.from_config(path)
 
 
 @posix_only
@@ -396,7 +396,7 @@ def test_inline_secret_in_a_private_file_is_accepted(tmp_path: Path, mode: int) 
     assert tok.origin == f"{path}: providers.toy.token"
     for text in (repr(cfg), str(cfg), repr(cfg.devices[0]), repr(dict(cfg.devices[0].options))):
         assert value not in text
-    dev = load_fleet(path)["toy:a"]
+    dev = Fleet.from_config(path)["toy:a"]
     assert isinstance(dev, ToyDevice) and dev.options["token"].reveal() == value
 
 
@@ -424,7 +424,7 @@ def _traceback_texts(exc: BaseException) -> list[str]:
     with_locals = "".join(
         traceback.TracebackException(type(exc), exc, below_test, capture_locals=True).format()
     )
-    assert "load_fleet" in plain and "repr" not in with_locals[:0]
+    assert "load_devices" in plain and "repr" not in with_locals[:0]
     return [str(exc), repr(exc), plain, with_locals]
 
 
@@ -445,7 +445,7 @@ def test_errors_with_secrets_present_show_no_secret(
     for case, body in cases.items():
         path = write(tmp_path / "c.toml", f'[devices.d]\nprovider = "toy"\nname = "a"\n{body}')
         with pytest.raises(ConfigError) as info:
-            load_fleet(path)
+            Fleet.from_config(path)
         for text in _traceback_texts(info.value):
             assert inline not in text, case
             assert in_env not in text, case
@@ -456,7 +456,7 @@ def test_errors_with_secrets_present_show_no_secret(
         0o644,
     )
     with pytest.raises(CredentialsError) as cred:
-        load_fleet(path)
+        Fleet.from_config(path)
     for text in _traceback_texts(cred.value):
         assert inline not in text
     # the successful path logs at DEBUG what it resolved, without the value
@@ -464,7 +464,7 @@ def test_errors_with_secrets_present_show_no_secret(
         tmp_path / "c.toml", f'[devices.d]\nprovider = "toy"\nname = "a"\ntoken = "{inline}"\n'
     )
     monkeypatch.delenv("TOY_TOKEN")
-    load_fleet(path)
+    Fleet.from_config(path)
     assert "building toy:a" in caplog.text
     assert inline not in caplog.text and in_env not in caplog.text
 
@@ -473,7 +473,7 @@ def test_errors_with_secrets_present_show_no_secret(
 def _error(tmp_path: Path, text: str, kind: type[Exception] = ConfigError) -> str:
     path = write(tmp_path / "c.toml", text)
     with pytest.raises(kind) as info:
-        load_fleet(path)
+        Fleet.from_config(path)
     msg = str(info.value)
     assert str(path) in msg, msg
     return msg
@@ -519,7 +519,7 @@ def test_missing_extra_names_the_pip_line(tmp_path: Path) -> None:
     path = write(tmp_path / "c.toml", '[devices.d]\nprovider = "needy"\nname = "a"\n')
     assert load_config(path).devices[0].spec == "needy:a"  # loading needs no SDK
     with pytest.raises(MissingExtraError) as info:
-        load_fleet(path)
+        Fleet.from_config(path)
     msg = str(info.value)
     assert str(path) in msg and "devices.d" in msg
     assert "pip install 'multiqpu[needy]'" in msg and "surely_not_an_installed_module_xyz" in msg
@@ -623,7 +623,7 @@ readout_error = 0.05
 """,
         0o644,
     )
-    fleet = load_fleet(path)
+    fleet = Fleet.from_config(path)
     assert [d.spec for d in fleet] == ["local:ideal", "local:noisy"]
     assert fleet["local:ideal"].num_qubits == 7
     assert fleet["local:ideal"].limits.max_shots == 5000
@@ -641,22 +641,22 @@ def test_include_default_adds_the_embedded_fleet(tmp_path: Path) -> None:
     # no devices declared: the default fleet
     only_fleet = write(tmp_path / "a.toml", "[fleet]\nqueue_time_scale = -1\n")
     with pytest.raises(ConfigError, match="queue_time_scale"):
-        load_fleet(only_fleet)
+        Fleet.from_config(only_fleet)
     only_fleet = write(tmp_path / "a.toml", "[fleet]\nqueue_time_scale = 0.25\n")
-    assert [d.spec for d in load_fleet(only_fleet)] == default_specs
+    assert [d.spec for d in Fleet.from_config(only_fleet)] == default_specs
     # devices declared plus include_default: both, the file's version of a default device wins
     both = write(
         tmp_path / "b.toml",
         '[fleet]\ninclude_default = true\n[devices.big]\nprovider = "local"\nbackend = "ideal"\n'
         "num_qubits = 9\n",
     )
-    fleet = load_fleet(both)
+    fleet = Fleet.from_config(both)
     assert sorted(d.spec for d in fleet) == sorted(default_specs)
     assert fleet["local:ideal"].num_qubits == 9
 
 
 def test_no_config_anywhere_is_the_default_fleet() -> None:
-    assert [d.spec for d in load_fleet()] == [d.spec for d in multiqpu.Fleet.local()]
+    assert [d.spec for d in Fleet.from_config()] == [d.spec for d in multiqpu.Fleet.local()]
 
 
 def test_ibm_token_ladder_with_the_real_adapter(
@@ -699,7 +699,7 @@ def test_ambient_options_reach_only_devices_that_take_them(
         '[devices.emu]\nprovider = "braket"\nname = "emulator"\nseed = 3\n'
         '[devices.s]\nprovider = "toy"\nname = "a"\n',
     )
-    assert [d.spec for d in load_fleet(path)] == ["braket:emulator", "toy:a"]
+    assert [d.spec for d in Fleet.from_config(path)] == ["braket:emulator", "toy:a"]
     # the device's own table and explicit arguments are not ambient: the adapter says no
     monkeypatch.delenv("AWS_PROFILE")  # (set, it would outrank the table and be ambient)
     path = write(
@@ -707,7 +707,7 @@ def test_ambient_options_reach_only_devices_that_take_them(
         '[devices.emu]\nprovider = "braket"\nname = "emulator"\naws_profile = "research"\n',
     )
     with pytest.raises(ConfigError) as info:
-        load_fleet(path)
+        Fleet.from_config(path)
     assert "devices.emu.aws_profile" in str(info.value) and str(path) in str(info.value)
     with pytest.raises(ConfigError, match="aws_profile"):
         multiqpu.device("braket:emulator", aws_profile="research")
@@ -780,7 +780,7 @@ def test_every_toml_block_in_the_docs_loads(tmp_path: Path) -> None:
             load_config(path)
         except (UnknownProviderError, AttributeError) as exc:  # adapters still being written
             pytest.skip(f"a provider adapter is not ready: {exc}")
-    offline = load_fleet(path)  # the last block: an offline fleet
+    offline = Fleet.from_config(path)  # the last block: an offline fleet
     assert "local:noisy" in offline and offline["local:noisy"].num_qubits == 5
 
 

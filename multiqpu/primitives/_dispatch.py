@@ -16,11 +16,11 @@ the way Cirq's ``asyncio_executor`` does: never ``asyncio.run`` inside a running
 from __future__ import annotations
 
 import asyncio
-import threading
-from collections.abc import Awaitable, Coroutine, Iterable, Sequence
+from collections.abc import Awaitable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from multiqpu._sync import run_sync
 from multiqpu.errors import ConfigError, InvalidInputError
 
 if TYPE_CHECKING:
@@ -101,45 +101,6 @@ def as_fleet(fleet: FleetLike, *, default: str = "ideal") -> Fleet:
 def eligible(fleet: Fleet, num_qubits: int, exact: bool) -> list[Device]:
     """Devices of ``fleet`` wide enough (and exact, when asked for exact results)."""
     return [d for d in fleet if d.num_qubits >= num_qubits and (d.exact or not exact)]
-
-
-# ---------------------------------------------------------------------------- sync bridge
-_loop: asyncio.AbstractEventLoop | None = None
-_loop_lock = threading.Lock()
-
-
-def _background_loop() -> asyncio.AbstractEventLoop:
-    global _loop
-    with _loop_lock:
-        if _loop is None or _loop.is_closed():
-            loop = asyncio.new_event_loop()
-            thread = threading.Thread(target=loop.run_forever, name="multiqpu-sync", daemon=True)
-            thread.start()
-            _loop = loop
-        return _loop
-
-
-def run_sync(coro: Coroutine[Any, Any, T]) -> T:
-    """Run ``coro`` to completion from synchronous code and return its result.
-
-    Works with or without an event loop running in the calling thread (notebooks): the
-    coroutine runs on multiqpu's own loop in a daemon thread. Interrupting the caller
-    (Ctrl-C) cancels the coroutine, which cancels the jobs it submitted.
-    """
-    loop = _background_loop()
-    try:
-        running: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
-    except RuntimeError:
-        running = None
-    if running is loop:
-        coro.close()
-        raise RuntimeError("run_sync() called from multiqpu's own event loop; await instead")
-    future = asyncio.run_coroutine_threadsafe(coro, loop)
-    try:
-        return future.result()
-    except BaseException:
-        future.cancel()
-        raise
 
 
 # ---------------------------------------------------------------------------- sampling

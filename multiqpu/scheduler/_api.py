@@ -3,22 +3,22 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from multiqpu._sync import run_sync as _in_thread
 from multiqpu.errors import InvalidInputError, JobError
+from multiqpu.pool import DevicePool, PoolLike, as_pool
 from multiqpu.scheduler._costmodel import Item
 from multiqpu.scheduler._executor import Attached, execute
 from multiqpu.scheduler._options import Options, parse_options
 from multiqpu.scheduler._report import SampleResult
-from multiqpu.scheduler._sync import run_sync as _in_thread
 
 if TYPE_CHECKING:
     from qiskit import QuantumCircuit
 
     from multiqpu.device import Device
-    from multiqpu.fleet import Fleet
     from multiqpu.journal import Journal
 
 __all__ = ["JobRequest", "resume", "resume_sync", "run", "run_sync", "sample", "sample_sync"]
@@ -40,16 +40,10 @@ class JobRequest:
     fidelity_floor: float | None = None
 
 
-def _devices_of(fleet: Fleet | Iterable[Device]) -> tuple[list[Device], Any]:
-    from multiqpu.device import Device
-    from multiqpu.fleet import Fleet
-
-    if isinstance(fleet, Fleet):
-        return list(fleet), fleet
-    devices = list(fleet)
-    if not devices or not all(isinstance(d, Device) for d in devices):
+def _pool_of(fleet: PoolLike) -> DevicePool:
+    if fleet is None or (isinstance(fleet, list | tuple) and not fleet):
         raise InvalidInputError("pass a multiqpu.Fleet or a non-empty list of multiqpu devices")
-    return devices, None
+    return as_pool(fleet)
 
 
 def _check_circuit(i: int, circuit: Any) -> None:
@@ -138,18 +132,17 @@ def _journal(option: Any) -> tuple[Journal | None, bool]:
     )
 
 
-async def _execute(fleet: Any, items: list[Item], opts: Options, **kw: Any) -> SampleResult:
-    devices, owner = _devices_of(fleet)
+async def _execute(pool: DevicePool, items: list[Item], opts: Options, **kw: Any) -> SampleResult:
     journal, owned = _journal(opts.journal)
     try:
-        return await execute(devices, items, opts, owner=owner, journal=journal, **kw)
+        return await execute(pool, items, opts, journal=journal, **kw)
     finally:
         if owned and journal is not None:
             journal.close()
 
 
 async def sample(
-    fleet: Fleet | Iterable[Device],
+    fleet: PoolLike,
     circuits: Sequence[QuantumCircuit],
     shots: Shots | Sequence[Shots] = 1024,
     policy: str = "balanced",
@@ -171,12 +164,12 @@ async def sample(
         jobs: list[Any] = list(zip(circuits, shots, strict=True))
     else:
         jobs = [(c, shots) for c in circuits]
-    devices, _ = _devices_of(fleet)
-    return await _execute(fleet, _items(devices, jobs, None, opts.fidelity_floor), opts)
+    pool = _pool_of(fleet)
+    return await _execute(pool, _items(list(pool), jobs, None, opts.fidelity_floor), opts)
 
 
 async def run(
-    fleet: Fleet | Iterable[Device],
+    fleet: PoolLike,
     jobs: Sequence[JobRequest | tuple[QuantumCircuit, Shots] | QuantumCircuit],
     policy: str = "balanced",
     *,
@@ -187,12 +180,12 @@ async def run(
     shots, allowed devices, fidelity floor), a ``(circuit, shots)`` pair, or a circuit (run
     with ``shots``)."""
     opts = parse_options(policy, **options)
-    devices, _ = _devices_of(fleet)
-    return await _execute(fleet, _items(devices, jobs, shots, opts.fidelity_floor), opts)
+    pool = _pool_of(fleet)
+    return await _execute(pool, _items(list(pool), jobs, shots, opts.fidelity_floor), opts)
 
 
 async def resume(
-    fleet: Fleet | Iterable[Device],
+    fleet: PoolLike,
     run_id: str,
     *,
     journal: str | os.PathLike[str] | Journal | bool = True,
@@ -214,7 +207,8 @@ async def resume(
         policy = merged.pop("policy", "balanced")
         merged.pop("run_id", None)
         opts = parse_options(policy, **merged)
-        devices, owner = _devices_of(fleet)
+        pool = _pool_of(fleet)
+        devices = list(pool)
         loaded = jr.load_circuits(run_id)
         items = [Item(c, s, None, opts.fidelity_floor) for c, s in loaded]
         done = jr.done_results(run_id)
@@ -239,7 +233,7 @@ async def resume(
                 continue
             attached.append(Attached(d, list(open_job.task_indices), job, open_job.job_row))
         return await execute(
-            devices, items, opts, owner=owner, journal=jr, resume=(run_id, done, attached)
+            pool, items, opts, journal=jr, resume=(run_id, done, attached)
         )
     finally:
         if owned:
@@ -247,7 +241,7 @@ async def resume(
 
 
 def sample_sync(
-    fleet: Fleet | Iterable[Device],
+    fleet: PoolLike,
     circuits: Sequence[QuantumCircuit],
     shots: Shots | Sequence[Shots] = 1024,
     policy: str = "balanced",
@@ -258,12 +252,12 @@ def sample_sync(
 
 
 def run_sync(
-    fleet: Fleet | Iterable[Device], jobs: Sequence[Any], policy: str = "balanced", **options: Any
+    fleet: PoolLike, jobs: Sequence[Any], policy: str = "balanced", **options: Any
 ) -> SampleResult:
     """:func:`run` from synchronous code."""
     return _in_thread(run(fleet, jobs, policy, **options))
 
 
-def resume_sync(fleet: Fleet | Iterable[Device], run_id: str, **options: Any) -> SampleResult:
+def resume_sync(fleet: PoolLike, run_id: str, **options: Any) -> SampleResult:
     """:func:`resume` from synchronous code."""
     return _in_thread(resume(fleet, run_id, **options))

@@ -14,7 +14,6 @@ import asyncio
 import contextlib
 import time
 import uuid
-import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -31,7 +30,7 @@ from multiqpu.errors import (
 from multiqpu.scheduler._core import Core, CoreConfig, Submission
 from multiqpu.scheduler._costmodel import Item, build_tables
 from multiqpu.scheduler._feasibility import check_feasible
-from multiqpu.scheduler._learning import DeviceKnowledge, Learner
+from multiqpu.scheduler._learning import Learner
 from multiqpu.scheduler._options import Options
 from multiqpu.scheduler._progress import Progress, wants_progress
 from multiqpu.scheduler._report import DeviceReport, RunReport, SampleResult, TaskResult
@@ -40,27 +39,14 @@ from multiqpu.scheduler._tables import ArraySource
 if TYPE_CHECKING:
     from multiqpu.device import CircuitResult, Device
     from multiqpu.journal import Journal
+    from multiqpu.pool import DevicePool
 
-__all__ = ["Attached", "execute", "knowledge_for"]
+__all__ = ["Attached", "execute"]
 
 REPORTED_JOB_S = 60.0  # prior: seconds of wait per pending job when only a count is known
 _STATUS_TIMEOUT_S = 20.0
 # polling a job on a session device for its start: first pause, longest pause (seconds)
 START_POLL_S = (0.05, 5.0)
-
-# What each fleet has taught the scheduler, carried from run to run.
-_knowledge: weakref.WeakKeyDictionary[Any, dict[str, DeviceKnowledge]] = weakref.WeakKeyDictionary()
-
-
-def knowledge_for(owner: Any) -> dict[str, DeviceKnowledge]:
-    """The learned wait/speed statistics of ``owner``'s devices, by spec (mutable)."""
-    if owner is None:
-        return {}
-    try:
-        return _knowledge.setdefault(owner, {})
-    except TypeError:  # not weak-referenceable: nothing is carried over
-        return {}
-
 
 @dataclass
 class Attached:
@@ -134,20 +120,19 @@ async def _reported(device: Device) -> tuple[float, str]:
 class _Executor:
     def __init__(
         self,
-        devices: Sequence[Device],
+        pool: DevicePool,
         items: Sequence[Item],
         opts: Options,
         *,
         run_id: str,
         journal: Journal | None,
-        owner: Any,
     ) -> None:
-        self.devices = list(devices)
+        self.pool = pool
+        self.devices = list(pool)
         self.items = list(items)
         self.opts = opts
         self.run_id = run_id
         self.journal = journal
-        self.owner = owner
         self.results: list[TaskResult | None] = [None] * len(items)
         self.live: dict[int, _Live] = {}
         self.retries = 0
@@ -169,7 +154,7 @@ class _Executor:
         tables, cls, reasons = await build_tables(self.devices, self.items)
         opts = self.opts
         concurrency = [_concurrency(opts, d) for d in self.devices]
-        known = knowledge_for(self.owner)
+        known = self.pool.knowledge
         learner = Learner(
             len(self.devices),
             reported_wait_s=[r[0] for r in reports],
@@ -519,7 +504,7 @@ class _Executor:
             self._cancel(other)
 
     def _finish(self, core: Core, state: str) -> None:
-        known = knowledge_for(self.owner)
+        known = self.pool.knowledge
         for d, device in enumerate(self.devices):
             known[device.spec] = core.learner.knowledge(d)
         if self.journal is not None:
@@ -576,25 +561,24 @@ class _Executor:
 
 
 async def execute(
-    devices: Sequence[Device],
+    pool: DevicePool,
     items: Sequence[Item],
     opts: Options,
     *,
-    owner: Any = None,
     journal: Journal | None = None,
     resume: tuple[str, dict[int, tuple[str, CircuitResult]], list[Attached]] | None = None,
 ) -> SampleResult:
-    """Run ``items`` on ``devices``. ``resume``: (run id, results already recorded, jobs
+    """Run ``items`` on ``pool``'s devices. ``resume``: (run id, results already recorded, jobs
     re-attached at their providers) of an interrupted run."""
     run_id = resume[0] if resume else (opts.run_id or _new_run_id())
-    ex = _Executor(devices, items, opts, run_id=run_id, journal=journal, owner=owner)
+    ex = _Executor(pool, items, opts, run_id=run_id, journal=journal)
     attached: list[Attached] = []
     if resume is not None:
         _, done, attached = resume
         busy = set(done) | {i for a in attached for i in a.indices}
         await ex.prepare(np.array([i for i in range(len(items)) if i not in busy], dtype=np.int64))
         for i, (spec, result) in done.items():
-            d = next((k for k, dev in enumerate(devices) if dev.spec == spec), None)
+            d = next((k for k, dev in enumerate(ex.devices) if dev.spec == spec), None)
             fid = float(ex.tables.fidelity[ex.cls[i], d]) if d is not None else None
             ex.results[i] = TaskResult(i, spec, "journal", result, fid, "journal")
     else:

@@ -24,9 +24,10 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 
 import numpy as np
+
+from multiqpu.pool import DeviceKnowledge
 
 __all__ = ["DeviceKnowledge", "Learner"]
 
@@ -35,18 +36,6 @@ SPEED_SIGMA = 0.3  # prior spread of the real/published execution-time ratio
 # spread of log(actual/reported) before any observation: a wait estimated by the vendor (or
 # a queue model) is trusted more than one derived from a pending-job count
 PRIOR_SIGMA = {"estimate": 0.5, "pending": 1.0, "none": 1.0}
-
-
-@dataclass(frozen=True)
-class DeviceKnowledge:
-    """What was learned about one device, carried from run to run (sufficient statistics)."""
-
-    n: float = 0.0
-    sum_r: float = 0.0
-    sum_r2: float = 0.0
-    sxx: tuple[float, float, float] = (0.0, 0.0, 0.0)  # weighted sums 1, p, p^2
-    sxy: tuple[float, float] = (0.0, 0.0)  # weighted sums y, p*y
-    jobs: int = 0
 
 
 class Learner:

@@ -1,4 +1,4 @@
-"""A synchronous face for the async scheduler, safe inside Jupyter.
+"""The package's one sync bridge: synchronous faces of async calls, safe inside Jupyter.
 
 Coroutines run on one event loop in a daemon thread (Cirq's ``asyncio_executor`` pattern):
 ``asyncio.run`` is never called inside a running loop, and the same loop serves every call,
@@ -29,7 +29,7 @@ def _background_loop() -> asyncio.AbstractEventLoop:
         if _loop is None or _loop.is_closed():
             loop = asyncio.new_event_loop()
             thread = threading.Thread(
-                target=loop.run_forever, name="multiqpu-scheduler", daemon=True
+                target=loop.run_forever, name="multiqpu-sync", daemon=True
             )
             thread.start()
             _loop = loop
@@ -37,8 +37,18 @@ def _background_loop() -> asyncio.AbstractEventLoop:
 
 
 def run_sync(coro: Coroutine[Any, Any, T]) -> T:
-    """Run ``coro`` to completion from synchronous code and return its result."""
+    """Run ``coro`` to completion from synchronous code and return its result.
+
+    Works with or without an event loop running in the calling thread (notebooks): the
+    coroutine runs on multiqpu's own loop in a daemon thread."""
     loop = _background_loop()
+    try:
+        running: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+    except RuntimeError:
+        running = None
+    if running is loop:
+        coro.close()
+        raise RuntimeError("run_sync() called from multiqpu's own event loop; await instead")
     future: concurrent.futures.Future[T] = asyncio.run_coroutine_threadsafe(coro, loop)
     try:
         return future.result()
