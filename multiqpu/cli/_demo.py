@@ -88,10 +88,10 @@ async def schedule_batch(
     QPU-like devices; prints the run report unless ``quiet`` (``estimates``: each device's
     estimated fidelity for one such circuit, to say why a device was left alone); a
     JSON-ready summary."""
-    from multiqpu.fleet import Fleet
     from multiqpu.scheduler import demo_batch
 
-    qpus = Fleet([d for d in fleet if not d.exact and d.num_qubits >= qubits])
+    # a sub-pool shares what the fleet's pool learned about its devices
+    qpus = fleet.pool.where(lambda d: not d.exact and d.num_qubits >= qubits)
     if not quiet:
         fmt.console().print(
             f"\nScheduling {count} GHZ circuits ({shots} shots each) over "

@@ -113,17 +113,19 @@ class Trainer:
                     "with an explicit executor"
                 )
         if executor is None:
-            from multiqpu.primitives._dispatch import as_fleet, eligible
+            from multiqpu.pool import as_pool
+            from multiqpu.primitives._dispatch import eligible
 
-            fl = as_fleet(fleet, default="default")
-            devices = eligible(fl, model.num_qubits, exact=shots is None)
+            pool = as_pool(fleet, default="default")
+            devices = eligible(pool, model.num_qubits, exact=shots is None)
             if not devices:
                 raise InvalidInputError(
                     f"no device of the fleet fits the model ({model.num_qubits} qubits"
                     + (", exact results" if shots is None else "")
                     + ")"
                 )
-            executor = FleetExecutor(devices, concurrency=concurrency, mitigation=spec)
+            executor = FleetExecutor(pool.subset(devices), concurrency=concurrency,
+                                     mitigation=spec)  # fmt: skip
         self.executor = executor
         self.shots = shots
         self.batch_size = batch_size
@@ -151,7 +153,7 @@ class Trainer:
     # ------------------------------------------------------------------ public API
     def fit(self, X: Any, y: Any, epochs: int = 1, **kwargs: Any) -> History:
         """Train for ``epochs`` (see :meth:`afit`); safe to call from a notebook."""
-        from multiqpu.primitives._dispatch import run_sync
+        from multiqpu._sync import run_sync
 
         return run_sync(self.afit(X, y, epochs, **kwargs))
 
@@ -201,7 +203,7 @@ class Trainer:
         return self.history
 
     def predict_proba(self, X: Any) -> np.ndarray:
-        from multiqpu.primitives._dispatch import run_sync
+        from multiqpu._sync import run_sync
 
         return run_sync(self.apredict_proba(X))
 

@@ -177,16 +177,17 @@ def test_qiskit_addon_cutting_workflow_runs_on_the_fleet(ideal_fleet: multiqpu.F
 
 @pytest.mark.parametrize("use_scheduler", [True, False])
 async def test_dispatch_splits_shots_above_the_device_limit(use_scheduler: bool) -> None:
+    from multiqpu.pool import DevicePool
     from multiqpu.primitives._dispatch import sample
 
     limited = multiqpu.device(
         "local:ideal", num_qubits=2, seed=1, limits=multiqpu.DeviceLimits(max_shots=1000)
     )
-    fleet = multiqpu.Fleet([limited])
+    pool = DevicePool([limited])
     qc = QuantumCircuit(1, 1)
     qc.h(0)
     qc.measure(0, 0)
-    out = await sample(fleet, [qc, qc], [2500, None], use_scheduler=use_scheduler)
+    out = await sample(pool, [qc, qc], [2500, None], use_scheduler=use_scheduler)
     assert [s.device for s in out] == ["local:ideal", "local:ideal"]
     assert out[0].result.shots == 2500 and sum(out[0].result.counts.values()) == 2500
     se = np.sqrt(0.25 / 2500)
