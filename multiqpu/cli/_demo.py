@@ -15,6 +15,17 @@ from typing import TYPE_CHECKING, Any
 from multiqpu.cli import _format as fmt
 from multiqpu.errors import MultiQPUError
 
+__all__ = [
+    "FLOOR",
+    "MARGIN",
+    "ghz",
+    "ghz_fidelity",
+    "run_demo",
+    "run_on_device",
+    "run_on_fleet",
+    "schedule_batch",
+]
+
 MARGIN = 0.02  # the balanced policy's default fidelity margin (the run's mean)
 FLOOR = 0.10  # and its per-circuit floor below the best device (5 margins)
 
