@@ -110,8 +110,8 @@ def test_quality_weighting_uses_device_fidelity() -> None:
         progress=False,
     )
     trainer.fit(X, y, epochs=1)
-    assert trainer._quality is not None
-    assert trainer._quality[0] / trainer._quality[1] == pytest.approx(0.95 / 0.5)
+    assert trainer.workers.quality is not None
+    assert trainer.workers.quality[0] / trainer.workers.quality[1] == pytest.approx(0.95 / 0.5)
 
 
 def test_checkpoint_resumes_training(tmp_path: Path) -> None:
