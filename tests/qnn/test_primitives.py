@@ -14,6 +14,7 @@ from qiskit.primitives import BaseEstimatorV2, BaseSamplerV2
 from qiskit.quantum_info import SparsePauliOp, Statevector
 
 import multiqpu
+from multiqpu.pool import DevicePool
 from multiqpu.primitives import FleetSampler
 
 K_SIGMA = 5.0
@@ -177,7 +178,6 @@ def test_qiskit_addon_cutting_workflow_runs_on_the_fleet(ideal_fleet: multiqpu.F
 
 @pytest.mark.parametrize("use_scheduler", [True, False])
 async def test_dispatch_splits_shots_above_the_device_limit(use_scheduler: bool) -> None:
-    from multiqpu.pool import DevicePool
     from multiqpu.primitives._dispatch import sample
 
     limited = multiqpu.device(
@@ -193,3 +193,16 @@ async def test_dispatch_splits_shots_above_the_device_limit(use_scheduler: bool)
     se = np.sqrt(0.25 / 2500)
     assert abs(out[0].result.counts.get("1", 0) / 2500 - 0.5) <= K_SIGMA * se
     assert out[1].result.probabilities == pytest.approx({"0": 0.5, "1": 0.5})
+
+
+def test_primitives_run_on_the_fleets_pool_and_what_they_learn_stays_there() -> None:
+    fleet = multiqpu.Fleet([multiqpu.device("local:ideal", num_qubits=3, seed=2)])
+    est = fleet.estimator(default_precision=0.1)
+    assert est.pool is fleet.pool and FleetSampler(fleet).pool is fleet.pool
+    qc, _, params = _pub()
+    est.run([(qc, SparsePauliOp("ZZI"), params[:1])]).result()
+    assert fleet.pool.knowledge["local:ideal"].jobs >= 1
+    # what fleet= took before still works: a device, a spec string, a list of specs
+    for given in (fleet["local:ideal"], "local:ideal", ["local:ideal"]):
+        pool = FleetSampler(given).pool
+        assert isinstance(pool, DevicePool) and pool.specs == ("local:ideal",)
