@@ -156,6 +156,8 @@ def test_analytic_values_and_gradients_match_default_qubit() -> None:
     g_ref = qml.grad(cost(theirs))(x, w)
     np.testing.assert_allclose(g_ours[0], g_ref[0], atol=1e-10)
     np.testing.assert_allclose(g_ours[1], g_ref[1], atol=1e-10)
+    # the device runs on the fleet's own pool: what the scheduler learned stays with the fleet
+    assert dev.pool is fleet.pool and fleet.pool.knowledge["local:ideal"].jobs >= 1
 
 
 def test_shot_gradient_within_standard_errors_of_exact_parameter_shift() -> None:

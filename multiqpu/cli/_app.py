@@ -11,6 +11,8 @@ from multiqpu import __version__
 from multiqpu.cli import _format as fmt
 from multiqpu.errors import MultiQPUError
 
+__all__ = ["EXIT_ERROR", "EXIT_FAILED", "EXIT_OK", "build_parser", "run"]
+
 EXIT_OK = 0
 EXIT_FAILED = 1  # the command ran but some of its work failed (e.g. a device in the demo)
 EXIT_ERROR = 2  # usage or configuration error: nothing was done

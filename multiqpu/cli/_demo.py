@@ -15,6 +15,17 @@ from typing import TYPE_CHECKING, Any
 from multiqpu.cli import _format as fmt
 from multiqpu.errors import MultiQPUError
 
+__all__ = [
+    "FLOOR",
+    "MARGIN",
+    "ghz",
+    "ghz_fidelity",
+    "run_demo",
+    "run_on_device",
+    "run_on_fleet",
+    "schedule_batch",
+]
+
 MARGIN = 0.02  # the balanced policy's default fidelity margin (the run's mean)
 FLOOR = 0.10  # and its per-circuit floor below the best device (5 margins)
 
@@ -88,10 +99,10 @@ async def schedule_batch(
     QPU-like devices; prints the run report unless ``quiet`` (``estimates``: each device's
     estimated fidelity for one such circuit, to say why a device was left alone); a
     JSON-ready summary."""
-    from multiqpu.fleet import Fleet
     from multiqpu.scheduler import demo_batch
 
-    qpus = Fleet([d for d in fleet if not d.exact and d.num_qubits >= qubits])
+    # a sub-pool shares what the fleet's pool learned about its devices
+    qpus = fleet.pool.where(lambda d: not d.exact and d.num_qubits >= qubits)
     if not quiet:
         fmt.console().print(
             f"\nScheduling {count} GHZ circuits ({shots} shots each) over "

@@ -18,6 +18,8 @@ if TYPE_CHECKING:
     from multiqpu.device import CostEstimate, Device
     from multiqpu.fleet import Fleet
 
+__all__ = ["PRICE_SHOTS", "describe_device", "describe_fleet", "run_devices"]
+
 #: Shots used to quote a price per task and per shot.
 PRICE_SHOTS = 1000
 

@@ -7,6 +7,17 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from rich.console import Console
 
+__all__ = [
+    "STATUS_STYLE",
+    "console",
+    "non_negative_int",
+    "one_line",
+    "percent",
+    "positive_int",
+    "seconds",
+    "usd",
+]
+
 STATUS_STYLE = {
     "online": "green",
     "offline": "red",

@@ -56,6 +56,7 @@ from pennylane.transforms.core import CompilePipeline, transform
 from pennylane.typing import PostprocessingFn, Result, ResultBatch
 from pennylane.wires import Wires
 
+from multiqpu._sync import run_sync
 from multiqpu.errors import InvalidInputError
 from multiqpu.pennylane._convert import (
     probabilities_vector,
@@ -63,7 +64,8 @@ from multiqpu.pennylane._convert import (
     supports_operation,
     tape_to_circuit,
 )
-from multiqpu.primitives._dispatch import FleetLike, as_fleet, run_sync, sample
+from multiqpu.pool import DevicePool, PoolLike, as_pool
+from multiqpu.primitives._dispatch import sample
 from multiqpu.primitives._mitigated import check_spec, parity_sum, run_mitigated
 
 __all__ = ["FleetDevice"]
@@ -135,7 +137,7 @@ class FleetDevice(Device):
         wires: Any = None,
         shots: Any = None,
         *,
-        fleet: FleetLike = None,
+        fleet: PoolLike = None,
         policy: str = "balanced",
         seed: int | None = None,
         mitigation: Any = None,
@@ -144,14 +146,15 @@ class FleetDevice(Device):
         self._mitigation = check_spec(mitigation)
         self._last_stds: tuple[Any, ...] = ()
         self._last_report: Any = None
-        self._fleet = as_fleet(fleet, default="ideal")
+        self._pool = as_pool(fleet, default="ideal")
         self._policy = policy
         self._rng = np.random.default_rng(seed)
         self._work: dict[str, int] = {}
 
     @property
-    def fleet(self) -> Any:
-        return self._fleet
+    def pool(self) -> DevicePool:
+        """The :class:`~multiqpu.pool.DevicePool` the batches run on."""
+        return self._pool
 
     @property
     def mitigation(self) -> Any:
@@ -239,7 +242,7 @@ class FleetDevice(Device):
         if todo:
             circuits_q = [tape_to_circuit(p.tape, p.wire_order, p.measured) for p in todo]
             shots = [p.total_shots for p in todo]
-            results = run_sync(sample(self._fleet, circuits_q, shots, policy=self._policy))
+            results = run_sync(sample(self._pool, circuits_q, shots, policy=self._policy))
             for plan, item in zip(todo, results, strict=True):
                 plan.result = item.result
                 self._work[item.device] = self._work.get(item.device, 0) + 1
@@ -257,7 +260,7 @@ class FleetDevice(Device):
         if todo:
             circuits_q = [tape_to_circuit(p.tape, p.wire_order, p.measured) for p in todo]
             shots = [int(p.total_shots or 0) for p in todo]
-            out = run_sync(run_mitigated(self._fleet, circuits_q, shots, self._mitigation,
+            out = run_sync(run_mitigated(self._pool, circuits_q, shots, self._mitigation,
                                          self._policy))  # fmt: skip
             for plan, item in zip(todo, out.circuits, strict=True):
                 plan.result = item

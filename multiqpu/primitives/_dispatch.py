@@ -1,16 +1,15 @@
-"""Running a batch of circuits on a fleet, from async and from sync code.
+"""Running a batch of circuits on a device pool, for the primitives, PennyLane and the QNN.
 
-Everything above the fleet in this package (the Qiskit primitives, the PennyLane device, the
-QNN trainer) hands its circuits to :func:`sample`: with the scheduler installed
-(``fleet.sample``) placement, batching, retries and hedging are the scheduler's; otherwise a
-small stand-in splits the batch over the devices that fit, in proportion to each device's
-concurrency, and runs every device's share at once with ``device.run``. Shot counts above a
-device's ``max_shots`` are split into several runs and merged here, so callers never see the
-limit.
+Everything above the pool in this package (the Qiskit primitives, the PennyLane device, the
+QNN trainer) hands its circuits to :func:`sample`: by default the scheduler
+(:func:`multiqpu.scheduler.sample` on the pool) places, batches, retries and hedges, and
+learns on the pool's shared knowledge; ``use_scheduler=False`` selects a small stand-in that
+splits the batch over the devices that fit, in proportion to each device's concurrency, and
+runs every device's share at once with ``device.run``. Shot counts above a device's
+``max_shots`` are split into several runs and merged here, so callers never see the limit.
 
-:func:`run_sync` runs a coroutine from synchronous code (PennyLane's ``execute``, a primitive
-job, a notebook cell with a loop already running) on one event loop kept in a daemon thread,
-the way Cirq's ``asyncio_executor`` does: never ``asyncio.run`` inside a running loop.
+What a user passes as ``fleet=`` becomes a pool with :func:`multiqpu.pool.as_pool`; the
+synchronous faces run their coroutines with :func:`multiqpu._sync.run_sync`.
 """
 
 from __future__ import annotations
@@ -18,26 +17,17 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
-from multiqpu._sync import run_sync
-from multiqpu.errors import ConfigError, InvalidInputError
+from multiqpu.errors import InvalidInputError
 
 if TYPE_CHECKING:
     from qiskit import QuantumCircuit
 
     from multiqpu.device import CircuitResult, Device
-    from multiqpu.fleet import Fleet
+    from multiqpu.pool import DevicePool
 
-__all__ = ["FleetLike", "Sampled", "as_fleet", "ideal_fleet", "run_sync", "sample"]
-
-T = TypeVar("T")
-
-#: What every ``fleet=`` argument in this package accepts.
-FleetLike = Any  # Fleet | Device | str | Sequence[Device | str] | None
-
-#: Device specs of the noiseless, exact-capable simulators, in order of preference.
-IDEAL_SPECS = ("local:ideal", "braket:sv")
+__all__ = ["Sampled", "eligible", "sample"]
 
 
 @dataclass(frozen=True)
@@ -48,59 +38,9 @@ class Sampled:
     result: CircuitResult
 
 
-# ---------------------------------------------------------------------------- fleets
-def ideal_fleet() -> Fleet:
-    """Every installed noiseless exact simulator (``local:ideal``, ``braket:sv``)."""
-    from multiqpu.fleet import Fleet, device
-
-    devices: list[Device] = []
-    for spec in IDEAL_SPECS:
-        try:
-            devices.append(device(spec))
-        except ConfigError:  # that provider's extra is not installed
-            continue
-    if not devices:
-        raise ConfigError("no ideal simulator is installed; run: pip install 'multiqpu[local]'")
-    return Fleet(devices)
-
-
-def as_fleet(fleet: FleetLike, *, default: str = "ideal") -> Fleet:
-    """A :class:`~multiqpu.Fleet` from what a user passed as ``fleet=``.
-
-    Accepted: a Fleet; one Device; a list of Devices or specs; a string naming a preset
-    (``"ideal"``: the noiseless exact simulators, ``"default"``: the configured fleet or the
-    embedded default fleet, ``"local"``: the embedded default fleet) or comma-separated
-    specs (``"local:ideal,ibm:fake_manila"``); ``None`` means the preset named by ``default``.
-    """
-    from multiqpu.device import Device
-    from multiqpu.fleet import Fleet, device
-
-    if fleet is None:
-        fleet = default
-    if isinstance(fleet, Fleet):
-        return fleet
-    if isinstance(fleet, Device):
-        return Fleet([fleet])
-    if isinstance(fleet, str):
-        name = fleet.strip()
-        if name == "ideal":
-            return ideal_fleet()
-        if name in ("default", "config"):
-            return Fleet.from_config()
-        if name == "local":
-            return Fleet.local()
-        return Fleet([device(s.strip()) for s in name.split(",") if s.strip()])
-    if isinstance(fleet, Iterable):
-        return Fleet([d if isinstance(d, Device) else device(str(d)) for d in fleet])
-    raise ConfigError(
-        f"fleet= takes a multiqpu.Fleet, a Device, a list of devices or specs, or one of "
-        f"'ideal', 'default', 'local'; got {type(fleet).__name__}"
-    )
-
-
-def eligible(fleet: Fleet, num_qubits: int, exact: bool) -> list[Device]:
-    """Devices of ``fleet`` wide enough (and exact, when asked for exact results)."""
-    return [d for d in fleet if d.num_qubits >= num_qubits and (d.exact or not exact)]
+def eligible(pool: Iterable[Device], num_qubits: int, exact: bool) -> list[Device]:
+    """Devices of ``pool`` wide enough (and exact, when asked for exact results)."""
+    return [d for d in pool if d.num_qubits >= num_qubits and (d.exact or not exact)]
 
 
 # ---------------------------------------------------------------------------- sampling
@@ -127,17 +67,17 @@ def _merge(results: Sequence[CircuitResult]) -> CircuitResult:
 
 
 async def sample(
-    fleet: Fleet,
+    pool: DevicePool,
     circuits: Sequence[QuantumCircuit],
     shots: int | Sequence[int | None] | None,
     *,
     policy: str = "balanced",
-    use_scheduler: bool | None = None,
+    use_scheduler: bool = True,
 ) -> list[Sampled]:
-    """Run ``circuits`` on ``fleet`` and return one :class:`Sampled` per circuit, in order.
+    """Run ``circuits`` on ``pool`` and return one :class:`Sampled` per circuit, in order.
 
     ``shots`` is one value for all circuits or one per circuit; ``None`` asks for exact
-    probabilities, which only exact simulators give (an error names the fix when the fleet
+    probabilities, which only exact simulators give (an error names the fix when the pool
     has none).
     """
     n = len(circuits)
@@ -147,29 +87,28 @@ async def sample(
     if len(per) != n:
         raise InvalidInputError(f"{n} circuits but {len(per)} shot counts")
     width = max(c.num_qubits for c in circuits)
-    if any(s is None for s in per) and not eligible(fleet, width, exact=True):
+    if any(s is None for s in per) and not eligible(pool, width, exact=True):
         raise InvalidInputError(
             "exact results (shots=None) need an exact simulator in the fleet, such as "
             "'local:ideal'; this fleet has "
-            + (", ".join(d.spec for d in fleet) or "no devices")
+            + (", ".join(d.spec for d in pool) or "no devices")
             + ". Pass a shot count, or add 'local:ideal' to the fleet"
         )
-    if not eligible(fleet, width, exact=False):
+    if not eligible(pool, width, exact=False):
         raise InvalidInputError(
             f"no device of the fleet has the {width} qubits these circuits need"
         )
-    limit = min(d.limits.max_shots for d in fleet)
+    limit = min(d.limits.max_shots for d in pool)
     # Split shot counts above the smallest device limit, run, and merge back.
     pieces: list[tuple[int, int | None]] = []
     for i, s in enumerate(per):
         pieces.extend((i, part) for part in _split_shots(s, limit))
     circs = [circuits[i] for i, _ in pieces]
     piece_shots = [s for _, s in pieces]
-    scheduler = hasattr(fleet, "sample") if use_scheduler is None else use_scheduler
-    if scheduler:
-        items = await _with_scheduler(fleet, circs, piece_shots, policy)
+    if use_scheduler:
+        items = await _with_scheduler(pool, circs, piece_shots, policy)
     else:
-        items = await _standin(fleet, circs, piece_shots)
+        items = await _standin(pool, circs, piece_shots)
     grouped: list[list[Sampled]] = [[] for _ in range(n)]
     for (i, _), item in zip(pieces, items, strict=True):
         grouped[i].append(item)
@@ -177,14 +116,16 @@ async def sample(
 
 
 async def _with_scheduler(
-    fleet: Fleet, circuits: list[QuantumCircuit], shots: list[int | None], policy: str
+    pool: DevicePool, circuits: list[QuantumCircuit], shots: list[int | None], policy: str
 ) -> list[Sampled]:
-    out = await fleet.sample(circuits, shots=shots, policy=policy, progress=False)
+    from multiqpu.scheduler import sample as scheduled
+
+    out = await scheduled(pool, circuits, shots, policy, progress=False)
     return _items(out)
 
 
 def _items(out: Any) -> list[Sampled]:
-    """(device spec, CircuitResult) per circuit from whatever ``fleet.sample`` returns."""
+    """(device spec, CircuitResult) per circuit from what the scheduler returns."""
     items = []
     for row in getattr(out, "results", out):
         if isinstance(row, tuple):
@@ -196,14 +137,14 @@ def _items(out: Any) -> list[Sampled]:
 
 
 async def _standin(
-    fleet: Fleet, circuits: list[QuantumCircuit], shots: list[int | None]
+    pool: DevicePool, circuits: list[QuantumCircuit], shots: list[int | None]
 ) -> list[Sampled]:
     """Split each shots-group over the devices that fit, weighted by concurrency."""
     out: list[Sampled | None] = [None] * len(circuits)
     groups: dict[tuple[int | None, int], list[int]] = {}
     for i, (c, s) in enumerate(zip(circuits, shots, strict=True)):
         groups.setdefault((s, c.num_qubits), []).append(i)
-    limits = {d.spec: asyncio.Semaphore(max(1, d.limits.max_concurrent_jobs)) for d in fleet}
+    limits = {d.spec: asyncio.Semaphore(max(1, d.limits.max_concurrent_jobs)) for d in pool}
 
     async def run(device: Device, idx: list[int], s: int | None) -> None:
         async with limits[device.spec]:
@@ -213,7 +154,7 @@ async def _standin(
 
     jobs: list[Awaitable[None]] = []
     for (s, width), idx in groups.items():
-        devices = eligible(fleet, width, exact=s is None)
+        devices = eligible(pool, width, exact=s is None)
         weights = [max(1, d.limits.max_concurrent_jobs) for d in devices]
         total = sum(weights)
         start = 0

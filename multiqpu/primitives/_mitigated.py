@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from qiskit import QuantumCircuit
 
     from multiqpu.mitigation import MitigatedCircuit, MitigatedSample, MitigationSpec
+    from multiqpu.pool import DevicePool
 
 __all__ = ["check_spec", "parity_sum", "run_mitigated", "shots_needed"]
 
@@ -54,13 +55,16 @@ def shots_needed(shots: Sequence[int | None], where: str) -> list[int]:
 
 
 async def run_mitigated(
-    fleet: Any, circuits: Sequence[QuantumCircuit], shots: Sequence[int], spec: MitigationSpec,
+    pool: DevicePool,
+    circuits: Sequence[QuantumCircuit],
+    shots: Sequence[int],
+    spec: MitigationSpec,
     policy: str,
-) -> MitigatedSample:  # fmt: skip
-    """All circuits in one mitigated batch, results in input order."""
+) -> MitigatedSample:
+    """All circuits in one mitigated batch on ``pool``, results in input order."""
     from multiqpu.mitigation import sample
 
-    return await sample(fleet, list(circuits), mitigation=spec, shots=list(shots), policy=policy)
+    return await sample(pool, list(circuits), mitigation=spec, shots=list(shots), policy=policy)
 
 
 def parity_sum(

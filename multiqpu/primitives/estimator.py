@@ -34,8 +34,10 @@ from qiskit.primitives.containers import DataBin, PrimitiveResult, PubResult
 from qiskit.primitives.containers.estimator_pub import EstimatorPub, EstimatorPubLike
 from qiskit.primitives.primitive_job import PrimitiveJob
 
+from multiqpu._sync import run_sync
 from multiqpu.errors import InvalidInputError
-from multiqpu.primitives._dispatch import FleetLike, as_fleet, run_sync, sample
+from multiqpu.pool import DevicePool, PoolLike, as_pool
+from multiqpu.primitives._dispatch import sample
 from multiqpu.primitives._mitigated import check_spec, parity_sum, run_mitigated, shots_needed
 from multiqpu.primitives._pauli import (
     Basis,
@@ -74,7 +76,7 @@ class FleetEstimator(BaseEstimatorV2):
 
     def __init__(
         self,
-        fleet: FleetLike = None,
+        fleet: PoolLike = None,
         *,
         default_precision: float = DEFAULT_PRECISION,
         policy: str = "balanced",
@@ -83,13 +85,14 @@ class FleetEstimator(BaseEstimatorV2):
         if default_precision < 0:
             raise InvalidInputError(f"precision must be >= 0, got {default_precision}")
         self._mitigation = check_spec(mitigation)
-        self._fleet = as_fleet(fleet, default="default")
+        self._pool = as_pool(fleet, default="default")
         self._default_precision = float(default_precision)
         self._policy = policy
 
     @property
-    def fleet(self) -> Any:
-        return self._fleet
+    def pool(self) -> DevicePool:
+        """The :class:`~multiqpu.pool.DevicePool` this primitive runs on."""
+        return self._pool
 
     @property
     def default_precision(self) -> float:
@@ -128,7 +131,7 @@ class FleetEstimator(BaseEstimatorV2):
             shots.extend([plan.shots] * len(plan.circuits))
         if self._mitigation is not None:
             return await self._arun_mitigated(plans, circuits, shots)
-        results = await sample(self._fleet, circuits, shots, policy=self._policy)
+        results = await sample(self._pool, circuits, shots, policy=self._policy)
         out = []
         for plan in plans:
             mine = results[plan.offset : plan.offset + len(plan.circuits)]
@@ -142,7 +145,7 @@ class FleetEstimator(BaseEstimatorV2):
         counts = shots_needed(shots, "precision 0")
         if not circuits:
             return PrimitiveResult([p.finish([], []) for p in plans], metadata={"version": 2})
-        mitigated = await run_mitigated(self._fleet, circuits, counts, self._mitigation,
+        mitigated = await run_mitigated(self._pool, circuits, counts, self._mitigation,
                                         self._policy)  # fmt: skip
         out = []
         for plan in plans:

@@ -26,8 +26,10 @@ from qiskit.primitives.containers import BitArray, DataBin, PrimitiveResult, Sam
 from qiskit.primitives.containers.sampler_pub import SamplerPub, SamplerPubLike
 from qiskit.primitives.primitive_job import PrimitiveJob
 
+from multiqpu._sync import run_sync
 from multiqpu.errors import InvalidInputError
-from multiqpu.primitives._dispatch import FleetLike, as_fleet, run_sync, sample
+from multiqpu.pool import DevicePool, PoolLike, as_pool
+from multiqpu.primitives._dispatch import sample
 
 if TYPE_CHECKING:
     from qiskit import QuantumCircuit
@@ -48,7 +50,7 @@ class FleetSampler(BaseSamplerV2):
 
     def __init__(
         self,
-        fleet: FleetLike = None,
+        fleet: PoolLike = None,
         *,
         default_shots: int = 1024,
         policy: str = "balanced",
@@ -64,14 +66,15 @@ class FleetSampler(BaseSamplerV2):
             )
         if default_shots < 1:
             raise InvalidInputError(f"default_shots must be >= 1, got {default_shots}")
-        self._fleet = as_fleet(fleet, default="default")
+        self._pool = as_pool(fleet, default="default")
         self._default_shots = int(default_shots)
         self._policy = policy
         self._rng = np.random.default_rng(seed)
 
     @property
-    def fleet(self) -> Any:
-        return self._fleet
+    def pool(self) -> DevicePool:
+        """The :class:`~multiqpu.pool.DevicePool` this primitive runs on."""
+        return self._pool
 
     @property
     def default_shots(self) -> int:
@@ -102,7 +105,7 @@ class FleetSampler(BaseSamplerV2):
                 circuits.extend(bound.ravel().tolist())
                 shots.extend([pub.shots] * bound.size)
             spans.append((start, len(circuits), bound.shape))
-        results = await sample(self._fleet, circuits, shots, policy=self._policy)
+        results = await sample(self._pool, circuits, shots, policy=self._policy)
         out = []
         for pub, (start, stop, shape) in zip(pubs, spans, strict=True):
             mine = results[start:stop]

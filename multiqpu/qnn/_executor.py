@@ -29,6 +29,7 @@ from multiqpu.errors import InvalidInputError
 if TYPE_CHECKING:
     from multiqpu.device import CircuitResult, Device
     from multiqpu.mitigation import MitigatedCircuit, MitigationSpec
+    from multiqpu.pool import DevicePool
     from multiqpu.primitives._pauli import Basis, Estimate, Term
     from multiqpu.qnn.model import Work
 
@@ -56,6 +57,7 @@ class MitigatedShardResult:
         pairs = [(int(m), t.coeff) for m, t in zip(masks, terms, strict=True)]
         value, se = parity_sum(self.item, pairs, offset)
         return Estimate(value, se * se)
+
 
 __all__ = [
     "Completion",
@@ -108,27 +110,32 @@ class Executor(abc.ABC):
 
 
 class FleetExecutor(Executor):
-    """Shards run on the devices of a fleet with ``device.run`` (large shards are split into
+    """Shards run on the devices of a pool with ``device.run`` (large shards are split into
     jobs within each device's ``max_circuits_per_job``). ``concurrency`` caps the shards in
     flight per device (default 2), always within the device's ``max_concurrent_jobs``.
 
-    With ``mitigation`` (a resolved :class:`~multiqpu.mitigation.MitigationSpec`), each shard
-    goes through :func:`multiqpu.mitigation.sample` on a one-device fleet: it runs on the
-    device the trainer chose for it (with the scheduler's retries and throttling) and is
-    corrected there with that device's own readout calibration and zero-noise fit, before
-    its gradients meet any other device's."""
+    ``devices`` is a :class:`~multiqpu.pool.DevicePool` or a list of devices (made into a
+    pool). With ``mitigation`` (a resolved :class:`~multiqpu.mitigation.MitigationSpec`), each
+    shard goes through :func:`multiqpu.mitigation.sample` on the one-device subset of that
+    pool (``pool.subset([device])``, which shares what the pool learned about its devices): it
+    runs on the device the trainer chose for it (with the scheduler's retries and throttling)
+    and is corrected there with that device's own readout calibration and zero-noise fit,
+    before its gradients meet any other device's."""
 
     def __init__(
         self,
-        devices: Sequence[Device],
+        devices: DevicePool | Sequence[Device],
         *,
         concurrency: int | None = None,
         mitigation: MitigationSpec | None = None,
     ) -> None:
+        from multiqpu.pool import DevicePool
+
         if not devices:
             raise InvalidInputError("the trainer needs at least one device")
         self.mitigation = mitigation
-        self.devices = list(devices)
+        self.pool = devices if isinstance(devices, DevicePool) else DevicePool(devices)
+        self.devices = list(self.pool)
         self.names = [d.spec for d in self.devices]
         self.concurrency = [
             max(1, min(concurrency or 2, d.limits.max_concurrent_jobs)) for d in self.devices
@@ -148,13 +155,12 @@ class FleetExecutor(Executor):
         submitted = self.now()
         circuits = work.circuits()
         if self.mitigation is not None:
-            from multiqpu.fleet import Fleet
             from multiqpu.mitigation import sample
 
             if shots is None:
                 raise InvalidInputError("mitigation corrects sampled results: give shots")
             mitigated = await sample(
-                Fleet([device]), circuits, mitigation=self.mitigation, shots=shots
+                self.pool.subset([device]), circuits, mitigation=self.mitigation, shots=shots
             )
             corrected: list[Any] = [
                 MitigatedShardResult(item, c.num_clbits)

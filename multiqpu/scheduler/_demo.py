@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from qiskit import QuantumCircuit
 
-    from multiqpu.fleet import Fleet
+    from multiqpu.pool import PoolLike
     from multiqpu.scheduler._report import SampleResult
 
 __all__ = ["demo_batch", "ghz_batch"]
@@ -31,7 +31,7 @@ def ghz_batch(count: int, qubits: int = 3) -> list[QuantumCircuit]:
 
 
 async def demo_batch(
-    fleet: Fleet | None = None,
+    fleet: PoolLike = None,
     *,
     circuits: int = 40,
     qubits: int = 3,
@@ -40,15 +40,19 @@ async def demo_batch(
     policy: str = "balanced",
     **options: Any,
 ) -> SampleResult:
-    """Schedule ``circuits`` GHZ circuits over ``fleet`` (default: the QPU-like devices of the
-    embedded default fleet, each behind its simulated, time-scaled queue; the noiseless
-    simulator is left out, it would win every circuit). ``result.report`` shows where they
-    went: the balanced policy keeps the run's mean estimated fidelity within 2 % of the most
-    accurate placement (no circuit more than 10 % below its best device) and, within that
-    budget, prefers the devices expected to finish first (short queues)."""
-    from multiqpu.fleet import Fleet
+    """Schedule ``circuits`` GHZ circuits over ``fleet`` (anything ``fleet=`` takes: a
+    DevicePool, a Fleet, devices; default: the QPU-like devices of the embedded default
+    fleet, each behind its simulated, time-scaled queue; the noiseless simulator is left out,
+    it would win every circuit). ``result.report`` shows where they went: the balanced policy
+    keeps the run's mean estimated fidelity within 2 % of the most accurate placement (no
+    circuit more than 10 % below its best device) and, within that budget, prefers the
+    devices expected to finish first (short queues)."""
+    from multiqpu.pool import DevicePool, as_pool, local_devices
+    from multiqpu.scheduler._api import sample
 
     if fleet is None:
-        fleet = Fleet([d for d in Fleet.local(time_scale=time_scale) if not d.exact])
+        pool = DevicePool(d for d in local_devices(time_scale=time_scale) if not d.exact)
+    else:
+        pool = as_pool(fleet)
     options.setdefault("journal", None)
-    return await fleet.sample(ghz_batch(circuits, qubits), shots, policy, **options)
+    return await sample(pool, ghz_batch(circuits, qubits), shots, policy, **options)

@@ -78,19 +78,22 @@ class _Recorder(VirtualExecutor):
         return done
 
 
-class _Auditor(Trainer):
-    """Records the staleness (in parameter versions) of every gradient the server uses, the
-    samples it used per epoch, and the in-flight depth each launch was allowed."""
+def _audit(trainer: Trainer) -> tuple[list[int], dict[int, list[int]]]:
+    """Record the staleness (in parameter versions) of every gradient the server uses and
+    the samples it used per epoch, by wrapping the workers' ``absorb_split``."""
+    staleness: list[int] = []
+    used: dict[int, list[int]] = {}
+    absorb = trainer.workers.absorb_split
 
-    used_staleness: list[int]
-    used: dict[int, list[int]]
-
-    def _absorb_split(self, done: Any, X: Any, y: Any, bar: Any) -> dict[Any, Any]:
+    def audited(done: Any, X: Any, y: Any, bar: Any) -> dict[Any, Any]:
         idx, version, _, epochs = done.tag
-        self.used_staleness.append(self.version - version)
+        staleness.append(trainer.version - version)
         for i, e in zip(idx.tolist(), epochs.tolist(), strict=True):
-            self.used.setdefault(int(e), []).append(int(i))
-        return super()._absorb_split(done, X, y, bar)
+            used.setdefault(int(e), []).append(int(i))
+        return absorb(done, X, y, bar)
+
+    trainer.workers.absorb_split = audited  # type: ignore[method-assign]
+    return staleness, used
 
 
 def _fleet() -> list[VirtualDevice]:
@@ -104,7 +107,7 @@ def _fleet() -> list[VirtualDevice]:
 def test_async_training_keeps_depth_staleness_and_sample_counts() -> None:
     X, y = _moons(64)
     executor = _Recorder(_fleet())
-    trainer = _Auditor(
+    trainer = Trainer(
         variational_classifier(2, 2, layers=1),
         executor=executor,
         shots=128,
@@ -113,7 +116,7 @@ def test_async_training_keeps_depth_staleness_and_sample_counts() -> None:
         max_staleness=3,
         progress=False,
     )
-    trainer.used_staleness, trainer.used = [], {}
+    used_staleness, used = _audit(trainer)
     history = trainer.fit(X, y, epochs=2)
     # depth: never above the device's limit, and pipelining did happen
     assert max(executor.most) <= 2 and max(executor.most) == 2
@@ -122,10 +125,10 @@ def test_async_training_keeps_depth_staleness_and_sample_counts() -> None:
     # shards grew past the throughput share (2 samples) to amortise the 2 s overhead
     assert max(trainer.plan.sizes) > 2
     # staleness: every gradient used was computed at most max_staleness versions ago
-    assert trainer.used_staleness and max(trainer.used_staleness) <= 3
+    assert used_staleness and max(used_staleness) <= 3
     # counts: every sample used exactly once per epoch, as with synchronous training
     for e, record in enumerate(history.epochs):
-        assert sorted(trainer.used[e]) == list(range(len(X)))
+        assert sorted(used[e]) == list(range(len(X)))
         assert sum(record.samples) == len(X)
 
 

@@ -14,6 +14,7 @@ from qiskit.primitives import BaseEstimatorV2, BaseSamplerV2
 from qiskit.quantum_info import SparsePauliOp, Statevector
 
 import multiqpu
+from multiqpu.pool import DevicePool
 from multiqpu.primitives import FleetSampler
 
 K_SIGMA = 5.0
@@ -182,13 +183,26 @@ async def test_dispatch_splits_shots_above_the_device_limit(use_scheduler: bool)
     limited = multiqpu.device(
         "local:ideal", num_qubits=2, seed=1, limits=multiqpu.DeviceLimits(max_shots=1000)
     )
-    fleet = multiqpu.Fleet([limited])
+    pool = DevicePool([limited])
     qc = QuantumCircuit(1, 1)
     qc.h(0)
     qc.measure(0, 0)
-    out = await sample(fleet, [qc, qc], [2500, None], use_scheduler=use_scheduler)
+    out = await sample(pool, [qc, qc], [2500, None], use_scheduler=use_scheduler)
     assert [s.device for s in out] == ["local:ideal", "local:ideal"]
     assert out[0].result.shots == 2500 and sum(out[0].result.counts.values()) == 2500
     se = np.sqrt(0.25 / 2500)
     assert abs(out[0].result.counts.get("1", 0) / 2500 - 0.5) <= K_SIGMA * se
     assert out[1].result.probabilities == pytest.approx({"0": 0.5, "1": 0.5})
+
+
+def test_primitives_run_on_the_fleets_pool_and_what_they_learn_stays_there() -> None:
+    fleet = multiqpu.Fleet([multiqpu.device("local:ideal", num_qubits=3, seed=2)])
+    est = fleet.estimator(default_precision=0.1)
+    assert est.pool is fleet.pool and FleetSampler(fleet).pool is fleet.pool
+    qc, _, params = _pub()
+    est.run([(qc, SparsePauliOp("ZZI"), params[:1])]).result()
+    assert fleet.pool.knowledge["local:ideal"].jobs >= 1
+    # what fleet= took before still works: a device, a spec string, a list of specs
+    for given in (fleet["local:ideal"], "local:ideal", ["local:ideal"]):
+        pool = FleetSampler(given).pool
+        assert isinstance(pool, DevicePool) and pool.specs == ("local:ideal",)

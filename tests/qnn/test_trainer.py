@@ -11,7 +11,14 @@ import numpy as np
 import pytest
 
 import multiqpu
-from multiqpu.qnn import Trainer, VirtualDevice, VirtualExecutor, variational_classifier
+from multiqpu.pool import DeviceKnowledge
+from multiqpu.qnn import (
+    FleetExecutor,
+    Trainer,
+    VirtualDevice,
+    VirtualExecutor,
+    variational_classifier,
+)
 
 sklearn = pytest.importorskip("sklearn")
 
@@ -110,8 +117,8 @@ def test_quality_weighting_uses_device_fidelity() -> None:
         progress=False,
     )
     trainer.fit(X, y, epochs=1)
-    assert trainer._quality is not None
-    assert trainer._quality[0] / trainer._quality[1] == pytest.approx(0.95 / 0.5)
+    assert trainer.workers.quality is not None
+    assert trainer.workers.quality[0] / trainer.workers.quality[1] == pytest.approx(0.95 / 0.5)
 
 
 def test_checkpoint_resumes_training(tmp_path: Path) -> None:
@@ -185,3 +192,25 @@ def test_bad_labels_are_refused() -> None:
     trainer = Trainer(variational_classifier(2, 2, layers=1), executor=_virtual(1), progress=False)
     with pytest.raises(multiqpu.InvalidInputError, match="labels"):
         trainer.fit(np.zeros((4, 2)), np.array([0, 1, 2, 1]), epochs=1)
+
+
+async def test_the_trainer_runs_on_the_fleets_pool_and_mitigated_shards_learn_there(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each mitigated shard runs on ``pool.subset([device])``: what the scheduler learns
+    about the device lands in the fleet's own pool, for every later call on the fleet."""
+    monkeypatch.setenv("MULTIQPU_CACHE_DIR", str(tmp_path / "cache"))
+    noisy = multiqpu.device("local:noisy", num_qubits=2, readout_error=0.05, seed=5)
+    narrow = multiqpu.device("local:ideal", num_qubits=1, seed=5)  # the model needs 2 qubits
+    fleet = multiqpu.Fleet([noisy, narrow])
+    model = variational_classifier(2, 2, layers=1)
+    trainer = Trainer(model, fleet, shots=500, progress=False, mitigation=[multiqpu.Readout()])
+    assert isinstance(trainer.executor, FleetExecutor)
+    assert trainer.executor.names == ["local:noisy"]
+    assert trainer.executor.pool.knowledge is fleet.pool.knowledge
+    before = fleet.pool.knowledge.get("local:noisy", DeviceKnowledge()).jobs
+    X = np.array([[0.2, 1.0]])
+    trainer.executor.start(0, model.work(X, trainer.weights, gradients=True), 500, "shard")
+    done = await trainer.executor.next()
+    assert len(done.results) == model.circuits_per_sample
+    assert fleet.pool.knowledge["local:noisy"].jobs > before

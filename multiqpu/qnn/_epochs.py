@@ -1,0 +1,94 @@
+"""Per-epoch bookkeeping of the trainer: the running tallies of an epoch (samples and
+circuits per device, loss, accuracy, dropped shards) that become an
+:class:`~multiqpu.qnn.EpochRecord`, and the progress bar that shows each device's share."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from multiqpu.qnn.history import EpochRecord
+
+__all__ = ["EpochStats", "Progress"]
+
+
+class EpochStats:
+    """What one epoch has done so far, per device and in total."""
+
+    def __init__(self, devices: int) -> None:
+        self.samples = np.zeros(devices, dtype=int)
+        self.circuits = np.zeros(devices, dtype=int)
+        self.loss = 0.0
+        self.correct = 0
+        self.dropped = 0
+
+    def add(self, d: int, n: int, loss: float, correct: int, circuits: int) -> None:
+        self.samples[d] += n
+        self.circuits[d] += circuits
+        self.loss += loss
+        self.correct += correct
+
+    def record(self, epoch: int, seconds: float, version: int) -> EpochRecord:
+        total = max(int(self.samples.sum()), 1)
+        return EpochRecord(
+            epoch=epoch,
+            loss=self.loss / total,
+            accuracy=self.correct / total,
+            seconds=seconds,
+            samples=tuple(int(s) for s in self.samples),
+            circuits=tuple(int(c) for c in self.circuits),
+            updates=version,
+            dropped=self.dropped,
+        )
+
+
+class Progress:
+    """A rich progress bar over the samples of all epochs, with each device's share."""
+
+    def __init__(self, enabled: bool | None, names: Sequence[str], epochs: int, n: int) -> None:
+        import sys
+
+        if enabled is None:
+            enabled = sys.stderr.isatty()
+        self._bar: Any = None
+        self._names = list(names)
+        self._counts = [0] * len(names)
+        if not enabled or epochs <= 0:
+            return
+        from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+        self._bar = Progress(
+            TextColumn("[bold]training"),
+            BarColumn(),
+            TextColumn("{task.completed}/{task.total} samples"),
+            TextColumn("{task.fields[info]}"),
+            TimeElapsedColumn(),
+            transient=False,
+        )
+        self._task = self._bar.add_task("train", total=epochs * n, info="")
+        self._bar.start()
+
+    def advance(self, d: int, n: int) -> None:
+        if self._bar is None:
+            return
+        self._counts[d] += n
+        total = max(sum(self._counts), 1)
+        info = " ".join(
+            f"{name.split(':')[-1]} {100 * c / total:.0f}%"
+            for name, c in zip(self._names, self._counts, strict=True)
+            if c
+        )
+        self._bar.update(self._task, advance=n, info=info)
+
+    def epoch_done(self, record: EpochRecord) -> None:
+        if self._bar is not None:
+            self._bar.console.print(
+                f"epoch {record.epoch + 1}: loss {record.loss:.3f} acc {record.accuracy:.3f} "
+                f"({record.seconds:.1f} s)"
+            )
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.stop()

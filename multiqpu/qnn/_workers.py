@@ -1,0 +1,184 @@
+"""The devices of an executor as the workers of data-parallel training.
+
+:class:`Workers` hands shards of samples to devices and turns what comes back into losses and
+gradients, and learns from every finished shard how fast each device is:
+
+* **throughput** (circuits per second of wall, or virtual, time, queue included): the share
+  of a batch each device gets; unmeasured devices are assumed as fast as the mean of the
+  measured ones;
+* **time per circuit** (device time, the per-job overhead excluded): with the job priors it
+  sizes async shards and in-flight depths (:mod:`multiqpu.qnn._pipeline`);
+* **quality** (``weighting="quality"``): each device's estimated fidelity for the model's
+  circuits relative to the mean, which scales its gradients (EQC weighting).
+
+It holds no weights: the parameter server (:mod:`multiqpu.qnn._aggregation`) does, and passes
+them to :meth:`Workers.start` with their version.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from multiqpu.qnn._loss import Loss, loss_and_grad
+from multiqpu.qnn._pipeline import Plan, plan
+
+if TYPE_CHECKING:
+    from multiqpu.qnn._epochs import EpochStats, Progress
+    from multiqpu.qnn._executor import Completion, Executor
+    from multiqpu.qnn.model import QNNModel
+
+__all__ = ["Workers"]
+
+
+class Workers:
+    """Shards on the devices of ``executor`` and what is learned about their speed."""
+
+    def __init__(
+        self,
+        executor: Executor,
+        model: QNNModel,
+        loss: Loss,
+        shots: int | None,
+        weighting: str,
+    ) -> None:
+        self.executor = executor
+        self.model = model
+        self.loss = loss
+        self.shots = shots
+        self.weighting = weighting
+        n = len(executor.names)
+        self.throughput = np.ones(n)  # circuits per second (relative until measured)
+        self.measured = np.zeros(n, dtype=bool)
+        self.circuit_s = np.full(n, np.nan)  # device seconds per circuit, overhead excluded
+        self._last_finish = np.full(n, -np.inf)
+        self.plan: Plan | None = None  # the async plan last used
+        self.quality: np.ndarray | None = None  # relative fidelity per device
+
+    @property
+    def count(self) -> int:
+        return len(self.executor.names)
+
+    # ------------------------------------------------------------------ sizing
+    def shares(self, n: int) -> np.ndarray:
+        """Split n samples over the devices in proportion to their throughput."""
+        tp = self.throughput / self.throughput.sum()
+        raw = tp * n
+        share = np.floor(raw).astype(int)
+        for d in np.argsort(-(raw - share))[: n - share.sum()]:
+            share[d] += 1
+        return share
+
+    def replan(self, batch_size: int, max_staleness: int) -> Plan:
+        """Async shard sizes and in-flight depths from what is measured so far (kept as
+        :attr:`plan`)."""
+        priors = [self.executor.job_prior(d) for d in range(self.count)]
+        self.plan = plan(
+            batch_size,
+            self.throughput,
+            self.circuit_s * self.model.circuits_per_sample,
+            [o for o, _ in priors],
+            [w for _, w in priors],
+            self.executor.concurrency,
+            max_staleness,
+        )
+        return self.plan
+
+    def measure_quality(self, X: np.ndarray, weights: np.ndarray) -> None:
+        """Each device's estimated fidelity for the model's circuits, relative to the mean."""
+        work = self.model.work(X[:1], weights, gradients=False)
+        q = np.asarray(self.executor.quality(work))
+        self.quality = q / q.mean()
+
+    def weight(self, devices: np.ndarray) -> np.ndarray:
+        """The gradient weight of each device in ``devices`` (1 unless weighting by quality)."""
+        if self.weighting == "quality" and self.quality is not None:
+            return self.quality[devices]
+        return np.ones(len(devices))
+
+    # ------------------------------------------------------------------ shards
+    def start(
+        self,
+        d: int,
+        X: np.ndarray,
+        idx: np.ndarray,
+        weights: np.ndarray,
+        version: int,
+        epochs: np.ndarray | None = None,
+    ) -> None:
+        """Hand samples ``idx`` (with their gradients) to device ``d`` on ``weights``."""
+        work = self.model.work(X[idx], weights, gradients=True)
+        tag = (idx, version, weights.copy(), epochs)
+        self.executor.start(d, work, self.shots, tag)
+
+    def absorb(
+        self, done: Completion, X: np.ndarray, y: np.ndarray, stats: EpochStats, bar: Progress
+    ) -> tuple[np.ndarray, int]:
+        """The mean gradient of a finished shard and its size; tallies it in ``stats``."""
+        idx, _, weights, _ = done.tag
+        out = self.model.outputs(X[idx], weights, done.results, gradients=True)
+        loss, grad, correct = loss_and_grad(self.loss, out.f, y[idx], out.jac)
+        self.learn(done)
+        stats.add(done.device, len(idx), float(loss.sum()), int(correct.sum()), len(done.results))
+        bar.advance(done.device, len(idx))
+        return grad.mean(axis=0), len(idx)
+
+    def absorb_split(
+        self, done: Completion, X: np.ndarray, y: np.ndarray, bar: Progress
+    ) -> dict[Any, Any]:
+        """Like :meth:`absorb`, with the bookkeeping split by the epoch of each sample:
+        ``{"grad": per-sample gradients, epoch: (samples, loss, correct, circuits)}``."""
+        idx, _, weights, epochs = done.tag
+        out = self.model.outputs(X[idx], weights, done.results, gradients=True)
+        loss, grad, correct = loss_and_grad(self.loss, out.f, y[idx], out.jac)
+        self.learn(done)
+        bar.advance(done.device, len(idx))
+        per: dict[Any, Any] = {"grad": grad}  # one row per sample
+        per_circuit = len(done.results) / len(idx)
+        for e in np.unique(epochs):
+            mask = epochs == e
+            per[int(e)] = (int(mask.sum()), float(loss[mask].sum()), int(correct[mask].sum()),
+                           round(per_circuit * mask.sum()))  # fmt: skip
+        return per
+
+    def learn(self, done: Completion) -> None:
+        """Throughput: circuits per second of wall (or virtual) time, queue included."""
+        d = done.device
+        # device time of this job: from when it could start (submitted, or the device's
+        # previous job finished) to its end, less the per-job overhead, per circuit
+        service = done.finished - max(done.submitted, self._last_finish[d])
+        self._last_finish[d] = max(self._last_finish[d], done.finished)
+        overhead = self.executor.job_prior(d)[0]
+        per = max(service - overhead, 0.1 * service) / max(len(done.results), 1)
+        old = self.circuit_s[d]
+        self.circuit_s[d] = per if np.isnan(old) else 0.7 * old + 0.3 * per
+        rate = len(done.results) / max(done.finished - done.submitted, 1e-9)
+        if self.measured[d]:
+            self.throughput[d] = 0.7 * self.throughput[d] + 0.3 * rate
+        else:
+            self.throughput[d] = rate
+            self.measured[d] = True
+            if not self.measured.all():  # unmeasured devices: assume the mean of the known
+                known = self.throughput[self.measured].mean()
+                self.throughput[~self.measured] = known
+
+    async def forward(self, X: np.ndarray, weights: np.ndarray) -> np.ndarray:
+        """Outputs for X on ``weights``, shards spread over the devices by throughput."""
+        shares = self.shares(len(X))
+        at = 0
+        parts: dict[int, tuple[np.ndarray, Completion]] = {}
+        for d, k in enumerate(shares):
+            if k:
+                idx = np.arange(at, at + k)
+                at += k
+                work = self.model.work(X[idx], weights, gradients=False)
+                self.executor.start(d, work, self.shots, (idx, d))
+        while self.executor.in_flight():
+            done = await self.executor.next()
+            self.learn(done)
+            parts[done.device] = (done.tag[0], done)
+        f = np.zeros((len(X), self.model.num_outputs))
+        for idx, done in parts.values():
+            f[idx] = self.model.outputs(X[idx], weights, done.results, gradients=False).f
+        return f
