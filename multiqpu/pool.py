@@ -22,7 +22,15 @@ from multiqpu.errors import ConfigError
 if TYPE_CHECKING:
     from multiqpu.device import Device
 
-__all__ = ["IDEAL_SPECS", "DeviceKnowledge", "DevicePool", "PoolLike", "as_pool", "local_devices"]
+__all__ = [
+    "IDEAL_SPECS",
+    "DeviceKnowledge",
+    "DevicePool",
+    "PoolLike",
+    "as_pool",
+    "ideal_devices",
+    "local_devices",
+]
 
 #: What every ``fleet=`` argument of the engines accepts: a DevicePool, a Fleet, a Device, a
 #: list of devices or specs, a preset name ("ideal", "default", "local") or comma-separated

@@ -164,6 +164,7 @@ PUBLIC_ALL: dict[str, list[str]] = {
         "DevicePool",
         "PoolLike",
         "as_pool",
+        "ideal_devices",
         "local_devices",
     ],
     "multiqpu.primitives": ["FleetEstimator", "FleetSampler"],
