@@ -232,9 +232,7 @@ async def resume(
                 jr.job_failed(open_job.job_row, "partly done: resubmitting the rest", final=False)
                 continue
             attached.append(Attached(d, list(open_job.task_indices), job, open_job.job_row))
-        return await execute(
-            pool, items, opts, journal=jr, resume=(run_id, done, attached)
-        )
+        return await execute(pool, items, opts, journal=jr, resume=(run_id, done, attached))
     finally:
         if owned:
             jr.close()

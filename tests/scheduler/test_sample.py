@@ -17,7 +17,6 @@ import multiqpu
 from multiqpu import CircuitTooLargeError, Fleet, InvalidInputError
 from multiqpu.journal import Journal
 from multiqpu.scheduler import JobRequest, SampleResult
-from multiqpu.scheduler._executor import knowledge_for
 
 SHOTS = 2000
 
@@ -207,7 +206,7 @@ async def test_learning_is_carried_from_run_to_run() -> None:
     dev = TimedDevice("learner", wait_s=0.4, reported_wait_s=0.0, max_batch=2)
     fleet = Fleet([dev])
     await fleet.sample([tagged_circuit(i) for i in range(6)], shots=50, journal=None)
-    known = knowledge_for(fleet)[dev.spec]
+    known = fleet.pool.knowledge[dev.spec]
     assert known.jobs >= 3 and known.n > 0
     second = await fleet.sample([tagged_circuit(1)], shots=50, journal=None)
     learned = second.report.devices[0].learned_wait_s
