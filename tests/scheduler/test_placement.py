@@ -362,9 +362,7 @@ def test_queued_copy_is_cancelled_when_the_origin_starts() -> None:
 
 
 def test_redundancy_zero_makes_no_copies() -> None:
-    c = core(
-        tables([[0.99, 0.99]], [[1.0, 1.0]]), 4, [0.0, 10.0], policy="fastest", redundancy=0
-    )
+    c = core(tables([[0.99, 0.99]], [[1.0, 1.0]]), 4, [0.0, 10.0], policy="fastest", redundancy=0)
     assert all(s.hedge_of is None for s in c.pump(0.0))
 
 
@@ -404,9 +402,7 @@ def test_a_late_session_never_holds_the_run() -> None:
     # device 1 is the most accurate, but its session never starts; when device 0 is done
     # with everything else, the first job and anything left for device 1 move, even past
     # the fidelity budget, and every circuit comes back once
-    c = core(
-        tables([[0.95, 0.99]], [[1.0, 1.0]]), 100, [0.0, 50.0], sessions=[0.0, 60.0]
-    )
+    c = core(tables([[0.95, 0.99]], [[1.0, 1.0]]), 100, [0.0, 50.0], sessions=[0.0, 60.0])
     delivered: list[int] = []
     pending = {s.job_id: s for s in c.pump(0.0)}
     now = 0.0
