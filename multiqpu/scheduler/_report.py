@@ -147,7 +147,7 @@ class RunReport:
             padding=(0, 1, 0, 0),
         )
         # cost and failure columns only when they say something (keeps 80 columns)
-        paid = any(d.cost_usd for d in self.devices)
+        paid = any(d.cost_usd or d.unpriced_circuits for d in self.devices)
         failed = any(d.failures for d in self.devices)
         names = ["jobs", "circuits", "shots", "queue s", "wait s", "run s", "est. F"]
         names += ["cost $"] * paid + ["fail"] * failed
@@ -165,7 +165,9 @@ class RunReport:
                 _fmt(d.mean_execution_s, ".2f"),
                 _fmt(d.mean_estimated_fidelity, ".3f"),
             ]
-            row += [_fmt(d.cost_usd, ".2f")] * paid + [str(d.failures)] * failed
+            # "+?": some of its circuits have no known price (not in the figure)
+            cost = _fmt(d.cost_usd, ".2f") + ("+?" if d.unpriced_circuits else "")
+            row += [cost] * paid + [str(d.failures)] * failed
             table.add_row(*row)
         unpriced = sum(d.unpriced_circuits for d in self.devices)
         excluded = f" (excludes {unpriced} circuit(s) of unknown price)" if unpriced else ""

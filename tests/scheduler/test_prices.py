@@ -94,6 +94,7 @@ async def test_a_circuit_only_an_unpriced_device_runs_is_not_counted_as_free() -
     assert report.total_cost_usd == pytest.approx(1.5)  # the priced circuits only
     assert report.unpriced_devices == (unknown.spec,)
     assert "excludes 2 circuit(s) of unknown price" in _text(report)
+    assert "0.00+?" in _text(report)  # the unpriced device's cost cell
     assert report.to_dict()["unpriced_devices"] == [unknown.spec]
 
 
