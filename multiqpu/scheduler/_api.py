@@ -199,6 +199,8 @@ async def resume(
         raise InvalidInputError("resume needs the journal the run was recorded in")
     try:
         info = jr.run_info(run_id)  # raises JobError for an unknown run id
+        # options this version no longer has (max_slowdown, patience_s) are dropped, so an
+        # older run resumes; an option passed here is still checked by parse_options
         stored = {k: v for k, v in dict(info.options).items() if k in Options.__dataclass_fields__}
         stored.pop("journal", None)
         if "rate_limits" in stored:
@@ -232,9 +234,7 @@ async def resume(
                 jr.job_failed(open_job.job_row, "partly done: resubmitting the rest", final=False)
                 continue
             attached.append(Attached(d, list(open_job.task_indices), job, open_job.job_row))
-        return await execute(
-            pool, items, opts, journal=jr, resume=(run_id, done, attached)
-        )
+        return await execute(pool, items, opts, journal=jr, resume=(run_id, done, attached))
     finally:
         if owned:
             jr.close()

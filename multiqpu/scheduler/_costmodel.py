@@ -7,6 +7,11 @@ estimated fidelity (``Calibration.estimated_fidelity``: product of gate and read
 on that layout); its predicted execution time (shots x (critical-path duration from the
 calibration's gate durations + repetition delay)); and its price (``device.estimate_cost``).
 
+An unknown price is NaN, never 0: a device whose ``estimate_cost`` raises, returns nothing or
+a non-finite number cannot price the circuit, and is not free. ``cheapest`` ranks such devices
+after every priced one, ``budget_usd`` does not use them, and the run report names them (see
+``_policy``, ``_probing`` and ``_report``).
+
 Estimates are cached across runs by (device, calibration fingerprint, circuit structure,
 shots): fragments and shards repeat structures, and a structure ignores parameter values
 (layout, gate counts and durations do not depend on them).
@@ -55,7 +60,7 @@ class Item:
 @dataclass(frozen=True)
 class Estimate:
     """The cost model's answer for one (structure, shots, device); ``reason`` when it
-    cannot run there."""
+    cannot run there; ``price`` NaN when the device cannot price it."""
 
     fidelity: float = 0.0
     seconds: float = 0.0
@@ -126,10 +131,10 @@ def _estimate(
         seconds = (circuit_seconds(isa, cal) + REPETITION_DELAY_S) * (shots or 1)
     try:
         price = float(device.estimate_cost([circuit], shots or 1).total_usd)
-    except Exception:  # a device that cannot price a circuit is treated as free
-        price = 0.0
+    except Exception:  # a device that cannot price a circuit: the price is unknown
+        price = math.nan
     if not math.isfinite(price):
-        price = 0.0
+        price = math.nan
     return Estimate(fidelity=float(fidelity), seconds=float(seconds), price=price)
 
 

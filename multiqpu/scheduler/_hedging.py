@@ -8,64 +8,58 @@ moves work already sent to a device (see :mod:`multiqpu.scheduler._core` for the
 * **Late sessions**: the work of a session device whose first job is late may move anywhere
   above the fidelity floor once the rest of the fleet has nothing left.
 
-These are functions of the core's state (``core``); :class:`~multiqpu.scheduler._core.Core`
-calls them from ``pump`` and its steal and outcome handlers.
+Functions of the core's state (:class:`~multiqpu.scheduler._state.CoreState`);
+:class:`~multiqpu.scheduler._core.Core` calls them from ``pump`` and ``on_started``, and
+``_placement``'s stealing asks :func:`stuck` and :func:`rescue_mask`.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import numpy as np
 
+from multiqpu.scheduler._estimates import refresh_masks, update_sessions
+from multiqpu.scheduler._outcomes import abandon
 from multiqpu.scheduler._records import JobRecord, Submission
+from multiqpu.scheduler._state import EPS, CoreState
 from multiqpu.scheduler._waterfill import capped_waterfill
-
-if TYPE_CHECKING:
-    from multiqpu.scheduler._core import Core
 
 __all__ = [
     "COPY_Z",
     "MAX_HEDGE_ROUNDS",
     "copies",
+    "drop_copy",
     "hedges",
     "late",
     "on_started",
     "rescue_mask",
+    "straggler_end",
     "stuck",
-    "waiting_session",
 ]
 
-_EPS = 1e-9
 MAX_HEDGE_ROUNDS = 3  # a straggler may be copied again when a much better refuge turns up
 COPY_Z = -1.0  # queued copy: made if the holder's optimistic start (sigmas) beats the job's
 
 
-def waiting_session(core: Core, d: int) -> bool:
-    """A session device whose session has not started: its first job is still queued."""
-    return bool(core.session_ttl[d] > 0 and not core.live[d])
-
-
-def rescue_mask(core: Core) -> np.ndarray:
+def rescue_mask(core: CoreState) -> np.ndarray:
     """Where work may go off a late session: what the policy allows, and for
     ``balanced`` any device above the fidelity floor (past the fidelity budget)."""
-    if core.cfg.policy != "balanced":
+    if core.config.policy != "balanced":
         return core.masks.allowed
-    t = core.t
+    t = core.tables
     return core.masks.allowed | (t.fits & core.alive[None, :] & (t.fidelity >= t.floor[:, None]))
 
 
-def stuck(core: Core, d: int, now: float) -> bool:
+def stuck(core: CoreState, d: int, now: float) -> bool:
     """A waiting session whose first job is late."""
-    return waiting_session(core, d) and any(late(core, j, now) for j in core.dev[d].jobs.values())
+    return core.waiting_session(d) and any(late(core, j, now) for j in core.dev[d].jobs.values())
 
 
-def late(core: Core, job: JobRecord, now: float) -> bool:
+def late(core: CoreState, job: JobRecord, now: float) -> bool:
     """Past the time a pessimistic estimate gave it to finish when it was submitted."""
     return now > job.deadline
 
 
-def straggler_end(core: Core, job: JobRecord, now: float) -> float:
+def straggler_end(core: CoreState, job: JobRecord, now: float) -> float:
     nominal = job.expected_end
     if now <= job.submitted + core.wait[job.device] + job.exec_s:
         return max(nominal, now)
@@ -73,15 +67,15 @@ def straggler_end(core: Core, job: JobRecord, now: float) -> float:
     return now + max(job.exec_s, 0.5 * (now - job.submitted))
 
 
-def hedges(core: Core, now: float) -> list[Submission]:
+def hedges(core: CoreState, now: float) -> list[Submission]:
     # copies cost device time (and money): at most max_hedge_fraction of the circuits
-    budget = max(10, int(core.cfg.max_hedge_fraction * core.total)) - core.stats.hedged_circuits
-    if core.cfg.policy == "balanced":
-        core._refresh_masks()  # a device that turned out slow no longer sets the bar
+    budget = max(10, int(core.config.max_hedge_fraction * core.total)) - core.stats.hedged_circuits
+    if core.config.policy == "balanced":
+        refresh_masks(core)  # a device that turned out slow no longer sets the bar
     if budget <= 0:
         return []
     for d in range(len(core.dev)):
-        core._lane(d, now)
+        core.lane(d, now)
     # idle: a free slot, nothing queued, and a new job would not wait behind our own
     idle = (core.local_count == 0) & (core.inflight < core.slots)
     idle &= core.alive & (core.lane_end <= now + core.wait)
@@ -119,9 +113,9 @@ def hedges(core: Core, now: float) -> list[Submission]:
             continue
         # split the straggler's circuits over the idle devices, earliest finish first
         # (judged with a pessimistic wait: a device we know badly is a poor refuge)
-        wait_hi = core._wait_quantile(1.0)[devs]
+        wait_hi = core.wait_quantile(1.0)[devs]
         start = np.maximum(core.lane_end[devs], now + wait_hi) + core.overhead[devs]
-        per_task = speed[devs] * core.t.raw_s[job.cls][:, devs].mean(axis=0) + _EPS
+        per_task = speed[devs] * core.tables.raw_s[job.cls][:, devs].mean(axis=0) + EPS
         room = np.array([core.max_batch[d] * free[int(d)] for d in devs], dtype=np.int64)
         n = capped_waterfill(start, per_task, len(job.idx), room)
         if n.sum() < len(job.idx):
@@ -129,7 +123,7 @@ def hedges(core: Core, now: float) -> list[Submission]:
         finish = float((start + n * per_task)[n > 0].max())
         if finish >= end - 0.2 * (end - now):
             continue
-        if core._quota is not None:
+        if core.quota is not None:
             # balanced: what the copies lose if they win must fit in the fidelity budget
             # (charged as if they do)
             worse = core.loss[job.cls][:, devs] - core.loss[job.cls, job.device][:, None]
@@ -143,13 +137,13 @@ def hedges(core: Core, now: float) -> list[Submission]:
                 for k in range(len(core.dev))
                 if k != job.device
             )
-            if extra > core._fidelity_left() + 1e-12 and not last:
+            if extra > core.fidelity_left() + 1e-12 and not last:
                 continue
             core.fidelity_spent += extra
-        if core.cfg.budget_usd is not None:
-            extra = float(np.mean(core.t.price[job.cls][:, devs]) * len(job.idx))
+        if core.config.budget_usd is not None:
+            extra = float(np.mean(core.price[job.cls][:, devs]) * len(job.idx))
             reserve = float(np.dot(core.unplaced_by_class, core.min_price))
-            if core.spent + extra + reserve > core.cfg.budget_usd:
+            if core.spent + extra + reserve > core.config.budget_usd:
                 continue
             core.spent += extra
         core.stats.hedged_jobs += 1
@@ -162,7 +156,7 @@ def hedges(core: Core, now: float) -> list[Submission]:
                 m = min(k, int(core.max_batch[d]))
                 part = np.arange(pos, pos + m)
                 subs.append(
-                    core._register(
+                    core.register(
                         d,
                         job.idx[part],
                         job.cls[part],
@@ -176,14 +170,14 @@ def hedges(core: Core, now: float) -> list[Submission]:
                 free[d] -= 1
                 pos += m
                 k -= m
-            core._lane(d, now)
+            core.lane(d, now)
             if free[d] <= 0:
                 del free[d]
     return subs
 
 
 # ------------------------------------------------------------------ queued copies
-def copies(core: Core, now: float) -> list[Submission]:
+def copies(core: CoreState, now: float) -> list[Submission]:
     """Idle devices (a free slot, nothing queued for them) take a copy of a job still
     waiting in another device's queue, the one expected to start latest, when they might
     start it earlier. Whichever copy starts running first wins; :meth:`on_started`
@@ -200,7 +194,7 @@ def copies(core: Core, now: float) -> list[Submission]:
             live = [core.jobs.get(h) for h in j.hedges]
             if j.done.any() or any(h is None or not h.redundant for h in live):
                 continue
-            if len(live) >= core.cfg.redundancy:
+            if len(live) >= core.config.redundancy:
                 continue
         start = j.expected_end - j.exec_s
         if now > j.submitted + wait_mid[j.device]:  # overdue in its queue
@@ -209,7 +203,7 @@ def copies(core: Core, now: float) -> list[Submission]:
     if not waiting:
         return []
     waiting.sort(key=lambda e: e[0], reverse=True)
-    lo = core._wait_quantile(COPY_Z)
+    lo = core.wait_quantile(COPY_Z)
     subs: list[Submission] = []
     free = {int(d): int(core.slots[d] - core.inflight[d]) for d in idle}
     for start, job in waiting:
@@ -227,28 +221,28 @@ def copies(core: Core, now: float) -> list[Submission]:
         if best < 0:
             continue
         extra, dearer = 0.0, 0.0
-        if core._quota is not None:  # charged as if the copy wins
+        if core.quota is not None:  # charged as if the copy wins
             worse = core.loss[job.cls, best] - core.loss[job.cls, job.device]
             extra = float(np.maximum(worse, 0.0).sum())
-            if extra > core._fidelity_free() + 1e-12:
+            if extra > core.fidelity_free() + 1e-12:
                 continue
-        if core.cfg.budget_usd is not None:
+        if core.config.budget_usd is not None:
             dearer = max(
-                float((core.t.price[job.cls, best] - core.t.price[job.cls, job.device]).sum()),
+                float((core.price[job.cls, best] - core.price[job.cls, job.device]).sum()),
                 0.0,
             )
             reserve = float(np.dot(core.unplaced_by_class, core.min_price))
-            if dearer > 0 and core.spent + dearer + reserve > core.cfg.budget_usd:
+            if dearer > 0 and core.spent + dearer + reserve > core.config.budget_usd:
                 continue
         offset = np.arange(len(job.idx))
-        sub = core._register(best, job.idx, job.cls, job.group, now, origin=job, offset=offset)
+        sub = core.register(best, job.idx, job.cls, job.group, now, origin=job, offset=offset)
         copy = core.jobs[sub.job_id]
         copy.redundant = True
         copy.charge, copy.dearer = extra, dearer
         core.fidelity_spent += extra
         core.spent += dearer  # as if it runs, until it is cancelled
         core.stats.redundant += 1
-        core._lane(best, now)
+        core.lane(best, now)
         free[best] -= 1
         if free[best] <= 0:
             del free[best]
@@ -256,19 +250,19 @@ def copies(core: Core, now: float) -> list[Submission]:
     return subs
 
 
-def drop_copy(core: Core, copy: JobRecord, now: float, cancel: list[int]) -> None:
+def drop_copy(core: CoreState, copy: JobRecord, now: float, cancel: list[int]) -> None:
     """Cancel a queued copy that lost the race to start (its charge is refunded)."""
-    origin = core._origin(copy)
+    origin = core.origin(copy)
     if origin is not None and copy.job_id in origin.hedges:
         origin.hedges.remove(copy.job_id)
     core.fidelity_spent -= copy.charge
     core.spent -= copy.dearer
-    core._abandon(copy, now)
-    core._lane(copy.device, now)
+    abandon(core, copy, now)
+    core.lane(copy.device, now)
     cancel.append(copy.job_id)
 
 
-def on_started(core: Core, job_id: int, now: float) -> tuple[int, ...]:
+def on_started(core: CoreState, job_id: int, now: float) -> tuple[int, ...]:
     """A job started running. If it has queued copies (or is one), those still queued
     are cancelled. Returns the job ids the driver must cancel."""
     job = core.jobs.get(job_id)
@@ -276,10 +270,10 @@ def on_started(core: Core, job_id: int, now: float) -> tuple[int, ...]:
         return ()
     job.started = True
     if core.session_ttl[job.device] > 0:
-        core._update_sessions(now, job.device)
+        update_sessions(core, now, job.device)
     cancel: list[int] = []
     if job.redundant:
-        origin = core._origin(job)
+        origin = core.origin(job)
         if origin is None:
             return ()
         for h in list(origin.hedges):
@@ -295,8 +289,8 @@ def on_started(core: Core, job_id: int, now: float) -> tuple[int, ...]:
                 - float(core.loss[origin.cls, origin.device].sum())
                 - job.charge
             )
-            core._abandon(origin, now)
-            core._lane(origin.device, now)
+            abandon(core, origin, now)
+            core.lane(origin.device, now)
             core.ghosts[origin.job_id] = origin
             cancel.append(origin.job_id)
     else:

@@ -31,10 +31,9 @@ class Options:
             this (relative) of what ``most_accurate`` would reach (a fidelity budget for the
             whole run, not a per-circuit margin); no circuit goes to a device more than 5x
             this below its best one.
-        max_slowdown: accepted for compatibility; no longer changes placement (``balanced``
-            plans with the queue waits directly).
-        patience_s: accepted for compatibility; no longer changes placement.
         budget_usd: total spend allowed (estimated prices); placement keeps it feasible.
+            Devices that cannot price a circuit (``estimate_cost`` fails) are not used for
+            it when a budget is set; a circuit no device can price is refused up front.
         deadline_s: a run still unfinished after this many seconds is cancelled (its
             submitted jobs too) and raises :class:`~multiqpu.JobError`; placement prefers
             devices expected to make it.
@@ -64,8 +63,6 @@ class Options:
     policy: PolicyName = "balanced"
     fidelity_floor: float | None = None
     fidelity_margin: float = 0.02
-    max_slowdown: float = 2.0
-    patience_s: float = 60.0
     budget_usd: float | None = None
     deadline_s: float | None = None
     concurrency: int | Mapping[str, int] | None = None
@@ -117,8 +114,6 @@ def parse_options(policy: str = "balanced", **options: Any) -> Options:
     if opts.fidelity_floor is not None:
         _number("fidelity_floor", opts.fidelity_floor, high=1.0)
     _number("fidelity_margin", opts.fidelity_margin, high=1.0)
-    _number("max_slowdown", opts.max_slowdown, low=1.0)
-    _number("patience_s", opts.patience_s)
     if opts.budget_usd is not None:
         _number("budget_usd", opts.budget_usd)
     if opts.deadline_s is not None and _number("deadline_s", opts.deadline_s) <= 0:

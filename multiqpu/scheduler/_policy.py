@@ -18,16 +18,13 @@ Every policy reduces to two boolean masks of shape (classes, devices):
     least, or wait for the best devices when that is worth it. A class may use every device
     at least as accurate as the least accurate one the plan gives it; the core trims
     placements (and steals and hedges) so that what a class loses stays within its share of
-    the plan, and re-plans as estimates move (``_core.Core._budget_plan``). A per-circuit
+    the plan, and re-plans as estimates move (``_budget.budget_plan``). A per-circuit
     floor applies on top: no device more than ``FLOOR_MARGINS`` x ``fidelity_margin``
     (relative) below the circuit's best device is ever used for it.
 
-    Without a plan (``masks`` called on its own), the per-circuit rule: devices within
-    ``fidelity_margin`` of the best *quick* device for the circuit, quick meaning able to
-    finish a circuit of the class within ``max_slowdown`` times the fastest one, or times
-    what the whole remaining work needs on the fleet, or ``patience_s``. The core no longer
-    uses it (the plan weighs queue waits itself), so ``max_slowdown`` and ``patience_s`` do
-    not change its placement.
+    Without a plan (``masks`` called on its own: the fail-fast check and the result cache),
+    the per-circuit rule: devices within ``fidelity_margin`` of the class's most accurate
+    device.
     ``allowed`` is the same set: a deadline never buys speed with fidelity beyond the budget.
 ``fastest``
     every device that fits (and passes ``fidelity_floor``); earliest completion.
@@ -35,6 +32,8 @@ Every policy reduces to two boolean masks of shape (classes, devices):
     the device(s) with the highest estimated fidelity; with a deadline, any device that fits.
 ``cheapest``
     the device(s) with the lowest price for the circuit; with a deadline, any device that fits.
+    A device that cannot price the circuit (price NaN: unknown) ranks after every priced one:
+    it is preferred only when no device that fits can price the circuit.
 
 ``fidelity_floor`` removes devices below it for every policy; ``budget_usd`` is enforced by
 the placement core on top of these masks.
@@ -71,27 +70,17 @@ def masks(
     alive: np.ndarray,
     floor: np.ndarray,
     margin: float,
-    completion: np.ndarray | None = None,
-    max_slowdown: float = 2.0,
-    min_threshold: float | None = None,
     planned: np.ndarray | None = None,
 ) -> Masks:
     """The policy's masks. ``floor`` is per class (0 where none); ``alive`` per device;
-    ``completion`` (C, D) the expected completion time of a lone circuit and
-    ``planned`` (C, D) where the fidelity budget's plan runs each class (balanced only)."""
+    ``price`` (C, D) NaN where unknown; ``planned`` (C, D) where the fidelity budget's plan
+    runs each class (balanced only)."""
     eligible = fits & alive[None, :] & (fidelity >= floor[:, None])
     fid = np.where(eligible, fidelity, -np.inf)
     best = fid.max(axis=1, initial=-np.inf)[:, None]
     if policy == "balanced":
-        quick = eligible
-        if completion is not None:
-            t = np.where(eligible, completion, np.inf)
-            fastest = t.min(axis=1, initial=np.inf)[:, None]
-            limit = np.maximum(max_slowdown * fastest, min_threshold or 0.0)
-            quick = eligible & (t <= limit + 1e-9)
-        bar = np.where(quick, fidelity, -np.inf).max(axis=1, initial=-np.inf)[:, None]
-        per_circuit = eligible & (fid >= bar * (1.0 - margin) - 1e-12)
         if planned is None:
+            per_circuit = eligible & (fid >= best * (1.0 - margin) - 1e-12)
             return Masks(per_circuit, per_circuit)
         floor_rel = best * (1.0 - min(FLOOR_MARGINS * margin, 1.0))
         preferred = eligible & (fid >= floor_rel - 1e-12) & planned
@@ -102,8 +91,12 @@ def masks(
         preferred = eligible & (fid >= best * (1.0 - _TIE) - 1e-12)
         return Masks(preferred, eligible)
     if policy == "cheapest":
-        cost = np.where(eligible, price, np.inf)
+        priced = eligible & ~np.isnan(price)
+        cost = np.where(priced, price, np.inf)
         cheapest = cost.min(axis=1, initial=np.inf)[:, None]
-        preferred = eligible & (cost <= cheapest * (1.0 + _TIE) + 1e-12)
+        preferred = priced & (cost <= cheapest * (1.0 + _TIE) + 1e-12)
+        # a class no eligible device can price: the unknown prices tie
+        unpriced = ~priced.any(axis=1)
+        preferred[unpriced] = eligible[unpriced]
         return Masks(preferred, eligible)
     raise ValueError(f"unknown policy {policy!r}")

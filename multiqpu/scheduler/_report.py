@@ -1,10 +1,16 @@
-"""What a scheduler run returns: per-circuit results in input order and a run report."""
+"""What a scheduler run returns: per-circuit results in input order and a run report, and
+how the executor builds the report from the core's statistics (:func:`build_report`).
+
+Costs are estimates (``device.estimate_cost``). A device that cannot price a circuit is not
+counted as free: its circuits are counted in ``DeviceReport.unpriced_circuits``, left out of
+``cost_usd`` and ``total_cost_usd``, and the device is named in ``RunReport.unpriced_devices``.
+"""
 
 from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -12,8 +18,10 @@ if TYPE_CHECKING:
     from rich.table import Table
 
     from multiqpu.device import CircuitResult
+    from multiqpu.scheduler._learning import Learner
+    from multiqpu.scheduler._stats import Stats
 
-__all__ = ["DeviceReport", "RunReport", "SampleResult", "TaskResult"]
+__all__ = ["DeviceReport", "RunReport", "SampleResult", "TaskResult", "build_report"]
 
 
 @dataclass(frozen=True)
@@ -49,7 +57,8 @@ class TaskResult:
 
 @dataclass(frozen=True)
 class DeviceReport:
-    """One device's share of a run."""
+    """One device's share of a run. ``cost_usd`` covers the circuits whose price the
+    device could estimate; ``unpriced_circuits`` counts the others (not in the cost)."""
 
     device: str
     jobs: int
@@ -63,6 +72,7 @@ class DeviceReport:
     learned_wait_s: float | None = None
     reported_wait_s: float | None = None
     dropped: bool = False
+    unpriced_circuits: int = 0
 
 
 def _fmt(value: float | None, spec: str = ".1f") -> str:
@@ -75,7 +85,11 @@ def _fmt(value: float | None, spec: str = ".1f") -> str:
 
 @dataclass(frozen=True)
 class RunReport:
-    """How a run went: per device, and overall."""
+    """How a run went: per device, and overall.
+
+    ``total_cost_usd`` excludes circuits whose price was unknown; ``unpriced_devices`` names
+    the devices that could not price some circuit of the run (whether or not they ran it).
+    """
 
     run_id: str
     policy: str
@@ -96,11 +110,13 @@ class RunReport:
     placements_per_s: float | None = None
     dropped_devices: tuple[str, ...] = ()
     extra: Mapping[str, Any] = field(default_factory=dict)
+    unpriced_devices: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
         out["devices"] = [asdict(d) for d in self.devices]
         out["dropped_devices"] = list(self.dropped_devices)
+        out["unpriced_devices"] = list(self.unpriced_devices)
         out["extra"] = dict(self.extra)
         return out
 
@@ -131,7 +147,7 @@ class RunReport:
             padding=(0, 1, 0, 0),
         )
         # cost and failure columns only when they say something (keeps 80 columns)
-        paid = any(d.cost_usd for d in self.devices)
+        paid = any(d.cost_usd or d.unpriced_circuits for d in self.devices)
         failed = any(d.failures for d in self.devices)
         names = ["jobs", "circuits", "shots", "queue s", "wait s", "run s", "est. F"]
         names += ["cost $"] * paid + ["fail"] * failed
@@ -149,15 +165,23 @@ class RunReport:
                 _fmt(d.mean_execution_s, ".2f"),
                 _fmt(d.mean_estimated_fidelity, ".3f"),
             ]
-            row += [_fmt(d.cost_usd, ".2f")] * paid + [str(d.failures)] * failed
+            # "+?": some of its circuits have no known price (not in the figure)
+            cost = _fmt(d.cost_usd, ".2f") + ("+?" if d.unpriced_circuits else "")
+            row += [cost] * paid + [str(d.failures)] * failed
             table.add_row(*row)
+        unpriced = sum(d.unpriced_circuits for d in self.devices)
+        excluded = f" (excludes {unpriced} circuit(s) of unknown price)" if unpriced else ""
         table.caption = (
             f"queue s: the device's own queue report; wait s / run s: means over this run's "
             f"jobs. Mean est. fidelity {_fmt(self.mean_estimated_fidelity, '.3f')}, "
-            f"cost ${self.total_cost_usd:.2f}, retries {self.retries}, hedges "
+            f"cost ${self.total_cost_usd:.2f}{excluded}, retries {self.retries}, hedges "
             f"{self.hedges} ({self.hedges_won} won), steals {self.steals}, failovers "
             f"{self.failovers}, cached {self.from_cache}, from journal {self.from_journal}"
         )
+        if self.unpriced_devices:
+            table.caption += (
+                "; no price known on " + ", ".join(self.unpriced_devices) + " for some circuits"
+            )
         table.caption_justify = "left"
         return table
 
@@ -201,3 +225,69 @@ class SampleResult:
     @property
     def devices(self) -> list[str]:
         return [r.device for r in self.results]
+
+
+def build_report(
+    *,
+    run_id: str,
+    policy: str,
+    devices: Sequence[str],
+    results: Sequence[TaskResult | None],
+    stats: Stats,
+    learner: Learner,
+    makespan_s: float,
+    retries: int,
+    errors: Mapping[str, str],
+    unpriced: tuple[str, ...],
+) -> RunReport:
+    """The report of a run on ``devices`` (specs, in the core's order) from the core's
+    statistics and learner; ``retries`` counts submission retries (the core's requeues are
+    added), ``unpriced`` the devices that could not price some circuit."""
+    import numpy as np
+
+    st = stats
+    learned, reported = learner.wait(), learner.reported
+    rows = []
+    served = [r for r in results if r is not None]
+    for d, spec in enumerate(devices):
+        n = int(st.circuits[d])
+        rows.append(
+            DeviceReport(
+                device=spec,
+                jobs=int(st.jobs[d]),
+                circuits=n,
+                shots=int(st.shots[d]),
+                failures=int(st.failures[d]),
+                mean_wait_s=float(st.wait_s[d] / st.waited_jobs[d]) if st.waited_jobs[d] else None,
+                mean_execution_s=float(st.exec_s[d] / st.jobs[d]) if st.jobs[d] else None,
+                mean_estimated_fidelity=float(st.fidelity[d] / n) if n else None,
+                cost_usd=float(st.cost_usd[d]),
+                learned_wait_s=float(learned[d]),
+                reported_wait_s=float(reported[d]),
+                dropped=d in st.dropped,
+                unpriced_circuits=int(st.unpriced[d]),
+            )
+        )
+    fids = [r.estimated_fidelity for r in served if r.estimated_fidelity is not None]
+    return RunReport(
+        run_id=run_id,
+        policy=policy,
+        circuits=len(results),
+        makespan_s=makespan_s,
+        devices=tuple(rows),
+        mean_estimated_fidelity=float(np.mean(fids)) if fids else None,
+        total_cost_usd=float(st.cost_usd.sum()),
+        retries=retries + st.retries,
+        hedges=st.hedges,
+        hedges_won=st.hedges_won,
+        steals=st.steals,
+        failovers=st.failovers,
+        probes=st.probes,
+        from_cache=sum(r.source == "cache" for r in served),
+        from_journal=sum(r.source == "journal" for r in served),
+        placements=st.placements,
+        placements_per_s=st.placements_per_s() if st.place_s > 0 else None,
+        dropped_devices=tuple(devices[d] for d in st.dropped),
+        extra={"errors": dict(errors)} if errors else {},
+        unpriced_devices=unpriced,
+    )

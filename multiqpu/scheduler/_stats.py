@@ -27,7 +27,8 @@ class Stats:
         self.waited_jobs = np.zeros(n_devices, dtype=np.int64)
         self.exec_s = np.zeros(n_devices)
         self.fidelity = np.zeros(n_devices)
-        self.cost_usd = np.zeros(n_devices)
+        self.cost_usd = np.zeros(n_devices)  # of the circuits whose price is known
+        self.unpriced = np.zeros(n_devices, dtype=np.int64)  # circuits of unknown price
         self.last_result = np.full(n_devices, np.nan)
         self.delivered = 0
         self.placements = 0
@@ -42,7 +43,7 @@ class Stats:
         self.failovers = 0
         self.cached = 0
         self.probes = 0
-        self.redundant = 0  # queued copies submitted (see Core._copies)
+        self.redundant = 0  # queued copies submitted (see _hedging.copies)
         self.dropped: list[int] = []
 
     def record(
@@ -65,7 +66,12 @@ class Stats:
         if execution_s is not None:
             self.exec_s[d] += execution_s
         self.fidelity[d] += float(tables.fidelity[cls, d].sum())
-        self.cost_usd[d] += float(tables.price[cls, d].sum())
+        price = tables.price[cls, d]
+        unknown = np.isnan(price)
+        if unknown.any():  # a device that cannot price them: counted apart, not as free
+            self.unpriced[d] += int(unknown.sum())
+            price = price[~unknown]
+        self.cost_usd[d] += float(price.sum())
         self.delivered += n
         self.end = max(self.end, now)
         self.last_result[d] = now

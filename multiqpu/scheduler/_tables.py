@@ -26,7 +26,8 @@ class ClassTables:
             the transpiled circuit's operations on its chosen layout).
         raw_s: predicted execution seconds of one circuit: shots x circuit duration (the
             learned per-device speed factor and per-job overhead are applied on top).
-        price: US dollars to run one circuit of the class on the device.
+        price: US dollars to run one circuit of the class on the device; NaN where the
+            device cannot price it (unknown, not free).
         floor: per-class fidelity floor, shape (C,) (0 where none).
         group: per-class batch group, shape (C,): tasks of different groups never share a job
             (a job has one shots value).

@@ -29,13 +29,16 @@ from multiqpu.scheduler._simfleet import SESSION_LATENCY_S, SimDevice, Workload,
 from multiqpu.scheduler._stats import Stats
 from multiqpu.scheduler._tables import ClassTables, StreamSource, TaskSource
 
-__all__ = ["QueueProcess", "SimRun", "run_virtual"]
+__all__ = ["REDUNDANCY", "QueueProcess", "SimRun", "run_virtual"]
 
 _GRID_S = 900.0  # the drifting load is sampled every 15 minutes
 _JITTER_S = 60.0  # jobs submitted within the same minute share their jitter (same queue spot)
 _DRIFT_MEMORY_S = 7200.0
 _KEEP = 1024  # rows of queue state kept behind the current time (memory stays flat)
 REPORTED_JOB_S = 60.0  # the scheduler's prior: each pending job ahead costs a minute
+# queued copies per job on the virtual clock: it tells the core when each job starts running
+# (Core.on_started), so a copy that loses the start is cancelled while still queued
+REDUNDANCY = 2
 
 
 class QueueProcess:
@@ -261,7 +264,7 @@ def run_virtual(
             concurrency=[dev.max_concurrent_jobs for dev in devices],
             max_batch=[dev.max_circuits_per_job for dev in devices],
             learner=learner,
-            config=config or CoreConfig(),
+            config=config or CoreConfig(redundancy=REDUNDANCY),
             now=start_s,
             sessions=[dev.session_ttl_s for dev in devices],
         )

@@ -15,7 +15,13 @@ from multiqpu.scheduler._fleets import random_fleet, reference_fleet
 from multiqpu.scheduler._learning import DeviceKnowledge
 from multiqpu.scheduler._policy import POLICIES, masks
 from multiqpu.scheduler._simfleet import SimDevice, Workload
-from multiqpu.scheduler._virtual import QueueProcess, SimRun, run_virtual, tables_for
+from multiqpu.scheduler._virtual import (
+    REDUNDANCY,
+    QueueProcess,
+    SimRun,
+    run_virtual,
+    tables_for,
+)
 
 __all__ = ["SimulationResult", "simulate"]
 
@@ -116,13 +122,13 @@ def lower_bound(
     waits = np.array([queues.earliest_start(d, start_s) for d in range(len(devices))]) - start_s
     alive = np.ones(len(devices), dtype=bool)
     common = {"fits": t.fits, "fidelity": t.fidelity, "price": t.price, "alive": alive}
-    may = masks("fastest", floor=t.floor, margin=margin, **common).preferred  # type: ignore[arg-type]
+    may = masks("fastest", floor=t.floor, margin=margin, **common).preferred
     if policy == "balanced":
         fid = np.where(may, t.fidelity, -np.inf)
         best = fid.max(axis=1, initial=-np.inf)[:, None]
         may = may & (fid >= best * (1.0 - min(FLOOR_MARGINS * margin, 1.0)) - 1e-12)
     elif policy == "most_accurate":
-        may = masks("most_accurate", floor=t.floor, margin=margin, **common).preferred  # type: ignore[arg-type]
+        may = masks("most_accurate", floor=t.floor, margin=margin, **common).preferred
     loss = None
     if fidelity_loss is not None:
         top = np.where(may, t.fidelity, -np.inf).max(axis=1, initial=-np.inf)
@@ -152,8 +158,10 @@ def simulate(
     earlier (other queue draws), so the scheduler starts from what it learned then, as it
     would on a fleet in daily use; ``knowledge`` passes such state explicitly. ``compare``: also
     run the least-busy and round-robin baselines on the same queues. ``bound``: compute the
-    fluid lower bound. Options go to the placement core (``fidelity_margin``,
-    ``max_slowdown``, ``hedging``, ``explore``, ``budget_usd``, ``deadline_s``, ``redundancy``).
+    fluid lower bound. Options go to the placement core (``fidelity_margin``, ``hedging``,
+    ``explore``, ``budget_usd``, ``deadline_s``, ``redundancy`` (default 2: queued copies per
+    job), ``max_hedge_fraction``, ``max_failures``, ``min_job_s``, ``job_timeout_s``,
+    ``risk_z``); any other name raises :class:`~multiqpu.InvalidInputError`.
     """
     if policy not in POLICIES:
         raise InvalidInputError(f"unknown policy {policy!r}; choose one of {', '.join(POLICIES)}")
@@ -174,6 +182,7 @@ def simulate(
     if unknown:
         raise InvalidInputError(f"unknown simulate option(s): {', '.join(unknown)}")
     deadline = options.pop("deadline_s", None)
+    options.setdefault("redundancy", REDUNDANCY)
     config = CoreConfig(policy=policy, deadline_at=deadline, **options)
 
     def queues(shift: int = 0, hours: float = 10.0) -> QueueProcess:

@@ -257,6 +257,13 @@ def test_cache_hits_only_on_identical_circuit_shots_device_and_calibration(
     journal.job_done(row3, [exact], calibration_fingerprint="ideal", timings=None)
     assert journal.cached(k0, None, "local:ideal", "ideal") == exact
 
+    # as the executor's run recorder: the first candidate (device, calibration) that holds it
+    miss, hit = ("ibm:fake_torino", "cal-A"), ("ibm:fake_kyiv", "cal-A")
+    assert journal.cached_result(c0, 100, [miss, hit]) == (1, r0)
+    assert journal.cached_result(c0, 100, [hit, miss]) == (0, r0)
+    assert journal.cached_result(c0, 100, [miss]) is None
+    assert journal.cached_result(c0, 100, []) is None
+
     # the cache outlives the run and the connection
     path = journal.path
     journal.close()

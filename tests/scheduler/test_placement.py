@@ -32,7 +32,16 @@ def tables(fid, raw, price=None, fits=None, floor=0.0) -> ClassTables:
 
 
 def core(
-    t: ClassTables, n: int, waits, *, policy="balanced", conc=5, batch=300, sessions=None, **cfg
+    t: ClassTables,
+    n: int,
+    waits,
+    *,
+    policy="balanced",
+    conc=5,
+    batch=300,
+    sessions=None,
+    redundancy=2,  # the virtual clock's
+    **cfg,
 ) -> Core:
     nd = t.n_devices
     learner = Learner(
@@ -45,17 +54,17 @@ def core(
         concurrency=[conc] * nd,
         max_batch=[batch] * nd,
         learner=learner,
-        config=CoreConfig(policy=policy, explore=False, **cfg),
+        config=CoreConfig(policy=policy, explore=False, redundancy=redundancy, **cfg),
         sessions=sessions,
     )
 
 
 def placed(c: Core, subs) -> np.ndarray:
-    per = np.zeros(c.t.n_devices, dtype=int)
+    per = np.zeros(c.state.tables.n_devices, dtype=int)
     for s in subs:
         if s.hedge_of is None:  # queued copies (redundancy) duplicate placed work
             per[s.device] += len(s.idx)
-    return per + c.local_count
+    return per + c.state.local_count
 
 
 # ---------------------------------------------------------------------- policies
@@ -98,7 +107,7 @@ def test_balanced_spends_only_the_fidelity_budget_on_a_fast_worse_device() -> No
     c = core(tables([[0.90, 0.99]], [[1.0, 1.0]]), 10, [0.0, 1000.0], policy="balanced")
     per = placed(c, c.pump(0.0))
     assert per[0] == 1
-    assert c.fidelity_spent <= c.fidelity_budget + 1e-12
+    assert c.state.fidelity_spent <= c.state.fidelity_budget + 1e-12
     # a 0.5 % worse device is within budget for every circuit: it takes them all
     c = core(tables([[0.985, 0.99]], [[1.0, 1.0]]), 10, [0.0, 1000.0], policy="balanced")
     assert placed(c, c.pump(0.0)).tolist() == [10, 0]
@@ -227,7 +236,7 @@ def test_every_task_delivered_exactly_once(fail_p: float, lose: int | None) -> N
         delivered = _drive(c, np.random.default_rng(seed), fail_p=fail_p, lose=lose)
         assert sorted(delivered) == list(range(300))
         if lose is not None:
-            assert not c.alive[lose] and lose in c.stats.dropped
+            assert not c.state.alive[lose] and lose in c.stats.dropped
 
 
 def test_losing_the_only_capable_device_fails_clearly() -> None:
@@ -252,10 +261,10 @@ def test_an_idle_device_steals_queued_work() -> None:
         concurrency=[1, 1],
         max_batch=[300, 300],
         learner=learner,
-        config=CoreConfig(policy="fastest", explore=False),
+        config=CoreConfig(policy="fastest", explore=False, redundancy=2),
     )
     first = c.pump(0.0)
-    assert [len(s.idx) for s in first] == [4] and c.local_count.tolist() == [4, 0]
+    assert [len(s.idx) for s in first] == [4] and c.state.local_count.tolist() == [4, 0]
     c.learner.set_reported(1, 0.0)  # its queue turns out empty
     c.refresh_estimates()
     subs = c.pump(0.1)
@@ -296,7 +305,7 @@ def test_placement_is_lazy_for_long_streams() -> None:
     t = tables([[0.9, 0.9]], [[1.0, 1.0]])
     c = core(t, 1_000_000, [10.0, 10.0], policy="fastest", conc=2, batch=50)
     c.pump(0.0)
-    committed = int(c.local_count.sum() + sum(len(j.idx) for j in c.jobs.values()))
+    committed = int(c.state.local_count.sum() + sum(len(j.idx) for j in c.state.jobs.values()))
     assert 0 < committed < 1000  # the rest stays in the source, not in memory
 
 
@@ -314,7 +323,7 @@ def test_all_policies_finish(policy: str) -> None:
         concurrency=[2] * nd,
         max_batch=[10] * nd,
         learner=learner,
-        config=CoreConfig(policy=policy),  # type: ignore[arg-type]
+        config=CoreConfig(policy=policy, redundancy=2),  # type: ignore[arg-type]
     )
     assert sorted(_drive(c, np.random.default_rng(1))) == list(range(100))
 
@@ -347,15 +356,13 @@ def test_queued_copy_is_cancelled_when_the_origin_starts() -> None:
     subs = c.pump(0.0)
     copy = next(s for s in subs if s.hedge_of is not None)
     assert c.on_started(copy.hedge_of, 1.0) == (copy.job_id,)
-    assert copy.job_id not in c.jobs
+    assert copy.job_id not in c.state.jobs
     d = c.on_done(copy.hedge_of, 3.0, queue_s=1.0, execution_s=2.0)
     assert d is not None and len(d.idx) == len(copy.idx)
 
 
 def test_redundancy_zero_makes_no_copies() -> None:
-    c = core(
-        tables([[0.99, 0.99]], [[1.0, 1.0]]), 4, [0.0, 10.0], policy="fastest", redundancy=0
-    )
+    c = core(tables([[0.99, 0.99]], [[1.0, 1.0]]), 4, [0.0, 10.0], policy="fastest", redundancy=0)
     assert all(s.hedge_of is None for s in c.pump(0.0))
 
 
@@ -370,7 +377,7 @@ def test_a_session_device_is_opened_with_one_circuit_then_fed_as_it_runs() -> No
     assert c.on_started(running.job_id, now) == ()
     inflight = c.pump(now)
     # live: the running job and the next one, no more (the rest stays movable)
-    assert len(inflight) == 1 and c.inflight[0] == 2
+    assert len(inflight) == 1 and c.state.inflight[0] == 2
     while True:
         took = len(running.idx) * 1.0 + 1.0
         now += took
@@ -384,7 +391,7 @@ def test_a_session_device_is_opened_with_one_circuit_then_fed_as_it_runs() -> No
             break
         running = inflight.pop(0)
         c.on_started(running.job_id, now)
-        assert c.inflight[0] <= 2
+        assert c.state.inflight[0] <= 2
     assert sorted(delivered) == list(range(200))
     assert sizes[1] > sizes[-1]  # jobs shrink as the work left does
     # session jobs start at once: their "waits" are not the queue's, which stays learned
@@ -395,9 +402,7 @@ def test_a_late_session_never_holds_the_run() -> None:
     # device 1 is the most accurate, but its session never starts; when device 0 is done
     # with everything else, the first job and anything left for device 1 move, even past
     # the fidelity budget, and every circuit comes back once
-    c = core(
-        tables([[0.95, 0.99]], [[1.0, 1.0]]), 100, [0.0, 50.0], sessions=[0.0, 60.0]
-    )
+    c = core(tables([[0.95, 0.99]], [[1.0, 1.0]]), 100, [0.0, 50.0], sessions=[0.0, 60.0])
     delivered: list[int] = []
     pending = {s.job_id: s for s in c.pump(0.0)}
     now = 0.0

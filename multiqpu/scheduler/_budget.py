@@ -1,0 +1,149 @@
+"""Budgets of the placement core: ``balanced``'s fidelity budget and ``budget_usd``.
+
+* **The fidelity plan** (:func:`budget_plan`): which devices each class may use, from the
+  fluid plan of the work not yet submitted, and each class's share of the fidelity budget
+  (``CoreState.quota``), re-planned as estimates move.
+* **Quotas** (:func:`within_quota`): a placement's loss against the class's most accurate
+  device is trimmed to the class's share.
+* **Money** (:func:`within_budget`): a placement keeps ``budget_usd`` feasible for the tasks
+  not yet placed, at their cheapest allowed prices.
+
+Functions of the core's state (:class:`~multiqpu.scheduler._state.CoreState`).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from multiqpu.errors import InvalidInputError
+from multiqpu.scheduler._state import CoreState
+from multiqpu.scheduler._waterfill import capped_waterfill, waterfill
+
+__all__ = ["PLAN_RESERVE", "budget_plan", "within_budget", "within_quota"]
+
+PLAN_RESERVE = 0.1  # balanced: share of the fidelity budget left unplanned, for later plans
+
+
+def budget_plan(core: CoreState, *, force: bool = False) -> np.ndarray:
+    """``balanced``: (C, D) the devices each class may run on, from the fluid plan (see
+    _bounds) of the work not yet submitted, on the estimated waits and speeds: the split
+    that finishes earliest while what it loses against each circuit's most accurate
+    device stays within (1 - PLAN_RESERVE) of what is left of the fidelity budget. A class
+    may use every device at least as accurate as the least accurate one the plan gives
+    it. Re-planned after every 5 % of the tasks is delivered (estimates have moved, and
+    what was spent is known) and when a device is dropped."""
+    delivered = core.stats.delivered
+    if (
+        core.plan is not None
+        and not force
+        and delivered - core.planned_at < max(1, core.total // 20)
+    ):
+        return core.plan
+    from multiqpu.scheduler._bounds import fluid_plan
+    from multiqpu.scheduler._policy import FLOOR_MARGINS
+
+    t = core.tables
+    n_c = t.n_classes
+    movable = core.unplaced_by_class.astype(float)
+    local_loss = 0.0
+    for d, dev in enumerate(core.dev):
+        for _, cls in dev.local:
+            movable += np.bincount(cls, minlength=n_c)
+            local_loss += float(core.loss[cls, d].sum())
+    ok = t.fits & core.alive[None, :] & (t.fidelity >= t.floor[:, None])
+    fid = np.where(ok, t.fidelity, -np.inf)
+    best = fid.max(axis=1, initial=-np.inf)
+    ok &= (
+        fid
+        >= (best * (1.0 - min(FLOOR_MARGINS * core.config.fidelity_margin, 1.0)))[:, None] - 1e-12
+    )
+    # before any plan: the most accurate devices only
+    keep = ok & (fid >= best[:, None] - 1e-12) if core.plan is None else core.plan
+    plan = None
+    if movable.sum() > 0 and ok.any():
+        now = core.now
+        start = np.where(core.alive, np.maximum(core.lane_end, now + core.wait) - now, np.inf)
+        left = core.fidelity_free() + local_loss
+        _, plan = fluid_plan(
+            movable, core.x, start, ok, loss=core.loss, budget=(1.0 - PLAN_RESERVE) * left
+        )
+    if plan is None:  # nothing to plan, or the budget is spent: carry on as planned
+        use = keep
+        if movable.sum() > 0:  # spent: new work goes to the most accurate devices
+            core.quota = np.zeros(n_c)
+    else:
+        core.quota = (plan * core.loss).sum(axis=1)
+        # a class may run on every device at least as accurate as the least accurate one
+        # the plan gives it (water-filling then balances them); classes with nothing to
+        # plan keep their devices
+        low = np.where(plan > 1e-6, t.fidelity, np.inf).min(axis=1)
+        use = np.where((movable > 0)[:, None], ok & (t.fidelity >= low[:, None] - 1e-12), keep)
+    core.plan = use
+    core.planned_at = delivered
+    return use
+
+
+def within_quota(
+    core: CoreState,
+    c: int,
+    sel: np.ndarray,
+    n: np.ndarray,
+    Fs: np.ndarray,
+    xs: np.ndarray,
+    k: int,
+    room: np.ndarray,
+    cap: np.ndarray,
+) -> np.ndarray:
+    """``balanced``: trim the tasks the water-filling gave devices less accurate than
+    class ``c``'s best until what they lose fits the class's share of the fidelity budget
+    (the least accurate device first); the rest queues on the most accurate ones."""
+    assert core.quota is not None
+    lc = core.loss[c, sel]
+    q = min(max(float(core.quota[c]), 0.0), core.fidelity_free())
+    spend = float(n @ lc)
+    if spend <= q + 1e-12:  # the usual case
+        core.quota[c] -= spend
+        return n
+    room = room.copy()
+    for _ in range(len(sel) + 1):
+        spend = float(n @ lc)
+        if spend <= q + 1e-12:
+            break
+        over = np.flatnonzero((n > 0) & (lc > 1e-12))
+        i = int(over[np.argmax(lc[over])])
+        room[i] = max(int(n[i] - np.ceil((spend - q) / lc[i] - 1e-9)), 0)
+        n = capped_waterfill(Fs, xs, k, room)
+    if n.sum() < k:
+        # what was trimmed queues on the most accurate devices, up to their horizons
+        # (one task at least, so that work never stalls; stealing may still move it)
+        best = lc <= lc.min() + 1e-12
+        far = np.maximum(np.floor((cap - Fs) / xs + 1e-9), 0.0).astype(np.int64)
+        room[best] = np.maximum(room[best], far[best])
+        if room[best].sum() == 0:
+            room[int(np.argmin(np.where(best, Fs + xs, np.inf)))] = 1
+        n = capped_waterfill(Fs, xs, k, room)
+    core.quota[c] -= float(n @ lc)
+    return n
+
+
+def within_budget(core: CoreState, c: int, k: int, sel: np.ndarray, F: np.ndarray) -> np.ndarray:
+    """Devices for ``k`` tasks of class ``c`` that keep the budget feasible: the tasks not
+    yet placed must still fit at their cheapest prices."""
+    budget = core.config.budget_usd
+    assert budget is not None
+    price = core.price[c]
+    reserve_after = float(np.dot(core.unplaced_by_class, core.min_price) - k * core.min_price[c])
+    slack = budget - core.spent - reserve_after
+    n, _ = waterfill(F[sel], core.x[c][sel], k)
+    if float(np.dot(n, price[sel])) <= slack + 1e-12:
+        return sel
+    allowed = np.flatnonzero(core.masks.allowed[c] & core.alive)
+    limit = core.min_price[c] + max(slack - k * core.min_price[c], 0.0) / max(k, 1)
+    cheap = allowed[price[allowed] <= limit + 1e-12]
+    if len(cheap) == 0 or k * core.min_price[c] > slack + 1e-9:
+        raise InvalidInputError(
+            f"budget_usd={budget} is spent: ${core.spent:.2f} committed, "
+            f"${reserve_after + k * core.min_price[c]:.2f} still needed at the cheapest "
+            "prices; raise the budget or run fewer circuits"
+        )
+    return cheap

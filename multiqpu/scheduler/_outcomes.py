@@ -1,0 +1,181 @@
+"""Outcomes in the placement core: what a finished, failed or lost job changes.
+
+A finished job's new results are delivered once (a hedge and its straggler race: the first
+result of each circuit wins, the other copies are cancelled); its times teach the learner. A
+failed job's circuits go back to the front unless a live copy still covers them; a device
+lost for good, or failing ``max_failures`` times in a row, is dropped and its work moved.
+
+Functions of the core's state (:class:`~multiqpu.scheduler._state.CoreState`); see
+:mod:`multiqpu.scheduler._core` for the whole.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from multiqpu.errors import DeviceUnavailableError
+from multiqpu.scheduler._estimates import refresh, refresh_masks, update_sessions
+from multiqpu.scheduler._records import Delivery, JobRecord
+from multiqpu.scheduler._state import CoreState
+
+__all__ = ["abandon", "drop", "fail", "on_done", "on_failed", "requeue_uncovered"]
+
+
+def abandon(core: CoreState, job: JobRecord, now: float) -> None:
+    """Close a job that lost a race; if nothing of ours ran before it on its device, the
+    time it spent waiting is a (censored) observation of that device's queue."""
+    first = next(iter(core.dev[job.device].jobs), None) == job.job_id
+    core.close(job)
+    # right-censored: it says the wait is at least this long, nothing if that is less
+    # than what we already expect
+    if first and not job.in_session and now - job.submitted > core.learner.wait()[job.device]:
+        core.learner.observe(
+            job.device,
+            queue_s=now - job.submitted,
+            execution_s=None,
+            predicted_s=job.raw_s,
+            prior_wait_s=job.prior_wait,
+        )
+        refresh(core, job.device)
+
+
+def on_done(
+    core: CoreState, job_id: int, now: float, *, queue_s: float | None, execution_s: float | None
+) -> Delivery | None:
+    """A job finished. Returns what to deliver from it (None: nothing, its tasks were
+    already delivered by another copy; drop the result)."""
+    job = core.jobs.get(job_id)
+    if job is None:
+        return None
+    core.close(job)
+    d = job.device
+    # A job that started the moment our previous job there finished waited behind our
+    # own work, not (only) the vendor's queue: its wait says nothing about the queue.
+    blocked = False
+    if execution_s is not None:
+        start = now - execution_s
+        blocked = start <= core.last_end[d] + 1e-3 + 0.01 * execution_s
+    core.last_end[d] = max(core.last_end[d], now)
+    core.learner.observe(
+        d,
+        queue_s=None if blocked or job.in_session else queue_s,
+        execution_s=execution_s,
+        predicted_s=job.raw_s,
+        prior_wait_s=job.prior_wait,
+    )
+    core.consecutive_failures[d] = 0
+    cancel: list[int] = []
+    positions = np.arange(len(job.idx))
+    origin = core.origin(job)
+    if origin is not None and job.offset is not None and origin.done is not None:
+        # a hedge came back before the straggler: its circuits not delivered yet (by an
+        # earlier copy) are done; the straggler and any other copies go once all are
+        positions = np.flatnonzero(~origin.done[job.offset])
+        origin.done[job.offset] = True
+        origin.hedges.remove(job.job_id)
+        core.stats.hedges_won += 1
+        if origin.done.all():
+            if origin.job_id in core.jobs:
+                abandon(core, origin, now)
+                cancel.append(origin.job_id)
+            core.ghosts.pop(origin.job_id, None)
+            for h in origin.hedges:
+                hedge = core.jobs.get(h)
+                if hedge is not None:
+                    abandon(core, hedge, now)
+                    cancel.append(h)
+    elif job.done is not None:
+        # a straggler came back: deliver what its hedges did not, cancel the hedges
+        positions = np.flatnonzero(~job.done)
+        for h in job.hedges:
+            hedge = core.jobs.get(h)
+            if hedge is not None:
+                abandon(core, hedge, now)
+                cancel.append(h)
+    idx, cls = job.idx[positions], job.cls[positions]
+    core.remaining_by_class -= np.bincount(cls, minlength=core.tables.n_classes)
+    core.stats.record(d, idx, cls, core.tables, now, queue_s, execution_s)
+    if core.session_ttl[d] > 0:
+        update_sessions(core, now, d)
+    refresh(core, d)
+    return Delivery(job.job_id, d, idx, cls, positions, tuple(cancel))
+
+
+def fail(core: CoreState, job: JobRecord) -> int:
+    """Close a failed job; requeue its circuits that no live copy still covers. Returns
+    how many were requeued."""
+    core.close(job)
+    origin = core.origin(job)
+    if origin is not None:  # a copy failed
+        origin.hedges.remove(job.job_id)
+        if origin.job_id in core.jobs:
+            return 0  # the straggler still covers its circuits
+        return requeue_uncovered(core, origin)
+    if job.done is None:
+        core.requeue(job.idx, job.cls, job.device)
+        return len(job.idx)
+    # a straggler with copies failed: the copies carry on; keep its record so that no
+    # circuit is delivered twice
+    core.ghosts[job.job_id] = job
+    return requeue_uncovered(core, job)
+
+
+def requeue_uncovered(core: CoreState, origin: JobRecord) -> int:
+    assert origin.done is not None
+    covered = origin.done.copy()
+    for h in origin.hedges:
+        hedge = core.jobs.get(h)
+        if hedge is not None and hedge.offset is not None:
+            covered[hedge.offset] = True
+    lost = np.flatnonzero(~covered)
+    if len(lost):
+        core.requeue(origin.idx[lost], origin.cls[lost], origin.device)
+        origin.done[lost] = True
+    if origin.done.all() and not any(h in core.jobs for h in origin.hedges):
+        core.ghosts.pop(origin.job_id, None)
+    return len(lost)
+
+
+def on_failed(core: CoreState, job_id: int, now: float, *, permanent: bool) -> tuple[int, ...]:
+    """A job failed (``permanent``: the device is gone). Its tasks go back to the front
+    unless another copy still runs them. Returns job ids the driver must cancel."""
+    job = core.jobs.get(job_id)
+    if job is None:
+        return ()
+    d = job.device
+    core.stats.failures[d] += 1
+    core.consecutive_failures[d] += 1
+    core.stats.retries += fail(core, job)
+    cancel: tuple[int, ...] = ()
+    if permanent or core.consecutive_failures[d] >= core.config.max_failures:
+        cancel = drop(core, d, now)
+    core.lane(d, now)
+    return cancel
+
+
+def drop(core: CoreState, d: int, now: float) -> tuple[int, ...]:
+    """Stop using device ``d``: its queued work moves, its open jobs are cancelled."""
+    if not core.alive[d]:
+        return ()
+    core.alive[d] = False
+    core.stats.dropped.append(d)
+    moved = 0
+    while core.dev[d].local:
+        idx, cls = core.dev[d].local.pop()
+        core.requeue(idx, cls, d)
+        moved += len(idx)
+    core.local_count[d] = 0
+    core.local_work[d] = 0.0
+    cancel = []
+    for job in list(core.dev[d].jobs.values()):
+        cancel.append(job.job_id)
+        moved += fail(core, job)
+    core.stats.failovers += moved
+    refresh_masks(core, force=True)
+    bad = core.unplaceable_classes()
+    if len(bad):
+        raise DeviceUnavailableError(
+            f"no device left that can run {int(core.remaining_by_class[bad].sum())} "
+            f"remaining circuit(s) after losing device #{d}"
+        )
+    return tuple(cancel)

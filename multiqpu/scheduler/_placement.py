@@ -1,0 +1,342 @@
+"""Placement of the core: lazy earliest-finish placement, work stealing and job forming.
+
+* **Lazy earliest-finish placement** (:func:`place`): tasks are taken from the source in
+  order and, class by class, water-filled onto the policy's preferred devices so that each
+  lands where it is expected to finish first, up to each device's horizon.
+* **Work stealing** (:func:`steal`): when the source is empty, a device with a free slot and
+  nothing queued takes tasks from the tail of the device expected to finish last.
+* **Jobs** (:func:`batches`): a device with a free slot submits a job of about ``job_s``
+  seconds of its queued work, one shots value per job.
+
+Functions of the core's state (:class:`~multiqpu.scheduler._state.CoreState`); see
+:mod:`multiqpu.scheduler._core` for the whole.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from multiqpu.scheduler._budget import within_budget, within_quota
+from multiqpu.scheduler._hedging import rescue_mask, stuck
+from multiqpu.scheduler._records import Submission
+from multiqpu.scheduler._state import SESSION_OPENER, SESSION_SPLIT, CoreState
+from multiqpu.scheduler._waterfill import capped_waterfill, fluid_level, waterfill
+
+__all__ = ["assign", "batches", "form_job", "move_tail", "place", "put", "steal", "take"]
+
+
+def take(core: CoreState, n: int) -> tuple[np.ndarray, np.ndarray]:
+    idx_parts: list[np.ndarray] = []
+    cls_parts: list[np.ndarray] = []
+    have = 0
+    while core.front and have < n:
+        idx, cls = core.front.popleft()
+        k = n - have
+        if len(idx) > k:
+            core.front.appendleft((idx[k:], cls[k:]))
+            idx, cls = idx[:k], cls[:k]
+        idx_parts.append(idx)
+        cls_parts.append(cls)
+        have += len(idx)
+    if have < n and core.source.remaining:
+        idx, cls = core.source.take(n - have)
+        idx_parts.append(idx)
+        cls_parts.append(cls)
+    if not idx_parts:
+        return np.empty(0, np.int64), np.empty(0, np.int64)
+    if len(idx_parts) == 1:
+        return idx_parts[0], cls_parts[0]
+    return np.concatenate(idx_parts), np.concatenate(cls_parts)
+
+
+def plan_level(core: CoreState, F: np.ndarray) -> tuple[float, np.ndarray]:
+    """The fluid level of all unplaced work: the time ``L`` by which the devices, each
+    taking only classes it is preferred for at its mean per-task time, could finish it.
+    Devices expected to be busy past ``L`` get no new work now."""
+    u = core.unplaced_by_class.astype(float)
+    pref = core.masks.preferred & core.alive[None, :]
+    count = u @ pref  # tasks each device could take
+    xbar = (u @ (pref * core.x)) / np.maximum(count, 1.0)
+    ok = count > 0
+    total = float(u.sum())
+    if total <= 0 or not ok.any():
+        return float(F.min()), xbar
+    return fluid_level(F[ok], xbar[ok], count[ok], total), xbar
+
+
+def place(core: CoreState, now: float) -> None:
+    tic = time.perf_counter()
+    while core.front or core.source.remaining:
+        F = core.finish_times(now)
+        cap = now + core.horizon
+        level, xbar = plan_level(core, F)
+        limit = np.minimum(level, cap)
+        room = np.where(core.alive, np.maximum(limit - F, 0.0), 0.0)
+        idle = core.alive & (core.local_count == 0) & (core.inflight < core.slots)
+        capacity = int(np.sum(room / np.maximum(xbar, 1e-9))) + int(idle.sum())
+        idx, cls = take(core, min(max(capacity, 16), core.chunk))
+        if len(idx) == 0:
+            break
+        leftover = place_chunk(core, idx, cls, now, F, limit, cap)
+        if leftover:
+            left = sum(len(seg[0]) for seg in leftover)
+            # adapt the chunk to what the devices actually took
+            core.chunk = max(16, min(65536, 2 * (len(idx) - left)))
+            for seg in reversed(leftover):
+                core.front.appendleft(seg)
+            break
+        core.chunk = min(65536, 2 * core.chunk)
+    core.stats.place_s += time.perf_counter() - tic
+
+
+def place_chunk(
+    core: CoreState,
+    idx: np.ndarray,
+    cls: np.ndarray,
+    now: float,
+    F: np.ndarray,
+    limit: np.ndarray,
+    cap: np.ndarray,
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    # Tasks are water-filled in groups that share their preferred devices (one group per
+    # class when a budget or deadline needs per-class prices and times).
+    exact = (
+        core.config.budget_usd is not None
+        or core.config.deadline_at is not None
+        or core.quota is not None
+    )
+    keys = cls if exact else core.mask_group[cls]
+    order = np.argsort(keys, kind="stable")
+    cls_sorted = cls[order]
+    idx_sorted = idx[order]
+    bounds = np.flatnonzero(np.diff(keys[order])) + 1
+    starts = np.concatenate(([0], bounds))
+    ends = np.concatenate((bounds, [len(cls_sorted)]))
+    leftover: list[tuple[np.ndarray, np.ndarray]] = []
+    n_c = core.tables.n_classes
+    for a, b in zip(starts.tolist(), ends.tolist(), strict=True):
+        c = int(cls_sorted[a])
+        if core.needs_probe.any():
+            for d in np.flatnonzero(core.needs_probe & core.masks.preferred[c] & core.alive):
+                if a == b:
+                    break
+                if core.quota is not None and core.loss[c, d] > min(
+                    max(float(core.quota[c]), 0.0), core.fidelity_left()
+                ):
+                    continue  # balanced: a probe too must fit the fidelity budget
+                if core.quota is not None:
+                    core.quota[c] -= core.loss[c, d]
+                put(core, int(d), idx_sorted[a : a + 1], cls_sorted[a : a + 1], F)
+                core.needs_probe[d] = False
+                core.unplaced_by_class[int(cls_sorted[a])] -= 1
+                core.stats.placements += 1
+                core.stats.probes += 1
+                a += 1
+            if a == b:
+                continue
+        g_cls = cls_sorted[a:b]
+        n_by_dev = assign(core, c, g_cls, F, limit, cap)
+        if n_by_dev is None:
+            leftover.append((idx_sorted[a:b], g_cls))
+            continue
+        devs, counts = n_by_dev
+        pos = a
+        for d, n in zip(devs.tolist(), counts.tolist(), strict=True):
+            if n <= 0:
+                continue
+            put(core, d, idx_sorted[pos : pos + n], cls_sorted[pos : pos + n], F)
+            pos += n
+        core.unplaced_by_class -= np.bincount(cls_sorted[a:pos], minlength=n_c)
+        core.stats.placements += pos - a
+        if pos < b:
+            leftover.append((idx_sorted[pos:b], cls_sorted[pos:b]))
+    return leftover
+
+
+def put(core: CoreState, d: int, idx: np.ndarray, cls: np.ndarray, F: np.ndarray) -> None:
+    n = len(idx)
+    work = float(core.x[cls, d].sum())
+    g = core.tables.group[cls]
+    if n > 1 and g.min() != g.max():  # one shots value per job: one group per segment
+        order = np.argsort(g, kind="stable")
+        idx, cls, g = idx[order], cls[order], g[order]
+        cuts = (np.flatnonzero(np.diff(g)) + 1).tolist()
+        for a, b in zip([0, *cuts], [*cuts, n], strict=True):
+            core.dev[d].local.append((idx[a:b], cls[a:b]))
+    else:
+        core.dev[d].local.append((idx, cls))
+    core.local_count[d] += n
+    core.local_work[d] += work
+    F[d] += work
+    core.spent += float(core.price[cls, d].sum())
+    core.fidelity_spent += float(core.loss[cls, d].sum())
+
+
+def assign(
+    core: CoreState, c: int, g_cls: np.ndarray, F: np.ndarray, limit: np.ndarray, cap: np.ndarray
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """How many of the tasks ``g_cls`` (all with class ``c``'s preferred devices) each
+    device takes now."""
+    k = len(g_cls)
+    sel = np.flatnonzero(core.masks.preferred[c] & core.alive)
+    if len(sel) == 0:
+        sel = np.flatnonzero(core.masks.allowed[c] & core.alive)
+        if len(sel) == 0:
+            return None
+    if k == 1 or (g_cls[0] == g_cls[-1] and (g_cls == c).all()):
+        xc = core.x[c]
+    else:
+        xc = np.bincount(g_cls, minlength=core.tables.n_classes) @ core.x / k
+    if core.config.deadline_at is not None:
+        _, level = waterfill(F[sel], xc[sel], k)
+        if level > core.config.deadline_at:
+            wider = np.flatnonzero(core.masks.allowed[c] & core.alive)
+            if len(wider) > len(sel):
+                sel = wider
+    restricted = False
+    if core.config.budget_usd is not None:
+        cheap = within_budget(core, c, k, sel, F)
+        restricted = len(cheap) < len(sel) or not np.array_equal(cheap, sel)
+        sel = cheap
+    Fs, xs = F[sel], xc[sel]
+    # the plan level assumed the policy's devices; under a budget squeeze only the
+    # horizon limits the cheaper ones
+    lim = cap[sel].copy() if restricted else limit[sel].copy()
+    # the device that would finish a task of this class first may always take one, up
+    # to its own horizon, or past it when it has nothing queued (nothing can starve)
+    j = int(np.argmin(Fs + xs))
+    lim[j] = max(lim[j], min(Fs[j] + xs[j], cap[sel][j]))
+    room = np.maximum(np.floor((lim - Fs) / xs + 1e-9), 0.0).astype(np.int64)
+    if room.sum() == 0:
+        if core.local_count[sel[j]] > 0:
+            return None
+        room[j] = 1
+    n = capped_waterfill(Fs, xs, k, room)
+    if core.quota is not None:
+        n = within_quota(core, c, sel, n, Fs, xs, k, room, cap[sel])
+    if n.sum() == 0:
+        return None
+    return sel, n
+
+
+# ------------------------------------------------------------------ stealing
+def steal(core: CoreState, now: float) -> None:
+    hungry = np.flatnonzero(core.alive & (core.local_count == 0) & (core.inflight < core.slots))
+    if len(hungry) == 0 or not core.local_count.any():
+        return
+    for d in hungry.tolist():
+        for _ in range(64):
+            F = core.finish_times(now)
+            victims = np.flatnonzero(core.local_count > 0)
+            victims = victims[victims != d]
+            if len(victims) == 0:
+                return
+            v = int(victims[np.argmax(F[victims])])
+            _, seg_cls = core.dev[v].local[-1]
+            c = int(seg_cls[-1])
+            held = stuck(core, v, now)
+            if not (core.masks.preferred[c, d] or (held and rescue_mask(core)[c, d])):
+                break
+            xd, xv = core.x[c, d], core.x[c, v]
+            # move j tasks while the last one still finishes earlier on d
+            j = int(np.floor((F[v] - F[d] + xv) / (xd + xv) - 1e-9))
+            other = np.flatnonzero(seg_cls[::-1] != c)
+            same = int(other[0]) if len(other) else len(seg_cls)  # trailing class-c tasks
+            j = min(j, same, int(np.ceil(core.job_s[d] / xd)))
+            extra = core.price[c, d] - core.price[c, v]
+            if core.config.budget_usd is not None and extra > 0:
+                reserve = float(np.dot(core.unplaced_by_class, core.min_price))
+                room = core.config.budget_usd - reserve - core.spent
+                j = min(j, int(np.floor(room / extra + 1e-9)))
+            worse = core.loss[c, d] - core.loss[c, v]
+            # balanced: within the budget; off a session device that has not started
+            # (while others are idle: we steal), the rescue reserve too, and past the
+            # budget once its first job is late
+            if core.quota is not None and worse > 1e-12 and not held:
+                if core.waiting_session(v):
+                    q = core.fidelity_left()
+                else:
+                    q = min(max(float(core.quota[c]), 0.0), core.fidelity_free())
+                j = min(j, int(np.floor(q / worse + 1e-9)))
+            if j <= 0 or F[d] + xd >= F[v]:
+                break
+            if core.quota is not None:
+                core.quota[c] -= j * worse
+            move_tail(core, v, d, j, c)
+            core.stats.steals += j
+
+
+def move_tail(core: CoreState, v: int, d: int, j: int, c: int) -> None:
+    seg_idx, seg_cls = core.dev[v].local.pop()
+    moved_idx = seg_idx[-j:]
+    if len(seg_idx) > j:
+        core.dev[v].local.append((seg_idx[:-j], seg_cls[:-j]))
+    core.local_count[v] -= j
+    core.local_work[v] = max(core.local_work[v] - j * core.x[c, v], 0.0)
+    core.dev[d].local.append((moved_idx, np.full(j, c, dtype=np.int64)))
+    core.local_count[d] += j
+    core.local_work[d] += j * core.x[c, d]
+    core.spent += j * (core.price[c, d] - core.price[c, v])
+    core.fidelity_spent += j * (core.loss[c, d] - core.loss[c, v])
+
+
+# ------------------------------------------------------------------ batches
+def batches(core: CoreState, now: float) -> list[Submission]:
+    subs: list[Submission] = []
+    ready = np.flatnonzero(core.alive & (core.local_count > 0) & (core.inflight < core.slots))
+    for d in ready.tolist():
+        while core.local_count[d] > 0 and core.inflight[d] < core.slots[d]:
+            subs.append(form_job(core, d, now))
+        core.lane(d, now)
+    return subs
+
+
+def form_job(core: CoreState, d: int, now: float) -> Submission:
+    local = core.dev[d].local
+    group = int(core.tables.group[int(local[0][1][0])])
+    limit = int(core.max_batch[d])
+    if core.session_ttl[d] > 0 and not core.live[d] and core.inflight[d] == 0:
+        limit = SESSION_OPENER  # the session's first job: it may wait long in the queue
+    # split what is queued here over the free slots: submitted now, it all waits in the
+    # vendor's queue at once instead of paying one wait per job in turn, and no single
+    # unlucky wait holds all of it; each job still at least 4x its overhead
+    free = max(int(core.slots[d] - core.inflight[d]), 1)
+    share = core.local_work[d] / free
+    if core.session_ttl[d] > 0:
+        # what stays here is not bound yet (others may still steal it): jobs of
+        # 1/SESSION_SPLIT of it, so they shrink towards the end
+        share = core.local_work[d] / SESSION_SPLIT
+    target = max(4.0 * core.overhead[d], core.config.min_job_s, share)
+    x = core.x[:, d]
+    taken_idx: list[np.ndarray] = []
+    taken_cls: list[np.ndarray] = []
+    count, work = 0, 0.0
+    keep: list[tuple[np.ndarray, np.ndarray]] = []
+    # count == 0: always take something (target can be 0: no job overhead, and
+    # local_work rounded down to 0 by earlier subtractions)
+    while local and count < limit and (work < target or count == 0):
+        seg_idx, seg_cls = local.popleft()
+        if int(core.tables.group[int(seg_cls[0])]) != group:
+            keep.append((seg_idx, seg_cls))
+            continue
+        seg_x = x[seg_cls]
+        cum = np.cumsum(seg_x)
+        n = int(np.searchsorted(cum, target - work, side="left")) + 1
+        n = min(n, len(seg_idx), limit - count)
+        taken_idx.append(seg_idx[:n])
+        taken_cls.append(seg_cls[:n])
+        count += n
+        work += float(cum[n - 1])
+        if n < len(seg_idx):
+            local.appendleft((seg_idx[n:], seg_cls[n:]))
+    for seg in reversed(keep):
+        local.appendleft(seg)
+    idx = np.concatenate(taken_idx) if len(taken_idx) > 1 else taken_idx[0]
+    cls = np.concatenate(taken_cls) if len(taken_cls) > 1 else taken_cls[0]
+    core.local_count[d] -= count
+    core.local_work[d] = max(core.local_work[d] - work, 0.0)
+    if core.local_count[d] == 0:
+        core.local_work[d] = 0.0
+    return core.register(d, idx, cls, group, now)

@@ -1,0 +1,130 @@
+"""What the executor records of a run, and where: the :class:`RunRecorder` protocol.
+
+The executor tells a recorder every step of a run: the run starts (its circuits), a job is
+about to be submitted, was submitted, finished (with its results), failed or was cancelled,
+and the run finishes. :class:`multiqpu.journal.Journal` implements it (so that an interrupted
+run can be resumed, see docs/journal.md); :class:`NullRecorder` keeps nothing and is used
+when a run has no journal, so that the executor never asks whether there is one.
+
+A recorder is also where a result cache lives (:meth:`RunRecorder.cached_result`); one that
+keeps nothing has none.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Literal, Protocol
+
+if TYPE_CHECKING:
+    from qiskit import QuantumCircuit
+
+    from multiqpu.device import CircuitResult, JobTimings
+
+__all__ = ["NULL_RECORDER", "NullRecorder", "RunRecorder", "RunState", "recorder_for"]
+
+RunState = Literal["done", "failed", "cancelled"]
+
+
+class RunRecorder(Protocol):
+    """Records a run as the executor drives it (see the module docstring). Job rows are the
+    recorder's ids for jobs, returned by :meth:`job_submitting`."""
+
+    def start_run(
+        self,
+        run_id: str,
+        *,
+        circuits: Sequence[QuantumCircuit],
+        shots: Sequence[int | None],
+        options: Mapping[str, Any],
+    ) -> None:
+        """A new run with its circuits and shots (not called when a run is resumed)."""
+
+    def job_submitting(
+        self, run_id: str, *, device: str, task_indices: Sequence[int], shots: int | None
+    ) -> int:
+        """A job is about to be submitted; returns its row."""
+
+    def job_submitted(self, job_row: int, provider_job_id: str) -> None:
+        """The provider accepted the job under ``provider_job_id``."""
+
+    def job_done(
+        self,
+        job_row: int,
+        results: Sequence[CircuitResult],
+        *,
+        calibration_fingerprint: str | None,
+        timings: JobTimings | None,
+    ) -> None:
+        """The job finished with ``results`` (one per task, in order)."""
+
+    def job_failed(self, job_row: int, error: str, *, final: bool) -> None:
+        """The job failed; its tasks are tried again unless ``final``."""
+
+    def job_cancelled(self, job_row: int) -> None:
+        """The job was cancelled (a lost race, a dropped device) or its results dropped."""
+
+    def finish_run(self, run_id: str, state: RunState) -> None:
+        """The run ended: ``done``, ``failed`` or ``cancelled``."""
+
+    def cached_result(
+        self, circuit: QuantumCircuit, shots: int | None, candidates: Sequence[tuple[str, str]]
+    ) -> tuple[int, CircuitResult] | None:
+        """A stored result of ``circuit`` with ``shots`` on the first of ``candidates``
+        (device spec, calibration fingerprint) that has one: (its position, the result)."""
+
+
+class NullRecorder:
+    """A :class:`RunRecorder` that keeps nothing (a run without a journal)."""
+
+    def start_run(
+        self,
+        run_id: str,
+        *,
+        circuits: Sequence[QuantumCircuit],
+        shots: Sequence[int | None],
+        options: Mapping[str, Any],
+    ) -> None:
+        return None
+
+    def job_submitting(
+        self, run_id: str, *, device: str, task_indices: Sequence[int], shots: int | None
+    ) -> int:
+        return 0
+
+    def job_submitted(self, job_row: int, provider_job_id: str) -> None:
+        return None
+
+    def job_done(
+        self,
+        job_row: int,
+        results: Sequence[CircuitResult],
+        *,
+        calibration_fingerprint: str | None,
+        timings: JobTimings | None,
+    ) -> None:
+        return None
+
+    def job_failed(self, job_row: int, error: str, *, final: bool) -> None:
+        return None
+
+    def job_cancelled(self, job_row: int) -> None:
+        return None
+
+    def finish_run(self, run_id: str, state: RunState) -> None:
+        return None
+
+    def cached_result(
+        self, circuit: QuantumCircuit, shots: int | None, candidates: Sequence[tuple[str, str]]
+    ) -> tuple[int, CircuitResult] | None:
+        return None
+
+    def __repr__(self) -> str:
+        return "<NullRecorder>"
+
+
+NULL_RECORDER = NullRecorder()
+
+
+def recorder_for(journal: RunRecorder | None) -> RunRecorder:
+    """The recorder to drive: ``journal``, or :data:`NULL_RECORDER` for none."""
+    return NULL_RECORDER if journal is None else journal
