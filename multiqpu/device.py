@@ -267,6 +267,11 @@ class Device(abc.ABC):
     (``"provider:name"``) names the device everywhere (CLI, config, journal).
     """
 
+    #: True for a simulator of any kind (ideal or noisy, fake backends and emulators
+    #: included): it is free, has no real queue, and its run time has little to do with
+    #: shots x gate durations. The one way to ask "is this a simulator?" (base classes:
+    #: :class:`multiqpu.simulator.SimulatorDevice` sets it; a delegating device forwards it).
+    simulator: bool = False
     #: True if ``run(..., shots=None)`` returns exact probabilities.
     exact: bool = False
     #: False if the device cannot keep running a circuit after a measurement (Braket QPUs and
