@@ -372,9 +372,7 @@ class Device(abc.ABC):
         self.validate(circuits, shots)
         return await self._submit(circuits, shots)
 
-    async def run(
-        self, circuits: Sequence[QuantumCircuit], shots: int | None = 1024
-    ) -> RunResult:
+    async def run(self, circuits: Sequence[QuantumCircuit], shots: int | None = 1024) -> RunResult:
         """Submit a batch and wait for its results. Cancelling the caller cancels the job."""
         job = await self.submit(circuits, shots)
         try:

@@ -17,13 +17,13 @@ import threading
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from multiqpu import Calibration, CircuitResult, DeviceTarget
+from multiqpu.provider_api import Calibration, CircuitResult, DeviceTarget
 
 if TYPE_CHECKING:
     from qiskit import QuantumCircuit
     from qiskit.transpiler import Target
 
-    from multiqpu.simulation import SimulatorCache
+    from multiqpu.provider_api import SimulatorCache
 
 __all__ = ["FastEngine"]
 
@@ -60,7 +60,7 @@ class FastEngine:
     def simulators(self) -> SimulatorCache:
         with self._lock:
             if self._sims is None:
-                from multiqpu.simulation import SimulatorCache
+                from multiqpu.provider_api import SimulatorCache
 
                 self._sims = SimulatorCache()
             return self._sims
@@ -87,7 +87,7 @@ class FastEngine:
         self, isa_circuits: Sequence[QuantumCircuit], shots: int, seed: int | None
     ) -> tuple[list[CircuitResult], Mapping[str, Any]]:
         """Simulate ISA circuits (blocking). Circuit ``i`` uses simulator seed ``seed + i``."""
-        from multiqpu.simulation import active_qubits, compact_circuit, counts_from_aer
+        from multiqpu.provider_api import active_qubits, compact_circuit, counts_from_aer
 
         base = seed if seed is not None else random.SystemRandom().randrange(2**31)
         results = []

@@ -19,7 +19,7 @@ from qiskit.circuit import Delay, Measure, Parameter, Reset
 from qiskit.circuit.library import get_standard_gate_name_mapping
 from qiskit.transpiler import InstructionProperties, QubitProperties, Target
 
-from multiqpu import Calibration, DeviceTarget
+from multiqpu.provider_api import Calibration, DeviceTarget
 
 __all__ = ["ReadoutProperties", "qiskit_target"]
 
