@@ -77,8 +77,6 @@ class IBMDevice(Device):
     """A real IBM Quantum backend behind multiqpu's device interface (the fake backends are
     :class:`~multiqpu_ibm._fake_device.FakeIBMDevice`, a subclass)."""
 
-    #: True for the offline fake backends (:class:`~multiqpu_ibm._fake_device.FakeIBMDevice`)
-    is_fake = False
 
     def __init__(
         self, name: str, options: IBMOptions, *, limits: DeviceLimits | None = None

@@ -49,7 +49,6 @@ class FakeIBMDevice(IBMDevice, SimulatorDevice):
     class's methods win over :class:`IBMDevice`'s; the run machinery is
     :class:`SimulatorDevice`'s."""
 
-    is_fake = True
     queue_source = "model"
 
     def __init__(self, name: str, options: IBMOptions) -> None:
