@@ -51,9 +51,12 @@ class FastEngine:
     def qiskit_target(self) -> Target:
         with self._lock:
             if self._target is None:
-                from multiqpu_ibm._target import qiskit_target
+                from multiqpu.provider_api import qiskit_target
 
-                self._target = qiskit_target(self.device_target, self.calibration, self.dt)
+                # as the vendor builds a fake backend's Target: calibrated entries only
+                self._target = qiskit_target(
+                    self.device_target, self.calibration, dt=self.dt, calibrated_only=True
+                )
             return self._target
 
     @property
