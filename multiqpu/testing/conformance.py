@@ -379,3 +379,9 @@ def assert_close(got: Mapping[str, float], want: Mapping[str, float], tol: float
     for key in set(got) | set(want):
         g, w = got.get(key, 0.0), want.get(key, 0.0)
         assert abs(g - w) <= tol, f"P({key}) = {g} but the statevector gives {w}"
+
+
+if __name__ == "__main__":  # python -m multiqpu.testing.conformance SPEC [...]
+    from multiqpu.testing._command import main
+
+    raise SystemExit(main())
