@@ -133,7 +133,7 @@ def test_command_passes_a_good_device(capsys: pytest.CaptureFixture[str]) -> Non
     code = conformance_main(["local:ideal", "--device-kwargs", "num_qubits=3", "seed=1"])
     out = capsys.readouterr().out
     assert code == 0, out
-    assert "PASS  device.bit_order" in out and "local:ideal: 28 passed, 0 failed" in out
+    assert "PASS  device.bit_order" in out and "local:ideal: 29 passed, 0 failed" in out
 
 
 class _ReversedProvider(Provider):

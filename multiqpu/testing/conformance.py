@@ -292,6 +292,13 @@ class DeviceConformance:
         assert last is JobStatus.DONE
         assert result.job_id and len(result) == 1
 
+    def test_repeated_runs_are_independent_samples(self, device: Device) -> None:
+        """Two jobs of one circuit are two samples, not one sample twice (a seeded simulator
+        seeds a *sequence* of batches; see :class:`multiqpu.simulator.SimulatorDevice`)."""
+        circuit = circuits.rotations(min(device.num_qubits, 3))
+        first, second = (self.run(device, [circuit], self.shots)[0].counts for _ in range(2))
+        assert first != second, f"two runs gave identical counts {dict(first)}"
+
     # ------------------------------------------------------------------ validation
     def test_rejects_empty_batch(self, device: Device) -> None:
         with pytest.raises(InvalidInputError):
