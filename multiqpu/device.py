@@ -4,7 +4,10 @@ A :class:`Device` is a QPU or simulator. Adapters implement five things:
 ``_submit`` (start a batch, return a :class:`Job`), ``status``, ``queue_estimate``,
 ``calibration`` and ``estimate_cost``; everything else (validation, ``run``, ``transpile``)
 is shared here. Blocking vendor calls never run on the event loop: use :class:`ThreadJob`
-or ``asyncio.to_thread``.
+or ``asyncio.to_thread``. Simulators subclass :class:`multiqpu.simulator.SimulatorDevice`
+instead (one method, seeding done there); wrappers subclass
+:class:`multiqpu.delegating.DelegatingDevice`. Adapters import all of these through
+:mod:`multiqpu.provider_api`.
 
 Counts keys are bitstrings over the circuit's classical bits in Qiskit's order
 (classical bit 0 is the rightmost character), registers joined without spaces.
@@ -205,7 +208,8 @@ class ThreadJob(Job):
     """A job whose work is a blocking function run in a worker thread.
 
     The function receives nothing and returns ``(results, metadata)``; timings are recorded
-    here. Used by local simulators and by vendor SDK calls that block.
+    here. Used by the simulators (:class:`~multiqpu.simulator.SimulatorJob`) and by vendor
+    SDK calls that block.
     """
 
     def __init__(
