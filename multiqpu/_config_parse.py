@@ -67,23 +67,19 @@ def is_secret_key(key: str, provider: Provider | None = None) -> bool:
     """Whether the option ``key`` holds a secret (by name, or declared by the provider)."""
     if key.endswith("_env"):
         return False
-    declared = getattr(provider, "secret_options", ()) if provider is not None else ()
+    declared = provider.secret_options if provider is not None else ()
     return key in declared or bool(_SECRET_NAME.search(key))
 
 
 def accepted_options(provider: Provider, name: str | None = None) -> frozenset[str] | None:
     """Option names ``provider.device(name, ...)`` accepts, or None when it cannot be told.
 
-    Asked in order: an optional ``provider.device_options(name)`` method, an optional
-    ``provider.options`` collection, then the keyword parameters of ``provider.device``
-    (None if it takes ``**options``).
+    Asked in order: ``provider.device_options(name)`` (by default ``provider.options``), then
+    the keyword parameters of ``provider.device`` (None if it takes ``**options``).
     """
-    per_device = getattr(provider, "device_options", None)
-    if callable(per_device) and name is not None:
-        found = per_device(name)
-        if found is not None:
-            return frozenset(found) | COMMON_OPTIONS
-    declared = getattr(provider, "options", None)
+    declared = provider.device_options(name) if name is not None else None
+    if declared is None:
+        declared = provider.options
     if declared is not None:
         return frozenset(declared) | COMMON_OPTIONS
     try:
@@ -227,8 +223,8 @@ def check_fleet(table: Mapping[str, Any], source: str) -> tuple[bool | None, flo
 
 def allowed_keys(provider: Provider, accepted: Collection[str] | None) -> set[str]:
     """Keys a device table of this provider may hold (None accepted: adapter unknown)."""
-    env_options = getattr(provider, "env_options", {}) or {}
-    secret_options = getattr(provider, "secret_options", ()) or ()
+    env_options = provider.env_options
+    secret_options = provider.secret_options
     options = set(accepted or ()) | set(env_options) | set(secret_options) | {"seed"}
     options.discard("limits")
     return options | {f"{o}_env" for o in options} | {"provider", *NAME_KEYS, *LIMIT_KEYS}
@@ -313,7 +309,7 @@ def check_options(
 def config_hint(key: str, provider: Provider) -> str:
     """A did-you-mean for an option an adapter rejected, among the keys the config layer
     itself consumes (which the adapter cannot know about)."""
-    env_options = getattr(provider, "env_options", {}) or {}
+    env_options = provider.env_options
     own = {"provider", *NAME_KEYS, *LIMIT_KEYS, *(f"{o}_env" for o in env_options)}
     return "" if key in own else suggest(key, own)
 

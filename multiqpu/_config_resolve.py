@@ -91,7 +91,7 @@ def resolve_options(
         else:
             options[key], sources[key] = value, f"{table}.{key}"
 
-    for option, var in (getattr(provider, "env_options", None) or {}).items():
+    for option, var in provider.env_options.items():
         got = _from_env(env, var, option, provider, f"env {var}")
         if got is not None:
             options[option], sources[option] = got, f"env {var}"

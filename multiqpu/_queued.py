@@ -20,11 +20,10 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
+from multiqpu.delegating import DelegatingDevice
 from multiqpu.device import (
-    CostEstimate,
     Device,
     DeviceStatus,
-    DeviceTarget,
     Job,
     JobStatus,
     JobTimings,
@@ -36,18 +35,18 @@ from multiqpu.errors import DeviceUnavailableError, JobError
 if TYPE_CHECKING:
     from qiskit import QuantumCircuit
 
-    from multiqpu.calibration import Calibration
     from multiqpu.queue_model import QueueModel
 
 __all__ = ["QueuedDevice", "QueuedJob"]
 
 
-class QueuedDevice(Device):
+class QueuedDevice(DelegatingDevice):
     """``inner`` with a simulated queue in front of it.
 
-    Identity, target, calibration, cost, transpilation and ``retrieve`` are the inner
-    device's; ``status`` and ``queue_estimate`` come from the model (source ``"model"``);
-    ``submit`` returns a :class:`QueuedJob` that waits its sampled queue time first.
+    Identity, target, calibration, cost, transpilation, capabilities and ``retrieve`` are
+    the inner device's (:class:`~multiqpu.delegating.DelegatingDevice`); ``status`` and
+    ``queue_estimate`` come from the model (source ``"model"``); ``submit`` returns a
+    :class:`QueuedJob` that waits its sampled queue time first.
     ``clock`` (wall seconds) and ``epoch`` (virtual time at construction) are for tests.
     """
 
@@ -59,10 +58,7 @@ class QueuedDevice(Device):
         clock: Callable[[], float] = time.time,
         epoch: float | None = None,
     ) -> None:
-        super().__init__(inner.name, inner.provider, limits=inner.limits)
-        self.exact = inner.exact
-        self.mid_circuit_measurement = inner.mid_circuit_measurement
-        self._inner = inner
+        super().__init__(inner)
         self._model = model
         self._clock = clock
         self._t0 = clock()
@@ -71,10 +67,6 @@ class QueuedDevice(Device):
         self._active: set[QueuedJob] = set()
 
     # ---------------------------------------------------------------- the wrapper's own
-    @property
-    def inner(self) -> Device:
-        return self._inner
-
     @property
     def model(self) -> QueueModel:
         return self._model
@@ -91,27 +83,6 @@ class QueuedDevice(Device):
 
     def __repr__(self) -> str:
         return f"<QueuedDevice {self.spec} ({self.num_qubits} qubits; {self._model.describe()})>"
-
-    # ---------------------------------------------------------------- delegated
-    @property
-    def num_qubits(self) -> int:
-        return self._inner.num_qubits
-
-    @property
-    def target(self) -> DeviceTarget:
-        return self._inner.target
-
-    def calibration(self) -> Calibration:
-        return self._inner.calibration()
-
-    def estimate_cost(self, circuits: Sequence[QuantumCircuit], shots: int) -> CostEstimate:
-        return self._inner.estimate_cost(circuits, shots)
-
-    def transpile(self, circuit: QuantumCircuit) -> QuantumCircuit:
-        return self._inner.transpile(circuit)
-
-    async def retrieve(self, job_id: str) -> Job:
-        return await self._inner.retrieve(job_id)
 
     # ---------------------------------------------------------------- modelled
     async def status(self) -> DeviceStatus:

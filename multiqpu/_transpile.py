@@ -1,6 +1,7 @@
-"""Transpilation helpers shared by the devices: a Qiskit Target built from a device's
-:class:`DeviceTarget` and :class:`Calibration` (so layout and routing are noise-aware, the
-way VF2Layout scores layouts), and a structural circuit key for caches."""
+"""Transpilation helpers shared by the devices: the one builder of a Qiskit Target from a
+device's :class:`DeviceTarget` and :class:`Calibration` (so layout and routing are
+noise-aware, the way VF2Layout scores layouts, and simulators build their noise models from
+it), and a structural circuit key for caches."""
 
 from __future__ import annotations
 
@@ -15,9 +16,10 @@ if TYPE_CHECKING:
     from multiqpu.calibration import Calibration
     from multiqpu.device import DeviceTarget
 
+__all__ = ["build_qiskit_target", "circuit_key", "qiskit_target", "transpile_for"]
 
 # Names in the standard-gate mapping that are not gates a basis lists; measure and reset are
-# always added (every device measures; reset is treated as ideal).
+# always added (every device measures).
 _NON_GATES = frozenset({"measure", "reset", "delay", "global_phase", "barrier"})
 
 
@@ -34,9 +36,26 @@ def circuit_key(circuit: QuantumCircuit) -> str:
     return h.hexdigest()[:32]
 
 
-def build_qiskit_target(device_target: DeviceTarget, calibration: Calibration) -> Target:
-    """A Qiskit ``Target`` carrying the device's connectivity, errors and durations."""
-    from qiskit.circuit import Measure, Parameter, Reset
+def build_qiskit_target(
+    device_target: DeviceTarget,
+    calibration: Calibration,
+    *,
+    dt: float | None = None,
+    calibrated_only: bool = False,
+) -> Target:
+    """A Qiskit ``Target`` carrying the device's connectivity, errors and durations: the one
+    builder of a Target from a :class:`DeviceTarget` and a :class:`Calibration`.
+
+    By default every native gate is offered on every qubit (one-qubit gates) or every
+    coupling-map edge (two-qubit gates), with the calibration's figure for each, falling back
+    to its per-qubit or median figures; dynamic-circuit instructions are offered (ideal).
+    ``calibrated_only=True`` builds the Target the way a vendor does from its calibration
+    data (IBM's fake backends): each gate only on the qubit tuples the calibration has figures
+    for (all qubits or edges, without figures, when it has none for that gate), no figure
+    where none was given, reset timed where calibrated (else ideal), ``delay``, and no control
+    flow. ``dt`` is the device's sample time (seconds).
+    """
+    from qiskit.circuit import Delay, Measure, Parameter, Reset
     from qiskit.circuit.library import get_standard_gate_name_mapping
     from qiskit.transpiler import InstructionProperties, QubitProperties, Target
 
@@ -44,44 +63,74 @@ def build_qiskit_target(device_target: DeviceTarget, calibration: Calibration) -
     qubit_props = [
         QubitProperties(t1=calibration.t1.get(q), t2=calibration.t2.get(q)) for q in range(n)
     ]
-    target = Target(num_qubits=n, qubit_properties=qubit_props)
+    target = Target(num_qubits=n, dt=dt, qubit_properties=qubit_props)
     gates = get_standard_gate_name_mapping()
     if device_target.coupling_map is None:
-        edges: list[tuple[int, int]] = [(a, b) for a in range(n) for b in range(n) if a != b]
+        edges: list[tuple[int, ...]] = [(a, b) for a in range(n) for b in range(n) if a != b]
     else:
-        edges = [tuple(e) for e in device_target.coupling_map]  # type: ignore[misc]
-    props: dict[tuple[int, ...], InstructionProperties]
+        edges = [(int(a), int(b)) for a, b in device_target.coupling_map]
     for name in device_target.basis_gates:
         gate = gates.get(name)
         if gate is None or name in _NON_GATES:
             continue
         if gate.params:
             gate = type(gate)(*[Parameter(f"θ{i}") for i in range(len(gate.params))])
-        if gate.num_qubits == 1:
-            # rz is virtual (a frame change): no duration unless the vendor gives one
-            virtual = name == "rz" and name not in calibration.gate_durations
-            props = {
-                (q,): InstructionProperties(
-                    error=calibration.error(name, (q,)),
-                    duration=0.0 if virtual else calibration.duration(name, (q,)),
-                )
-                for q in range(n)
-            }
-        elif gate.num_qubits == 2:
-            props = {
-                e: InstructionProperties(
-                    error=calibration.error(name, e), duration=calibration.duration(name, e)
-                )
-                for e in edges
-            }
+        everywhere: list[tuple[int, ...]] = (
+            [(q,) for q in range(n)] if gate.num_qubits == 1 else edges
+        )
+        if calibrated_only:
+            props = _calibrated_props(calibration, name, gate.num_qubits, everywhere)
+        elif gate.num_qubits <= 2:
+            props = _filled_props(calibration, name, everywhere)
         else:
             continue
-        target.add_instruction(gate, props)
-    target.add_instruction(Measure(), {(q,): _readout_properties(calibration, q) for q in range(n)})
-    target.add_instruction(Reset(), {(q,): None for q in range(n)})
-    for op_class, op_name in _control_flow():
-        target.add_instruction(op_class, name=op_name)  # dynamic circuits: ideal, any qubits
+        if props:
+            target.add_instruction(gate, props)
+    if calibrated_only:  # as a vendor Target: reset timed where calibrated, delay offered
+        reset = calibration.gate_durations.get("reset", {})
+        target.add_instruction(
+            Reset(), {(q,): InstructionProperties(duration=reset.get((q,))) for q in range(n)}
+        )
+        target.add_instruction(Delay(Parameter("t")), {(q,): None for q in range(n)})
+    else:  # reset is treated as ideal
+        target.add_instruction(Reset(), {(q,): None for q in range(n)})
+    readout = _vendor_readout if calibrated_only else _readout_properties
+    target.add_instruction(Measure(), {(q,): readout(calibration, q) for q in range(n)})
+    if not calibrated_only:
+        for op_class, op_name in _control_flow():
+            target.add_instruction(op_class, name=op_name)  # dynamic circuits: ideal, any qubits
     return target
+
+
+def _filled_props(
+    calibration: Calibration, name: str, qargs: list[tuple[int, ...]]
+) -> dict[tuple[int, ...], InstructionProperties]:
+    from qiskit.transpiler import InstructionProperties
+
+    # rz is virtual (a frame change): no duration unless the vendor gives one
+    virtual = name == "rz" and name not in calibration.gate_durations
+    return {
+        q: InstructionProperties(
+            error=calibration.error(name, q),
+            duration=0.0 if virtual else calibration.duration(name, q),
+        )
+        for q in qargs
+    }
+
+
+def _calibrated_props(
+    calibration: Calibration, name: str, width: int, everywhere: list[tuple[int, ...]]
+) -> dict[tuple[int, ...], InstructionProperties]:
+    from qiskit.transpiler import InstructionProperties
+
+    errors = calibration.gate_errors.get(name, {})
+    durations = calibration.gate_durations.get(name, {})
+    qargs = sorted(set(errors) | set(durations)) or list(everywhere)
+    return {
+        q: InstructionProperties(duration=durations.get(q), error=errors.get(q))
+        for q in qargs
+        if len(q) == width
+    }
 
 
 def _control_flow() -> list[tuple[type, str]]:
@@ -111,6 +160,19 @@ def _readout_properties(calibration: Calibration, q: int) -> InstructionProperti
     return InstructionProperties(duration=duration, error=error or 0.0)
 
 
+def _vendor_readout(calibration: Calibration, q: int) -> InstructionProperties:
+    """As a vendor Target holds it: the figures given (None where unknown), plus the
+    asymmetric readout probabilities when both are known."""
+    from qiskit.transpiler import InstructionProperties
+
+    duration = calibration.duration("measure", (q,))
+    error = calibration.readout_error.get(q)
+    p10, p01 = calibration.prob_meas1_prep0.get(q), calibration.prob_meas0_prep1.get(q)
+    if p10 is not None and p01 is not None:
+        return _readout_class()(duration=duration, error=error, p10=p10, p01=p01)
+    return InstructionProperties(duration=duration, error=error)
+
+
 @cache
 def _readout_class() -> type[InstructionProperties]:
     from qiskit.transpiler import InstructionProperties
@@ -129,16 +191,28 @@ def _readout_class() -> type[InstructionProperties]:
 
 
 @lru_cache(maxsize=64)
-def _cached_target(key: str, device_target: DeviceTarget, calibration: Calibration) -> Target:
-    return build_qiskit_target(device_target, calibration)
+def _cached_target(
+    key: str,
+    device_target: DeviceTarget,
+    calibration: Calibration,
+    dt: float | None,
+    calibrated_only: bool,
+) -> Target:
+    return build_qiskit_target(device_target, calibration, dt=dt, calibrated_only=calibrated_only)
 
 
-def qiskit_target(device_target: DeviceTarget, calibration: Calibration) -> Target:
-    """:func:`build_qiskit_target`, cached per (target, calibration content): the Target the
-    transpiler maps onto is also the one a simulator builds its noise model from."""
-    return _cached_target(
-        f"{device_target!r}{calibration.fingerprint()}", device_target, calibration
-    )
+def qiskit_target(
+    device_target: DeviceTarget,
+    calibration: Calibration,
+    *,
+    dt: float | None = None,
+    calibrated_only: bool = False,
+) -> Target:
+    """:func:`build_qiskit_target`, cached per (target, calibration content, options): the
+    Target the transpiler maps onto is also the one a simulator builds its noise model from.
+    Treat it as read-only."""
+    key = f"{device_target!r}{calibration.fingerprint()}{dt!r}{calibrated_only}"
+    return _cached_target(key, device_target, calibration, dt, calibrated_only)
 
 
 def transpile_for(

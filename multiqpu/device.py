@@ -4,7 +4,10 @@ A :class:`Device` is a QPU or simulator. Adapters implement five things:
 ``_submit`` (start a batch, return a :class:`Job`), ``status``, ``queue_estimate``,
 ``calibration`` and ``estimate_cost``; everything else (validation, ``run``, ``transpile``)
 is shared here. Blocking vendor calls never run on the event loop: use :class:`ThreadJob`
-or ``asyncio.to_thread``.
+or ``asyncio.to_thread``. Simulators subclass :class:`multiqpu.simulator.SimulatorDevice`
+instead (one method, seeding done there); wrappers subclass
+:class:`multiqpu.delegating.DelegatingDevice`. Adapters import all of these through
+:mod:`multiqpu.provider_api`.
 
 Counts keys are bitstrings over the circuit's classical bits in Qiskit's order
 (classical bit 0 is the rightmost character), registers joined without spaces.
@@ -205,7 +208,8 @@ class ThreadJob(Job):
     """A job whose work is a blocking function run in a worker thread.
 
     The function receives nothing and returns ``(results, metadata)``; timings are recorded
-    here. Used by local simulators and by vendor SDK calls that block.
+    here. Used by the simulators (:class:`~multiqpu.simulator.SimulatorJob`) and by vendor
+    SDK calls that block.
     """
 
     def __init__(
@@ -267,6 +271,11 @@ class Device(abc.ABC):
     (``"provider:name"``) names the device everywhere (CLI, config, journal).
     """
 
+    #: True for a simulator of any kind (ideal or noisy, fake backends and emulators
+    #: included): it is free, has no real queue, and its run time has little to do with
+    #: shots x gate durations. The one way to ask "is this a simulator?" (base classes:
+    #: :class:`multiqpu.simulator.SimulatorDevice` sets it; a delegating device forwards it).
+    simulator: bool = False
     #: True if ``run(..., shots=None)`` returns exact probabilities.
     exact: bool = False
     #: False if the device cannot keep running a circuit after a measurement (Braket QPUs and
@@ -367,9 +376,7 @@ class Device(abc.ABC):
         self.validate(circuits, shots)
         return await self._submit(circuits, shots)
 
-    async def run(
-        self, circuits: Sequence[QuantumCircuit], shots: int | None = 1024
-    ) -> RunResult:
+    async def run(self, circuits: Sequence[QuantumCircuit], shots: int | None = 1024) -> RunResult:
         """Submit a batch and wait for its results. Cancelling the caller cancels the job."""
         job = await self.submit(circuits, shots)
         try:

@@ -1,6 +1,6 @@
 """Provider discovery through the ``multiqpu.providers`` entry-point group.
 
-A provider is any object satisfying :class:`Provider`. Third parties register theirs in
+A provider is an instance of a :class:`Provider` subclass. Third parties register theirs in
 their own ``pyproject.toml``::
 
     [project.entry-points."multiqpu.providers"]
@@ -12,11 +12,13 @@ SDKs are imported when a device first needs them, not when the provider object i
 
 from __future__ import annotations
 
+import abc
 import importlib.util
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from functools import cache
 from importlib.metadata import entry_points
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from multiqpu.errors import ConfigError, MissingExtraError, UnknownProviderError
 
@@ -28,28 +30,81 @@ __all__ = ["ENTRY_POINT_GROUP", "Provider", "available_providers", "get_provider
 ENTRY_POINT_GROUP = "multiqpu.providers"
 
 
-@runtime_checkable
-class Provider(Protocol):
-    """What a provider adapter exposes to the core."""
+class Provider(abc.ABC):
+    """What a provider adapter exposes to the core: subclass it.
 
-    #: short name used in specs ("ibm" in "ibm:fake_torino")
-    name: str
+    Required: ``name``, ``extra``, :meth:`device` and :meth:`known_devices`. Everything else
+    has a default: ``requires`` (nothing), ``env_options`` (none), ``secret_options`` (none),
+    ``options`` (not declared), :meth:`device_options` (``options``) and
+    :meth:`default_devices` (none). The core reads these attributes directly.
+    """
+
+    #: short name used in specs ("ibm" in "ibm:fake_torino"); no colon
+    name: ClassVar[str]
     #: the pip extra that installs its vendor SDK ("ibm" -> pip install 'multiqpu[ibm]')
-    extra: str
-    #: importable top-level modules the provider needs
-    requires: Sequence[str]
+    extra: ClassVar[str]
+    #: importable top-level modules the provider needs (checked before ``device()``)
+    requires: Sequence[str] = ()
+    #: option name -> environment variable that supplies it, e.g. ``{"token": "ACME_TOKEN"}``
+    env_options: Mapping[str, str] = MappingProxyType({})
+    #: options holding secrets; they reach ``device()`` wrapped in :class:`multiqpu.Secret`
+    secret_options: Sequence[str] = ()
+    #: option names every device accepts (None: not declared; see :meth:`device_options`)
+    options: Collection[str] | None = None
 
+    @abc.abstractmethod
     def device(self, name: str, **options: Any) -> Device:
-        """Build a device. ``options`` come from arguments or a config-file table."""
-        ...
+        """Build a device. ``options`` come from arguments or a config-file table; unknown
+        names and options raise :class:`~multiqpu.ConfigError`."""
 
-    def default_devices(self) -> Sequence[str]:
-        """Device names this provider contributes to the embedded default fleet."""
-        ...
-
+    @abc.abstractmethod
     def known_devices(self) -> Sequence[str]:
         """Device names this provider can build offline (for listings and error messages)."""
-        ...
+
+    def default_devices(self) -> Sequence[str]:
+        """Device names this provider contributes to the embedded default fleet (offline
+        ones only)."""
+        return ()
+
+    def device_options(self, name: str) -> Collection[str] | None:
+        """Options ``device(name, ...)`` accepts; None when not declared (the config layer
+        then reads the keyword parameters of :meth:`device`)."""
+        return self.options
+
+    def __repr__(self) -> str:
+        return f"<multiqpu provider {self.name!r}>"
+
+
+class _Adopted(Provider):
+    """A provider object written before :class:`Provider` was a base class (it has the
+    attributes but does not subclass it), with the defaults filled in once, at load."""
+
+    def __init__(self, inner: Any) -> None:
+        self._inner = inner
+        self.name = inner.name  # type: ignore[misc]
+        self.extra = inner.extra  # type: ignore[misc]
+        self.requires = tuple(getattr(inner, "requires", ()) or ())
+        self.env_options = dict(getattr(inner, "env_options", None) or {})
+        self.secret_options = tuple(getattr(inner, "secret_options", ()) or ())
+        self.options = getattr(inner, "options", None)
+
+    def device(self, name: str, **options: Any) -> Device:
+        return self._inner.device(name, **options)
+
+    def known_devices(self) -> Sequence[str]:
+        return list(self._inner.known_devices())
+
+    def default_devices(self) -> Sequence[str]:
+        found = getattr(self._inner, "default_devices", None)
+        return list(found()) if callable(found) else []
+
+    def device_options(self, name: str) -> Collection[str] | None:
+        found = getattr(self._inner, "device_options", None)
+        declared = found(name) if callable(found) else None
+        return declared if declared is not None else self.options
+
+
+_REQUIRED = ("name", "extra", "device", "known_devices")
 
 
 @cache
@@ -89,10 +144,12 @@ def get_provider(name: str) -> Provider:
     except ImportError as exc:  # the adapter package itself failed to import
         raise MissingExtraError(name, name, exc.name or str(exc)) from exc
     if not isinstance(provider, Provider):
-        raise ConfigError(
-            f"entry point '{name}' = '{ep.value}' does not provide a multiqpu Provider "
-            "(needs name, extra, requires, device(), default_devices(), known_devices())"
-        )
+        if not all(hasattr(provider, attr) for attr in _REQUIRED):
+            raise ConfigError(
+                f"entry point '{name}' = '{ep.value}' does not provide a multiqpu Provider "
+                "(subclass multiqpu.Provider: name, extra, device(), known_devices())"
+            )
+        provider = _Adopted(provider)
     _loaded[name] = provider
     return provider
 

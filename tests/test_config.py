@@ -81,7 +81,7 @@ class ToyDevice(Device):
         return CostEstimate(0.0)
 
 
-class ToyProvider:
+class ToyProvider(registry.Provider):
     name = "toy"
     extra = "toy"
     requires: Sequence[str] = ()

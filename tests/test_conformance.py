@@ -19,8 +19,12 @@ from multiqpu_local._profile import uniform_profile
 
 import multiqpu
 from multiqpu import Calibration, CircuitResult
+from multiqpu import providers as registry
+from multiqpu.pool import local_devices
 from multiqpu.providers import Provider, get_provider
 from multiqpu.testing import DeviceConformance, ProviderConformance
+from multiqpu.testing._command import main as conformance_main
+from multiqpu.testing._command import parse_kwargs
 
 # (spec, options, id); the noisy local device emulates a real calibration snapshot.
 DEVICES: list[tuple[str, dict[str, Any], str]] = [
@@ -77,6 +81,88 @@ class TestProviders(ProviderConformance):
     )
     def provider(self, request: pytest.FixtureRequest) -> Provider:
         return get_provider(request.param)
+
+
+# ---------------------------------------------------------------- the default fleet
+#: the default fleet's queue models, scaled so that a job waits microseconds, not seconds
+FLEET_TIME_SCALE = 1e-6
+_FLEET: dict[bool, list[multiqpu.Device]] = {}
+
+
+def _fleet(queued: bool) -> list[multiqpu.Device]:
+    if queued not in _FLEET:
+        _FLEET[queued] = local_devices(queues=queued, time_scale=FLEET_TIME_SCALE)
+    return _FLEET[queued]
+
+
+class TestDefaultFleet(DeviceConformance):
+    """Every device of the embedded default fleet, behind its simulated queue and bare."""
+
+    @pytest.fixture(
+        params=[
+            pytest.param((queued, i), id=f"{'queued-' if queued else ''}{d.spec}")
+            for queued in (True, False)
+            for i, d in enumerate(_fleet(queued))
+        ],
+    )
+    def device(self, request: pytest.FixtureRequest) -> multiqpu.Device:
+        queued, index = request.param
+        return _fleet(queued)[index]
+
+
+def test_default_fleet_devices_say_they_are_simulators() -> None:
+    for queued in (True, False):
+        for device in _fleet(queued):
+            assert device.simulator, device.spec
+
+
+# ---------------------------------------------------------------- the command
+def test_command_parses_device_kwargs() -> None:
+    assert parse_kwargs(["seed=1", "p=0.5", "on=true", "x=none", "name=a:b"]) == {
+        "seed": 1,
+        "p": 0.5,
+        "on": True,
+        "x": None,
+        "name": "a:b",
+    }
+    with pytest.raises(ValueError, match="KEY=VALUE"):
+        parse_kwargs(["seed"])
+
+
+def test_command_passes_a_good_device(capsys: pytest.CaptureFixture[str]) -> None:
+    code = conformance_main(["local:ideal", "--device-kwargs", "num_qubits=3", "seed=1"])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert "PASS  device.bit_order" in out and "local:ideal: 29 passed, 0 failed" in out
+
+
+class _ReversedProvider(Provider):
+    name = "reversed"
+    extra = "reversed"
+
+    def device(self, name: str, **options: Any) -> multiqpu.Device:
+        dev = _ReversedKeys(3, seed=1)
+        dev.provider = "reversed"
+        return dev
+
+    def known_devices(self) -> list[str]:
+        return ["qpu"]
+
+
+def test_command_fails_a_bad_device(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(registry._loaded, "reversed", _ReversedProvider())
+    code = conformance_main(["reversed:qpu"])
+    out = capsys.readouterr().out
+    assert code == 1
+    assert "FAIL  device.bit_order" in out and "rightmost" in out
+    assert "PASS  device.identity" in out
+
+
+def test_command_reports_a_device_it_cannot_build(capsys: pytest.CaptureFixture[str]) -> None:
+    assert conformance_main(["nope:x"]) == 1
+    assert "unknown provider 'nope'" in capsys.readouterr().err
 
 
 # ---------------------------------------------------------------- the suite has teeth

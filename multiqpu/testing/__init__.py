@@ -2,7 +2,9 @@
 
 :class:`DeviceConformance` and :class:`ProviderConformance` are the provider conformance
 suite (they need pytest): subclass them in your test suite and override the ``device`` /
-``provider`` fixture. See ``docs/providers/writing-a-provider.md``. They load lazily, so
+``provider`` fixture, or run them from a shell against one device with
+``multiqpu-conformance SPEC [--device-kwargs K=V ...]`` (``python -m
+multiqpu.testing.conformance``). See ``docs/providers/writing-a-provider.md``. They load lazily, so
 importing another helper module here (``multiqpu.testing.faults``) does not import pytest.
 """
 

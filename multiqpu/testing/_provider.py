@@ -52,16 +52,16 @@ class ProviderConformance:
         raise NotImplementedError("override the `provider` fixture with your provider object")
 
     def test_is_a_provider(self, provider: Provider) -> None:
-        assert isinstance(provider, Provider), "needs name, extra, requires and three methods"
+        assert isinstance(provider, Provider), "subclass multiqpu.Provider"
         assert isinstance(provider.name, str) and provider.name and ":" not in provider.name
         assert isinstance(provider.extra, str) and provider.extra
         assert all(isinstance(m, str) for m in provider.requires)
 
     def test_optional_attributes(self, provider: Provider) -> None:
-        env = getattr(provider, "env_options", {})
+        env = provider.env_options
         assert isinstance(env, Mapping)
         assert all(isinstance(k, str) and isinstance(v, str) for k, v in env.items())
-        secret = getattr(provider, "secret_options", ())
+        secret = provider.secret_options
         assert all(isinstance(s, str) for s in secret)
 
     def test_default_devices_are_known(self, provider: Provider) -> None:

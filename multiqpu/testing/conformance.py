@@ -292,6 +292,13 @@ class DeviceConformance:
         assert last is JobStatus.DONE
         assert result.job_id and len(result) == 1
 
+    def test_repeated_runs_are_independent_samples(self, device: Device) -> None:
+        """Two jobs of one circuit are two samples, not one sample twice (a seeded simulator
+        seeds a *sequence* of batches; see :class:`multiqpu.simulator.SimulatorDevice`)."""
+        circuit = circuits.rotations(min(device.num_qubits, 3))
+        first, second = (self.run(device, [circuit], self.shots)[0].counts for _ in range(2))
+        assert first != second, f"two runs gave identical counts {dict(first)}"
+
     # ------------------------------------------------------------------ validation
     def test_rejects_empty_batch(self, device: Device) -> None:
         with pytest.raises(InvalidInputError):
@@ -379,3 +386,9 @@ def assert_close(got: Mapping[str, float], want: Mapping[str, float], tol: float
     for key in set(got) | set(want):
         g, w = got.get(key, 0.0), want.get(key, 0.0)
         assert abs(g - w) <= tol, f"P({key}) = {g} but the statevector gives {w}"
+
+
+if __name__ == "__main__":  # python -m multiqpu.testing.conformance SPEC [...]
+    from multiqpu.testing._command import main
+
+    raise SystemExit(main())

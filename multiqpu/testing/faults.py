@@ -29,8 +29,9 @@ Faults, in the order a submission meets them:
 * ``hang=True``: accepted jobs never return (until cancelled), to exercise timeouts and hedging.
   The inner device is not asked to run them.
 
-Everything else (target, calibration, cost, transpilation, ``exact``, limits) is the inner
-device's. The wrapper has its own name (``name``, default ``"<inner name>-faulty"``) so a fleet can
+Everything else (target, calibration, cost, transpilation, queue estimate, ``simulator``,
+``exact``, limits) is the inner device's (:class:`~multiqpu.delegating.DelegatingDevice`).
+The wrapper has its own name (``name``, default ``"<inner name>-faulty"``) so a fleet can
 hold several wrappers of one device. ``submissions`` records every accepted job (circuit keys and
 shots), so a test can count what was run where.
 """
@@ -44,17 +45,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
-from multiqpu.device import (
-    CostEstimate,
-    Device,
-    DeviceStatus,
-    DeviceTarget,
-    Job,
-    JobStatus,
-    JobTimings,
-    QueueEstimate,
-    RunResult,
-)
+from multiqpu.delegating import DelegatingDevice
+from multiqpu.device import Device, DeviceStatus, Job, JobStatus, JobTimings, RunResult
 from multiqpu.errors import (
     DeviceUnavailableError,
     InvalidInputError,
@@ -64,8 +56,6 @@ from multiqpu.errors import (
 
 if TYPE_CHECKING:
     from qiskit import QuantumCircuit
-
-    from multiqpu.calibration import Calibration
 
 __all__ = ["FaultyDevice", "FaultyJob", "Submission"]
 
@@ -81,7 +71,7 @@ class Submission:
     at: float
 
 
-class FaultyDevice(Device):
+class FaultyDevice(DelegatingDevice):
     """``inner`` with injected faults (see the module docstring)."""
 
     def __init__(
@@ -96,7 +86,7 @@ class FaultyDevice(Device):
         seed: int = 0,
         name: str | None = None,
     ) -> None:
-        super().__init__(name or f"{inner.name}-faulty", inner.provider, limits=inner.limits)
+        super().__init__(inner, name=name or f"{inner.name}-faulty")
         if isinstance(transient_failures, bool) or not isinstance(transient_failures, int | float):
             raise InvalidInputError(
                 f"transient_failures is a count (int) or a probability (float), "
@@ -113,9 +103,6 @@ class FaultyDevice(Device):
         low, high = delay_s if isinstance(delay_s, tuple) else (delay_s, delay_s)
         if not 0 <= low <= high:
             raise InvalidInputError(f"delay_s must be >= 0 (low <= high), got {delay_s!r}")
-        self.exact = inner.exact
-        self.mid_circuit_measurement = inner.mid_circuit_measurement
-        self.inner = inner
         self.transient_failures = transient_failures
         self.fail_after = fail_after
         self.fail_in_flight = fail_in_flight
@@ -141,30 +128,7 @@ class FaultyDevice(Device):
         """True once the device has been lost (``fail_after``)."""
         return self._lost
 
-    def __repr__(self) -> str:
-        return f"<FaultyDevice {self.spec} around {self.inner.spec}>"
-
-    # ---------------------------------------------------------------- delegated
-    @property
-    def num_qubits(self) -> int:
-        return self.inner.num_qubits
-
-    @property
-    def target(self) -> DeviceTarget:
-        return self.inner.target
-
-    def calibration(self) -> Calibration:
-        return self.inner.calibration()
-
-    def estimate_cost(self, circuits: Sequence[QuantumCircuit], shots: int) -> CostEstimate:
-        return self.inner.estimate_cost(circuits, shots)
-
-    def transpile(self, circuit: QuantumCircuit) -> QuantumCircuit:
-        return self.inner.transpile(circuit)
-
-    async def queue_estimate(self) -> QueueEstimate:
-        return await self.inner.queue_estimate()
-
+    # ---------------------------------------------------------------- changed
     async def status(self) -> DeviceStatus:
         if self._lost:
             return DeviceStatus.OFFLINE

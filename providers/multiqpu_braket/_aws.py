@@ -22,22 +22,25 @@ import time
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from multiqpu.calibration import Calibration
-from multiqpu.device import (
+from multiqpu.provider_api import (
+    Calibration,
     CircuitResult,
+    ConfigError,
     CostEstimate,
     Device,
     DeviceLimits,
     DeviceStatus,
     DeviceTarget,
     Job,
+    JobError,
     JobStatus,
     JobTimings,
+    MultiQPUError,
+    ProviderError,
     QueueEstimate,
     RunResult,
+    Secret,
 )
-from multiqpu.errors import ConfigError, JobError, MultiQPUError, ProviderError
-from multiqpu.secrets import Secret
 from multiqpu_braket import _pricing
 from multiqpu_braket._calibration import DeviceProfile, parse_properties
 from multiqpu_braket._errors import translate_error

@@ -25,8 +25,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from multiqpu.calibration import Calibration
-from multiqpu.errors import ConfigError
+from multiqpu.provider_api import Calibration, ConfigError
 from multiqpu_braket._translate import BRAKET_TO_QISKIT, qiskit_basis
 
 __all__ = ["DeviceProfile", "parse_properties"]

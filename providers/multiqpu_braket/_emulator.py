@@ -21,10 +21,15 @@ from functools import cache
 from importlib import resources
 from typing import TYPE_CHECKING, Any
 
-from multiqpu.calibration import Calibration
-from multiqpu.device import CircuitResult, DeviceLimits, DeviceTarget
-from multiqpu.errors import CircuitTooLargeError, ProviderError
-from multiqpu.simulation import active_qubits
+from multiqpu.provider_api import (
+    Calibration,
+    CircuitResult,
+    CircuitTooLargeError,
+    DeviceLimits,
+    DeviceTarget,
+    ProviderError,
+    active_qubits,
+)
 from multiqpu_braket._calibration import DeviceProfile, parse_properties
 from multiqpu_braket._local import DM_MAX_QUBITS, SIMULATOR_LOCK, LocalBraketDevice
 from multiqpu_braket._translate import probabilities_from_braket, to_braket_circuit

@@ -12,7 +12,7 @@ we pass only the error code and message along.
 
 from __future__ import annotations
 
-from multiqpu.errors import (
+from multiqpu.provider_api import (
     CredentialsError,
     DeviceUnavailableError,
     MultiQPUError,

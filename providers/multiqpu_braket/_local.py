@@ -16,20 +16,18 @@ import threading
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from multiqpu.calibration import Calibration
-from multiqpu.device import (
+from multiqpu.provider_api import (
+    Batch,
+    Calibration,
     CircuitResult,
+    CircuitTooLargeError,
     CostEstimate,
-    Device,
     DeviceLimits,
-    DeviceStatus,
     DeviceTarget,
-    Job,
-    QueueEstimate,
-    ThreadJob,
+    ProviderError,
+    SimulatorDevice,
+    active_qubits,
 )
-from multiqpu.errors import CircuitTooLargeError, ProviderError
-from multiqpu.simulation import active_qubits
 from multiqpu_braket import _pricing
 from multiqpu_braket._translate import (
     GATES,
@@ -57,19 +55,20 @@ SV_MAX_QUBITS = 26  # LocalSimulator("braket_sv").properties.paradigm.qubitCount
 DM_MAX_QUBITS = 13  # LocalSimulator("braket_dm").properties.paradigm.qubitCount
 
 
-class LocalBraketDevice(Device):
-    """Shared machinery: a thread per batch, exact distribution, seeded sampling."""
+class LocalBraketDevice(SimulatorDevice):
+    """Shared machinery: exact distribution, then sampling from the batch's generator (the
+    thread per batch and the per-batch seeding are :class:`SimulatorDevice`'s)."""
 
     mid_circuit_measurement = False  # the translation refuses measure-then-continue
 
+    queue_source = "model"
     backend: str = "braket_sv"
     max_active: int = SV_MAX_QUBITS
 
     def __init__(
         self, name: str, *, limits: DeviceLimits | None = None, seed: int | None = None
     ) -> None:
-        super().__init__(name, "braket", limits=limits)
-        self.seed = seed
+        super().__init__(name, "braket", seed=seed, limits=limits)
         self._sim: Any = None
         self._lock = threading.Lock()
 
@@ -119,23 +118,11 @@ class LocalBraketDevice(Device):
     ) -> CircuitResult:
         raise NotImplementedError
 
-    async def _submit(self, circuits: Sequence[QuantumCircuit], shots: int | None) -> Job:
-        seed = self.seed
-
-        def work() -> tuple[list[CircuitResult], Mapping[str, Any]]:
-            import numpy as np
-
-            rng = np.random.default_rng(seed)
-            results = [self._run_one(c, shots, rng) for c in circuits]
-            return results, {"engine": f"braket LocalSimulator({self.backend})", "seed": seed}
-
-        return ThreadJob(self.spec, work)
-
-    async def status(self) -> DeviceStatus:
-        return DeviceStatus.ONLINE
-
-    async def queue_estimate(self) -> QueueEstimate:
-        return QueueEstimate(pending_jobs=0, expected_wait_s=0.0, source="model")
+    def _simulate(
+        self, circuits: Batch, shots: int | None, rng: np.random.Generator
+    ) -> tuple[list[CircuitResult], Mapping[str, Any]]:
+        results = [self._run_one(c, shots, rng) for c in circuits]
+        return results, {"engine": f"braket LocalSimulator({self.backend})"}
 
     def estimate_cost(self, circuits: Sequence[QuantumCircuit], shots: int) -> CostEstimate:
         return _pricing.free(circuits, shots, "local Braket simulator")

@@ -18,7 +18,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable
 
-from multiqpu.calibration import Calibration
+from multiqpu.provider_api import Calibration
 
 __all__ = ["CalibrationNoise"]
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from multiqpu.device import CostEstimate
+from multiqpu.provider_api import CostEstimate
 
 if TYPE_CHECKING:
     from qiskit import QuantumCircuit

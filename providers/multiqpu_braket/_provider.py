@@ -8,13 +8,17 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from multiqpu.calibration import Calibration
-from multiqpu.device import DeviceLimits
-from multiqpu.errors import ConfigError, MultiQPUError
-from multiqpu.secrets import Secret
+from multiqpu.provider_api import (
+    Calibration,
+    ConfigError,
+    DeviceLimits,
+    MultiQPUError,
+    Provider,
+    Secret,
+)
 
 if TYPE_CHECKING:
-    from multiqpu.device import Device
+    from multiqpu.provider_api import Device
 
 __all__ = ["BraketProvider", "EXAMPLE_ARNS"]
 
@@ -84,7 +88,7 @@ def load_calibration(value: Any) -> Calibration | None:
             ) from None
     spec = str(value)
     if ":" in spec and not spec.startswith("braket:dm"):
-        from multiqpu.fleet import device
+        from multiqpu.provider_api import device
 
         try:
             return device(spec).calibration()
@@ -99,7 +103,7 @@ def load_calibration(value: Any) -> Calibration | None:
     )
 
 
-class BraketProvider:
+class BraketProvider(Provider):
     """Amazon Braket: local simulators, an offline QPU emulator, and AWS devices by ARN."""
 
     name = "braket"
@@ -163,6 +167,3 @@ class BraketProvider:
         from multiqpu_braket._emulator import EmulatorDevice
 
         return EmulatorDevice(limits=limits, seed=seed)
-
-    def __repr__(self) -> str:
-        return "<multiqpu provider 'braket'>"

@@ -11,8 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 
-from multiqpu.device import QueueEstimate
-from multiqpu.errors import ProviderError
+from multiqpu.provider_api import ProviderError, QueueEstimate
 
 __all__ = ["parse_depth", "queue_estimate"]
 

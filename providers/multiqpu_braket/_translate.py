@@ -20,7 +20,7 @@ from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
-from multiqpu.errors import InvalidInputError
+from multiqpu.provider_api import InvalidInputError
 
 if TYPE_CHECKING:
     import numpy as np

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from multiqpu.provider_api import Provider
 from multiqpu_ibm._device import IBMDevice
 from multiqpu_ibm._options import ACCEPTED, parse_options, unknown_device
 from multiqpu_ibm._snapshots import fake_backend_names
@@ -18,7 +19,7 @@ from multiqpu_ibm._snapshots import fake_backend_names
 __all__ = ["IBMDevice", "IBMProvider", "provider"]
 
 
-class IBMProvider:
+class IBMProvider(Provider):
     """The ``ibm`` provider: 68 offline fake backends plus any real IBM Quantum backend."""
 
     name = "ibm"
@@ -37,7 +38,12 @@ class IBMProvider:
         fake = name.startswith("fake_")
         if fake and name not in fake_backend_names():
             raise unknown_device(name, fake_backend_names())
-        return IBMDevice(name, parse_options(name, options, fake=fake))
+        parsed = parse_options(name, options, fake=fake)
+        if fake:
+            from multiqpu_ibm._fake_device import FakeIBMDevice
+
+            return FakeIBMDevice(name, parsed)
+        return IBMDevice(name, parsed)
 
     #: option names every IBM device accepts (the config layer's "did you mean" uses them)
     options: frozenset[str] = frozenset(ACCEPTED)
@@ -49,9 +55,6 @@ class IBMProvider:
         """Every fake backend shipped with the installed qiskit-ibm-runtime (found by listing
         its snapshot folder, without importing it)."""
         return list(fake_backend_names())
-
-    def __repr__(self) -> str:
-        return "<multiqpu provider 'ibm'>"
 
 
 provider = IBMProvider()

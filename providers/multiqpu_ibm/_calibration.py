@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from multiqpu import Calibration, DeviceTarget
+from multiqpu.provider_api import Calibration, DeviceTarget
 
 if TYPE_CHECKING:
     from qiskit.transpiler import Target

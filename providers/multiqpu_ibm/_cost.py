@@ -14,12 +14,12 @@ import math
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from multiqpu import CostEstimate
+from multiqpu.provider_api import CostEstimate
 
 if TYPE_CHECKING:
     from qiskit import QuantumCircuit
 
-    from multiqpu import Calibration
+    from multiqpu.provider_api import Calibration
 
 __all__ = [
     "JOB_OVERHEAD_S",

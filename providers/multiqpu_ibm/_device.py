@@ -12,14 +12,13 @@
 from __future__ import annotations
 
 import asyncio
-import random
 import threading
 import time
 from collections import OrderedDict
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from multiqpu import (
+from multiqpu.provider_api import (
     Calibration,
     CostEstimate,
     Device,
@@ -28,18 +27,15 @@ from multiqpu import (
     DeviceTarget,
     DeviceUnavailableError,
     Job,
-    JobError,
     QueueEstimate,
-    ThreadJob,
 )
-from multiqpu_ibm import _calibration, _cost, _snapshots
+from multiqpu_ibm import _calibration, _cost
 from multiqpu_ibm._options import IBMOptions
 
 if TYPE_CHECKING:
     from qiskit import QuantumCircuit
 
-    from multiqpu_ibm._fake import FastEngine
-    from multiqpu_ibm._runtime import RuntimeBackend
+    from multiqpu_ibm._runtime import Credentials, RuntimeBackend
 
 __all__ = ["IBMDevice", "queue_from_report", "status_from_report"]
 
@@ -78,49 +74,29 @@ SESSION_TTL_S = 60.0
 
 
 class IBMDevice(Device):
-    """An IBM Quantum backend, real or fake, behind multiqpu's device interface."""
+    """A real IBM Quantum backend behind multiqpu's device interface (the fake backends are
+    :class:`~multiqpu_ibm._fake_device.FakeIBMDevice`, a subclass)."""
 
-    def __init__(self, name: str, options: IBMOptions) -> None:
-        self.is_fake = name.startswith("fake_")
+
+    def __init__(
+        self, name: str, options: IBMOptions, *, limits: DeviceLimits | None = None
+    ) -> None:
         self.options = options
-        limits = options.limits
-        if limits is None and self.is_fake:
-            max_shots = _snapshots.load_conf(name).get("max_shots") or 100_000
-            limits = DeviceLimits(max_shots=int(max_shots))
-        super().__init__(name, "ibm", limits=limits)
-        self.engine = options.engine if self.is_fake else "runtime"
+        super().__init__(name, "ibm", limits=limits or options.limits)
+        self.engine = "runtime"
         # Session mode: the scheduler opens the session with one small job and then feeds it
         self.session_ttl_s = SESSION_TTL_S if options.mode == "session" else 0.0
         self._calibration: Calibration | None = None
         self._device_target: DeviceTarget | None = None
-        self._fast: FastEngine | None = None
         self._runtime: RuntimeBackend | None = None
         self._jobs: OrderedDict[str, Job] = OrderedDict()
         self._lock = threading.RLock()
-        # A seeded device is reproducible as a whole, but each job draws its own seed (in
-        # submission order) so repeated jobs are independent samples, not copies.
-        self._seeds = random.Random(options.seed) if options.seed is not None else None
 
     def _next_seed(self) -> int | None:
-        return self._seeds.randrange(2**31 - 1) if self._seeds is not None else None
-
-    # ------------------------------------------------------------------ snapshot (fakes)
-    def _conf(self) -> dict[str, Any]:
-        return _snapshots.load_conf(self.name)
+        """The simulator seed of the next runtime job (real backends: none)."""
+        return None
 
     # ------------------------------------------------------------------ engines
-    @property
-    def fast_engine(self) -> FastEngine:
-        with self._lock:
-            if self._fast is None:
-                from multiqpu_ibm._fake import FastEngine
-
-                dt_ns = self._conf().get("dt")
-                self._fast = FastEngine(
-                    self.spec, self.target, self.calibration(), dt_ns * 1e-9 if dt_ns else None
-                )
-            return self._fast
-
     @property
     def runtime(self) -> RuntimeBackend:
         with self._lock:
@@ -128,50 +104,39 @@ class IBMDevice(Device):
 
     def _runtime_locked(self) -> RuntimeBackend:
         if self._runtime is None:
-            from multiqpu_ibm._runtime import Credentials, RuntimeBackend
+            from multiqpu_ibm._runtime import RuntimeBackend
 
-            if self.is_fake:
-                creds = Credentials(channel="local")
-            else:
-                o = self.options
-                creds = Credentials(
-                    channel=o.channel, account=o.account, token=o.token, instance=o.instance
-                )
+            creds = self._credentials()
             self._runtime = RuntimeBackend(self.name, creds)
         return self._runtime
 
+    def _credentials(self) -> Credentials:
+        from multiqpu_ibm._runtime import Credentials
+
+        o = self.options
+        return Credentials(channel=o.channel, account=o.account, token=o.token, instance=o.instance)
+
     # ------------------------------------------------------------------ identity
     def __repr__(self) -> str:
-        if self.is_fake or (self._runtime is not None and self._runtime.connected):
+        if self._runtime is not None and self._runtime.connected:
             return super().__repr__()
         return f"<{type(self).__name__} {self.spec} (not connected yet)>"
 
     @property
     def num_qubits(self) -> int:
-        if self.is_fake:
-            return int(self._conf()["n_qubits"])
         return int(self.runtime.backend().num_qubits)
 
     @property
     def target(self) -> DeviceTarget:
         if self._device_target is None:
-            if self.is_fake:
-                self._device_target = _calibration.device_target_from_conf(self._conf())
-            else:
-                backend = self.runtime.backend()
-                self._device_target = _calibration.device_target_from_qiskit(backend.target)
+            backend = self.runtime.backend()
+            self._device_target = _calibration.device_target_from_qiskit(backend.target)
         return self._device_target
 
     def calibration(self) -> Calibration:
-        """Snapshot figures for fake backends; ``backend.target`` + ``backend.properties()``
-        for real ones (fetched once, then cached on this object)."""
+        """``backend.target`` + ``backend.properties()`` (fetched once, then cached here)."""
         if self._calibration is None:
-            if self.is_fake:
-                self._calibration = _calibration.calibration_from_snapshot(
-                    self._conf(), _snapshots.load_props(self.name)
-                )
-            else:
-                self._calibration = self._live_calibration()
+            self._calibration = self._live_calibration()
         return self._calibration
 
     def _live_calibration(self) -> Calibration:
@@ -185,39 +150,29 @@ class IBMDevice(Device):
 
     # ------------------------------------------------------------------ transpilation
     def transpile(self, circuit: QuantumCircuit) -> QuantumCircuit:
-        """The circuit as this device runs it (cached per device). Fast engine: against a
-        Target rebuilt from the snapshot; otherwise the vendor's preset pass manager."""
-        from multiqpu._transpile import circuit_key
+        """The circuit as this device runs it (cached per device)."""
+        from multiqpu.provider_api import circuit_key
 
         key = circuit_key(circuit)
         cached = self._transpile_cache.get(key)
         if cached is None:
-            if self.engine == "fast":
-                cached = self.fast_engine.transpile(circuit)
-            else:
-                cached = self.runtime.transpile(circuit)
+            cached = self._transpile(circuit)
             self._transpile_cache[key] = cached
         return cached
 
+    def _transpile(self, circuit: QuantumCircuit) -> QuantumCircuit:
+        """The vendor's preset pass manager."""
+        return self.runtime.transpile(circuit)
+
     # ------------------------------------------------------------------ execution
     async def submit(self, circuits: Sequence[QuantumCircuit], shots: int | None = 1024) -> Job:
-        if not self.is_fake:  # fetch the backend off the event loop before validate() needs it
+        if not self.simulator:  # fetch the backend off the event loop before validate() needs it
             await asyncio.to_thread(self.runtime.backend)
         return await super().submit(circuits, shots)
 
     async def _submit(self, circuits: Sequence[QuantumCircuit], shots: int | None) -> Job:
         assert shots is not None  # validate() refuses shots=None: these devices sample
-        job: Job
-        if self.engine == "fast":
-            seed = self._next_seed()
-
-            def work() -> Any:  # in a worker thread: snapshot parsing, transpiling, simulating
-                isa = [self.transpile(c) for c in circuits]
-                return self.fast_engine.run(isa, shots, seed)
-
-            job = ThreadJob(self.spec, work)
-        else:
-            job = await self._submit_runtime(circuits, shots)
+        job = await self._submit_runtime(circuits, shots)
         self._remember(job)
         return job
 
@@ -228,7 +183,7 @@ class IBMDevice(Device):
         seed = self._next_seed()
 
         def prepare_and_submit() -> tuple[list[Any], list[dict[str, Any]]]:
-            from multiqpu.simulation import active_qubits
+            from multiqpu.provider_api import active_qubits
 
             isa = [self.transpile(c) for c in circuits]
             cal = self.calibration()
@@ -252,7 +207,7 @@ class IBMDevice(Device):
             return jobs, meta
 
         vendor_jobs, meta = await asyncio.to_thread(prepare_and_submit)
-        poll = (0.05, 1.0) if self.is_fake else (1.0, 10.0)
+        poll = (0.05, 1.0) if self.simulator else (1.0, 10.0)
         return RuntimeJob(
             self.spec,
             vendor_jobs,
@@ -268,17 +223,11 @@ class IBMDevice(Device):
             self._jobs.popitem(last=False)
 
     async def retrieve(self, job_id: str) -> Job:
-        """Re-attach to a job: by id through the service for real backends (ids joined by
-        commas for multi-part jobs); from this object's memory for fake backends."""
+        """Re-attach to a job: from this object's memory, else by id through the service
+        (ids joined by commas for multi-part jobs)."""
         known = self._jobs.get(job_id)
         if known is not None:
             return known
-        if self.is_fake:
-            raise JobError(
-                f"fake backend {self.spec} keeps jobs in memory only; this device object did "
-                "not submit this job",
-                job_id=job_id,
-            )
         from multiqpu_ibm._runtime import RuntimeJob
 
         ids = [i for i in job_id.split(",") if i]
@@ -296,10 +245,8 @@ class IBMDevice(Device):
 
     # ------------------------------------------------------------------ availability
     async def status(self) -> DeviceStatus:
-        """Fake backends are always online. Real ones: ``backend.status()``; UNKNOWN when IBM
-        cannot be reached (a rejected token still raises CredentialsError)."""
-        if self.is_fake:
-            return DeviceStatus.ONLINE
+        """``backend.status()``; UNKNOWN when IBM cannot be reached (a rejected token still
+        raises CredentialsError)."""
         try:
             report = await asyncio.to_thread(self._vendor_status)
         except DeviceUnavailableError:
@@ -318,17 +265,12 @@ class IBMDevice(Device):
     async def queue_estimate(self) -> QueueEstimate:
         """Real backends: ``pending_jobs`` from ``backend.status()`` (``source="live"``); the
         expected wait is modelled as pending_jobs x a typical job's QPU time
-        (:data:`multiqpu_ibm._cost.TYPICAL_JOB_S`, 10 s), which ignores fair-share priorities.
-        Fake backends have no queue (pending 0, ``source="model"``)."""
-        if self.is_fake:
-            return QueueEstimate(pending_jobs=0, expected_wait_s=0.0, source="model")
+        (:data:`multiqpu_ibm._cost.TYPICAL_JOB_S`, 10 s), which ignores fair-share priorities."""
         return queue_from_report(await asyncio.to_thread(self._vendor_status))
 
     def estimate_cost(self, circuits: Sequence[QuantumCircuit], shots: int) -> CostEstimate:
-        """Fake backends: free. Real ones: QPU time x IBM's pay-as-you-go price (see
-        :mod:`multiqpu_ibm._cost`); transpiles the circuits (cached) to time them."""
-        if self.is_fake:
-            return _cost.simulation_cost(len(circuits), shots)
+        """QPU time x IBM's pay-as-you-go price (see :mod:`multiqpu_ibm._cost`); transpiles
+        the circuits (cached) to time them."""
         isa = [self.transpile(c) for c in circuits]
         return _cost.estimate(
             isa, shots, self.calibration(), max_circuits_per_job=self.limits.max_circuits_per_job

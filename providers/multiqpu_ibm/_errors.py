@@ -13,7 +13,7 @@ from __future__ import annotations
 import socket
 from urllib.parse import urlparse
 
-from multiqpu import (
+from multiqpu.provider_api import (
     ConfigError,
     CredentialsError,
     DeviceUnavailableError,
@@ -21,8 +21,8 @@ from multiqpu import (
     MultiQPUError,
     ProviderError,
     TransientProviderError,
+    redact,
 )
-from multiqpu.secrets import redact
 
 __all__ = [
     "DEFAULT_URL",

@@ -17,13 +17,13 @@ import threading
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from multiqpu import Calibration, CircuitResult, DeviceTarget
+from multiqpu.provider_api import Calibration, CircuitResult, DeviceTarget
 
 if TYPE_CHECKING:
     from qiskit import QuantumCircuit
     from qiskit.transpiler import Target
 
-    from multiqpu.simulation import SimulatorCache
+    from multiqpu.provider_api import SimulatorCache
 
 __all__ = ["FastEngine"]
 
@@ -51,16 +51,19 @@ class FastEngine:
     def qiskit_target(self) -> Target:
         with self._lock:
             if self._target is None:
-                from multiqpu_ibm._target import qiskit_target
+                from multiqpu.provider_api import qiskit_target
 
-                self._target = qiskit_target(self.device_target, self.calibration, self.dt)
+                # as the vendor builds a fake backend's Target: calibrated entries only
+                self._target = qiskit_target(
+                    self.device_target, self.calibration, dt=self.dt, calibrated_only=True
+                )
             return self._target
 
     @property
     def simulators(self) -> SimulatorCache:
         with self._lock:
             if self._sims is None:
-                from multiqpu.simulation import SimulatorCache
+                from multiqpu.provider_api import SimulatorCache
 
                 self._sims = SimulatorCache()
             return self._sims
@@ -87,7 +90,7 @@ class FastEngine:
         self, isa_circuits: Sequence[QuantumCircuit], shots: int, seed: int | None
     ) -> tuple[list[CircuitResult], Mapping[str, Any]]:
         """Simulate ISA circuits (blocking). Circuit ``i`` uses simulator seed ``seed + i``."""
-        from multiqpu.simulation import active_qubits, compact_circuit, counts_from_aer
+        from multiqpu.provider_api import active_qubits, compact_circuit, counts_from_aer
 
         base = seed if seed is not None else random.SystemRandom().randrange(2**31)
         results = []

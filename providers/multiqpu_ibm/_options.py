@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from multiqpu import ConfigError, DeviceLimits, Secret
+from multiqpu.provider_api import ConfigError, DeviceLimits, Secret
 
 __all__ = ["CHANNELS", "ENGINES", "MODES", "IBMOptions", "parse_options"]
 

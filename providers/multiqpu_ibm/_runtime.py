@@ -16,8 +16,15 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from multiqpu import CircuitResult, Job, JobError, JobStatus, JobTimings, RunResult
-from multiqpu.secrets import Secret
+from multiqpu.provider_api import (
+    CircuitResult,
+    Job,
+    JobError,
+    JobStatus,
+    JobTimings,
+    RunResult,
+    Secret,
+)
 from multiqpu_ibm._errors import translate
 
 if TYPE_CHECKING:
@@ -349,7 +356,7 @@ class RuntimeJob(Job):
                     messages.append(str(exc))
             return "; ".join(messages) or "job failed"
 
-        from multiqpu.secrets import redact
+        from multiqpu.provider_api import redact
 
         return redact(await asyncio.to_thread(read))
 

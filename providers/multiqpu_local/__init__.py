@@ -14,8 +14,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from multiqpu.device import Device
-from multiqpu.errors import ConfigError
+from multiqpu.provider_api import ConfigError, Device, Provider
 from multiqpu_local._base import LOCAL_LIMITS, LocalSimulator
 from multiqpu_local._ideal import IdealSimulator
 from multiqpu_local._noisy import NoisySimulator
@@ -37,7 +36,7 @@ _NOISY_OPTIONS = (*_COMMON, "num_qubits", "calibration", *_UNIFORM)
 DEFAULT_NUM_QUBITS = 24
 
 
-class LocalProvider:
+class LocalProvider(Provider):
     """The ``local`` provider (registered under the ``multiqpu.providers`` entry point)."""
 
     name = "local"
@@ -75,9 +74,6 @@ class LocalProvider:
             f"unknown local device {name!r}; the local provider has: "
             f"{', '.join(self.known_devices())} (e.g. 'local:ideal')"
         )
-
-    def __repr__(self) -> str:
-        return "<multiqpu provider 'local'>"
 
 
 def _noisy_profile(options: Mapping[str, Any]) -> Profile:

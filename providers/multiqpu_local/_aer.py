@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from functools import cache
 from typing import TYPE_CHECKING, Any
 
-from multiqpu.errors import ProviderError
+from multiqpu.provider_api import ProviderError
 
 if TYPE_CHECKING:
     import numpy as np

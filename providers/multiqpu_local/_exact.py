@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, NoReturn
 
-from multiqpu.errors import InvalidInputError
+from multiqpu.provider_api import InvalidInputError
 
 if TYPE_CHECKING:
     import numpy as np
@@ -136,7 +136,7 @@ def _defer_measurements(circuit: QuantumCircuit) -> tuple[QuantumCircuit, list[i
 def _compact(circuit: QuantumCircuit, keep: list[int]) -> tuple[QuantumCircuit, list[int]]:
     """Drop wires that neither hold a result nor are touched (their state is |0>); returns
     the smaller circuit and the old index of each of its wires."""
-    from multiqpu.simulation import active_qubits, compact_circuit
+    from multiqpu.provider_api import active_qubits, compact_circuit
 
     used = sorted(set(active_qubits(circuit)) | set(keep))
     if len(used) > MAX_EXACT_QUBITS:

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from multiqpu.calibration import Calibration
-from multiqpu.device import CircuitResult, DeviceLimits, DeviceTarget
+from multiqpu.provider_api import Calibration, CircuitResult, DeviceLimits, DeviceTarget
 from multiqpu_local._base import LocalSimulator
 
 if TYPE_CHECKING:
@@ -43,7 +42,7 @@ class IdealSimulator(LocalSimulator):
         return super().transpile(circuit)
 
     def _run_circuit(self, circuit: QuantumCircuit, shots: int | None, seed: int) -> CircuitResult:
-        from multiqpu.simulation import active_qubits, compact_circuit
+        from multiqpu.provider_api import active_qubits, compact_circuit
 
         qubits = active_qubits(circuit)
         metadata = {"physical_qubits": qubits, "estimated_fidelity": 1.0}

@@ -12,9 +12,7 @@ from __future__ import annotations
 import hashlib
 from typing import TYPE_CHECKING, Any
 
-from multiqpu.device import CircuitResult, DeviceLimits
-from multiqpu.errors import InvalidInputError
-from multiqpu.simulation import SimulatorCache
+from multiqpu.provider_api import CircuitResult, DeviceLimits, InvalidInputError, SimulatorCache
 from multiqpu_local._base import LocalSimulator
 from multiqpu_local._profile import Profile
 
@@ -22,7 +20,7 @@ if TYPE_CHECKING:
     from qiskit import QuantumCircuit
     from qiskit.transpiler import Target
 
-    from multiqpu.calibration import Calibration
+    from multiqpu.provider_api import Calibration
 
 __all__ = ["NoisySimulator"]
 
@@ -53,7 +51,7 @@ class NoisySimulator(LocalSimulator):
     def qiskit_target(self) -> Target:
         """The Qiskit Target used both to transpile and to build the noise model."""
         if self._qiskit_target is None:
-            from multiqpu._transpile import qiskit_target
+            from multiqpu.provider_api import qiskit_target
 
             self._qiskit_target = qiskit_target(self.target, self.profile.calibration)
         return self._qiskit_target
@@ -61,7 +59,7 @@ class NoisySimulator(LocalSimulator):
     def _run_circuit(self, circuit: QuantumCircuit, shots: int | None, seed: int) -> CircuitResult:
         from qiskit.exceptions import QiskitError
 
-        from multiqpu.simulation import active_qubits, compact_circuit
+        from multiqpu.provider_api import active_qubits, compact_circuit
         from multiqpu_local._aer import sample
 
         assert shots is not None  # validate() refuses shots=None: this device is not exact

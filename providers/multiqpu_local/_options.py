@@ -10,8 +10,7 @@ import math
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from multiqpu.device import DeviceLimits
-from multiqpu.errors import ConfigError
+from multiqpu.provider_api import ConfigError, DeviceLimits
 
 __all__ = ["check_known", "int_option", "limits_option", "probability_option", "seed_option"]
 

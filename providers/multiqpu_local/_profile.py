@@ -14,9 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from multiqpu.calibration import Calibration
-from multiqpu.device import Device, DeviceTarget
-from multiqpu.errors import ConfigError
+from multiqpu.provider_api import Calibration, ConfigError, Device, DeviceTarget
 
 __all__ = ["DEFAULT_NOISE", "Profile", "profile_from_option", "uniform_profile"]
 
@@ -115,7 +113,7 @@ def _from_file(path: Path) -> Profile:
 
 
 def _from_spec(spec: str) -> Profile:
-    from multiqpu.fleet import device
+    from multiqpu.provider_api import device
 
     try:
         emulated = device(spec)
