@@ -185,10 +185,9 @@ class FleetExecutor(Executor):
         return len(self._tasks)
 
     def job_prior(self, d: int) -> tuple[float, float]:
-        # the scheduler's priors: local simulators start at once, a QPU's job costs seconds
-        # of set-up and waits in a queue
-        local = self.devices[d].spec.startswith("local:") or self.devices[d].exact
-        return (0.05, 0.0) if local else (5.0, 30.0)
+        # the scheduler's priors: simulators start at once, a QPU's job costs seconds of
+        # set-up and waits in a queue (learned from the first shards either way)
+        return (0.05, 0.0) if self.devices[d].simulator else (5.0, 30.0)
 
     def quality(self, work: Work) -> list[float]:
         out = []
