@@ -16,10 +16,9 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
 
 from multiqpu.cutting._experiments import allocate_shots, build_problem
-from multiqpu.cutting._model import DeviceModel, assign, device_model
+from multiqpu.cutting._model import DeviceModel, assign, device_model, mid_circuit
 from multiqpu.cutting._partition import Partition, find_cut_candidates, partition, prepare_circuit
 from multiqpu.cutting._plan import CutInfo, CutLimits, CutPlan, FragmentPlan
-from multiqpu.cutting._runner import mid_circuit
 from multiqpu.errors import InvalidInputError
 
 if TYPE_CHECKING:
