@@ -51,6 +51,7 @@ def _options(
     wire_cuts: bool,
     limits: CutLimits | None,
     seed: int | None,
+    variance_factor: float,
 ) -> PlanOptions:
     if shots is None and precision is not None:
         raise InvalidInputError("precision applies to sampled runs; shots=None is already exact")
@@ -63,6 +64,7 @@ def _options(
         wire_cuts=wire_cuts,
         seed=seed,
         limits=limits or CutLimits(),
+        variance_factor=variance_factor,
     )
 
 
@@ -80,10 +82,13 @@ async def plan_async(
     limits: CutLimits | None = None,
     seed: int | None = 0,
     measured_qubits: Sequence[int] | None = None,
+    variance_factor: float = 1.0,
 ) -> tuple[CutPlan, CutProblem | None]:
-    """The plan and, unless refused, the problem to run (nothing is submitted)."""
+    """The plan and, unless refused, the problem to run (nothing is submitted).
+    ``variance_factor``: the correction stage's amplification of a shot's variance
+    (:attr:`multiqpu.pipeline.CorrectionStage.variance_factor`), for precision targets."""
     options = _options(shots, precision, cut, max_fragment_qubits, gate_cuts, wire_cuts, limits,
-                       seed)  # fmt: skip
+                       seed, variance_factor)  # fmt: skip
     devices = list(as_pool(fleet))
     if not devices:
         raise InvalidInputError("the fleet has no devices")

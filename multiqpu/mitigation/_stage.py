@@ -41,6 +41,10 @@ if TYPE_CHECKING:
 
 __all__ = ["MitigationStage"]
 
+#: Readout inversion's variance bound for precision budgets: each bit's corrected value is
+#: divided by 1 - p10 - p01, about 0.9 on today's devices, for a parity of several bits.
+_READOUT_FACTOR = 4.0
+
 #: Why a mitigated sample refuses a scheduler option that a plain one takes.
 _PER_RUN = (
     "applies to one scheduler run, and a mitigated run makes several (placement, then each "
@@ -140,6 +144,25 @@ class MitigationStage:
 
     spec: MitigationSpec
     name: str = "mitigation"
+
+    @property
+    def variance_factor(self) -> float:
+        """Bound on the variance per base shot against a raw outcome's: readout inversion
+        (``_READOUT_FACTOR``) times ZNE's extrapolation with its shot split."""
+        factor = _READOUT_FACTOR if self.spec.readout is not None else 1.0
+        zne = self.spec.zne
+        if zne is None:
+            return factor
+        gamma = zne.make_extrapolator().coefficients(zne.scales)
+        if gamma is None:  # non-linear fits: as a polynomial through every point
+            from multiqpu.mitigation._zne import extrapolator_for
+
+            gamma = extrapolator_for("richardson", len(zne.scales)).coefficients(zne.scales)
+        g = [abs(float(x)) for x in (gamma if gamma is not None else [1.0])]
+        if zne.allocation == "equal":  # every scale gets the base shots
+            return factor * sum(x * x for x in g)
+        # n_j = N S |g_j| / sum|g|: sum g_j^2 / n_j = (sum|g|)^2 / (N S)
+        return factor * sum(g) ** 2 / len(g)
 
     @classmethod
     def of(cls, mitigation: Any) -> MitigationStage:

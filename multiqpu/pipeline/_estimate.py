@@ -99,10 +99,13 @@ async def _execute(
     total = int(the_plan.shots)
     minimum = minimum_shots(total, len(idx))
     precision = the_plan.precision
+    # A pilot steers the allocation over the sub-experiments and sizes a precision target;
+    # one sub-experiment and no target leave it nothing to do but discard shots.
     staged = (
         adaptive
         and problem.observables is not None
         and total >= _STAGED_SHOTS_PER_CIRCUIT * len(idx)
+        and (len(idx) > 1 or precision is not None)
     )
     if not staged:
         await go(run, allocate_shots(weights, total, minimum=minimum).tolist())
@@ -194,7 +197,7 @@ async def estimate(
     the_plan, problem = await plan_async(
         pool, circuit, observables, shots=shots, precision=precision, cut=cut,
         max_fragment_qubits=max_fragment_qubits, gate_cuts=gate_cuts, wire_cuts=wire_cuts,
-        limits=limits, seed=seed,
+        limits=limits, seed=seed, variance_factor=stage.variance_factor,
     )  # fmt: skip
     the_plan.check()
     assert problem is not None and problem.observables is not None

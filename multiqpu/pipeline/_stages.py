@@ -93,6 +93,12 @@ class CorrectionStage(Protocol):
     @property
     def name(self) -> str: ...
 
+    @property
+    def variance_factor(self) -> float:
+        """A generous bound on how many times the stage multiplies a shot's variance (it
+        sizes a precision target's shot budget; the run itself measures the variances)."""
+        ...
+
     def check(
         self, *, shots: int | None, precision: float | None, distribution: bool = False
     ) -> None:
@@ -201,6 +207,7 @@ class IdentityStage:
     """No mitigation: results are used as they came (folded as they land)."""
 
     name: str = "identity"
+    variance_factor: float = 1.0
 
     def check(
         self, *, shots: int | None, precision: float | None, distribution: bool = False
