@@ -198,13 +198,20 @@ class Fleet:
 
         return await estimate(self.pool, circuit, observables, mitigation=mitigation, **options)
 
-    def plan(self, circuit: QuantumCircuit, observables: Any = None, **options: Any) -> CutPlan:
+    def plan(
+        self,
+        circuit: QuantumCircuit,
+        observables: Any = None,
+        *,
+        mitigation: Any = None,
+        **options: Any,
+    ) -> CutPlan:
         """What :meth:`estimate` would do (cuts, fragments, sub-experiments, overhead, shots,
         expected time and cost, devices) without submitting anything; ``plan.refused`` says
-        if a bound (``limits``) would refuse it."""
-        from multiqpu.cutting import plan
+        if a bound (``limits``) would refuse it. Takes :meth:`estimate`'s arguments."""
+        from multiqpu.pipeline import plan
 
-        return plan(self.pool, circuit, observables, **options)
+        return plan(self.pool, circuit, observables, mitigation=mitigation, **options)
 
     def __repr__(self) -> str:
         return f"Fleet([{', '.join(self.pool.specs)}])"

@@ -8,13 +8,13 @@
 correction from :mod:`multiqpu.mitigation`; every entry point takes a device pool (or
 anything :func:`multiqpu.pool.as_pool` accepts).
 
-Entry points: :func:`estimate`, :func:`sample`, :func:`distribution`; ``multiqpu.Fleet``
-calls them.
+Entry points: :func:`estimate`, :func:`sample`, :func:`distribution`, :func:`plan`;
+``multiqpu.Fleet`` calls them.
 """
 
 from __future__ import annotations
 
-from multiqpu.pipeline._estimate import distribution, estimate
+from multiqpu.pipeline._estimate import distribution, estimate, plan
 from multiqpu.pipeline._sample import sample
 from multiqpu.pipeline._stages import (
     Accumulator,
@@ -33,6 +33,7 @@ __all__ = [
     "RunContext",
     "distribution",
     "estimate",
+    "plan",
     "sample",
     "stage_for",
 ]

@@ -47,12 +47,12 @@ if TYPE_CHECKING:
     from qiskit import QuantumCircuit
 
     from multiqpu.cutting._experiments import CutProblem
-    from multiqpu.cutting._plan import CutLimits
+    from multiqpu.cutting._plan import CutLimits, CutPlan
     from multiqpu.cutting._reconstruct import Stats
     from multiqpu.cutting._results import DistributionResult, EstimateResult
     from multiqpu.mitigation._results import MitigatedEstimate
 
-__all__ = ["distribution", "estimate"]
+__all__ = ["distribution", "estimate", "plan"]
 
 _PILOT_FRACTION = 0.1
 _PRECISION_PILOT_FRACTION = 0.01
@@ -161,6 +161,27 @@ def _neyman(
         return weights, weights**2
     shape = (1 - _DEFENSIVE) * spread / spread.sum() + _DEFENSIVE * weights / weights.sum()
     return shape, per_shot
+
+
+def plan(
+    fleet: PoolLike,
+    circuit: QuantumCircuit,
+    observables: Any = None,
+    *,
+    mitigation: Any = None,
+    **options: Any,
+) -> CutPlan:
+    """What :func:`estimate` would do with these arguments, without submitting anything
+    (see :func:`multiqpu.cutting.plan`); with ``mitigation`` a precision target's shot
+    bound allows for the stage's extra variance, as :func:`estimate` does."""
+    from multiqpu.cutting._planning import plan as cut_plan
+
+    stage = stage_for(mitigation)
+    stage.check(shots=options.get("shots", DEFAULT_SHOTS), precision=options.get("precision"))
+    for name in ("policy", "adaptive", "use_scheduler", "replicates"):
+        options.pop(name, None)  # run-time options: the plan is the same whatever they are
+    return cut_plan(fleet, circuit, observables, variance_factor=stage.variance_factor,
+                    **options)  # fmt: skip
 
 
 async def estimate(

@@ -99,3 +99,19 @@ async def test_what_mitigation_cannot_serve_is_refused_up_front() -> None:
     with pytest.raises(multiqpu.InvalidInputError, match="budget_usd"):
         await fleet.sample([measured], budget_usd=1.0, mitigation=[multiqpu.Readout()])
     assert dev.spec not in fleet.pool.knowledge  # nothing ran
+
+
+async def test_plan_allows_for_mitigations_extra_variance() -> None:
+    # fleet.plan takes estimate's arguments: with mitigation, a precision target's shot
+    # bound grows by the stage's variance factor (ZNE's extrapolation, readout inversion).
+    qc, obs, _ = entangled()
+    fleet = multiqpu.Fleet([multiqpu.device("local:noisy", num_qubits=3, seed=8)])
+    plain = fleet.plan(qc, obs, precision=0.02)
+    mitigation = [multiqpu.Readout(), multiqpu.ZNE()]
+    mitigated = fleet.plan(qc, obs, precision=0.02, mitigation=mitigation, policy="fastest")
+    factor = multiqpu.mitigation.MitigationStage.of(mitigation).variance_factor
+    assert factor > 1
+    assert plain.shots is not None and mitigated.shots is not None
+    assert mitigated.shots == pytest.approx(plain.shots * factor, rel=0.01)
+    with pytest.raises(multiqpu.InvalidInputError, match="nothing to mitigate"):
+        fleet.plan(qc, obs, shots=None, mitigation=mitigation)
