@@ -28,7 +28,7 @@ from multiqpu.pool import DevicePool
 if TYPE_CHECKING:
     from multiqpu.device import CircuitResult, Device
 
-__all__ = ["Execution", "Task", "run_tasks"]
+__all__ = ["PER_RUN_OPTIONS", "Execution", "Task", "run_tasks"]
 
 #: Scheduler options that hold for a whole request but would apply to each of the several
 #: scheduler runs a request may make (pilot, main stage, each device's mitigation circuits).
