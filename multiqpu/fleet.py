@@ -104,14 +104,9 @@ class Fleet:
         :func:`multiqpu.scheduler.sample` and docs/scheduler.md for policies and options.
         ``mitigation`` (e.g. ``[multiqpu.Readout(), multiqpu.ZNE()]``) corrects each result
         on the device that produced it: see docs/mitigation.md."""
-        if mitigation is not None:
-            from multiqpu.mitigation import sample as mitigated
+        from multiqpu.pipeline import sample
 
-            return await mitigated(self.pool, circuits, shots=shots, policy=policy,
-                                   mitigation=mitigation, **options)  # fmt: skip
-        from multiqpu.scheduler import sample
-
-        return await sample(self.pool, circuits, shots, policy, **options)
+        return await sample(self.pool, circuits, shots, policy, mitigation=mitigation, **options)
 
     async def run(self, jobs: Any, policy: str = "balanced", **options: Any) -> SampleResult:
         """Like :meth:`sample` with per-circuit shots, devices and fidelity floors
@@ -197,24 +192,26 @@ class Fleet:
         ``gate_cuts``, ``wire_cuts``, ``adaptive``, ``limits`` (:class:`multiqpu.cutting.
         CutLimits`), ``seed``. See docs/cutting.md. ``mitigation`` (e.g.
         ``[multiqpu.Readout(), multiqpu.ZNE()]``) corrects every sub-experiment on the device
-        that ran it before knitting: see docs/mitigation.md."""
-        if mitigation is not None:
-            from multiqpu.mitigation import estimate as mitigated
+        that ran it before knitting; precision targets and adaptive shots work the same
+        with it (shots count what the unmitigated run spends): see docs/mitigation.md."""
+        from multiqpu.pipeline import estimate
 
-            return await mitigated(
-                self.pool, circuit, observables, mitigation=mitigation, **options
-            )
-        from multiqpu.cutting import estimate
+        return await estimate(self.pool, circuit, observables, mitigation=mitigation, **options)
 
-        return await estimate(self.pool, circuit, observables, **options)
-
-    def plan(self, circuit: QuantumCircuit, observables: Any = None, **options: Any) -> CutPlan:
+    def plan(
+        self,
+        circuit: QuantumCircuit,
+        observables: Any = None,
+        *,
+        mitigation: Any = None,
+        **options: Any,
+    ) -> CutPlan:
         """What :meth:`estimate` would do (cuts, fragments, sub-experiments, overhead, shots,
         expected time and cost, devices) without submitting anything; ``plan.refused`` says
-        if a bound (``limits``) would refuse it."""
-        from multiqpu.cutting import plan
+        if a bound (``limits``) would refuse it. Takes :meth:`estimate`'s arguments."""
+        from multiqpu.pipeline import plan
 
-        return plan(self.pool, circuit, observables, **options)
+        return plan(self.pool, circuit, observables, mitigation=mitigation, **options)
 
     def __repr__(self) -> str:
         return f"Fleet([{', '.join(self.pool.specs)}])"

@@ -15,9 +15,18 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from qiskit import QuantumCircuit
+
     from multiqpu.device import Device
 
-__all__ = ["Assignment", "DeviceModel", "assign", "device_model"]
+__all__ = [
+    "Assignment",
+    "DeviceModel",
+    "assign",
+    "device_model",
+    "mid_circuit",
+    "supports_mid_circuit",
+]
 
 #: Simulators: seconds per shot and per circuit (measured order of magnitude on Aer).
 _SIM_SHOT_S = 2e-5
@@ -67,8 +76,6 @@ def _median(values: Sequence[float]) -> float | None:
 
 def device_model(device: Device, wait_s: float | None) -> DeviceModel:
     """The model of one device (``wait_s`` from its queue estimate, if known)."""
-    from multiqpu.cutting._runner import supports_mid_circuit
-
     simulator = bool(device.exact) or device.provider == "local"
     two, one, readout = _DEFAULT_2Q_S, _DEFAULT_1Q_S, _DEFAULT_READOUT_S
     if not simulator:
@@ -145,3 +152,21 @@ def assign(
             device_of[i] = best
     used = [ready[d] for d in range(n_dev) if d in set(device_of)]
     return Assignment(tuple(device_of), tuple(ready), max(used, default=0.0))
+
+
+def mid_circuit(circuit: QuantumCircuit) -> bool:
+    """Does a gate act on a qubit after it was measured or reset?"""
+    done: set[object] = set()
+    for inst in circuit.data:
+        name = inst.operation.name
+        if name in ("measure", "reset"):
+            done.update(inst.qubits)
+        elif name not in ("barrier", "delay") and done.intersection(inst.qubits):
+            return True
+    return False
+
+
+def supports_mid_circuit(device: Device) -> bool:
+    """Whether ``device`` runs circuits that keep going after a measurement
+    (:attr:`multiqpu.Device.mid_circuit_measurement`)."""
+    return bool(device.mid_circuit_measurement)

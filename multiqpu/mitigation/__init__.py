@@ -16,8 +16,10 @@ Options (compose them in a list, order does not matter):
   never meet in one fit.
 * :class:`PauliTwirl`: Pauli twirling of two-qubit gates.
 
-Entry points: ``fleet.estimate(..., mitigation=[...])`` (:func:`estimate`) and
-``fleet.sample(..., mitigation=[...])`` (:func:`sample`). See docs/mitigation.md.
+Mitigation is a stage of the one pipeline (:mod:`multiqpu.pipeline`):
+:class:`MitigationStage`. Entry points: ``fleet.estimate(..., mitigation=[...])``
+(:func:`estimate`) and ``fleet.sample(..., mitigation=[...])`` (:func:`sample`), which take
+a device pool, a fleet or a list of devices. See docs/mitigation.md.
 
 Importing this package is cheap; numpy, Qiskit and mthree load when work starts.
 """
@@ -41,6 +43,7 @@ from multiqpu.mitigation._results import (
     MitigationReport,
     Stage,
 )
+from multiqpu.mitigation._stage import MitigationStage
 from multiqpu.mitigation._zne import (
     DeviceFit,
     Exponential,
@@ -54,6 +57,8 @@ from multiqpu.mitigation._zne import (
 if TYPE_CHECKING:
     from qiskit import QuantumCircuit
 
+    from multiqpu.pool import PoolLike
+
 __all__ = [
     "DeviceFit",
     "Exponential",
@@ -65,6 +70,7 @@ __all__ = [
     "Mitigation",
     "MitigationReport",
     "MitigationSpec",
+    "MitigationStage",
     "PauliTwirl",
     "Polynomial",
     "Readout",
@@ -79,16 +85,22 @@ __all__ = [
 
 
 async def estimate(
-    fleet: Any, circuit: QuantumCircuit, observables: Any, *, mitigation: Any, **options: Any
-) -> MitigatedEstimate:
-    """Mitigated expectation values (cut or not); see :mod:`multiqpu.mitigation._estimate`."""
-    from multiqpu.mitigation._estimate import estimate as _estimate
+    fleet: PoolLike, circuit: QuantumCircuit, observables: Any, *, mitigation: Any,
+    **options: Any,
+) -> MitigatedEstimate:  # fmt: skip
+    """Mitigated expectation values (cut or not): :func:`multiqpu.pipeline.estimate` with
+    the mitigation stage."""
+    from multiqpu.pipeline import estimate as run
 
-    return await _estimate(fleet, circuit, observables, mitigation=mitigation, **options)
+    return await run(fleet, circuit, observables, mitigation=resolve(mitigation), **options)  # type: ignore[return-value]
 
 
-async def sample(fleet: Any, circuits: Any, *, mitigation: Any, **options: Any) -> MitigatedSample:
-    """Mitigated per-circuit results; see :mod:`multiqpu.mitigation._sample`."""
-    from multiqpu.mitigation._sample import sample as _sample
+async def sample(
+    fleet: PoolLike, circuits: Any, *, mitigation: Any, shots: Any = 1024,
+    policy: str = "balanced", **options: Any,
+) -> MitigatedSample:  # fmt: skip
+    """Mitigated per-circuit results: :func:`multiqpu.pipeline.sample` with the mitigation
+    stage."""
+    from multiqpu.pipeline import sample as run
 
-    return await _sample(fleet, circuits, mitigation=mitigation, **options)
+    return await run(fleet, circuits, shots, policy, mitigation=resolve(mitigation), **options)  # type: ignore[return-value]

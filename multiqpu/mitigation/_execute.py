@@ -3,13 +3,14 @@ mitigation circuits.
 
 Stage by stage (request -> plan -> schedule -> execute -> mitigate per device):
 
-1. **Placement.** The circuits run through the fleet like any work (``fleet.sample`` when
-   the scheduler is there, the cutting layer's stand-in otherwise) at noise scale 1. Each
+1. **Placement.** The circuits run through the pool like any work (the pipeline's
+   execution step: the scheduler, or its stand-in) at noise scale 1. Each
    result comes back with the device that produced it: that device *owns* the circuit
    from now on. (A circuit split over several devices, e.g. more shots than one device
    takes, becomes several shards, each owned by its device and mitigated on its own.)
 2. **Per-device mitigation circuits.** For every device, in one batch scheduled on that
-   device alone (a one-device fleet, so retries, journal and throttling apply as usual):
+   device alone (``pool.subset([device])``, so retries, journal and throttling apply as
+   usual and what the scheduler learns about the device is kept in the caller's pool):
    the readout calibration circuits its shards need (unless cached), and each shard's
    folded circuits at the other noise scales and twirled variants, all derived from the
    circuit *as that device mapped it* (same physical qubits at every scale) and run as
@@ -24,27 +25,31 @@ each shard measured, and an account of the shots spent.
 from __future__ import annotations
 
 import asyncio
-import math
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from multiqpu.errors import InvalidInputError, JobError, MultiQPUError
+from multiqpu.mitigation._extra import (
+    CalJob,
+    adopt_one,
+    finish_calibration,
+    plan_calibration,
+    prepare,
+    variants,
+)
 from multiqpu.mitigation._options import MitigationSpec
 
 if TYPE_CHECKING:
-    from qiskit import QuantumCircuit
-
-    from multiqpu.cutting._runner import Execution, Task
     from multiqpu.device import CircuitResult, Device
     from multiqpu.mitigation._readout import ReadoutCalibration
+    from multiqpu.pipeline._execute import Execution, Task
+    from multiqpu.pool import DevicePool
 
 __all__ = ["CalibrationUse", "EngineReport", "Item", "Shard", "run_mitigated", "scale_shots"]
 
 _MAX_RETRIES = 2
-#: Calibrate up to this many qubits in one go when shards' qubit sets are combined.
-_CAL_WIDTH = 12
 
 
 @dataclass(frozen=True)
@@ -135,32 +140,21 @@ def scale_shots(spec: MitigationSpec, shots: int) -> dict[float, int]:
     return {s: int(n) for s, n in zip(scales, base, strict=True)}
 
 
-def _split(total: int, parts: int) -> list[int]:
-    parts = max(1, min(parts, total))
-    q, r = divmod(total, parts)
-    return [q + (1 if i < r else 0) for i in range(parts)]
-
-
 def _add(into: dict[str, int], counts: Any) -> None:
     for k, v in counts.items():
         key = k.replace(" ", "")
         into[key] = into.get(key, 0) + int(v)
 
 
-def _sub_fleet(fleet: Any, devices: Sequence[Device]) -> Any:
-    from multiqpu.fleet import Fleet
-
-    return Fleet(devices) if isinstance(fleet, Fleet) else list(devices)
-
-
 async def _run(
-    fleet: Any,
+    pool: DevicePool,
     tasks: list[Task],
     policy: str,
     report: EngineReport,
     use_scheduler: bool | None = None,
+    options: Mapping[str, Any] | None = None,
 ) -> list[tuple[Task, str, CircuitResult]]:
-    from multiqpu.cutting._runner import Execution, run_tasks
+    from multiqpu.pipeline._execute import Execution, run_tasks
 
     out: list[tuple[Task, str, CircuitResult]] = []
 
@@ -170,8 +164,9 @@ async def _run(
     execution = Execution()
     report.executions.append(execution)
     await run_tasks(
-        fleet, tasks, collect, execution=execution, policy=policy, use_scheduler=use_scheduler
-    )
+        pool, tasks, collect, execution=execution, policy=policy, use_scheduler=use_scheduler,
+        options=options,
+    )  # fmt: skip
     # Results are weighed by their shots: a result with other shots than asked for (a
     # scheduler that batched circuits of different shots into one job) must not slip in.
     for task, dev, result in out:
@@ -184,141 +179,26 @@ async def _run(
     return out
 
 
-# ---------------------------------------------------------------------- preparing a shard
-def _prepare(device: Device, shard: Shard, circuit: QuantumCircuit, metadata: Any) -> None:
-    """Blocking: the device's own mapping of the circuit and what each bit measures."""
-    from multiqpu.mitigation._isa import clbit_qubits
-    from multiqpu.simulation import active_qubits
-
-    shard.noisy = not device.exact and not device.calibration().is_ideal()
-    if not shard.noisy:
-        return
-    isa = device.transpile(circuit)
-    ran = metadata.get("physical_qubits") if metadata else None
-    if ran is not None and tuple(ran) != tuple(active_qubits(isa)):
-        raise InvalidInputError(
-            f"{device.spec} ran circuit '{circuit.name}' on physical qubits {tuple(ran)}, but "
-            f"its transpile() maps it to {active_qubits(isa)}; mitigation needs the device to "
-            "run what transpile() returns"
-        )
-    shard.isa = isa
-    shard.clbit_qubits = clbit_qubits(isa)
-
-
-def _variants(
-    device: Device, shard: Shard, spec: MitigationSpec, plan: dict[float, int], fraction: float
-) -> list[tuple[float, QuantumCircuit, int]]:
-    """Blocking: (nominal scale, circuit to run as given, shots) for one shard."""
-    import numpy as np
-
-    from multiqpu.mitigation._fold import fold_gates
-    from multiqpu.mitigation._isa import adopt
-    from multiqpu.mitigation._twirl import twirl
-
-    basis = device.target.basis_gates
-    calibration = device.calibration()
-    out: list[tuple[float, QuantumCircuit, int]] = []
-    for scale, shots in plan.items():
-        if scale == 1.0 and spec.twirl is None:
-            shard.achieved[1.0] = 1.0
-            continue  # the placement run is the scale-1 data
-        n = max(2, round(shots * fraction))
-        seed = spec.zne.seed if spec.zne is not None else 0
-        gates = spec.zne.gates if spec.zne is not None else "two_qubit"
-        folded, achieved = fold_gates(
-            shard.isa, scale, gates=gates, basis=basis, seed=seed, errors=calibration.error
-        )
-        shard.achieved[scale] = achieved
-        if spec.twirl is None:
-            adopt(device, folded)
-            out.append((scale, folded, n))
-            continue
-        rng = np.random.default_rng(
-            [spec.twirl.seed or 0, shard.index, int(scale * 1000), _stable(device.spec)]
-        )
-        for part in _split(n, spec.twirl.randomizations):
-            variant, count = twirl(folded, rng, basis=basis)
-            shard.twirled_gates = max(shard.twirled_gates, count)
-            adopt(device, variant)
-            out.append((scale, variant, part))
-    return out
-
-
-def _stable(text: str) -> int:
-    import zlib
-
-    return zlib.crc32(text.encode())
-
-
-# ---------------------------------------------------------------------- readout calibration
-@dataclass
-class _CalJob:
-    qubits: tuple[int, ...]
-    circuits: list[Any]
-    patterns: Any
-    shots: int  # per circuit
-    counts: list[dict[str, int]] = field(default_factory=list)
-
-
-def _plan_calibration(
-    device: Device, shards: list[Shard], spec: MitigationSpec, fingerprint: str
-) -> tuple[dict[tuple[int, ...], ReadoutCalibration], list[_CalJob]]:
-    """Blocking: calibrations available now (cache or profile) per measured-qubit set, and
-    the calibration circuits still to run."""
-    from multiqpu.mitigation._cache import ReadoutCache
-    from multiqpu.mitigation._readout import calibration_circuits, from_profile
-
-    readout = spec.readout
-    assert readout is not None
-    sets = sorted({s.measured for s in shards if s.measured})
-    have: dict[tuple[int, ...], ReadoutCalibration] = {}
-    if not readout.calibrate:
-        cal = device.calibration()
-        for qs in sets:
-            have[qs] = from_profile(device.spec, cal, qs)
-        return have, []
-    cache = ReadoutCache(readout.cache_path()) if readout.cache else None
-    missing: list[tuple[int, ...]] = []
-    for qs in sets:
-        hit = None
-        if cache is not None:
-            hit = cache.lookup(device.spec, fingerprint, qs, max_age_s=readout.max_age_s)
-        if hit is not None:
-            have[qs] = hit
-        else:
-            missing.append(qs)
-    if not missing:
-        return have, []
-    union = sorted({q for qs in missing for q in qs})
-    # One calibration for the union where it is small; never wider than both a circuit
-    # that ran there and _CAL_WIDTH (simulated devices have width limits of their own).
-    width = max(max(len(qs) for qs in missing), min(len(union), _CAL_WIDTH))
-    jobs = []
-    for start in range(0, len(union), width):
-        chunk = tuple(union[start : start + width])
-        circuits, patterns = calibration_circuits(device, chunk)
-        per = max(1, math.ceil(readout.shots / len(circuits)))
-        jobs.append(_CalJob(chunk, circuits, patterns, per))
-    return have, jobs
-
-
 # ---------------------------------------------------------------------- the run
 async def run_mitigated(
-    fleet: Any,
+    pool: DevicePool,
     items: Sequence[Item],
     spec: MitigationSpec,
     *,
     policy: str = "balanced",
     use_scheduler: bool | None = None,
+    options: Mapping[str, Any] | None = None,
     report: EngineReport | None = None,
     _depth: int = 0,
 ) -> tuple[list[Shard], EngineReport]:
-    """Run ``items`` with the mitigation ``spec`` on ``fleet``; shards in any order."""
-    from multiqpu.cutting._runner import Task
+    """Run ``items`` with the mitigation ``spec`` on ``pool``; shards in any order.
+    ``options``: more scheduler options for every run (see :func:`~multiqpu.pipeline.
+    _execute.run_tasks`)."""
+    from multiqpu.pipeline._execute import Task
 
     report = report or EngineReport()
     t0 = time.perf_counter()
-    devices: dict[str, Device] = {d.spec: d for d in fleet}
+    devices: dict[str, Device] = {d.spec: d for d in pool}
     plans = {it.index: scale_shots(spec, it.shots) for it in items}
     by_index = {it.index: it for it in items}
 
@@ -328,7 +208,7 @@ async def run_mitigated(
         return plan[1.0] if (1.0 in plan and spec.twirl is None) else it.shots
 
     tasks = [Task(it.index, it.circuit, first_shots(it)) for it in items]
-    placed = await _run(fleet, tasks, policy, report, use_scheduler)
+    placed = await _run(pool, tasks, policy, report, use_scheduler, options)
     shards: dict[tuple[int, str], Shard] = {}
     meta: dict[tuple[int, str], Any] = {}
     for task, dev, result in placed:
@@ -354,10 +234,10 @@ async def run_mitigated(
     async def per_device(spec_name: str, mine: list[Shard]) -> None:
         device = devices.get(spec_name)
         if device is None:
-            raise InvalidInputError(f"the scheduler reported device {spec_name}, not in the fleet")
+            raise InvalidInputError(f"the scheduler reported device {spec_name}, not in the pool")
         for shard in mine:
             await asyncio.to_thread(
-                _prepare,
+                prepare,
                 device,
                 shard,
                 by_index[shard.index].circuit,
@@ -372,21 +252,21 @@ async def run_mitigated(
             return
         fingerprint = device.calibration().fingerprint()
         have: dict[tuple[int, ...], ReadoutCalibration] = {}
-        cal_jobs: list[_CalJob] = []
+        cal_jobs: list[CalJob] = []
         if spec.readout is not None:
             have, cal_jobs = await asyncio.to_thread(
-                _plan_calibration, device, noisy, spec, fingerprint
+                plan_calibration, device, noisy, spec, fingerprint
             )
             for job in cal_jobs:
                 for circ in job.circuits:
-                    await asyncio.to_thread(_adopt_one, device, circ)
+                    await asyncio.to_thread(adopt_one, device, circ)
         work: list[tuple[Shard, float, Any, int]] = []
         for shard in noisy:
             fraction = shard.raw_shots / max(1, placed_total[shard.index])
-            variants = await asyncio.to_thread(
-                _variants, device, shard, spec, plans[shard.index], fraction
+            made = await asyncio.to_thread(
+                variants, device, shard, spec, plans[shard.index], fraction
             )
-            work.extend((shard, scale, circ, n) for scale, circ, n in variants)
+            work.extend((shard, scale, circ, n) for scale, circ, n in made)
             if 1.0 in plans[shard.index] and spec.twirl is None:
                 shard.counts[1.0] = dict(shard.raw)
         tasks2: list[Task] = []
@@ -399,7 +279,9 @@ async def run_mitigated(
             where.append(("data", shard, scale))
             tasks2.append(Task(len(tasks2), circ, n))
         if tasks2:
-            results = await _run(_sub_fleet(fleet, [device]), tasks2, policy, report, use_scheduler)
+            results = await _run(
+                pool.subset([device]), tasks2, policy, report, use_scheduler, options
+            )
             for task, dev, result in results:
                 kind, owner, extra = where[task.index]
                 if dev != spec_name:
@@ -418,7 +300,7 @@ async def run_mitigated(
                     _add(owner.counts.setdefault(extra, {}), result.counts)
                     report.shots_mitigation += shots
         if spec.readout is not None:
-            _finish_calibration(device.spec, fingerprint, noisy, spec, have, cal_jobs, report)
+            finish_calibration(device.spec, fingerprint, noisy, spec, have, cal_jobs, report)
 
     failed: dict[str, BaseException] = {}
 
@@ -444,53 +326,9 @@ async def run_mitigated(
             if s.device in failed
         ]  # fmt: skip
         more, _ = await run_mitigated(
-            _sub_fleet(fleet, remaining), retry, spec, policy=policy,
-            use_scheduler=use_scheduler, report=report, _depth=_depth + 1,
+            pool.subset(remaining), retry, spec, policy=policy, use_scheduler=use_scheduler,
+            options=options, report=report, _depth=_depth + 1,
         )  # fmt: skip
         done.extend(more)
     report.wall_s += time.perf_counter() - t0 if _depth == 0 else 0.0
     return done, report
-
-
-def _adopt_one(device: Device, circuit: Any) -> None:
-    from multiqpu.mitigation._isa import adopt
-
-    adopt(device, circuit)
-
-
-def _finish_calibration(
-    device: str,
-    fingerprint: str,
-    shards: list[Shard],
-    spec: MitigationSpec,
-    have: dict[tuple[int, ...], ReadoutCalibration],
-    jobs: list[_CalJob],
-    report: EngineReport,
-) -> None:
-    from multiqpu.mitigation._cache import ReadoutCache
-    from multiqpu.mitigation._readout import from_counts, merge
-
-    readout = spec.readout
-    assert readout is not None
-    measured = []
-    for job in jobs:
-        cal = from_counts(
-            device, fingerprint, job.qubits, job.patterns, job.counts,
-            shots=job.shots * len(job.circuits),
-        )  # fmt: skip
-        measured.append(cal)
-        if readout.cache:
-            ReadoutCache(readout.cache_path()).store(cal)
-        report.calibrations.append(
-            CalibrationUse(device, job.qubits, "measured", cal.shots, cal.measured_at)
-        )
-    for qs, cal in have.items():
-        report.calibrations.append(CalibrationUse(device, qs, cal.source, 0, cal.measured_at))
-    for shard in shards:
-        qs = shard.measured
-        if not qs:
-            continue
-        if qs in have:
-            shard.calibration = have[qs]
-        else:
-            shard.calibration = merge(device, fingerprint, qs, measured, source="measured")

@@ -25,7 +25,9 @@ class MitigationReport:
     ``shots_placement`` the scale-1 runs that placed the circuits, ``shots_mitigation`` the
     devices' folded and twirled circuits, ``shots_calibration`` the readout calibration
     circuits run now (0 when every calibration came from the cache or the device profile).
-    ``shots_overhead = shots_total / shots_base``. ``sampling_overhead`` (per observable,
+    ``shots_overhead = shots_total / shots_base``. ``pilot_shots``: the base shots of an
+    adaptive estimate's pilot stage (part of ``shots_base``; they steer the allocation and
+    are left out of the values). ``sampling_overhead`` (per observable,
     estimates only) is how many times more shots the mitigated value needs than the
     unmitigated one for the same standard error (variance ratio x shots ratio).
     """
@@ -46,6 +48,7 @@ class MitigationReport:
     sampling_overhead: tuple[float, ...] = ()
     plan: CutPlan | None = None
     scheduler_reports: tuple[Any, ...] = ()
+    pilot_shots: int = 0
 
     @property
     def shots_total(self) -> int:
@@ -76,6 +79,7 @@ class MitigationReport:
             "wall_s": self.wall_s,
             "postprocess_s": self.postprocess_s,
             "engine": self.engine,
+            "pilot_shots": self.pilot_shots,
         }
 
     def __str__(self) -> str:

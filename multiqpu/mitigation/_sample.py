@@ -1,4 +1,5 @@
-"""Mitigated per-circuit results (data shards, QNN batches, anything ``fleet.sample`` runs).
+"""Correcting per-circuit results (data shards, QNN batches, anything ``fleet.sample``
+runs): the mitigation stage's side of a sample.
 
 Each circuit is placed by the scheduler and corrected on the device that ran it: the
 readout-corrected quasi-distribution comes from M3 with that device's calibration of the
@@ -12,38 +13,24 @@ estimates do (per-shot readout correction, per-device fit, calibration error inc
 from __future__ import annotations
 
 import math
-import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from multiqpu.errors import InvalidInputError
-from multiqpu.mitigation._options import MitigationSpec, resolve
+from multiqpu.mitigation._options import MitigationSpec
 
 if TYPE_CHECKING:
     from multiqpu.device import CircuitResult
     from multiqpu.mitigation._execute import EngineReport, Shard
     from multiqpu.mitigation._results import MitigatedCircuit, MitigatedSample
 
-__all__ = ["sample"]
+__all__ = ["assemble", "check_request", "finish"]
 
 
-async def sample(
-    fleet: Any,
-    circuits: Any,
-    *,
-    mitigation: Any,
-    shots: int | Sequence[int] = 1024,
-    policy: str = "balanced",
-    use_scheduler: bool | None = None,
-) -> MitigatedSample:
-    """Run ``circuits`` across ``fleet`` and correct each on its own device."""
-    import asyncio
-
+def check_request(spec: MitigationSpec, circuits: Any, shots: Any) -> tuple[list[Any], list[int]]:
+    """The circuits and per-circuit shots of a mitigated sample, or an error saying why not."""
     from qiskit import QuantumCircuit
 
-    from multiqpu.mitigation._execute import Item, run_mitigated
-
-    spec = resolve(mitigation)
     if isinstance(circuits, QuantumCircuit):
         raise InvalidInputError("pass a list of circuits, not a single QuantumCircuit")
     circuits = list(circuits)
@@ -63,14 +50,7 @@ async def sample(
             f"extrapolating distributions needs a linear extrapolator (richardson, linear, "
             f"quadratic); {spec.zne.extrapolator!r} is not. Use fleet.estimate for it"
         )
-    t0 = time.perf_counter()
-    items = [Item(i, c, s) for i, (c, s) in enumerate(zip(circuits, per, strict=True))]
-    shards, engine = await run_mitigated(
-        fleet, items, spec, policy=policy, use_scheduler=use_scheduler
-    )
-    t1 = time.perf_counter()
-    out = await asyncio.to_thread(_assemble, len(circuits), shards, spec)
-    return _finish(out, items, engine, spec, time.perf_counter() - t0, time.perf_counter() - t1)
+    return circuits, per
 
 
 def _quasi(
@@ -159,7 +139,7 @@ def _mask(observable: str | int, width: int) -> int:
     return sum(1 << i for i, ch in enumerate(reversed(observable)) if ch == "Z")
 
 
-def _assemble(
+def assemble(
     n: int, shards: Sequence[Shard], spec: MitigationSpec
 ) -> list[tuple[list[Shard], dict[str, float], float]]:
     by_index: dict[int, list[Shard]] = {}
@@ -183,7 +163,7 @@ def _assemble(
     return out
 
 
-def _finish(
+def finish(
     assembled: list[tuple[list[Shard], dict[str, float], float]],
     items: Sequence[Any],
     engine: EngineReport,
@@ -192,7 +172,7 @@ def _finish(
     post_s: float,
 ) -> MitigatedSample:
     from multiqpu.device import CircuitResult
-    from multiqpu.mitigation._estimate import _engine_name
+    from multiqpu.mitigation._postprocess import engine_name
     from multiqpu.mitigation._results import MitigatedCircuit, MitigatedSample, MitigationReport
 
     circuits: list[MitigatedCircuit] = []
@@ -227,7 +207,7 @@ def _finish(
         failed_devices=tuple(engine.failed_devices),
         wall_s=wall_s,
         postprocess_s=post_s,
-        engine=_engine_name(engine),
+        engine=engine_name(engine),
         scheduler_reports=tuple(r for ex in engine.executions for r in ex.reports if r is not None),
     )
     return MitigatedSample(tuple(circuits), report)

@@ -128,12 +128,18 @@ def calibration_variance(stats: ColumnStats, variances: Mapping[ParamKey, float]
 
 
 # ---------------------------------------------------------------------- knitting
-def cutting_stats(problem: CutProblem, per_circuit: Mapping[int, ColumnStats]) -> Stats:
+def cutting_stats(
+    problem: CutProblem,
+    per_circuit: Mapping[int, ColumnStats],
+    shots: Mapping[int, float] | None = None,
+) -> Stats:
     """The cutting layer's sufficient statistics holding given means and covariances.
 
     Its reconstruction reads a circuit's covariance of the means as ``(second - m m^T) /
-    (n - 1)``; with ``n = 2`` and ``second = Sigma + m m^T`` that is exactly ``Sigma`` (the
-    mitigated covariance), whatever per-shot values lie behind it.
+    (n - 1)`` and its per-shot covariance (for allocating shots) as ``second - m m^T``.
+    With ``n`` base shots behind a circuit (``shots``; default 1) it holds ``n + 1`` shots
+    and ``second = n Sigma + m m^T``: the covariance of the means is exactly ``Sigma`` (the
+    mitigated covariance) and the per-shot one ``n Sigma``, whatever lies behind them.
     """
     import numpy as np
 
@@ -143,9 +149,11 @@ def cutting_stats(problem: CutProblem, per_circuit: Mapping[int, ColumnStats]) -
     for c, st in per_circuit.items():
         lo, hi = int(problem.var_offset[c]), int(problem.var_offset[c + 1])
         u = hi - lo
-        stats.shots[c] = 2.0
+        n = float(shots.get(c, 1)) if shots is not None else 1.0
+        n = max(n, 1.0)
+        stats.shots[c] = n + 1.0
         stats.mean[lo:hi] = st.mean
-        stats.second[c, :u, :u] = st.cov + np.outer(st.mean, st.mean)
+        stats.second[c, :u, :u] = n * st.cov + np.outer(st.mean, st.mean)
     return stats
 
 

@@ -1,109 +1,32 @@
-"""Mitigated expectation values, for whole circuits and cut ones alike.
+"""Correcting sub-experiments per device and knitting them: the mitigation stage's side of
+an estimate (the pipeline, :mod:`multiqpu.pipeline`, plans, runs and allocates shots).
 
-The cutting layer plans the work (no cut when a device fits the circuit: one fragment
-whose sub-experiments are the observables' measurement groups) and knits the results;
-in between, every sub-experiment is corrected on the device that ran it:
-
-    plan (cutting) -> place + run (scheduler) -> per device: readout calibration, folded /
-    twirled circuits -> per (circuit, device): readout-corrected column means per scale,
-    zero-noise fit -> shards of a circuit averaged -> knit (cutting) -> values ± errors
+    per (sub-experiment, device) shard: readout-corrected column means per noise scale,
+    zero-noise fit -> shards of a sub-experiment averaged -> knit (cutting) -> values ±
+    errors, for every stage of the correction ("unmitigated", "readout", "mitigated")
 """
 
 from __future__ import annotations
 
-import asyncio
 import math
-import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from multiqpu.errors import InvalidInputError
-from multiqpu.mitigation._options import MitigationSpec, resolve
+from multiqpu.mitigation._options import MitigationSpec
 
 if TYPE_CHECKING:
     import numpy as np
-    from qiskit import QuantumCircuit
 
     from multiqpu.cutting._experiments import CutProblem
-    from multiqpu.mitigation._execute import EngineReport, Item, Shard
+    from multiqpu.mitigation._execute import EngineReport, Shard
     from multiqpu.mitigation._readout import ParamKey
     from multiqpu.mitigation._results import MitigatedEstimate
     from multiqpu.mitigation._uncertainty import ColumnStats
 
-__all__ = ["estimate"]
+__all__ = ["StageStats", "corrected_stats", "engine_name", "knit_stages", "mitigated_result"]
 
-DEFAULT_SHOTS = 100_000
-
-
-async def estimate(
-    fleet: Any,
-    circuit: QuantumCircuit,
-    observables: Any,
-    *,
-    mitigation: Any,
-    shots: int | None = DEFAULT_SHOTS,
-    precision: float | None = None,
-    policy: str = "balanced",
-    cut: str = "auto",
-    max_fragment_qubits: int | None = None,
-    gate_cuts: bool = True,
-    wire_cuts: bool = True,
-    adaptive: bool = True,
-    limits: Any = None,
-    seed: int | None = 0,
-    use_scheduler: bool | None = None,
-    replicates: int = 200,
-) -> MitigatedEstimate:
-    """Expectation values of ``observables`` on ``circuit`` with every result corrected on
-    the device that produced it (see :meth:`multiqpu.Fleet.estimate`). ``shots`` is what
-    the unmitigated run would spend; mitigation adds to it (see the report).
-    ``replicates``: parametric-bootstrap draws for the readout calibration's error."""
-    from multiqpu.cutting import plan_async
-    from multiqpu.cutting._experiments import allocate_shots
-    from multiqpu.cutting._planner import minimum_shots
-    from multiqpu.mitigation._execute import Item, run_mitigated
-
-    spec = resolve(mitigation)
-    if shots is None:
-        raise InvalidInputError(
-            "mitigation corrects sampled results from noisy devices; shots=None (exact) has "
-            "nothing to mitigate"
-        )
-    if precision is not None:
-        raise InvalidInputError(
-            "precision targets are not supported with mitigation yet; pass shots (the report "
-            "says the standard error reached and the shots mitigation added)"
-        )
-    t0 = time.perf_counter()
-    the_plan, problem = await plan_async(
-        fleet, circuit, observables, shots=shots, cut=cut,  # type: ignore[arg-type]
-        max_fragment_qubits=max_fragment_qubits, gate_cuts=gate_cuts, wire_cuts=wire_cuts,
-        limits=limits, seed=seed,
-    )  # fmt: skip
-    the_plan.check()
-    assert problem is not None and problem.observables is not None
-    idx = [i for i, e in enumerate(problem.experiments) if not e.trivial]
-    weights = [problem.experiments[i].weight for i in idx]
-    import numpy as np
-
-    alloc = allocate_shots(np.asarray(weights), shots, minimum=minimum_shots(shots, len(idx)))
-    items = [
-        Item(i, problem.experiments[i].circuit, int(n))
-        for i, n in zip(idx, alloc, strict=True)
-        if n > 0
-    ]
-    shards, engine = await run_mitigated(
-        fleet, items, spec, policy=policy, use_scheduler=use_scheduler
-    )
-    t1 = time.perf_counter()
-    stages, fits, fallbacks = await asyncio.to_thread(
-        _postprocess, problem, shards, spec, replicates, seed or 0
-    )
-    post_s = time.perf_counter() - t1
-    return _result(
-        the_plan, problem, items, stages, engine, spec, fits, fallbacks,
-        time.perf_counter() - t0, post_s,
-    )  # fmt: skip
+#: Per stage name, per sub-experiment: its corrected column statistics.
+StageStats = Mapping[str, Mapping[int, "ColumnStats"]]
 
 
 # ---------------------------------------------------------------------- post-processing
@@ -144,11 +67,12 @@ def _shard_stats(
     return out, dict(model.variances), fallbacks
 
 
-def _postprocess(
-    problem: CutProblem, shards: Sequence[Shard], spec: MitigationSpec, replicates: int, seed: int
-) -> tuple[dict[str, tuple[np.ndarray, np.ndarray, np.ndarray, int]], int, int]:
-    """Per stage: knitted values, data standard errors, calibration standard errors, shots."""
-    from multiqpu.mitigation._uncertainty import combine, knit
+def corrected_stats(
+    problem: CutProblem, shards: Sequence[Shard], spec: MitigationSpec
+) -> tuple[dict[str, dict[int, ColumnStats]], dict[ParamKey, float], int, int]:
+    """Per stage, per sub-experiment: its shards' corrected column stats, averaged with
+    their shots as weights; the calibration parameters' variances; fits; fit fallbacks."""
+    from multiqpu.mitigation._uncertainty import combine
 
     variances: dict[ParamKey, float] = {}
     per_index: dict[int, list[tuple[Shard, dict[str, ColumnStats]]]] = {}
@@ -162,25 +86,41 @@ def _postprocess(
     names = ["unmitigated", "mitigated"]
     if spec.readout is not None and spec.zne is not None:
         names.insert(1, "readout")
-    out = {}
-    for name in names:
-        per_circuit = {
+    out = {
+        name: {
             i: combine([st[name] for _, st in parts], [s.raw_shots for s, _ in parts])
             for i, parts in per_index.items()
         }
+        for name in names
+    }
+    return out, variances, fits, fallbacks
+
+
+def knit_stages(
+    problem: CutProblem,
+    stages: Mapping[str, Mapping[int, ColumnStats]],
+    variances: Mapping[ParamKey, float],
+    replicates: int,
+    seed: int,
+) -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray, int]]:
+    """Per stage: knitted values, data standard errors, calibration standard errors, shots."""
+    from multiqpu.mitigation._uncertainty import knit
+
+    out = {}
+    for name, per_circuit in stages.items():
         use_var = variances if name != "unmitigated" else {}
         values, data_se, cal_se = knit(
             problem, per_circuit, use_var, replicates=replicates, seed=seed
         )
         shots = sum(int(st.shots) for st in per_circuit.values())
         out[name] = (values, data_se, cal_se, shots)
-    return out, fits, fallbacks
+    return out
 
 
-def _result(
+def mitigated_result(
     the_plan: Any,
     problem: CutProblem,
-    items: Sequence[Item],
+    shots_base: int,
     stages: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray, int]],
     engine: EngineReport,
     spec: MitigationSpec,
@@ -188,6 +128,7 @@ def _result(
     fallbacks: int,
     wall_s: float,
     post_s: float,
+    pilot_shots: int = 0,
 ) -> MitigatedEstimate:
     from multiqpu.mitigation._results import MitigatedEstimate, MitigationReport, Stage
 
@@ -212,7 +153,7 @@ def _result(
     )
     report = MitigationReport(
         mitigation=spec.describe(),
-        shots_base=sum(it.shots for it in items),
+        shots_base=shots_base,
         shots_placement=engine.shots_placement,
         shots_mitigation=engine.shots_mitigation,
         shots_calibration=engine.shots_calibration,
@@ -223,9 +164,10 @@ def _result(
         failed_devices=tuple(engine.failed_devices),
         wall_s=wall_s,
         postprocess_s=post_s,
-        engine=_engine_name(engine),
+        engine=engine_name(engine),
         sampling_overhead=overhead,
         plan=the_plan,
+        pilot_shots=pilot_shots,
         scheduler_reports=tuple(r for ex in engine.executions for r in ex.reports if r is not None),
     )
     return MitigatedEstimate(
@@ -237,7 +179,7 @@ def _result(
     )
 
 
-def _engine_name(engine: EngineReport) -> str:
+def engine_name(engine: EngineReport) -> str:
     names = {ex.engine for ex in engine.executions}
     return (
         "scheduler"

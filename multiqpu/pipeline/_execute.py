@@ -1,4 +1,5 @@
-"""Running sub-experiments on the fleet and handing each batch of results on as it lands.
+"""The pipeline's schedule-and-execute step: run circuits (sub-experiments, shards,
+mitigation circuits) on a device pool and hand each batch of results on as it lands.
 
 The scheduler (:func:`multiqpu.scheduler.run`, what ``fleet.run`` calls) places the
 circuits, batches them, retries, hedges and reports (a large batch goes as a few
@@ -15,19 +16,23 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from multiqpu.cutting._model import assign, device_model
+from multiqpu._aio import gather_cancelling
+from multiqpu.cutting._model import assign, device_model, mid_circuit, supports_mid_circuit
 from multiqpu.errors import InvalidInputError
+from multiqpu.pool import DevicePool
 
 if TYPE_CHECKING:
-    from qiskit import QuantumCircuit
-
     from multiqpu.device import CircuitResult, Device
 
-__all__ = ["Execution", "Task", "run_tasks"]
+__all__ = ["PER_RUN_OPTIONS", "Execution", "Task", "run_tasks"]
+
+#: Scheduler options that hold for a whole request but would apply to each of the several
+#: scheduler runs a request may make (pilot, main stage, each device's mitigation circuits).
+PER_RUN_OPTIONS = frozenset({"budget_usd", "deadline_s", "run_id", "cache"})
 
 
 @dataclass(frozen=True)
@@ -115,19 +120,7 @@ async def _run_standin(
         for shots, group in by_shots.items():
             for start in range(0, len(group), size):
                 jobs.append(run_batch(device, group[start : start + size], shots))
-    await _gather_cancelling(jobs)
-
-
-async def _gather_cancelling(coros: Sequence[Awaitable[None]]) -> None:
-    """Run all; on the first failure (or cancellation) cancel the rest and re-raise."""
-    tasks = [asyncio.ensure_future(c) for c in coros]
-    try:
-        await asyncio.gather(*tasks)
-    except BaseException:
-        for t in tasks:
-            t.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        raise
+    await gather_cancelling(jobs)
 
 
 #: Circuits per concurrent scheduler run (a large batch is split so that finished parts
@@ -137,17 +130,17 @@ _MAX_STREAMS = 4
 
 
 async def _run_scheduler(
-    devices: Sequence[Device],
-    fleet: Any,
+    pool: DevicePool,
     tasks: Sequence[Task],
     on_results: OnResults,
     execution: Execution,
     policy: str,
+    options: Mapping[str, Any],
 ) -> None:
     from multiqpu.scheduler import JobRequest, run
 
-    capable = [d.spec for d in devices if supports_mid_circuit(d)]
-    restrict = capable if len(capable) < len(devices) else None  # None: any device
+    capable = [d.spec for d in pool if supports_mid_circuit(d)]
+    restrict = capable if len(capable) < len(pool) else None  # None: any device
 
     async def one(part: Sequence[Task]) -> None:
         jobs = [
@@ -155,7 +148,7 @@ async def _run_scheduler(
             for t in part
         ]
         # Fresh draws only: a cached sampled result would repeat an earlier random draw.
-        out = await run(fleet, jobs, policy, cache=False)
+        out = await run(pool, jobs, policy, cache=False, **options)
         execution.engine = "scheduler"
         execution.reports.append(out.report)
         batch = []
@@ -169,39 +162,29 @@ async def _run_scheduler(
     # Interleaved parts (each a mix of fragments and sizes), placed concurrently; each part's
     # results are folded in a worker thread as soon as it completes.
     streams = max(1, min(_MAX_STREAMS, len(tasks) // _STREAM_CHUNK))
-    await _gather_cancelling([one(tasks[k::streams]) for k in range(streams)])
-
-
-def mid_circuit(circuit: QuantumCircuit) -> bool:
-    """Does a gate act on a qubit after it was measured or reset?"""
-    done: set[object] = set()
-    for inst in circuit.data:
-        name = inst.operation.name
-        if name in ("measure", "reset"):
-            done.update(inst.qubits)
-        elif name not in ("barrier", "delay") and done.intersection(inst.qubits):
-            return True
-    return False
-
-
-def supports_mid_circuit(device: Device) -> bool:
-    """Whether ``device`` runs circuits that keep going after a measurement
-    (:attr:`multiqpu.Device.mid_circuit_measurement`)."""
-    return bool(device.mid_circuit_measurement)
+    await gather_cancelling([one(tasks[k::streams]) for k in range(streams)])
 
 
 async def run_tasks(
-    fleet: Any,
+    pool: DevicePool,
     tasks: Sequence[Task],
     on_results: OnResults,
     *,
     execution: Execution,
     policy: str = "balanced",
     use_scheduler: bool | None = None,
+    options: Mapping[str, Any] | None = None,
 ) -> None:
-    """Run ``tasks`` on ``fleet`` (a Fleet or a list of devices), awaiting ``on_results``
-    for the results as they land (per job with the stand-in, per scheduler run)."""
-    devices: list[Device] = list(fleet)
+    """Run ``tasks`` on ``pool``, awaiting ``on_results`` for the results as they land (per
+    job with the stand-in, per scheduler run). ``options``: more scheduler options (see
+    :class:`multiqpu.scheduler.Options`; not ``cache``, and none with the stand-in)."""
+    devices: list[Device] = list(pool)
+    options = dict(options or {})
+    if options and use_scheduler is False:
+        raise InvalidInputError(
+            f"use_scheduler=False runs without the scheduler, which options "
+            f"{', '.join(sorted(options))} configure; drop them or use the scheduler"
+        )
     exact = any(t.shots is None for t in tasks)
     eligible = [d for d in devices if d.exact or not exact]
     if any(mid_circuit(t.circuit) for t in tasks) and not any(
@@ -217,7 +200,7 @@ async def run_tasks(
     start = time.perf_counter()
     try:
         if use_scheduler is None or use_scheduler:
-            await _run_scheduler(devices, fleet, tasks, on_results, execution, policy)
+            await _run_scheduler(pool, tasks, on_results, execution, policy, options)
         else:
             await _run_standin(eligible, tasks, on_results, execution)
     finally:
