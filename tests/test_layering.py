@@ -33,10 +33,9 @@ ENGINE_MODULES = ("journal.py", "config.py", "pool.py")
 FACADE_MODULE = "multiqpu.fleet"
 FACADE_NAMES = {"Fleet", "device"}
 
-#: Engine modules that still import the facade at run time, to be emptied. Other branches
-#: rewrite these files (mitigation's per-device sub-fleets go with the one pipeline); the lead
-#: empties this set at merge, and a stale entry fails :func:`test_known_facade_imports_are_current`.
-KNOWN_FACADE_IMPORTS: set[str] = {"multiqpu/mitigation/_execute.py"}
+#: Engine modules allowed to import the facade at run time: none. Kept as a named exception
+#: list so that a stale entry fails :func:`test_known_facade_imports_are_current`.
+KNOWN_FACADE_IMPORTS: set[str] = set()
 
 #: The multiqpu modules an adapter under providers/ may import from, besides public names
 #: (``from multiqpu import <a name in multiqpu.__all__>``): the narrow provider interface.

@@ -76,7 +76,7 @@ def _median(values: Sequence[float]) -> float | None:
 
 def device_model(device: Device, wait_s: float | None) -> DeviceModel:
     """The model of one device (``wait_s`` from its queue estimate, if known)."""
-    simulator = bool(device.exact) or device.provider == "local"
+    simulator = device.simulator
     two, one, readout = _DEFAULT_2Q_S, _DEFAULT_1Q_S, _DEFAULT_READOUT_S
     if not simulator:
         try:

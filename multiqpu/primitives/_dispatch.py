@@ -19,6 +19,7 @@ from collections.abc import Awaitable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from multiqpu._aio import gather_cancelling
 from multiqpu.errors import InvalidInputError
 
 if TYPE_CHECKING:
@@ -164,17 +165,7 @@ async def _standin(
             start = stop
             size = max(1, device.limits.max_circuits_per_job)
             jobs.extend(run(device, share[j : j + size], s) for j in range(0, len(share), size))
-    await _gather_cancelling(jobs)
+    await gather_cancelling(jobs)
     return [o for o in out if o is not None]
 
 
-async def _gather_cancelling(coros: Sequence[Awaitable[None]]) -> None:
-    """Run all; on the first failure (or cancellation) cancel the rest and re-raise."""
-    tasks = [asyncio.ensure_future(c) for c in coros]
-    try:
-        await asyncio.gather(*tasks)
-    except BaseException:
-        for t in tasks:
-            t.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        raise
