@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import pytest
 
+from multiqpu._sync import run_sync
 from multiqpu.calibration import Calibration
 from multiqpu.device import (
     CircuitResult,
@@ -80,7 +81,7 @@ class DeviceConformance:
         async def scenario() -> RunResult:
             return await asyncio.wait_for(device.run(batch, shots), self.timeout_s)
 
-        return asyncio.run(scenario())
+        return run_sync(scenario())
 
     def check_counts(self, result: CircuitResult, circuit: QuantumCircuit, shots: int) -> None:
         assert isinstance(result, CircuitResult)
@@ -200,10 +201,10 @@ class DeviceConformance:
 
     # ------------------------------------------------------------------ status, queue, cost
     def test_status(self, device: Device) -> None:
-        assert isinstance(asyncio.run(device.status()), DeviceStatus)
+        assert isinstance(run_sync(device.status()), DeviceStatus)
 
     def test_queue_estimate(self, device: Device) -> None:
-        q = asyncio.run(device.queue_estimate())
+        q = run_sync(device.queue_estimate())
         assert isinstance(q, QueueEstimate)
         assert q.source in ("live", "model", "none")
         assert q.pending_jobs is None or (isinstance(q.pending_jobs, int) and q.pending_jobs >= 0)
@@ -287,7 +288,7 @@ class DeviceConformance:
             result = await asyncio.wait_for(job.result(), self.timeout_s)
             return first, result, await job.status()
 
-        first, result, last = asyncio.run(scenario())
+        first, result, last = run_sync(scenario())
         assert isinstance(first, JobStatus)
         assert last is JobStatus.DONE
         assert result.job_id and len(result) == 1
@@ -355,7 +356,7 @@ class DeviceConformance:
             )
             return outcome
 
-        outcome = asyncio.run(scenario())
+        outcome = run_sync(scenario())
         assert isinstance(outcome, asyncio.CancelledError | RunResult), repr(outcome)
 
     def test_concurrent_runs(self, device: Device) -> None:
@@ -366,7 +367,7 @@ class DeviceConformance:
             runs = (device.run(b, self.shots) for b in batches)
             return list(await asyncio.wait_for(asyncio.gather(*runs), self.timeout_s))
 
-        results = asyncio.run(scenario())
+        results = run_sync(scenario())
         for i, result in enumerate(results):
             assert len(result) == 1
             self.check_counts(result[0], batches[i][0], self.shots)
