@@ -299,6 +299,20 @@ class Device(abc.ABC):
         return f"{self.provider}:{self.name}"
 
     @property
+    def imitates_qpu(self) -> bool:
+        """Whether plans should time this device as a QPU: a real QPU, or a simulator of
+        one built from its calibration snapshot (a fake backend, an emulator), which stands
+        in for that QPU. A plain simulator (ideal, uniform or modelled noise) is timed at
+        simulator speed. The scheduler's cost model and priors, the cut planner and the QNN
+        trainer all ask this one question."""
+        if not self.simulator:
+            return True
+        try:
+            return self.calibration().source.startswith("snapshot")
+        except Exception:  # no calibration to read: a plain simulator
+            return False
+
+    @property
     @abc.abstractmethod
     def num_qubits(self) -> int: ...
 

@@ -63,3 +63,16 @@ def test_mid_circuit_measurement_capability_survives_wrappers() -> None:
     model = QueueModel.for_device(braket.spec, style="braket", index=0)
     assert QueuedDevice(braket, model).mid_circuit_measurement is False
     assert FaultyDevice(braket).mid_circuit_measurement is False
+
+
+def test_imitates_qpu_is_the_one_timing_question() -> None:
+    """Plans time real QPUs and their stand-ins (fake backends, emulators built from a
+    calibration snapshot) as QPUs, and plain simulators at simulator speed; a queued wrapper
+    answers for the device it wraps."""
+    fleet = multiqpu.Fleet.local()
+    answers = {d.spec: (d.simulator, d.imitates_qpu) for d in fleet}
+    assert answers["ibm:fake_torino"] == (True, True)
+    assert answers["braket:emulator"] == (True, True)
+    assert answers["local:ideal"] == (True, False)
+    assert multiqpu.device("local:noisy").imitates_qpu is False
+    assert multiqpu.device("braket:dm").imitates_qpu is False

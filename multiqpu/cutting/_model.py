@@ -74,19 +74,9 @@ def _median(values: Sequence[float]) -> float | None:
     return vals[len(vals) // 2] if vals else None
 
 
-def _is_ideal(device: Device) -> bool:
-    try:
-        return bool(device.exact) or device.calibration().is_ideal()
-    except Exception:  # no calibration to read: treat it as a plain simulator
-        return True
-
-
 def device_model(device: Device, wait_s: float | None) -> DeviceModel:
     """The model of one device (``wait_s`` from its queue estimate, if known)."""
-    # A fake backend or an emulator imitates a QPU: the plan is made for the machine it
-    # imitates, with its calibrated durations. Only a simulator with no calibrated noise
-    # (an ideal one) is planned at simulator speed.
-    simulator = device.simulator and _is_ideal(device)
+    simulator = not device.imitates_qpu
     two, one, readout = _DEFAULT_2Q_S, _DEFAULT_1Q_S, _DEFAULT_READOUT_S
     if not simulator:
         try:

@@ -187,7 +187,7 @@ class FleetExecutor(Executor):
     def job_prior(self, d: int) -> tuple[float, float]:
         # the scheduler's priors: simulators start at once, a QPU's job costs seconds of
         # set-up and waits in a queue (learned from the first shards either way)
-        return (0.05, 0.0) if self.devices[d].simulator else (5.0, 30.0)
+        return (5.0, 30.0) if self.devices[d].imitates_qpu else (0.05, 0.0)
 
     def quality(self, work: Work) -> list[float]:
         out = []

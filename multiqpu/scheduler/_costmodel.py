@@ -125,7 +125,7 @@ def _estimate(
     except Exception as exc:  # any transpiler failure means "cannot run here"
         return Estimate(reason=f"does not transpile for {device.spec}: {exc}")
     fidelity = cal.estimated_fidelity(isa)
-    if device.simulator:  # no repetition delay, a per-circuit cost
+    if not device.imitates_qpu:  # a plain simulator: no repetition delay, a per-circuit cost
         seconds = SIMULATOR_CIRCUIT_S + circuit_seconds(isa, cal) * (shots or 1)
     else:
         seconds = (circuit_seconds(isa, cal) + REPETITION_DELAY_S) * (shots or 1)

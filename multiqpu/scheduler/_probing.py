@@ -151,11 +151,11 @@ async def probe(
     learner = Learner(
         len(devices),
         reported_wait_s=[r[0] for r in reports],
-        prior_overhead_s=[0.05 if d.simulator else 5.0 for d in devices],
+        prior_overhead_s=[5.0 if d.imitates_qpu else 0.05 for d in devices],
         knowledge=[known.get(d.spec) for d in devices],
         report_kind=[r[1] for r in reports],
         # a simulator's run time has little to do with shots x gate durations
-        speed_sigma=[3.0 if d.simulator else 0.3 for d in devices],
+        speed_sigma=[0.3 if d.imitates_qpu else 3.0 for d in devices],
     )
     prints = await asyncio.to_thread(fingerprints, devices)
     check_feasible(devices, items, tables, cls, reasons, alive, opts, indices)
