@@ -214,6 +214,7 @@ PUBLIC_ALL: dict[str, list[str]] = {
         "POLICIES",
         "DeviceReport",
         "JobRequest",
+        "JobSpan",
         "Options",
         "RunReport",
         "SampleResult",
