@@ -123,6 +123,8 @@ def run_config_check(args: argparse.Namespace) -> int:
         json.dump(report, sys.stdout, indent=2)
         sys.stdout.write("\n")
         return 0
+    from rich.markup import escape
+
     out = fmt.console()
     if report["file"] is None:
         out.print(
@@ -130,17 +132,17 @@ def run_config_check(args: argparse.Namespace) -> int:
             " multiqpu uses the embedded default fleet, which needs no credentials"
         )
         return 0
-    out.print(f"{report['file']} (found by {report['found_by']}): valid")
+    out.print(escape(f"{report['file']} (found by {report['found_by']}): valid"))
     default = "included" if report["include_default"] else "not included"
     out.print(f"  embedded default devices: {default}; {len(report['devices'])} declared device(s)")
     for dev in report["devices"]:
-        out.print(f"  [devices.{dev['label']}] {dev['spec']}")
+        out.print(escape(f"  [devices.{dev['label']}] {dev['spec']}"))
         if not dev["credentials"]:
             out.print("    credentials: none needed by this provider")
         for c in dev["credentials"]:
             if c["set"]:
                 kind = "secret, hidden" if c["secret"] else "value not shown"
-                out.print(f"    {c['option']}: set ({kind}) from {c['source']}")
+                out.print(escape(f"    {c['option']}: set ({kind}) from {c['source']}"))
             else:
                 out.print(f"    {c['option']}: not set (the provider's default applies)")
     return 0

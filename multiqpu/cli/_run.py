@@ -6,7 +6,8 @@ through the one pipeline (:mod:`multiqpu.pipeline`), with ``--mitigation`` as it
 stage.
 
 Exit codes (see docs/cli.md): 0 every circuit ran; 1 the run was attempted and failed (a
-device, provider or job error); 2 nothing was submitted (usage, a file that does not parse,
+device, provider or job error), or the results are out but a picture asked for could not be
+drawn; 2 nothing was submitted (usage, a file that does not parse,
 bad input, configuration or credentials); 130 interrupted.
 """
 
@@ -69,8 +70,9 @@ examples:
   multiqpu run ghz.qasm --mitigation readout,zne
   multiqpu run su2.qasm --observable ZZIIIIII --observable XXIIIIII --shots 200000
 
-exit codes: 0 done; 1 the run failed (device, provider or job error); 2 nothing was
-submitted (usage, unreadable file, bad input, configuration); 130 interrupted.
+exit codes: 0 done; 1 the run failed (device, provider or job error), or a picture
+could not be drawn after it; 2 nothing was submitted (usage, unreadable file, bad input,
+configuration); 130 interrupted.
 """
 
 
@@ -234,6 +236,8 @@ def run_run(args: argparse.Namespace) -> int:
     if args.json:
         json.dump(summary, sys.stdout, indent=2, default=_jsonable)
         sys.stdout.write("\n")
+    if any(why is not None for why in summary.get("plots", {}).values()):
+        return EXIT_FAILED  # the results are out; a picture asked for is not
     return EXIT_OK
 
 

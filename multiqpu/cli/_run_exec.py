@@ -5,11 +5,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from multiqpu.cli import _format as fmt
-from multiqpu.errors import InvalidInputError
+from multiqpu.errors import InvalidInputError, MultiQPUError
 
 if TYPE_CHECKING:
     from qiskit import QuantumCircuit
@@ -40,12 +40,28 @@ def _timeline_spans(reports: Sequence[Any]) -> list[Any]:
     return sorted(spans, key=lambda s: s.created_at)
 
 
-def _plot_timeline(path: str | None, reports: Sequence[Any], title: str) -> None:
-    if path is None:
-        return
+def _plot_timeline(path: str, reports: Sequence[Any], title: str) -> None:
     from multiqpu.plots import timeline
 
     timeline(_timeline_spans(reports), path, title=title)
+
+
+def plots(wanted: Sequence[tuple[str | None, Callable[[str], None]]]) -> dict[str, Any]:
+    """Draw each requested picture after the results are out: ``{path: None}`` when it was
+    written, ``{path: "why not"}`` when it could not be (the run itself stands)."""
+    import sys
+
+    done: dict[str, Any] = {}
+    for path, draw in wanted:
+        if path is None:
+            continue
+        try:
+            draw(path)
+            done[path] = None
+        except (MultiQPUError, OSError) as exc:
+            done[path] = fmt.one_line(exc)
+            print(f"multiqpu: error: could not draw {path}: {done[path]}", file=sys.stderr)
+    return done
 
 
 def sample_all(
@@ -94,13 +110,16 @@ def sample_all(
         ],
         "report": report_json,
     }
-    _plot_timeline(args.plot, reports, title=", ".join(summary["run_ids"]) or "run")
     if not args.json:
         _print_samples(summary, reports, mitigation is not None)
+    summary["plots"] = plots(
+        [(args.plot, lambda p: _plot_timeline(p, reports, ", ".join(summary["run_ids"])))]
+    )
     return summary
 
 
 def _print_samples(summary: dict[str, Any], reports: Sequence[Any], mitigated: bool) -> None:
+    from rich.markup import escape
     from rich.table import Table
 
     out = fmt.console()
@@ -114,7 +133,9 @@ def _print_samples(summary: dict[str, Any], reports: Sequence[Any], mitigated: b
             if mitigated
             else top_counts(counts)
         )
-        table.add_row(str(c["index"]), c["file"], c["name"], c["device"], str(c["shots"]), shown)
+        table.add_row(
+            str(c["index"]), escape(c["file"]), escape(c["name"]), c["device"], str(c["shots"]), shown
+        )
     out.print(table)
     for report in reports:
         out.print(report.table())
@@ -193,17 +214,25 @@ def estimate_all(
         "mitigation": args.mitigation or [],
         "circuits": [{"index": i, **row} for i, row in enumerate(rows)],
     }
-    _plot_timeline(args.plot, reports, title="estimate")
-    if args.budget_plot:
-        from multiqpu.plots import error_budget
-
-        error_budget(results[0], args.budget_plot)
     if not args.json:
         _print_estimates(summary)
+
+    def budget(path: str) -> None:
+        from multiqpu.plots import error_budget
+
+        error_budget(results[0], path)
+
+    summary["plots"] = plots(
+        [
+            (args.plot, lambda p: _plot_timeline(p, reports, "estimate")),
+            (args.budget_plot, budget),
+        ]
+    )
     return summary
 
 
 def _print_estimates(summary: dict[str, Any]) -> None:
+    from rich.markup import escape
     from rich.table import Table
 
     out = fmt.console()
@@ -214,7 +243,7 @@ def _print_estimates(summary: dict[str, Any]) -> None:
         for k, o in enumerate(c["observables"]):
             table.add_row(
                 str(c["index"]) if k == 0 else "",
-                c["file"] if k == 0 else "",
+                escape(c["file"]) if k == 0 else "",
                 o["label"],
                 f"{o['value']:.6g}",
                 f"{o['std_error']:.2g}",

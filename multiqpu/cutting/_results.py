@@ -113,6 +113,14 @@ class EstimateResult:
     def __len__(self) -> int:
         return len(self.values)
 
+    def plot(self, kind: str = "error_budget", path: Any = None, **kwargs: Any) -> Any:
+        """:meth:`CuttingReport.plot` with the observables' labels in the title."""
+        from multiqpu.plots import error_budget
+
+        if kind == "error_budget":
+            return error_budget(self, path, **kwargs)
+        return self.report.plot(kind, path, **kwargs)
+
     def __str__(self) -> str:
         rows = [
             f"{label}: {v:.6g} ± {s:.2g}"

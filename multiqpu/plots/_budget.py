@@ -9,12 +9,10 @@ from typing import Any
 from multiqpu.errors import InvalidInputError
 from multiqpu.plots._mpl import new_figure, require_matplotlib, save
 
-__all__ = ["budget_rows", "error_budget"]
+__all__ = ["budget_rows", "error_budget", "largest"]
 
 
-def budget_rows(result: Any, observable: int = 0) -> list[tuple[str, float]]:
-    """``(label, share of the variance)`` per (fragment, device) pair of ``result`` (an
-    estimate, or its report) for one observable, largest first; the shares add up to 1."""
+def _budget(result: Any) -> Any:
     report = getattr(result, "report", result)
     budget = getattr(report, "error_budget", None)
     if not budget:
@@ -23,6 +21,20 @@ def budget_rows(result: Any, observable: int = 0) -> list[tuple[str, float]]:
             "multiqpu.pipeline.estimate / fleet.estimate without mitigation, with shots "
             "(exact results have no sampling error)"
         )
+    return budget
+
+
+def largest(result: Any) -> int:
+    """The observable of ``result`` with the largest variance."""
+    budget = _budget(result)
+    totals = [sum(s.variance[k] for s in budget) for k in range(len(budget[0].variance))]
+    return max(range(len(totals)), key=lambda k: totals[k])
+
+
+def budget_rows(result: Any, observable: int = 0) -> list[tuple[str, float]]:
+    """``(label, share of the variance)`` per (fragment, device) pair of ``result`` (an
+    estimate, or its report) for one observable, largest first; the shares add up to 1."""
+    budget = _budget(result)
     k = observable
     if not 0 <= k < len(budget[0].variance):
         raise InvalidInputError(
@@ -39,13 +51,16 @@ def error_budget(
     result: Any,
     path: str | os.PathLike[str] | None = None,
     *,
-    observable: int = 0,
+    observable: int | None = None,
     width: float = 8.0,
 ) -> Any:
     """A bar per (fragment, device) pair: its share of the estimate's variance (the shares
     add up to 100 %), labelled with the standard error it alone would give. ``result``: an
-    :class:`~multiqpu.cutting.EstimateResult` (or its report); ``observable``: which one."""
+    :class:`~multiqpu.cutting.EstimateResult` (or its report); ``observable``: which one
+    (default: the one with the largest standard error)."""
     require_matplotlib()
+    if observable is None:
+        observable = largest(result)
     rows = budget_rows(result, observable)
     report = getattr(result, "report", result)
     variance = sum(s.variance[observable] for s in report.error_budget)
