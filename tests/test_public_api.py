@@ -210,6 +210,15 @@ PUBLIC_ALL: dict[str, list[str]] = {
         "QueuedJob",
         "Window",
     ],
+    "multiqpu.plots": [
+        "error_budget",
+        "journal_timeline",
+        "plot_cutting_report",
+        "plot_report",
+        "require_matplotlib",
+        "timeline",
+        "training",
+    ],
     "multiqpu.scheduler": [
         "POLICIES",
         "DeviceReport",

@@ -144,7 +144,7 @@ class DistributionResult:
     report: CuttingReport
 
     def as_dict(self, *, threshold: float = 0.0) -> dict[str, float]:
-        """Bitstring -> quasi-probability for entries with |p| > threshold."""
+        """Bitstring -> quasi-probability for entries with ``|p| > threshold``."""
         import numpy as np
 
         width = len(self.qubits)
