@@ -25,7 +25,7 @@ import multiqpu  # noqa: E402
 
 project = "multiqpu"
 author = "the multiqpu authors"
-copyright = "the multiqpu authors"  # noqa: A001
+copyright = "the multiqpu authors"
 release = multiqpu.__version__
 version = release
 

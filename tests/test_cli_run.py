@@ -78,7 +78,7 @@ def test_run_bell_json_counts_and_device(
     (run_id,) = data["run_ids"]
     code, shown = run_json(capsys, "runs", "show", run_id, "--json")
     assert code == 0 and shown["run_id"] == run_id and shown["n_done"] == 1
-    assert [r["device"] for r in shown["per_device"]][0] == row["device"]
+    assert shown["per_device"][0]["device"] == row["device"]
 
 
 @pytest.mark.slow
@@ -118,8 +118,8 @@ def test_run_observable_estimates_with_standard_errors(
     ghz.write_text(GHZ3_QASM3)
     budget = tmp_path / "budget.png"
     code, data = run_json(
-        capsys, "run", str(ghz), "--observable", "IZZ", "--observable", "XXX", "--observable", "IIZ",
-        "--shots", "20000", "--json", "--budget-plot", str(budget),
+        capsys, "run", str(ghz), "--observable", "IZZ", "--observable", "XXX",
+        "--observable", "IIZ", "--shots", "20000", "--json", "--budget-plot", str(budget),
     )  # fmt: skip
     assert code == 0
     (row,) = data["circuits"]

@@ -133,9 +133,8 @@ def _print_samples(summary: dict[str, Any], reports: Sequence[Any], mitigated: b
             if mitigated
             else top_counts(counts)
         )
-        table.add_row(
-            str(c["index"]), escape(c["file"]), escape(c["name"]), c["device"], str(c["shots"]), shown
-        )
+        name, file = escape(c["name"]), escape(c["file"])
+        table.add_row(str(c["index"]), file, name, c["device"], str(c["shots"]), shown)
     out.print(table)
     for report in reports:
         out.print(report.table())
