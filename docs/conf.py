@@ -62,23 +62,28 @@ napoleon_numpy_docstring = False
 # are not errors: the reference says what it can.
 nitpicky = False
 
-INTERSPHINX = {
-    "python": "https://docs.python.org/3",
-    "qiskit": "https://quantum.cloud.ibm.com/docs/api/qiskit",
-    "pennylane": "https://docs.pennylane.ai/en/stable",
-    "numpy": "https://numpy.org/doc/stable",
+#: project -> (its documentation, where its inventory is when not next to it)
+INTERSPHINX: dict[str, tuple[str, str | None]] = {
+    "python": ("https://docs.python.org/3/", None),
+    # Qiskit's API pages live under /docs/en/api/qiskit/, its inventory under /docs/api/qiskit/
+    "qiskit": (
+        "https://quantum.cloud.ibm.com/docs/en/api/qiskit/",
+        "https://quantum.cloud.ibm.com/docs/api/qiskit/objects.inv",
+    ),
+    "pennylane": ("https://docs.pennylane.ai/en/stable/", None),
+    "numpy": ("https://numpy.org/doc/stable/", None),
 }
 
 
 def _inventories() -> dict[str, tuple[str, str | None]]:
     offline = os.environ.get("MULTIQPU_DOCS_OFFLINE", "").strip() not in ("", "0")
     mapping: dict[str, tuple[str, str | None]] = {}
-    for name, url in INTERSPHINX.items():
+    for name, (url, inventory) in INTERSPHINX.items():
         local = HERE / "_inventories" / f"{name}.inv"
         if local.is_file():
             mapping[name] = (url, str(local))
         elif not offline:
-            mapping[name] = (url, None)
+            mapping[name] = (url, inventory)
     return mapping
 
 

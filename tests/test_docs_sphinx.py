@@ -91,7 +91,10 @@ def test_intersphinx_links_qiskit_and_pennylane(monkeypatch: pytest.MonkeyPatch)
     monkeypatch.delenv("MULTIQPU_DOCS_OFFLINE", raising=False)
     conf = runpy.run_path(str(DOCS / "conf.py"))
     mapping = conf["intersphinx_mapping"]
-    assert mapping["qiskit"][0].startswith("https://") and "qiskit" in mapping["qiskit"][0]
+    assert mapping["qiskit"] == (
+        "https://quantum.cloud.ibm.com/docs/en/api/qiskit/",
+        "https://quantum.cloud.ibm.com/docs/api/qiskit/objects.inv",
+    )
     assert mapping["pennylane"][0].startswith("https://docs.pennylane.ai")
     monkeypatch.setenv("MULTIQPU_DOCS_OFFLINE", "1")
     offline = runpy.run_path(str(DOCS / "conf.py"))["intersphinx_mapping"]
