@@ -203,6 +203,11 @@ def test_runs_show_table_timeline_and_plot(
     assert not ANSI.search(out)  # captured output is not a terminal
     assert main(["runs", "show", "no-such-run"]) == 2
     assert "no run 'no-such-run'" in capsys.readouterr().err
+    # the journal and --json may come before `show` too
+    journal = os.environ["MULTIQPU_JOURNAL"]
+    code, shown = run_json(capsys, "runs", "--json", "--journal", journal, "show", run_id)
+    assert code == 0 and shown["run_id"] == run_id
+    assert main(["runs", "--journal", str(tmp_path / "other.sqlite"), "show", run_id]) == 2
 
 
 def test_config_check_broken_names_file_key_and_expectation(

@@ -34,9 +34,12 @@ def add_show_command(
         ),
     )
     show.add_argument("run_id", metavar="RUN_ID", help="a run id from 'multiqpu runs'")
-    show.add_argument("--json", action="store_true", help="print a JSON object")
+    # SUPPRESS: `multiqpu runs --journal X show ID` keeps the X given before `show`
+    show.add_argument(
+        "--json", action="store_true", default=argparse.SUPPRESS, help="print a JSON object"
+    )
     show.add_argument("--plot", metavar="FILE.png", help="draw the timeline to this file")
-    show.add_argument("--journal", metavar="PATH", help=journal_help)
+    show.add_argument("--journal", metavar="PATH", default=argparse.SUPPRESS, help=journal_help)
     show.set_defaults(handler=run_show)
 
 

@@ -5,7 +5,8 @@ scheduler decided to submit it), submitted (the provider accepted it), started (
 device's queue and ran), finished (result, failure or cancellation). The same spans come
 from a live run (:class:`TimelineRecorder` keeps them as the executor records the run, and
 the run report carries them: ``result.report.timeline``) and from the job journal
-(:func:`spans_from_records`), so one drawing serves both.
+(:func:`spans_from_records`), so one drawing serves both. A resumed run's report holds the jobs
+of that attempt; the journal holds every attempt's.
 
 A job is marked a *hedge* when, at the moment it was created, some of its circuits were
 already carried by an open job (submitting or submitted) of the same run on another
