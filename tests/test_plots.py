@@ -218,3 +218,22 @@ def test_progress_is_off_with_the_variable_or_off_a_terminal(
     monkeypatch.setattr(sys, "stderr", io.StringIO())  # a pipe, a log file, CI
     assert not wants_progress(True, 500)
     assert not Progress(["a"], 10, enabled=False).enabled
+
+
+@pytest.mark.slow
+def test_timeline_of_a_mitigated_run(tmp_path: Path) -> None:
+    """A mitigated sample runs placement and calibration circuits through several scheduler
+    runs: its report draws them all on one axis."""
+    from multiqpu.plots import timeline
+
+    fleet = multiqpu.Fleet([multiqpu.device("local:noisy", num_qubits=3)])
+    result = asyncio.run(
+        fleet.sample([_ghz(3, 0)], 1000, mitigation=[multiqpu.mitigation.Readout(cache=False)])
+    )
+    runs = result.report.scheduler_reports
+    assert runs and all(r.timeline for r in runs)
+    fig = result.report.plot(path=tmp_path / "mitigated.png")
+    jobs = sum(len(r.timeline) for r in runs)
+    assert f"{jobs} jobs on 1 devices" in fig.axes[0].get_title(loc="left")
+    assert timeline(result).axes[0].get_title(loc="left") == fig.axes[0].get_title(loc="left")
+    assert (tmp_path / "mitigated.png").read_bytes()[:8] == PNG

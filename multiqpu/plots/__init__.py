@@ -87,14 +87,11 @@ def plot_report(report: RunReport, kind: str = "timeline", path: Any = None, **k
 
 def plot_cutting_report(report: Any, kind: str = "error_budget", path: Any = None,
                         **kwargs: Any) -> Any:  # fmt: skip
-    """What ``CuttingReport.plot`` draws: ``"error_budget"``, or ``"timeline"`` (the jobs of
-    the scheduler runs behind the estimate, on one time axis)."""
+    """What ``CuttingReport.plot`` and ``MitigationReport.plot`` draw: ``"error_budget"``
+    (estimates without mitigation), or ``"timeline"`` (the jobs of the scheduler runs behind
+    the result, on one time axis)."""
     if kind == "error_budget":
         return error_budget(report, path, **kwargs)
     if kind == "timeline":
-        spans = [s for r in getattr(report, "scheduler_reports", ()) for s in r.timeline]
-        if not spans:
-            raise InvalidInputError("no scheduler runs behind this estimate: nothing to draw")
-        spans.sort(key=lambda s: s.created_at)
-        return timeline(spans, path, title=kwargs.pop("title", "estimate"), **kwargs)
+        return timeline(report, path, **kwargs)
     raise InvalidInputError(f"kind must be 'error_budget' or 'timeline', got {kind!r}")

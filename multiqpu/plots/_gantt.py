@@ -29,16 +29,23 @@ COLORS = {
 
 
 def _spans_of(source: Any) -> tuple[tuple[JobSpan, ...], str | None]:
-    timeline_ = getattr(source, "timeline", None)
-    if timeline_ is not None:  # a RunReport
-        return tuple(timeline_), f"run {source.run_id} ({source.policy})"
-    report = getattr(source, "report", None)
-    if report is not None and getattr(report, "timeline", None) is not None:  # a SampleResult
+    """The jobs of a run report, of a result holding one (``result.report``), or of the
+    scheduler runs behind an estimate or a mitigated result (``report.scheduler_reports``),
+    on one time axis; or ``source`` itself when it is a sequence of spans."""
+    report = source
+    if getattr(source, "timeline", None) is None and getattr(source, "report", None) is not None:
+        report = source.report
+    if getattr(report, "timeline", None) is not None:  # a RunReport
         return tuple(report.timeline), f"run {report.run_id} ({report.policy})"
+    runs = getattr(report, "scheduler_reports", None)
+    if runs is not None:  # an estimate's or a mitigated run's report
+        spans = sorted((s for r in runs for s in r.timeline), key=lambda s: s.created_at)
+        ids = ", ".join(r.run_id for r in runs)
+        return tuple(spans), (f"runs {ids}" if len(runs) > 1 else f"run {ids}") if ids else None
     if isinstance(source, Sequence):
         return tuple(source), None
     raise InvalidInputError(
-        f"a timeline is drawn from a run report, a result with one, or job spans; got "
+        f"a timeline is drawn from a result, a run report, or job spans; got "
         f"{type(source).__name__}"
     )
 
