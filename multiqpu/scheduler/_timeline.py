@@ -65,18 +65,21 @@ class JobSpan:
 
 
 def mark_hedges(spans: Sequence[JobSpan]) -> tuple[JobSpan, ...]:
-    """``spans`` with ``hedge`` set on the jobs created while some of their circuits were
-    in an open job on another device (see the module docstring)."""
+    """``spans`` (in creation order) with ``hedge`` set on the jobs created while some of
+    their circuits were in an open job on another device (see the module docstring). Each
+    job is compared only with the earlier jobs that carried one of its circuits."""
+    carriers: dict[int, list[int]] = {}  # task -> earlier spans that carried it
     out = []
     for k, span in enumerate(spans):
-        mine = set(span.tasks)
+        earlier = {j for t in span.tasks for j in carriers.get(t, ())}
         hedge = any(
-            other.device != span.device
-            and other.created_at <= span.created_at
-            and (other.finished_at is None or other.finished_at > span.created_at)
-            and mine.intersection(other.tasks)
-            for other in spans[:k]
+            spans[j].device != span.device
+            and spans[j].created_at <= span.created_at
+            and (spans[j].finished_at is None or spans[j].finished_at > span.created_at)
+            for j in earlier
         )
+        for t in span.tasks:
+            carriers.setdefault(t, []).append(k)
         out.append(replace(span, hedge=hedge) if hedge != span.hedge else span)
     return tuple(out)
 
