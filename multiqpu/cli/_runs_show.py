@@ -143,12 +143,16 @@ def _print(info: Any, spans: tuple[JobSpan, ...], rows: list[dict], t0: float) -
         )  # fmt: skip
     out.print(table)
     times = compact("timeline (seconds from the first job)")
-    for name in ("at", "device", "circuits", "queued", "ran", "ended", "note"):
-        times.add_column(name, justify="right" if name in ("at", "circuits") else "left")
+    for name in ("at", "device", "circuits", "queued", "ran", "ended"):
+        times.add_column(
+            name, justify="right" if name in ("at", "circuits") else "left", no_wrap=True
+        )
+    times.add_column("note")
     for s in spans:
         note = "hedge" if s.hedge else ""
-        if s.error:
-            note = (note + " " + s.error).strip()[:60]
+        if s.error:  # the whole error is in --json
+            note = (note + " " + s.error).strip()
+            note = note if len(note) <= 24 else note[:23] + "…"
         times.add_row(
             f"{s.created_at - t0:.2f}", s.device, str(len(s.tasks)), fmt.seconds(s.queue_s),
             fmt.seconds(s.execution_s), s.state, note,
