@@ -112,13 +112,13 @@ def open_jobs(cur: sqlite3.Cursor, run_id: str) -> list[OpenJob]:
 def jobs(cur: sqlite3.Cursor, run_id: str) -> list[JobRecord]:
     rows = cur.execute(
         "SELECT job_row, device, provider_job_id, shots, state, error, created_at,"
-        " submitted_at, finished_at FROM jobs WHERE run_id = ? ORDER BY job_row",
+        " submitted_at, finished_at, started_at FROM jobs WHERE run_id = ? ORDER BY job_row",
         (run_id,),
     ).fetchall()
     tasks = _task_lists(cur, [r[0] for r in rows])
     return [
-        JobRecord(r, d, p, tuple(tasks[r]), s, st, e, c, sub, fin)
-        for r, d, p, s, st, e, c, sub, fin in rows
+        JobRecord(r, d, p, tuple(tasks[r]), s, st, e, c, sub, fin, started)
+        for r, d, p, s, st, e, c, sub, fin, started in rows
     ]
 
 

@@ -69,3 +69,5 @@ class JobRecord:
     created_at: float
     submitted_at: float | None
     finished_at: float | None
+    #: when the device started running it (its queue wait ended), if the device said
+    started_at: float | None = None

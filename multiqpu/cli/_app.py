@@ -30,7 +30,9 @@ examples:
   multiqpu demo                 GHZ on every default device, then a scheduled batch
   multiqpu devices              list the devices of your fleet with queues, errors, prices
   multiqpu devices --json       the same as JSON
-  multiqpu devices --config fleet.toml
+  multiqpu run bell.qasm --shots 1000 --json      your circuits: counts and devices
+  multiqpu runs show RUN_ID --plot timeline.png   what ran where, and when
+  multiqpu config check         is the config file valid, where do credentials come from
 
 Run 'multiqpu COMMAND --help' for a command's options. Docs: docs/cli.md.
 """
@@ -129,9 +131,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     demo.set_defaults(handler=_demo)
 
+    from multiqpu.cli._run import add_run_command
+
+    add_run_command(commands, common)
+
     from multiqpu.cli._runs import add_run_commands
 
     add_run_commands(commands, common)
+
+    from multiqpu.cli._config_check import add_config_command
+
+    add_config_command(commands, common)
 
     from multiqpu.cli._plan import add_plan_command
 

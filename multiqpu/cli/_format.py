@@ -13,6 +13,7 @@ __all__ = [
     "non_negative_int",
     "one_line",
     "percent",
+    "plain_output",
     "positive_int",
     "seconds",
     "usd",
@@ -49,9 +50,19 @@ def _int_at_least(text: str, low: int, what: str) -> int:
     return value
 
 
+def plain_output() -> bool:
+    """``MULTIQPU_PROGRESS=0`` (or false/no/off): plain text for logs, no live displays
+    and no colours even on a terminal. (Off a terminal rich writes plain text anyway.)"""
+    import os
+
+    return os.environ.get("MULTIQPU_PROGRESS", "").strip().lower() in ("0", "false", "no", "off")
+
+
 def console(*, stderr: bool = False) -> Console:
     from rich.console import Console
 
+    if plain_output():
+        return Console(stderr=stderr, highlight=False, color_system=None)
     return Console(stderr=stderr, highlight=False)
 
 

@@ -1,4 +1,5 @@
-"""``multiqpu runs`` and ``multiqpu resume RUN_ID``: the job journal from the command line."""
+"""``multiqpu runs`` and ``multiqpu resume RUN_ID``: the job journal from the command line
+(``multiqpu runs show RUN_ID``: :mod:`multiqpu.cli._runs_show`)."""
 
 from __future__ import annotations
 
@@ -44,6 +45,10 @@ def add_run_commands(
     runs.add_argument("--limit", type=fmt.positive_int, default=20, metavar="N", help="default: 20")
     runs.add_argument("--journal", metavar="PATH", help=journal_help)
     runs.set_defaults(handler=run_runs)
+    from multiqpu.cli._runs_show import add_show_command
+
+    sub = runs.add_subparsers(dest="runs_command", metavar="COMMAND")
+    add_show_command(sub, common, journal_help)
 
     resume = commands.add_parser(
         "resume",

@@ -38,6 +38,7 @@ if TYPE_CHECKING:
 __all__ = [
     "Stats",
     "decode",
+    "error_budget",
     "reconstruct_distribution",
     "reconstruct_expectations",
 ]
@@ -243,6 +244,38 @@ def reconstruct_expectations(problem: CutProblem, stats: Stats) -> tuple[np.ndar
         var = (per_shot * scale[:, None]).sum(axis=0)
         var = np.maximum(var - _pair_correction(problem, stats, scale), 0.0)
     return values, np.sqrt(var)
+
+
+def error_budget(
+    problem: CutProblem, stats: Stats, device_shots: Mapping[int, Mapping[str, float]]
+) -> list[tuple[int, str, np.ndarray]]:
+    """Each (fragment, device) pair's share of the estimate's variance, per observable:
+    ``(fragment, device, variance (K,))``, largest total first.
+
+    Circuit ``c`` adds ``g_c^T Cov_c g_c / (n_c - 1)`` to the variance (first order, the sum
+    :func:`reconstruct_expectations` starts from); its pooled mean weighs each device's shots
+    by ``n_cd / n_c``, so device ``d`` accounts for that fraction of circuit ``c``'s term.
+    ``device_shots[c]``: the shots of circuit ``c`` per device. The shares add up to the
+    first-order variance; the second-order correction (small unless some circuits got very
+    few shots) is not apportioned."""
+    import numpy as np
+
+    assert problem.observables is not None
+    _, grad = _values_and_gradient(problem, stats.mean)
+    per_shot = _per_shot_variance(problem, stats, grad)  # (C, K)
+    n = stats.shots
+    out: dict[tuple[int, str], np.ndarray] = {}
+    for c, by_device in device_shots.items():
+        if not np.isfinite(n[c]) or n[c] <= 1:
+            continue
+        term = per_shot[c] / (n[c] - 1)
+        total = sum(by_device.values())
+        for device, shots in by_device.items():
+            if total > 0 and np.isfinite(shots):
+                key = (problem.experiments[c].fragment, device)
+                out[key] = out.get(key, 0.0) + term * (shots / total)
+    rows = [(f, d, np.asarray(v, dtype=float)) for (f, d), v in out.items()]
+    return sorted(rows, key=lambda r: -float(r[2].sum()))
 
 
 #: Skip the second-order correction above this many (pair, observable, column^2) cells.

@@ -12,7 +12,17 @@ if TYPE_CHECKING:
 
     from multiqpu.cutting._plan import CutPlan
 
-__all__ = ["CuttingReport", "DeviceUsage", "DistributionResult", "EstimateResult"]
+__all__ = ["CuttingReport", "DeviceUsage", "DistributionResult", "ErrorShare", "EstimateResult"]
+
+
+@dataclass(frozen=True)
+class ErrorShare:
+    """What one (fragment, device) pair adds to an estimate's variance, per observable
+    (first order; see :func:`multiqpu.cutting._reconstruct.error_budget`)."""
+
+    fragment: int
+    device: str
+    variance: tuple[float, ...]
 
 
 @dataclass(frozen=True)
@@ -48,6 +58,16 @@ class CuttingReport:
     engine: str
     pilot_shots: int = 0
     scheduler_reports: tuple[Any, ...] = ()
+    #: each (fragment, device) pair's share of the variance, largest first (estimates)
+    error_budget: tuple[ErrorShare, ...] = ()
+
+    def plot(self, kind: str = "error_budget", path: Any = None, **kwargs: Any) -> Any:
+        """Draw the run: ``"error_budget"`` (each fragment and device's share of the
+        standard error) or ``"timeline"`` (the jobs of its scheduler runs). Needs
+        ``pip install 'multiqpu[plot]'``; saves to ``path`` when given; returns the figure."""
+        from multiqpu.plots import plot_cutting_report
+
+        return plot_cutting_report(self, kind, path, **kwargs)
 
     @property
     def devices_used(self) -> tuple[str, ...]:
@@ -93,6 +113,14 @@ class EstimateResult:
     def __len__(self) -> int:
         return len(self.values)
 
+    def plot(self, kind: str = "error_budget", path: Any = None, **kwargs: Any) -> Any:
+        """:meth:`CuttingReport.plot` with the observables' labels in the title."""
+        from multiqpu.plots import error_budget
+
+        if kind == "error_budget":
+            return error_budget(self, path, **kwargs)
+        return self.report.plot(kind, path, **kwargs)
+
     def __str__(self) -> str:
         rows = [
             f"{label}: {v:.6g} ± {s:.2g}"
@@ -116,7 +144,7 @@ class DistributionResult:
     report: CuttingReport
 
     def as_dict(self, *, threshold: float = 0.0) -> dict[str, float]:
-        """Bitstring -> quasi-probability for entries with |p| > threshold."""
+        """Bitstring -> quasi-probability for entries with ``|p| > threshold``."""
         import numpy as np
 
         width = len(self.qubits)

@@ -116,7 +116,7 @@ class ZNE(Mitigation):
             the logarithm; columns whose signs disagree fall back to Richardson), or an
             :class:`~multiqpu.mitigation.Extrapolator` instance.
         allocation: "weights": the circuit's shots times the number of scales, spread over
-            the scales in proportion to the extrapolator's |coefficients| (least variance
+            the scales in proportion to the extrapolator's ``|coefficients|`` (least variance
             of the zero-noise value); "equal": the circuit's shots at every scale.
         seed: chooses the gates folded for non-odd scales.
     """

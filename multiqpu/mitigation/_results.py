@@ -50,6 +50,13 @@ class MitigationReport:
     scheduler_reports: tuple[Any, ...] = ()
     pilot_shots: int = 0
 
+    def plot(self, kind: str = "timeline", path: Any = None, **kwargs: Any) -> Any:
+        """Draw the jobs of the scheduler runs behind this result (``kind="timeline"``);
+        needs ``pip install 'multiqpu[plot]'``; saves to ``path`` when given."""
+        from multiqpu.plots import plot_cutting_report
+
+        return plot_cutting_report(self, kind, path, **kwargs)
+
     @property
     def shots_total(self) -> int:
         return self.shots_placement + self.shots_mitigation + self.shots_calibration

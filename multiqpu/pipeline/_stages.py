@@ -26,7 +26,7 @@ import asyncio
 import threading
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Protocol
 
 from multiqpu.errors import InvalidInputError
@@ -38,7 +38,7 @@ if TYPE_CHECKING:
     from multiqpu.cutting._experiments import CutProblem
     from multiqpu.cutting._plan import CutPlan
     from multiqpu.cutting._reconstruct import Stats
-    from multiqpu.cutting._results import CuttingReport, EstimateResult
+    from multiqpu.cutting._results import CuttingReport, ErrorShare, EstimateResult
     from multiqpu.device import CircuitResult
     from multiqpu.pool import DevicePool
 
@@ -125,13 +125,18 @@ class _Folded:
         self.lock = threading.Lock()
         self.cpu_s = 0.0
         self.spent = 0
+        #: sub-experiment -> device -> shots it ran there (for the error budget)
+        self.device_shots: dict[int, dict[str, float]] = {}
 
     def fold(self, batch: list[tuple[Task, str, CircuitResult]]) -> None:
         t0 = time.perf_counter()
         with self.lock:
-            for task, _, result in batch:
+            for task, device, result in batch:
                 self._stats.add(self.problem, task.index, result)
                 self.spent += task.shots or 0
+                where = self.device_shots.setdefault(task.index, {})
+                n = float("inf") if task.shots is None else float(task.shots)
+                where[device] = where.get(device, 0.0) + n
             self.cpu_s += time.perf_counter() - t0
 
     async def on_results(self, batch: list[tuple[Task, str, CircuitResult]]) -> None:
@@ -193,13 +198,24 @@ class _IdentityRun:
         assert problem.observables is not None
         t1 = time.perf_counter()
         values, errors = await asyncio.to_thread(reconstruct_expectations, problem, main.stats())
-        report = self.report(main, stages, pilot_shots, time.perf_counter() - t1)
+        budget = await asyncio.to_thread(_budget, problem, main)
+        report = replace(
+            self.report(main, stages, pilot_shots, time.perf_counter() - t1), error_budget=budget
+        )
         return EstimateResult(
             values=tuple(float(v) for v in values),
             std_errors=tuple(float(s) for s in errors),
             labels=problem.observables.labels,
             report=report,
         )
+
+
+def _budget(problem: CutProblem, main: _Folded) -> tuple[ErrorShare, ...]:
+    from multiqpu.cutting._reconstruct import error_budget
+    from multiqpu.cutting._results import ErrorShare
+
+    rows = error_budget(problem, main.stats(), main.device_shots)
+    return tuple(ErrorShare(f, d, tuple(float(x) for x in v)) for f, d, v in rows)
 
 
 @dataclass(frozen=True)

@@ -48,15 +48,16 @@ class Progress:
     """A rich progress bar over the samples of all epochs, with each device's share."""
 
     def __init__(self, enabled: bool | None, names: Sequence[str], epochs: int, n: int) -> None:
-        import sys
+        from multiqpu.scheduler._progress import progress_allowed
 
-        if enabled is None:
-            enabled = sys.stderr.isatty()
+        # never with MULTIQPU_PROGRESS=0 or when stderr is not a terminal (no ANSI in logs)
+        enabled = enabled is not False and progress_allowed()
         self._bar: Any = None
         self._names = list(names)
         self._counts = [0] * len(names)
         if not enabled or epochs <= 0:
             return
+        from rich.console import Console
         from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
         self._bar = Progress(
@@ -65,6 +66,7 @@ class Progress:
             TextColumn("{task.completed}/{task.total} samples"),
             TextColumn("{task.fields[info]}"),
             TimeElapsedColumn(),
+            console=Console(stderr=True),
             transient=False,
         )
         self._task = self._bar.add_task("train", total=epochs * n, info="")

@@ -71,7 +71,8 @@ class Trainer:
         weighting: ``"size"`` or ``"quality"`` (EQC-style).
         output_scale: logits are ``output_scale * <O_k>``.
         checkpoint: a JSON path written after each epoch.
-        progress: a progress bar (rich); None: only when stderr is a terminal.
+        progress: a progress bar (rich) with each device's share; never drawn when stderr
+            is not a terminal or ``MULTIQPU_PROGRESS=0``.
         concurrency: the most shards in flight per device (default min(2, the device's job
             limit)); async training picks the depth within it (see the module docstring).
         mitigation: e.g. ``[multiqpu.Readout(), multiqpu.ZNE()]``: every shard's results are

@@ -27,12 +27,14 @@ from multiqpu.scheduler._options import Options
 from multiqpu.scheduler._policy import POLICIES
 from multiqpu.scheduler._report import DeviceReport, RunReport, SampleResult, TaskResult
 from multiqpu.scheduler._simfleet import SimCircuit, SimDevice, Workload
+from multiqpu.scheduler._timeline import JobSpan
 from multiqpu.scheduler._whatif import SimulationResult, simulate
 
 __all__ = [
     "POLICIES",
     "DeviceReport",
     "JobRequest",
+    "JobSpan",
     "Options",
     "RunReport",
     "SampleResult",

@@ -35,6 +35,7 @@ from multiqpu.scheduler._recorder import RunRecorder, recorder_for
 from multiqpu.scheduler._report import RunReport, SampleResult, TaskResult, build_report
 from multiqpu.scheduler._submission import Submitter, cancel_job
 from multiqpu.scheduler._tables import ArraySource
+from multiqpu.scheduler._timeline import TimelineRecorder
 
 if TYPE_CHECKING:
     from multiqpu.device import CircuitResult
@@ -398,6 +399,7 @@ class _Executor:
             retries=self.submitter.retries,
             errors=self.errors,
             unpriced=self.probe.unpriced,
+            timeline=self.recorder.spans() if isinstance(self.recorder, TimelineRecorder) else (),
         )
 
 
@@ -414,7 +416,7 @@ async def execute(
     ``resume``: (run id, results already recorded, jobs re-attached at their providers) of an
     interrupted run."""
     run_id = resume[0] if resume else (opts.run_id or _new_run_id())
-    recorder = recorder_for(journal)
+    recorder = TimelineRecorder(recorder_for(journal))  # keeps each job's span for the report
     ex = _Executor(pool, items, opts, run_id=run_id, recorder=recorder)
     attached: list[Attached] = []
     if resume is not None:

@@ -47,8 +47,8 @@ class Options:
             file named by ``$MULTIQPU_JOURNAL`` or the per-user data directory's
             ``journal.sqlite``) or None (no journal; nothing is recorded and nothing can be
             resumed).
-        progress: a progress bar per device; None: when stderr is a terminal and the run is
-            long (over 200 circuits).
+        progress: a progress bar per device; None: when the run is long (over 200
+            circuits). Never drawn when stderr is not a terminal or ``MULTIQPU_PROGRESS=0``.
         hedging: copy stragglers to idle devices in the tail of a run.
         retries: attempts per submission on transient provider errors.
         backoff_s: first retry delay (exponential with jitter, capped at 30 x this).

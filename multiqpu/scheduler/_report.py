@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from multiqpu.device import CircuitResult
     from multiqpu.scheduler._learning import Learner
     from multiqpu.scheduler._stats import Stats
+    from multiqpu.scheduler._timeline import JobSpan
 
 __all__ = ["DeviceReport", "RunReport", "SampleResult", "TaskResult", "build_report"]
 
@@ -111,6 +112,16 @@ class RunReport:
     dropped_devices: tuple[str, ...] = ()
     extra: Mapping[str, Any] = field(default_factory=dict)
     unpriced_devices: tuple[str, ...] = ()
+    #: every job of the run, in creation order (:class:`~multiqpu.scheduler.JobSpan`)
+    timeline: tuple[JobSpan, ...] = ()
+
+    def plot(self, kind: str = "timeline", path: Any = None, **kwargs: Any) -> Any:
+        """Draw the run (matplotlib, ``pip install 'multiqpu[plot]'``): ``kind="timeline"``,
+        a Gantt chart of every job per device (queued, running, failed, hedges). Saves to
+        ``path`` when given; returns the matplotlib figure. See :mod:`multiqpu.plots`."""
+        from multiqpu.plots import plot_report
+
+        return plot_report(self, kind, path, **kwargs)
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
@@ -118,6 +129,7 @@ class RunReport:
         out["dropped_devices"] = list(self.dropped_devices)
         out["unpriced_devices"] = list(self.unpriced_devices)
         out["extra"] = dict(self.extra)
+        out["timeline"] = [asdict(s) for s in self.timeline]
         return out
 
     def to_json(self, **kwargs: Any) -> str:
@@ -239,6 +251,7 @@ def build_report(
     retries: int,
     errors: Mapping[str, str],
     unpriced: tuple[str, ...],
+    timeline: tuple[JobSpan, ...] = (),
 ) -> RunReport:
     """The report of a run on ``devices`` (specs, in the core's order) from the core's
     statistics and learner; ``retries`` counts submission retries (the core's requeues are
@@ -290,4 +303,5 @@ def build_report(
         dropped_devices=tuple(devices[d] for d in st.dropped),
         extra={"errors": dict(errors)} if errors else {},
         unpriced_devices=unpriced,
+        timeline=timeline,
     )
