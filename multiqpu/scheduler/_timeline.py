@@ -64,6 +64,16 @@ class JobSpan:
         return max(0.0, self.finished_at - self.started_at)
 
 
+def _open_elsewhere(other: JobSpan, span: JobSpan) -> bool:
+    """Whether ``other`` was open on another device when ``span`` was created."""
+    ended = other.finished_at
+    return (
+        other.device != span.device
+        and other.created_at <= span.created_at
+        and (ended is None or ended > span.created_at)
+    )
+
+
 def mark_hedges(spans: Sequence[JobSpan]) -> tuple[JobSpan, ...]:
     """``spans`` (in creation order) with ``hedge`` set on the jobs created while some of
     their circuits were in an open job on another device (see the module docstring). Each
@@ -72,12 +82,7 @@ def mark_hedges(spans: Sequence[JobSpan]) -> tuple[JobSpan, ...]:
     out = []
     for k, span in enumerate(spans):
         earlier = {j for t in span.tasks for j in carriers.get(t, ())}
-        hedge = any(
-            spans[j].device != span.device
-            and spans[j].created_at <= span.created_at
-            and (spans[j].finished_at is None or spans[j].finished_at > span.created_at)
-            for j in earlier
-        )
+        hedge = any(_open_elsewhere(spans[j], span) for j in earlier)
         for t in span.tasks:
             carriers.setdefault(t, []).append(k)
         out.append(replace(span, hedge=hedge) if hedge != span.hedge else span)
