@@ -6,7 +6,9 @@ QNN trainer) hands its circuits to :func:`sample`: by default the scheduler
 learns on the pool's shared knowledge; ``use_scheduler=False`` selects a small stand-in that
 splits the batch over the devices that fit, in proportion to each device's concurrency, and
 runs every device's share at once with ``device.run``. Shot counts above a device's
-``max_shots`` are split into several runs and merged here, so callers never see the limit.
+``max_shots`` are split into parts (by the scheduler's shots layer, or here for the stand-in)
+and merged per device, so callers never see the limit; a circuit whose parts ran on several
+devices keeps each device's share in ``Sampled.parts`` (docs/shots.md).
 
 What a user passes as ``fleet=`` becomes a pool with :func:`multiqpu.pool.as_pool`; the
 synchronous faces run their coroutines with :func:`multiqpu._sync.run_sync`.
