@@ -13,7 +13,8 @@
     ├── PlanRefusedError            a plan exceeds a bound (overhead, cost, shots): nothing was run
     ├── ProviderError               the vendor reported an error; its own message is kept
     │   └── TransientProviderError  worth retrying (throttling, timeouts, 5xx)
-    └── JobError                    a submitted job failed, was cancelled, or cannot be found
+    ├── JobError                    a submitted job failed, was cancelled, or cannot be found
+    └── IncompatibleResultsError    a circuit's shots ran on devices whose counts disagree
 
 Every message is written for the person reading it: what went wrong, where, and what to do.
 No exception message ever contains a secret (see :mod:`multiqpu.secrets`).
@@ -26,6 +27,7 @@ __all__ = [
     "ConfigError",
     "CredentialsError",
     "DeviceUnavailableError",
+    "IncompatibleResultsError",
     "InvalidInputError",
     "JobError",
     "MissingExtraError",
@@ -134,3 +136,8 @@ class JobError(MultiQPUError):
     def __init__(self, message: str, *, job_id: str | None = None) -> None:
         self.job_id = job_id
         super().__init__(f"job {job_id}: {message}" if job_id else message)
+
+
+class IncompatibleResultsError(MultiQPUError):
+    """A circuit's shots ran on several devices whose counts differ by more than shot noise:
+    their sum is not offered as one result (``TaskResult.parts`` holds each device's)."""

@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from multiqpu.cutting import CutPlan, EstimateResult
     from multiqpu.device import Device
     from multiqpu.mitigation._results import MitigatedEstimate, MitigatedSample
+    from multiqpu.pipeline._combine import SplitEstimate
     from multiqpu.scheduler import SampleResult
 
 __all__ = ["Fleet", "device"]
@@ -171,11 +172,11 @@ class Fleet:
         *,
         mitigation: None = None,
         **options: Any,
-    ) -> EstimateResult: ...
+    ) -> EstimateResult | SplitEstimate: ...
     @overload
     async def estimate(
         self, circuit: QuantumCircuit, observables: Any, *, mitigation: Any, **options: Any
-    ) -> MitigatedEstimate: ...
+    ) -> MitigatedEstimate | SplitEstimate: ...
     async def estimate(
         self,
         circuit: QuantumCircuit,
@@ -183,7 +184,7 @@ class Fleet:
         *,
         mitigation: Any = None,
         **options: Any,
-    ) -> EstimateResult | MitigatedEstimate:
+    ) -> EstimateResult | MitigatedEstimate | SplitEstimate:
         """Expectation values of ``observables`` (SparsePauliOp, PauliList, Pauli strings, or
         a list of them), each with a standard error, cutting ``circuit`` into fragments
         spread across the fleet when no device fits it. Options: ``shots`` (total over all
@@ -193,7 +194,11 @@ class Fleet:
         CutLimits`), ``seed``. See docs/cutting.md. ``mitigation`` (e.g.
         ``[multiqpu.Readout(), multiqpu.ZNE()]``) corrects every sub-experiment on the device
         that ran it before knitting; precision targets and adaptive shots work the same
-        with it (shots count what the unmitigated run spends): see docs/mitigation.md."""
+        with it (shots count what the unmitigated run spends): see docs/mitigation.md.
+        ``split_shots=True`` (or "auto" with ``policy="fastest"``) shares the shots among the
+        devices that hold the circuit uncut, corrects each device's share there and combines
+        the values with inverse-variance weights (a :class:`multiqpu.pipeline.SplitEstimate`
+        with the spread between devices): see docs/shots.md."""
         from multiqpu.pipeline import estimate
 
         return await estimate(self.pool, circuit, observables, mitigation=mitigation, **options)

@@ -245,6 +245,7 @@ class FleetDevice(Device):
             results = run_sync(sample(self._pool, circuits_q, shots, policy=self._policy))
             for plan, item in zip(todo, results, strict=True):
                 plan.result = item.result
+                plan.parts = item.parts
                 self._work[item.device] = self._work.get(item.device, 0) + 1
         out = tuple(plan.finish(self._rng) for plan in plans)
         self._last_stds = tuple(plan.standard_errors() for plan in plans)
@@ -297,6 +298,8 @@ class _TapePlan:
             if w not in order:
                 order.append(w)
         self.wire_order = order
+        self.parts: tuple[Any, ...] = ()  # per-device shares when the shots were split
+        self.combined_se: dict[int, float] = {}
         wanted: set[Any] = set()
         for mp in tape.measurements:
             wanted.update(mp.wires if len(mp.wires) else order)
@@ -383,8 +386,10 @@ class _TapePlan:
         tape = self.tape
         out: list[Any] = []
         samples = self._samples
-        for mp in tape.measurements:
-            if not tape.shots:
+        for k, mp in enumerate(tape.measurements):
+            if k in self.combined_se:
+                out.append(self.combined_se[k])
+            elif not tape.shots:
                 out.append(0.0 if isinstance(mp, ExpectationMP | ProbabilityMP) else None)
             elif tape.shots.has_partitioned_shots or samples is None or not len(samples):
                 out.append(None)
@@ -429,4 +434,27 @@ class _TapePlan:
             per_bin.append(values[0] if len(values) == 1 else values)
         if tape.shots.has_partitioned_shots:
             return tuple(per_bin)
+        if self.parts:
+            return self._combine_parts(per_bin[0], rng)
         return per_bin[0]
+
+    def _combine_parts(self, merged: Any, rng: np.random.Generator) -> Result:
+        """Shots that ran on several devices: each ``expval`` estimated on every device's
+        own samples and combined with inverse-variance weights (docs/shots.md)."""
+        from multiqpu.pipeline._combine import combine
+
+        wires, width = Wires(self.measured), len(self.measured)
+        values = list(merged) if len(self.tape.measurements) > 1 else [merged]
+        shares = [samples_array(dict(p.result.counts), width, rng) for p in self.parts]
+        for k, mp in enumerate(self.tape.measurements):
+            if not isinstance(mp, ExpectationMP) or mp.obs is None:
+                continue
+            vs, ses = [], []
+            for smp in shares:
+                n = len(smp)
+                vs.append(float(mp.process_samples(smp, wires)))
+                var = float(qml.var(mp.obs).process_samples(smp, wires))
+                ses.append(float(np.sqrt(max(var, 0.0) / max(n - 1, 1))))
+            c = combine(vs, ses)
+            values[k], self.combined_se[k] = np.float64(c.value), c.std_error
+        return values[0] if len(values) == 1 else tuple(values)

@@ -14,6 +14,7 @@ Entry points: :func:`estimate`, :func:`sample`, :func:`distribution`, :func:`pla
 
 from __future__ import annotations
 
+from multiqpu.pipeline._combine import Combined, DeviceEstimate, SplitEstimate, combine
 from multiqpu.pipeline._estimate import distribution, estimate, plan
 from multiqpu.pipeline._sample import sample
 from multiqpu.pipeline._stages import (
@@ -27,10 +28,14 @@ from multiqpu.pipeline._stages import (
 
 __all__ = [
     "Accumulator",
+    "Combined",
     "CorrectionStage",
+    "DeviceEstimate",
     "EstimateRun",
     "IdentityStage",
     "RunContext",
+    "SplitEstimate",
+    "combine",
     "distribution",
     "estimate",
     "plan",

@@ -51,6 +51,8 @@ if TYPE_CHECKING:
     from multiqpu.cutting._reconstruct import Stats
     from multiqpu.cutting._results import DistributionResult, EstimateResult
     from multiqpu.mitigation._results import MitigatedEstimate
+    from multiqpu.pipeline._combine import SplitEstimate
+    from multiqpu.pool import DevicePool
 
 __all__ = ["distribution", "estimate", "plan"]
 
@@ -202,7 +204,8 @@ async def estimate(
     seed: int | None = 0,
     use_scheduler: bool | None = None,
     replicates: int = 200,
-) -> EstimateResult | MitigatedEstimate:
+    split_shots: bool | str = "auto",
+) -> EstimateResult | MitigatedEstimate | SplitEstimate:
     """Expectation values of ``observables`` on ``circuit``'s output state, each with a
     standard error, cutting the circuit when no device of ``fleet`` fits it, every result
     corrected on the device that produced it when ``mitigation`` is given (a
@@ -210,10 +213,23 @@ async def estimate(
     :class:`~multiqpu.cutting.EstimateResult`).
 
     See :meth:`multiqpu.Fleet.estimate` for the arguments; ``replicates``: parametric
-    bootstrap draws for the readout calibration's error (mitigation only)."""
+    bootstrap draws for the readout calibration's error (mitigation only). ``split_shots``:
+    True shares the shots among the devices that hold the circuit uncut, estimates on each
+    (mitigated there) and combines the values with inverse-variance weights (a
+    :class:`~multiqpu.pipeline.SplitEstimate`, see docs/shots.md); "auto" does so when
+    ``policy="fastest"`` and two or more devices hold the circuit uncut."""
     stage = stage_for(mitigation)
     stage.check(shots=shots, precision=precision)
     pool = as_pool(fleet)
+    if _splits(split_shots, pool, circuit, policy, shots, precision, cut):
+        from multiqpu.pipeline._combine import estimate_split
+
+        return await estimate_split(
+            pool, circuit, observables, shots=shots, precision=precision, seed=seed,
+            mitigation=mitigation, policy=policy, max_fragment_qubits=max_fragment_qubits,
+            gate_cuts=gate_cuts, wire_cuts=wire_cuts, adaptive=adaptive, limits=limits,
+            use_scheduler=use_scheduler, replicates=replicates,
+        )  # fmt: skip
     t0 = time.perf_counter()
     the_plan, problem = await plan_async(
         pool, circuit, observables, shots=shots, precision=precision, cut=cut,
@@ -229,6 +245,28 @@ async def estimate(
         main, stages=stages, pilot_shots=pilot
     )
     return result
+
+
+def _splits(
+    split: Any,
+    pool: DevicePool,
+    circuit: QuantumCircuit,
+    policy: str,
+    shots: int | None,
+    precision: float | None,
+    cut: Any,
+) -> bool:
+    """Whether an estimate shares its shots among devices (``split_shots``)."""
+    from multiqpu.scheduler._shots import check_split
+
+    mode = check_split(split)
+    if mode is False:
+        return False
+    if mode is True:
+        return True
+    uncut = sum(d.num_qubits >= circuit.num_qubits for d in pool)
+    sampled = shots is not None or precision is not None
+    return policy == "fastest" and uncut >= 2 and sampled and cut in ("auto", "never")
 
 
 async def distribution(

@@ -148,7 +148,8 @@ async def _run_scheduler(
             for t in part
         ]
         # Fresh draws only: a cached sampled result would repeat an earlier random draw.
-        out = await run(pool, jobs, policy, cache=False, **options)
+        # One device per result: the stages correct (and fold) each result by its device.
+        out = await run(pool, jobs, policy, cache=False, split_shots=False, **options)
         execution.engine = "scheduler"
         execution.reports.append(out.report)
         batch = []
@@ -180,6 +181,12 @@ async def run_tasks(
     :class:`multiqpu.scheduler.Options`; not ``cache``, and none with the stand-in)."""
     devices: list[Device] = list(pool)
     options = dict(options or {})
+    if options.pop("split_shots", "auto") is True:
+        raise InvalidInputError(
+            "split_shots=True applies to fleet.sample without mitigation and to "
+            "fleet.estimate; a mitigated sample corrects each circuit on the one device "
+            "that ran it"
+        )
     if options and use_scheduler is False:
         raise InvalidInputError(
             f"use_scheduler=False runs without the scheduler, which options "

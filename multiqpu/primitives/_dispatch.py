@@ -6,7 +6,9 @@ QNN trainer) hands its circuits to :func:`sample`: by default the scheduler
 learns on the pool's shared knowledge; ``use_scheduler=False`` selects a small stand-in that
 splits the batch over the devices that fit, in proportion to each device's concurrency, and
 runs every device's share at once with ``device.run``. Shot counts above a device's
-``max_shots`` are split into several runs and merged here, so callers never see the limit.
+``max_shots`` are split into parts (by the scheduler's shots layer, or here for the stand-in)
+and merged per device, so callers never see the limit; a circuit whose parts ran on several
+devices keeps each device's share in ``Sampled.parts`` (docs/shots.md).
 
 What a user passes as ``fleet=`` becomes a pool with :func:`multiqpu.pool.as_pool`; the
 synchronous faces run their coroutines with :func:`multiqpu._sync.run_sync`.
@@ -33,10 +35,13 @@ __all__ = ["Sampled", "eligible", "sample"]
 
 @dataclass(frozen=True)
 class Sampled:
-    """One circuit's outcome and the device spec that produced it."""
+    """One circuit's outcome and the device spec that produced it. When its shots ran on
+    several devices, ``parts`` holds each device's share (``result`` is their sum; an
+    estimate combines the shares per device instead, see docs/shots.md)."""
 
     device: str
     result: CircuitResult
+    parts: tuple[Sampled, ...] = ()
 
 
 def eligible(pool: Iterable[Device], num_qubits: int, exact: bool) -> list[Device]:
@@ -99,21 +104,31 @@ async def sample(
         raise InvalidInputError(
             f"no device of the fleet has the {width} qubits these circuits need"
         )
+    if use_scheduler:  # the scheduler splits shots above a device's cap itself
+        return await _with_scheduler(pool, list(circuits), per, policy)
     limit = min(d.limits.max_shots for d in pool)
-    # Split shot counts above the smallest device limit, run, and merge back.
+    # Split shot counts above the smallest device limit, run, and merge back per device.
     pieces: list[tuple[int, int | None]] = []
     for i, s in enumerate(per):
         pieces.extend((i, part) for part in _split_shots(s, limit))
     circs = [circuits[i] for i, _ in pieces]
     piece_shots = [s for _, s in pieces]
-    if use_scheduler:
-        items = await _with_scheduler(pool, circs, piece_shots, policy)
-    else:
-        items = await _standin(pool, circs, piece_shots)
+    items = await _standin(pool, circs, piece_shots)
     grouped: list[list[Sampled]] = [[] for _ in range(n)]
     for (i, _), item in zip(pieces, items, strict=True):
         grouped[i].append(item)
-    return [Sampled(g[0].device, _merge([s.result for s in g])) for g in grouped]
+    return [_merged(g) for g in grouped]
+
+
+def _merged(group: Sequence[Sampled]) -> Sampled:
+    per: dict[str, list[CircuitResult]] = {}
+    for s in group:
+        per.setdefault(s.device, []).append(s.result)
+    shares = tuple(Sampled(d, _merge(rs)) for d, rs in per.items())
+    if len(shares) == 1:
+        return shares[0]
+    merged = _merge([s.result for s in shares])
+    return Sampled("+".join(per), merged, shares)
 
 
 async def _with_scheduler(
@@ -133,8 +148,18 @@ def _items(out: Any) -> list[Sampled]:
             device, result = row[0], row[1]
         else:
             device, result = getattr(row, "device", "?"), getattr(row, "result", row)
-        items.append(Sampled(str(getattr(device, "spec", device)), result))
+        shares = getattr(row, "parts", ())
+        parts = (
+            tuple(_share(sh) for sh in shares) if len(shares) > 1 else ()
+        )  # one device: its counts are an exact sum, nothing to combine
+        items.append(Sampled(str(getattr(device, "spec", device)), result, parts))
     return items
+
+
+def _share(share: Any) -> Sampled:
+    from multiqpu.device import CircuitResult
+
+    return Sampled(share.device, CircuitResult(dict(share.counts), share.shots))
 
 
 async def _standin(

@@ -37,10 +37,11 @@ from qiskit.primitives.primitive_job import PrimitiveJob
 from multiqpu._sync import run_sync
 from multiqpu.errors import InvalidInputError
 from multiqpu.pool import DevicePool, PoolLike, as_pool
-from multiqpu.primitives._dispatch import sample
+from multiqpu.primitives._dispatch import Sampled, sample
 from multiqpu.primitives._mitigated import check_spec, parity_sum, run_mitigated, shots_needed
 from multiqpu.primitives._pauli import (
     Basis,
+    Estimate,
     Term,
     estimate,
     measured_qubits,
@@ -135,7 +136,7 @@ class FleetEstimator(BaseEstimatorV2):
         out = []
         for plan in plans:
             mine = results[plan.offset : plan.offset + len(plan.circuits)]
-            out.append(plan.finish([s.result for s in mine], [s.device for s in mine]))
+            out.append(plan.finish(list(mine), [s.device for s in mine]))
         return PrimitiveResult(out, metadata={"version": 2})
 
     async def _arun_mitigated(
@@ -247,7 +248,10 @@ class _PubPlan:
             "devices": share,
         }
 
-    def finish(self, results: list[Any], devices: list[str]) -> PubResult:
+    def finish(self, results: list[Sampled], devices: list[str]) -> PubResult:
+        """evs/stds from the sampled results; a circuit whose shots ran on several devices
+        is estimated per device and combined with inverse-variance weights."""
+        spreads: list[dict[str, Any]] = []
         evs = np.zeros(len(self.elements))
         variances = np.zeros(len(self.elements))
         for k, (b, constant, terms) in enumerate(self.elements):
@@ -255,14 +259,41 @@ class _PubPlan:
             if terms:
                 bases, circuit_ids = self.bases[b]
                 for j, mine in self._grouped(b, terms).items():
-                    est = estimate(results[circuit_ids[j]], bases[j], mine)
+                    est = _estimate(results[circuit_ids[j]], bases[j], mine, spreads)
                     value += est.value
                     variance += est.variance
             evs[k] = value
             variances[k] = variance
         shape = tuple(self.shape)
         data = DataBin(evs=evs.reshape(shape), stds=np.sqrt(variances).reshape(shape), shape=shape)
-        return PubResult(data, metadata=self._metadata(devices))
+        meta = self._metadata(devices)
+        if spreads:
+            meta["split_shots"] = spreads
+        return PubResult(data, metadata=meta)
+
+
+def _estimate(
+    sampled: Sampled, basis: Basis, terms: list[Term], spreads: list[dict[str, Any]]
+) -> Estimate:
+    """The terms' estimate from one circuit's result; from each device's share, combined
+    with inverse-variance weights, when its shots ran on several devices."""
+    if not sampled.parts:
+        return estimate(sampled.result, basis, terms)
+    from multiqpu.pipeline._combine import combine
+
+    ests = [estimate(p.result, basis, terms) for p in sampled.parts]
+    c = combine([e.value for e in ests], [e.std for e in ests])
+    spreads.append(
+        {
+            "devices": [p.device for p in sampled.parts],
+            "values": [e.value for e in ests],
+            "std_errors": [e.std for e in ests],
+            "spread": c.spread,
+            "p_value": c.p_value,
+            "scale": c.scale,
+        }
+    )
+    return Estimate(c.value, c.std_error**2)
 
 
 def _covers(basis: Basis, term: Term) -> bool:

@@ -26,18 +26,21 @@ from multiqpu.scheduler._fleets import random_fleet, reference_fleet
 from multiqpu.scheduler._options import Options
 from multiqpu.scheduler._policy import POLICIES
 from multiqpu.scheduler._report import DeviceReport, RunReport, SampleResult, TaskResult
+from multiqpu.scheduler._shots import Compatibility, ShotShare
 from multiqpu.scheduler._simfleet import SimCircuit, SimDevice, Workload
 from multiqpu.scheduler._timeline import JobSpan
 from multiqpu.scheduler._whatif import SimulationResult, simulate
 
 __all__ = [
     "POLICIES",
+    "Compatibility",
     "DeviceReport",
     "JobRequest",
     "JobSpan",
     "Options",
     "RunReport",
     "SampleResult",
+    "ShotShare",
     "SimCircuit",
     "SimDevice",
     "SimulationResult",

@@ -14,6 +14,7 @@ from multiqpu.scheduler._costmodel import Item
 from multiqpu.scheduler._executor import Attached, execute
 from multiqpu.scheduler._options import Options, parse_options
 from multiqpu.scheduler._report import SampleResult
+from multiqpu.scheduler._shots import PLAN_KEY, ShotPlan, merge, split_and_execute
 
 if TYPE_CHECKING:
     from qiskit import QuantumCircuit
@@ -135,7 +136,7 @@ def _journal(option: Any) -> tuple[Journal | None, bool]:
 async def _execute(pool: DevicePool, items: list[Item], opts: Options, **kw: Any) -> SampleResult:
     journal, owned = _journal(opts.journal)
     try:
-        return await execute(pool, items, opts, journal=journal, **kw)
+        return await split_and_execute(pool, items, opts, journal=journal)
     finally:
         if owned and journal is not None:
             journal.close()
@@ -213,6 +214,9 @@ async def resume(
         devices = list(pool)
         loaded = jr.load_circuits(run_id)
         items = [Item(c, s, None, opts.fidelity_floor) for c, s in loaded]
+        plan = info.options.get(PLAN_KEY)  # a run whose shots were split: parts, pinned again
+        if plan:
+            items = ShotPlan.from_json(plan).restrict(items)
         done = jr.done_results(run_id)
         attached: list[Attached] = []
         by_spec = {d.spec: k for k, d in enumerate(devices)}
@@ -234,7 +238,8 @@ async def resume(
                 jr.job_failed(open_job.job_row, "partly done: resubmitting the rest", final=False)
                 continue
             attached.append(Attached(d, list(open_job.task_indices), job, open_job.job_row))
-        return await execute(pool, items, opts, journal=jr, resume=(run_id, done, attached))
+        out = await execute(pool, items, opts, journal=jr, resume=(run_id, done, attached))
+        return merge(out, ShotPlan.from_json(plan)) if plan else out
     finally:
         if owned:
             jr.close()

@@ -58,6 +58,10 @@ class Options:
         explore: give each device never used before one single-circuit job, to learn its
             real queue.
         run_id: the id to record the run under (default: a new one).
+        split_shots: split a circuit's shots over several devices: ``"auto"`` (the
+            default: only when ``policy="fastest"`` or a ``deadline_s`` asks for speed),
+            ``True`` or ``False``. Shots above a device's cap are always split into parts
+            on one device. See docs/shots.md.
     """
 
     policy: PolicyName = "balanced"
@@ -78,6 +82,7 @@ class Options:
     job_timeout_s: float | None = None
     explore: bool = True
     run_id: str | None = None
+    split_shots: str | bool = "auto"
 
     def recordable(self) -> dict[str, Any]:
         """The options as stored with the run in the journal (JSON-safe, no journal)."""
@@ -123,6 +128,9 @@ def parse_options(policy: str = "balanced", **options: Any) -> Options:
     if isinstance(opts.retries, bool) or not isinstance(opts.retries, int) or opts.retries < 1:
         raise InvalidInputError(f"retries must be an integer >= 1, got {opts.retries!r}")
     _number("backoff_s", opts.backoff_s)
+    from multiqpu.scheduler._shots import check_split
+
+    check_split(opts.split_shots)
     if opts.cache not in (True, False, None):
         raise InvalidInputError(f"cache must be True, False or None, got {opts.cache!r}")
     conc = opts.concurrency

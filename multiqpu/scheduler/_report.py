@@ -19,6 +19,7 @@ if TYPE_CHECKING:
 
     from multiqpu.device import CircuitResult
     from multiqpu.scheduler._learning import Learner
+    from multiqpu.scheduler._shots import Compatibility, ShotShare
     from multiqpu.scheduler._stats import Stats
     from multiqpu.scheduler._timeline import JobSpan
 
@@ -31,6 +32,12 @@ class TaskResult:
 
     ``source`` is ``"run"`` (a job of this run), ``"cache"`` (the journal's result cache) or
     ``"journal"`` (recorded by an earlier, interrupted attempt of this run).
+
+    A circuit whose shots were split (see docs/shots.md) has ``parts``: one
+    :class:`~multiqpu.scheduler.ShotShare` per device that ran some of them. When they ran on
+    several devices, ``compatibility`` is the homogeneity test of the shares; ``counts``
+    (the exact sum of the shares) is offered only when it passed, and raises
+    :class:`~multiqpu.errors.IncompatibleResultsError` otherwise.
     """
 
     index: int
@@ -39,9 +46,31 @@ class TaskResult:
     result: CircuitResult
     estimated_fidelity: float | None = None
     source: str = "run"
+    parts: tuple[ShotShare, ...] = ()
+    compatibility: Compatibility | None = None
+
+    @property
+    def merged(self) -> bool:
+        """Whether ``counts`` may be used: one device, or shares compatible with each other."""
+        return self.compatibility is None or self.compatibility.compatible
+
+    def _check_merged(self) -> None:
+        if not self.merged:
+            from multiqpu.errors import IncompatibleResultsError
+
+            c = self.compatibility
+            assert c is not None
+            shares = ", ".join(f"{s.device}: {s.shots} shots" for s in self.parts)
+            raise IncompatibleResultsError(
+                f"circuit {self.index}'s shots ran on several devices ({shares}) whose counts "
+                f"differ by more than shot noise (chi-square {c.statistic:.1f} on {c.dof} "
+                f"degrees of freedom, p={c.p_value:.2g} < {c.alpha:g}); they are not merged. "
+                "Use result.parts for each device's counts, or run with split_shots=False"
+            )
 
     @property
     def counts(self) -> Mapping[str, int]:
+        self._check_merged()
         return self.result.counts
 
     @property
@@ -53,6 +82,7 @@ class TaskResult:
         return self.result.shots
 
     def distribution(self) -> dict[str, float]:
+        self._check_merged()
         return self.result.distribution()
 
 
