@@ -310,3 +310,21 @@ def _in_pty(argv: list[str], env: dict[str, str]) -> str:
     os.close(master)
     assert proc.wait(timeout=300) == 0
     return b"".join(chunks).decode(errors="replace")
+
+
+@pytest.mark.slow
+def test_an_estimate_draws_per_device_progress_on_a_terminal(tmp_path: Path, bell: Path) -> None:
+    """An estimate (every stage of it: pilot, main stage, top-ups) draws one bar per device
+    on a terminal, and none with MULTIQPU_PROGRESS=0."""
+    env = _env(
+        MULTIQPU_JOURNAL=str(tmp_path / "j.sqlite"),
+        XDG_CONFIG_HOME=str(tmp_path / "cfg"),
+        TERM="xterm-256color",
+        COLUMNS="120",
+    )
+    argv = [sys.executable, "-m", "multiqpu", "run", str(bell), "--observable", "ZZ",
+            "--shots", "4000"]  # fmt: skip
+    drawn = _in_pty(argv, env)
+    assert "all devices" in drawn and "local:ideal" in drawn
+    plain = _in_pty(argv, {**env, "MULTIQPU_PROGRESS": "0"})
+    assert "all devices" not in plain and not ANSI.search(plain)

@@ -32,7 +32,7 @@ from multiqpu.cutting._experiments import allocate_shots
 from multiqpu.cutting._planner import CutMode, minimum_shots
 from multiqpu.cutting._planning import DEFAULT_SHOTS, plan_async
 from multiqpu.errors import InvalidInputError
-from multiqpu.pipeline._execute import Task
+from multiqpu.pipeline._execute import Task, request_progress
 from multiqpu.pipeline._stages import (
     Accumulator,
     EstimateRun,
@@ -240,7 +240,8 @@ async def estimate(
     assert problem is not None and problem.observables is not None
     ctx = RunContext(pool, the_plan, problem, policy, use_scheduler, seed or 0, replicates, t0)
     stage_run = stage.estimate_run(ctx)
-    main, stages, pilot = await _execute(ctx, stage_run, adaptive=adaptive)
+    with request_progress(pool):
+        main, stages, pilot = await _execute(ctx, stage_run, adaptive=adaptive)
     result: EstimateResult | MitigatedEstimate = await stage_run.finish(
         main, stages=stages, pilot_shots=pilot
     )
@@ -318,7 +319,8 @@ async def distribution(
     assert problem is not None
     ctx = RunContext(pool, the_plan, problem, policy, use_scheduler, seed or 0, started=t0)
     stage_run = IdentityStage().estimate_run(ctx)
-    run, stages, pilot = await _execute(ctx, stage_run, adaptive=False)
+    with request_progress(pool):
+        run, stages, pilot = await _execute(ctx, stage_run, adaptive=False)
     t1 = time.perf_counter()
     probs, errs = await asyncio.to_thread(reconstruct_distribution, problem, run.stats(), measured)
     recon = time.perf_counter() - t1

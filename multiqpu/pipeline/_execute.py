@@ -15,8 +15,10 @@ results on as it lands so that folding them overlaps with execution.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -24,15 +26,56 @@ from multiqpu._aio import gather_cancelling
 from multiqpu.cutting._model import assign, device_model, mid_circuit, supports_mid_circuit
 from multiqpu.errors import InvalidInputError
 from multiqpu.pool import DevicePool
+from multiqpu.scheduler._progress import Progress, progress_allowed
 
 if TYPE_CHECKING:
     from multiqpu.device import CircuitResult, Device
 
-__all__ = ["PER_RUN_OPTIONS", "Execution", "Task", "run_tasks"]
+__all__ = ["PER_RUN_OPTIONS", "Execution", "Task", "request_progress", "run_tasks"]
 
 #: Scheduler options that hold for a whole request but would apply to each of the several
 #: scheduler runs a request may make (pilot, main stage, each device's mitigation circuits).
 PER_RUN_OPTIONS = frozenset({"budget_usd", "deadline_s", "run_id", "cache"})
+
+
+#: The live display of the request being run, if any (see :func:`request_progress`).
+_PROGRESS: ContextVar[Progress | None] = ContextVar("multiqpu_request_progress", default=None)
+
+
+@contextlib.contextmanager
+def request_progress(pool: DevicePool) -> Iterator[None]:
+    """Per-device progress bars over a whole request (the pilot, the main stage, top-ups,
+    mitigation circuits: every run of one estimate), drawn only where progress is allowed
+    (a terminal, not ``MULTIQPU_PROGRESS=0``); the scheduler runs inside draw no bars of
+    their own while it is on screen."""
+    bar = Progress([d.spec for d in pool], 0, enabled=progress_allowed())
+    token = _PROGRESS.set(bar if bar.enabled else None)
+    try:
+        yield
+    finally:
+        _PROGRESS.reset(token)
+        bar.close()
+
+
+def _tracked(on_results: OnResults, n: int, specs: Sequence[str]) -> OnResults:
+    """``on_results`` that also advances the request's bars, if some are on screen."""
+    bar = _PROGRESS.get()
+    if bar is None:
+        return on_results
+    bar.expect(n)
+    index = {spec: k for k, spec in enumerate(specs)}
+
+    async def tracked(batch: list[tuple[Task, str, CircuitResult]]) -> None:
+        per_device: dict[int, int] = {}
+        for _, spec, _ in batch:
+            if spec in index:
+                per_device[index[spec]] = per_device.get(index[spec], 0) + 1
+        for d, k in per_device.items():
+            bar.submitted(d, k)
+            bar.done(d, k)
+        await on_results(batch)
+
+    return tracked
 
 
 @dataclass(frozen=True)
@@ -204,6 +247,7 @@ async def run_tasks(
         )
     max_shots = min((d.limits.max_shots for d in eligible), default=1)
     tasks = _split_large(tasks, max_shots)
+    on_results = _tracked(on_results, len(tasks), pool.specs)
     start = time.perf_counter()
     try:
         if use_scheduler is None or use_scheduler:

@@ -74,6 +74,12 @@ class Progress:
             self._bar.advance(self._tasks[device], n)
             self._bar.advance(self._total, n)
 
+    def expect(self, n: int) -> None:
+        """``n`` more circuits to come (a request whose stages add work as they go)."""
+        if self._bar is not None:
+            total = self._bar.tasks[self._total].total or 0
+            self._bar.update(self._total, total=total + n)
+
     def preset(self, n: int) -> None:
         """Circuits already done before the run (cache, journal)."""
         if self._bar is not None:
