@@ -18,9 +18,11 @@ When a circuit is split (``split_shots``, an option of ``fleet.sample`` / ``flee
   the others idle) when the user asked for speed (``policy="fastest"`` or a ``deadline_s``):
   that circuit is spread as with ``True``.
 * ``True``: the shots are cut into at least two parts per eligible device (each within the
-  smallest eligible cap, at least :data:`MIN_PART_SHOTS` each), and the core spreads them
-  over the devices the policy allows, like any batch. Budgets count every part: each is
-  priced (per-task fees included) and charged against ``budget_usd`` and the fidelity budget.
+  smallest eligible cap, at least :data:`MIN_PART_SHOTS` each); every eligible device (wide
+  enough, and allowed by the request) is given one part, so the run really spreads, and the
+  core places the rest over the devices the policy allows, like any batch. Budgets count
+  every part: each is priced (per-task fees included) and charged against ``budget_usd``
+  and the fidelity budget.
 
 Parts on simulators are independent draws: every batch draws from its own child of the
 device's ``SeedSequence`` and every circuit of a batch gets its own seed.
@@ -233,6 +235,7 @@ async def expand(
     total = sum(it.shots or 0 for it in items)
     counts: list[int] = []
     pinned: list[int] = []
+    spread: dict[int, list[str]] = {}  # split_shots=True: one part on each eligible device
     for i, it in enumerate(items):
         elig = _eligible(devices, it)
         if it.shots is None or not elig:
@@ -242,6 +245,8 @@ async def expand(
         if len(elig) > 1 and _spreads(mode, opts, it.shots, total, len(elig)):
             n = max(math.ceil(it.shots / min(caps)), min(2 * len(elig), it.shots // MIN_PART_SHOTS))
             counts.append(max(n, 1))
+            if mode is True:
+                spread[i] = [devices[d].spec for d in elig]
         elif it.shots > max(caps):
             counts.append(0)  # sized once its device is chosen
             pinned.append(i)
@@ -263,10 +268,12 @@ async def expand(
             owner.append(i)
             pins.append(None)
             continue
-        for s in _sizes(int(it.shots or 0), n):
-            parts.append(replace(it, shots=s, devices=allowed))
+        first = spread.get(i, [])
+        for k, s in enumerate(_sizes(int(it.shots or 0), n)):
+            pin = first[k] if k < len(first) else devices[where[i]].spec if i in where else None
+            parts.append(replace(it, shots=s, devices=frozenset({pin}) if pin else allowed))
             owner.append(i)
-            pins.append(devices[where[i]].spec if i in where else None)
+            pins.append(pin)
     return parts, ShotPlan(len(items), tuple(owner), tuple(pins))
 
 

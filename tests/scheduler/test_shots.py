@@ -150,3 +150,19 @@ async def test_budget_counts_every_part() -> None:
 def test_split_shots_is_checked() -> None:
     with pytest.raises(InvalidInputError, match="split_shots"):
         ideal_fleet().sample_sync([ghz(3)], shots=10, split_shots="yes", journal=None)
+
+
+async def test_split_shots_true_gives_every_eligible_device_a_part() -> None:
+    """split_shots=True spreads for real: every device wide enough runs a part, even when the
+    policy, knowing one device to be fast, would have kept them all there."""
+    qc = QuantumCircuit(2)
+    qc.h(0)
+    qc.cx(0, 1)
+    qc.measure_all()
+    fleet = multiqpu.Fleet(
+        [multiqpu.device("local:ideal", seed=k, label=f"sim{k}") for k in range(3)]
+    )
+    r = (await fleet.sample([qc], shots=6000, split_shots=True, policy="fastest",
+                            journal=None))[0]  # fmt: skip
+    assert sorted(p.device for p in r.parts) == ["local:sim0", "local:sim1", "local:sim2"]
+    assert sum(p.shots for p in r.parts) == 6000 and sum(r.counts.values()) == 6000
