@@ -50,6 +50,7 @@ if TYPE_CHECKING:
     from multiqpu.cutting._plan import CutLimits, CutPlan
     from multiqpu.cutting._reconstruct import Stats
     from multiqpu.cutting._results import DistributionResult, EstimateResult
+    from multiqpu.engine import Engine
     from multiqpu.mitigation._results import MitigatedEstimate
 
 __all__ = ["distribution", "estimate", "plan"]
@@ -178,7 +179,7 @@ def plan(
 
     stage = stage_for(mitigation)
     stage.check(shots=options.get("shots", DEFAULT_SHOTS), precision=options.get("precision"))
-    for name in ("policy", "adaptive", "use_scheduler", "replicates"):
+    for name in ("policy", "adaptive", "use_scheduler", "replicates", "engine"):
         options.pop(name, None)  # run-time options: the plan is the same whatever they are
     return cut_plan(fleet, circuit, observables, variance_factor=stage.variance_factor,
                     **options)  # fmt: skip
@@ -202,6 +203,7 @@ async def estimate(
     seed: int | None = 0,
     use_scheduler: bool | None = None,
     replicates: int = 200,
+    engine: Engine | str | None = None,
 ) -> EstimateResult | MitigatedEstimate:
     """Expectation values of ``observables`` on ``circuit``'s output state, each with a
     standard error, cutting the circuit when no device of ``fleet`` fits it, every result
@@ -210,8 +212,13 @@ async def estimate(
     :class:`~multiqpu.cutting.EstimateResult`).
 
     See :meth:`multiqpu.Fleet.estimate` for the arguments; ``replicates``: parametric
-    bootstrap draws for the readout calibration's error (mitigation only)."""
+    bootstrap draws for the readout calibration's error (mitigation only); ``engine``:
+    where simulation, folding and reconstruction run (:mod:`multiqpu.engine`; default:
+    ``$MULTIQPU_ENGINE``, the config file, else in-process)."""
+    from multiqpu.engine import get_engine
+
     stage = stage_for(mitigation)
+    the_engine = get_engine(engine)
     stage.check(shots=shots, precision=precision)
     pool = as_pool(fleet)
     t0 = time.perf_counter()
@@ -222,7 +229,9 @@ async def estimate(
     )  # fmt: skip
     the_plan.check()
     assert problem is not None and problem.observables is not None
-    ctx = RunContext(pool, the_plan, problem, policy, use_scheduler, seed or 0, replicates, t0)
+    # Planned on the pool as given; run with its simulators offloaded to the engine.
+    ctx = RunContext(the_engine.offload(pool), the_plan, problem, policy, use_scheduler,
+                     seed or 0, replicates, t0, engine=the_engine)  # fmt: skip
     stage_run = stage.estimate_run(ctx)
     main, stages, pilot = await _execute(ctx, stage_run, adaptive=adaptive)
     result: EstimateResult | MitigatedEstimate = await stage_run.finish(
@@ -246,6 +255,7 @@ async def distribution(
     seed: int | None = 0,
     use_scheduler: bool | None = None,
     mitigation: Any = None,
+    engine: Engine | str | None = None,
 ) -> DistributionResult:
     """The output distribution of ``circuit`` over ``qubits`` (default: the qubits it
     measures, or all), knitted from fragment distributions when the circuit is cut
@@ -254,6 +264,7 @@ async def distribution(
     from multiqpu.cutting._plan import CutLimits
     from multiqpu.cutting._reconstruct import reconstruct_distribution
     from multiqpu.cutting._results import DistributionResult
+    from multiqpu.engine import get_engine
 
     # Knitted distributions are built from raw counts: only the identity stage serves them.
     stage_for(mitigation).check(shots=shots, precision=None, distribution=True)
@@ -278,7 +289,9 @@ async def distribution(
     )  # fmt: skip
     the_plan.check()
     assert problem is not None
-    ctx = RunContext(pool, the_plan, problem, policy, use_scheduler, seed or 0, started=t0)
+    the_engine = get_engine(engine)
+    ctx = RunContext(the_engine.offload(pool), the_plan, problem, policy, use_scheduler,
+                     seed or 0, started=t0, engine=the_engine)  # fmt: skip
     stage_run = IdentityStage().estimate_run(ctx)
     run, stages, pilot = await _execute(ctx, stage_run, adaptive=False)
     t1 = time.perf_counter()
