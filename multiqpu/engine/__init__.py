@@ -11,7 +11,8 @@ or the config file's ``[engine]`` table (:func:`get_engine`). Submitting to and 
 QPUs never leaves the driver's event loop.
 
 Sweeps map a module-level function over scenarios: ``get_engine("ray").map(fn, items)``
-(or ``await engine.amap(fn, items)``); results come back in order.
+(or ``await engine.amap(fn, items)``); results come back in order. :func:`simulate_many`
+does that for the scheduler's virtual-clock ``simulate``.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from multiqpu.engine._base import Engine, LocalEngine
 from multiqpu.engine._devices import EngineDevice, RayDevice
 from multiqpu.engine._ray import RayEngine
 from multiqpu.engine._select import ENGINE_KINDS, get_engine
+from multiqpu.engine._sweeps import simulate_many
 
 __all__ = [
     "ENGINE_KINDS",
@@ -29,4 +31,5 @@ __all__ = [
     "RayDevice",
     "RayEngine",
     "get_engine",
+    "simulate_many",
 ]
