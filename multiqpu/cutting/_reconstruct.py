@@ -91,20 +91,20 @@ def partial(problem: CutProblem, index: int, result: CircuitResult) -> Partial |
     total = weights.sum()
     if total <= 0:
         return None
-    freq = weights / total
+    # Sums of counts times +-1 are sums of integers: exact in float64 (below 2^53) in any
+    # order, so a result folded in another process, with other BLAS threads or another
+    # memory alignment (multiqpu.engine), gives the same bits. Divide once, at the end.
     if problem.observables is not None:
         masks = np.asarray(exp.column_masks, dtype=ints.dtype if ints.dtype != object else object)
         z = 1 - 2 * _parity(ints[:, None] & masks[None, :]).astype(float)
-        # einsum, not BLAS: the sums then run in one order whatever the thread count, so a
-        # result folded in another process (multiqpu.engine) gives the same bits.
-        return n, np.einsum("o,ou->u", freq, z), np.einsum("o,ou,ov->uv", freq, z, z)
+        return n, (weights @ z) / total, (z.T @ (weights[:, None] * z)) / total
     sign = 1 - 2 * _parity(ints & exp.qpd_mask).astype(float) if exp.qpd_mask else 1.0
     y = (ints & ((1 << exp.num_obs_bits) - 1)).astype(np.int64)
     size = 1 << exp.num_obs_bits
     return (
         n,
-        np.bincount(y, weights=freq * sign, minlength=size),
-        np.bincount(y, weights=freq, minlength=size),
+        np.bincount(y, weights=weights * sign, minlength=size) / total,
+        np.bincount(y, weights=weights, minlength=size) / total,
     )
 
 
