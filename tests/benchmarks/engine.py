@@ -108,7 +108,7 @@ def run_config(kind: str, cpus: int, seeds: list[int]) -> dict[str, Any]:
         engine.map(_warm, range(4 * cpus))
     else:
         engine = LocalEngine()
-    out: dict[str, Any] = {"times": [], "subexperiments": []}
+    out: dict[str, Any] = {"times": [], "subexperiments": [], "driver_cpu": []}
     qc, obs, n = scenario(0)
     small = qc.copy()
     asyncio.run(estimate(devices(n), small, obs, shots=20_000, engine=engine))  # warm-up
@@ -118,7 +118,10 @@ def run_config(kind: str, cpus: int, seeds: list[int]) -> dict[str, Any]:
         the_plan = plan(devices(n), qc, obs, shots=SHOTS)
         plan_s = time.perf_counter() - t0
         assert the_plan.subexperiments >= 500, the_plan.subexperiments
+        cpu0 = time.process_time()
         result = asyncio.run(estimate(devices(n), qc, obs, shots=SHOTS, engine=engine))
+        # the driver's own CPU (all its threads), planning included: what stays serial
+        out["driver_cpu"].append(time.process_time() - cpu0)
         out["times"].append(result.report.wall_s - plan_s)
         out["subexperiments"].append(the_plan.subexperiments)
     if kind == "ray":
@@ -213,6 +216,14 @@ def main() -> None:
         # machine under its present load (2.0 on two idle cores)
         "pure_cpu_scaling_2_vs_1": round(ray1["spin_s"] / ray2["spin_s"], 3),
         "seconds_local_ray1_ray2": [[round(t, 2) for t in c["times"]] for c in (local, ray1, ray2)],
+        # per sub-experiment: the driver's CPU on Ray (planning, placement, shipping, merging,
+        # reconstruction) and the whole in-process run's time (what a worker does, roughly)
+        "driver_cpu_ms_per_subexperiment_ray2": round(
+            1000 * sum(ray2["driver_cpu"]) / sum(ray2["subexperiments"]), 2
+        ),
+        "local_ms_per_subexperiment": round(
+            1000 * sum(local["times"]) / sum(local["subexperiments"]), 2
+        ),
         "subexperiments_per_s_ray2_p50": round(
             _pct([s / t for s, t in zip(ray2["subexperiments"], ray2["times"], strict=True)], 50), 1
         ),
