@@ -85,10 +85,11 @@ def _sweep(args: argparse.Namespace) -> int:
     seeds = list(range(args.seed, args.seed + args.seeds))
     rows = simulate_many([{**common, "seed": s} for s in seeds], engine=args.engine)
     spans = np.array([r["makespan_s"] for r in rows])
-    summary = {
+    p50, p90, top = (float(np.percentile(spans, q)) for q in (50, 90, 100))
+    summary: dict[str, Any] = {
         "seeds": seeds,
         "makespan_s": [float(x) for x in spans],
-        "makespan_p50_p90_max_s": [float(np.percentile(spans, q)) for q in (50, 90, 100)],
+        "makespan_p50_p90_max_s": [p50, p90, top],
         "mean_fidelity": [float(r["mean_fidelity"]) for r in rows],
         "lower_bound_s": [r["lower_bound_s"] for r in rows],
         "baselines": [r["baselines"] for r in rows],
@@ -111,7 +112,6 @@ def _sweep(args: argparse.Namespace) -> int:
             f"seed {seed}: makespan {_hours(float(span))}, mean fidelity "
             f"{row['mean_fidelity']:.4f}{extra}"
         )
-    p50, p90, top = summary["makespan_p50_p90_max_s"]
     out.print(f"makespan p50 {_hours(p50)}, p90 {_hours(p90)}, max {_hours(top)}")
     return 0
 

@@ -136,3 +136,17 @@ def test_local_process_pool_map_and_same_estimates() -> None:
         engine.close()
     assert runs[0].report.subexperiments > 1  # cut: fragments simulated in worker processes
     assert runs[0].values == runs[1].values and runs[0].std_errors == runs[1].std_errors
+
+
+def test_simulate_sweep_on_the_command_line() -> None:
+    import json
+
+    from multiqpu.scheduler import simulate
+
+    args = ["simulate", "--devices", "3", "--circuits", "50", "--seeds", "2", "--seed", "4"]
+    out = subprocess.run([sys.executable, "-m", "multiqpu", *args, "--engine", "local", "--json"],
+                         capture_output=True, text=True, check=True, cwd=ROOT)  # fmt: skip
+    sweep = json.loads(out.stdout)
+    one_by_one = [simulate(3, 50, seed=s).makespan_s for s in (4, 5)]
+    assert sweep["seeds"] == [4, 5] and sweep["makespan_s"] == one_by_one
+    assert sweep["makespan_p50_p90_max_s"][2] == max(one_by_one)
