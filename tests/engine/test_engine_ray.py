@@ -167,3 +167,42 @@ def test_unknown_engine_address_is_a_config_error() -> None:
 
     with pytest.raises(multiqpu.ConfigError):
         RayEngine(address="")
+
+
+def test_mitigated_sample_m3_solves_on_ray(ray_engine: Any) -> None:
+    from qiskit import QuantumCircuit
+
+    def noisy() -> list[multiqpu.Device]:
+        return [
+            multiqpu.device("local:noisy", label=name, num_qubits=4, readout_error=err,
+                            gate_error_1q=0.0, gate_error_2q=0.0, seed=seed)
+            for name, err, seed in (("two", 0.02, 1), ("eight", 0.08, 2))
+        ]  # fmt: skip
+
+    circuits = []
+    for k in range(6):
+        qc = QuantumCircuit(3)
+        qc.h(0)
+        qc.cx(0, 1)
+        qc.cx(1, 2)
+        qc.rz(0.1 * k, 2)
+        qc.measure_all()
+        circuits.append(qc)
+    runs = [
+        asyncio.run(
+            multiqpu.Fleet(noisy()).sample(
+                circuits,
+                shots=4000,
+                engine=e,
+                use_scheduler=False,
+                mitigation=[multiqpu.Readout(shots=4000, cache=False, cache_dir=None)],
+            )
+        )
+        for e in ("local", ray_engine)
+    ]
+    for a, b in zip(*runs, strict=True):
+        assert a.device == b.device and dict(a.counts) == dict(b.counts)  # same draws
+        assert a.quasi_dist.keys() == b.quasi_dist.keys()
+        assert all(abs(a.quasi_dist[k] - b.quasi_dist[k]) < 1e-9 for k in a.quasi_dist)
+        value, se = b.expectation("ZZI")
+        assert abs(value - 1.0) < 4 * se  # GHZ parity, readout errors corrected
