@@ -36,6 +36,7 @@ if TYPE_CHECKING:
     from multiqpu.device import CircuitResult
 
 __all__ = [
+    "FoldTable",
     "Partial",
     "Stats",
     "decode",
@@ -81,12 +82,37 @@ def _parity(values: np.ndarray) -> np.ndarray:
 Partial = tuple[float, "np.ndarray", "np.ndarray"]
 
 
+@dataclass(frozen=True)
+class FoldTable:
+    """What folding a result needs of its problem: per circuit, its bit masks. A
+    reconstruction-chunk task is sent this (a few integers per circuit), not the problem."""
+
+    expectations: bool  # observables (True) or a distribution (False)
+    #: per circuit: (column_masks, qpd_mask, num_obs_bits)
+    masks: tuple[tuple[tuple[int, ...], int, int], ...]
+
+    @classmethod
+    def of(cls, problem: CutProblem) -> FoldTable:
+        return cls(
+            problem.observables is not None,
+            tuple((e.column_masks, e.qpd_mask, e.num_obs_bits) for e in problem.experiments),
+        )
+
+
 def partial(problem: CutProblem, index: int, result: CircuitResult) -> Partial | None:
     """What one result for circuit ``index`` adds (None: an empty result). The costly part
     of folding (decoding outcomes, parities); :meth:`Stats.merge` pools it in."""
+    exp: SubExperiment = problem.experiments[index]
+    masks = (exp.column_masks, exp.qpd_mask, exp.num_obs_bits)
+    return _partial(problem.observables is not None, masks, result)
+
+
+def _partial(
+    expectations: bool, masks: tuple[tuple[int, ...], int, int], result: CircuitResult
+) -> Partial | None:
     import numpy as np
 
-    exp: SubExperiment = problem.experiments[index]
+    column_masks, qpd_mask, num_obs_bits = masks
     ints, weights, n = decode(result)
     total = weights.sum()
     if total <= 0:
@@ -94,13 +120,13 @@ def partial(problem: CutProblem, index: int, result: CircuitResult) -> Partial |
     # Sums of counts times +-1 are sums of integers: exact in float64 (below 2^53) in any
     # order, so a result folded in another process, with other BLAS threads or another
     # memory alignment (multiqpu.engine), gives the same bits. Divide once, at the end.
-    if problem.observables is not None:
-        masks = np.asarray(exp.column_masks, dtype=ints.dtype if ints.dtype != object else object)
-        z = 1 - 2 * _parity(ints[:, None] & masks[None, :]).astype(float)
+    if expectations:
+        cols = np.asarray(column_masks, dtype=ints.dtype if ints.dtype != object else object)
+        z = 1 - 2 * _parity(ints[:, None] & cols[None, :]).astype(float)
         return n, (weights @ z) / total, (z.T @ (weights[:, None] * z)) / total
-    sign = 1 - 2 * _parity(ints & exp.qpd_mask).astype(float) if exp.qpd_mask else 1.0
-    y = (ints & ((1 << exp.num_obs_bits) - 1)).astype(np.int64)
-    size = 1 << exp.num_obs_bits
+    sign = 1 - 2 * _parity(ints & qpd_mask).astype(float) if qpd_mask else 1.0
+    y = (ints & ((1 << num_obs_bits) - 1)).astype(np.int64)
+    size = 1 << num_obs_bits
     return (
         n,
         np.bincount(y, weights=weights * sign, minlength=size) / total,
@@ -109,11 +135,11 @@ def partial(problem: CutProblem, index: int, result: CircuitResult) -> Partial |
 
 
 def partials(
-    problem: CutProblem, items: list[tuple[int, CircuitResult]]
+    table: FoldTable, items: list[tuple[int, CircuitResult]]
 ) -> list[tuple[int, Partial | None]]:
     """:func:`partial` for a chunk of ``(index, result)`` pairs: a reconstruction chunk, the
     unit an engine runs as one task (multiqpu.engine)."""
-    return [(i, partial(problem, i, r)) for i, r in items]
+    return [(i, _partial(table.expectations, table.masks[i], r)) for i, r in items]
 
 
 @dataclass

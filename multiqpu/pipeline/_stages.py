@@ -148,7 +148,7 @@ class _Folded:
 
         t0 = time.perf_counter()
         parts = await engine.call(
-            partials, self.run_.problem_handle(), [(t.index, r) for t, _, r in batch]
+            partials, self.run_.fold_table(), [(t.index, r) for t, _, r in batch]
         )
         with self.lock:
             for (index, part), (task, _, _) in zip(parts, batch, strict=True):
@@ -179,11 +179,14 @@ class _IdentityRun:
         self.execution = Execution()
         self._problem: Any = None
 
-    def problem_handle(self) -> Any:
-        """The problem, shipped to the engine once (an object-store handle on Ray)."""
+    def fold_table(self) -> Any:
+        """What folding needs of the problem, shipped to the engine once (an object-store
+        handle on Ray)."""
         if self._problem is None:
+            from multiqpu.cutting._reconstruct import FoldTable
+
             assert self.ctx.engine is not None
-            self._problem = self.ctx.engine.put(self.ctx.problem)
+            self._problem = self.ctx.engine.put(FoldTable.of(self.ctx.problem))
         return self._problem
 
     def accumulator(self) -> _Folded:
