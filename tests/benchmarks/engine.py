@@ -8,15 +8,17 @@ seeded ``local:ideal`` simulators ``ceil(n/2)`` qubits wide, so the circuit is c
 cuts: >= 500 sub-experiments, checked); ``SHOTS`` base shots in all (a pilot, then Neyman
 allocation). Gate cuts measure mid-circuit, so Aer simulates shot by shot: CPU-bound.
 
-Each configuration runs in its own process (a Ray instance is one per process): ``local``
-(the default engine, in-process: Aer runs each job in a worker thread), ``ray1`` and
-``ray2`` (``ray.init(num_cpus=1|2)``: simulator batches and reconstruction chunks as Ray
-tasks). Every process first warms up (imports, Ray workers, one small estimate), then runs
-every scenario; the time of a scenario is the estimate's wall time less its planning
-(planning runs on the driver on every engine and is timed separately, same arguments):
-the sub-experiments simulated, then reconstructed. Throughput is sub-experiments per second.
-``pure_cpu_scaling_2_vs_1`` runs 8 pure-Python CPU tasks on the ray1 and ray2 instances:
-the most any workload could gain from a second worker on this machine at that moment.
+Each (scenario, configuration) runs in its own process (a Ray instance is one per process):
+``local`` (the default engine, in-process: Aer runs each job in a worker thread), ``ray1``
+and ``ray2`` (``ray.init(num_cpus=1|2)``: simulator batches and reconstruction chunks as Ray
+tasks); the three configurations of a scenario run back to back, their order rotated from
+scenario to scenario, so each ratio is taken under about the same load. Every process first
+warms up (imports, Ray workers, one small estimate), then runs its scenario; the time of a
+scenario is the estimate's wall time less its planning (planning runs on the driver on
+every engine and is timed separately, same arguments): the sub-experiments simulated, then
+reconstructed. Throughput is sub-experiments per second.
+``pure_cpu_scaling_2_vs_1`` (per scenario) runs 8 pure-Python CPU tasks on the ray1 and
+ray2 instances: the most any workload could gain from a second worker on this machine then.
 
 Keys: ``same_estimates`` (seeded estimates, stand-in placement, identical bits on the
 local and Ray engines: values and standard errors); ``ray_scaling_2_vs_1`` (p50 over
@@ -95,8 +97,9 @@ def _warm(_: int) -> int:
     return os.getpid()
 
 
-def run_config(kind: str, cpus: int, seeds: list[int]) -> dict[str, Any]:
-    """In a child process: warm up, then time every scenario on one engine."""
+def run_config(kind: str, cpus: int, seeds: list[int], extras: bool) -> dict[str, Any]:
+    """In a child process: warm up, time the scenarios on one engine, and the pure-CPU
+    calibration; with ``extras`` the task overhead and the same-estimates check too."""
     from multiqpu.engine import LocalEngine, RayEngine
     from multiqpu.pipeline import estimate, plan
 
@@ -110,8 +113,7 @@ def run_config(kind: str, cpus: int, seeds: list[int]) -> dict[str, Any]:
         engine = LocalEngine()
     out: dict[str, Any] = {"times": [], "subexperiments": [], "driver_cpu": []}
     qc, obs, n = scenario(0)
-    small = qc.copy()
-    asyncio.run(estimate(devices(n), small, obs, shots=20_000, engine=engine))  # warm-up
+    asyncio.run(estimate(devices(n), qc, obs, shots=20_000, engine=engine))  # warm-up
     for seed in seeds:
         qc, obs, n = scenario(seed)
         t0 = time.perf_counter()
@@ -128,7 +130,7 @@ def run_config(kind: str, cpus: int, seeds: list[int]) -> dict[str, Any]:
         t0 = time.perf_counter()
         engine.map(_spin, range(8))
         out["spin_s"] = time.perf_counter() - t0
-    if kind == "ray" and cpus == 2:
+    if extras:
         best = float("inf")
         for _ in range(3):
             t0 = time.perf_counter()
@@ -154,10 +156,11 @@ def same_estimates(engine: Any) -> bool:
     return bool(ok)
 
 
-def _child(kind: str, cpus: int, seeds: list[int]) -> dict[str, Any]:
+def _child(kind: str, cpus: int, seeds: list[int], extras: bool = False) -> dict[str, Any]:
     path = [ROOT, os.path.join(ROOT, "providers"), os.environ.get("PYTHONPATH", "")]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(path)}
-    args = [sys.executable, __file__, "--child", kind, str(cpus), ",".join(map(str, seeds))]
+    args = [sys.executable, __file__, "--child", kind, str(cpus), ",".join(map(str, seeds)),
+            "extras" if extras else "-"]  # fmt: skip
     done = subprocess.run(args, capture_output=True, text=True, env=env, check=False)
     if done.returncode != 0:
         raise RuntimeError(done.stderr[-3000:])
@@ -191,14 +194,23 @@ def _pct(values: list[float], q: float) -> float:
 def main() -> None:
     if sys.argv[1:2] == ["--child"]:
         kind, cpus, seeds = sys.argv[2], int(sys.argv[3]), [int(s) for s in sys.argv[4].split(",")]
-        print(json.dumps(run_config(kind, cpus, seeds)))
+        print(json.dumps(run_config(kind, cpus, seeds, sys.argv[5] == "extras")))
         return
     quick = "--quick" in sys.argv
     seeds = list(QUICK_SEEDS if quick else SEEDS)
     load_before = os.getloadavg()[0]
-    local = _child("local", 1, seeds)
-    ray2 = _child("ray", 2, seeds)
-    ray1 = _child("ray", 1, seeds)
+    # One child per (seed, configuration), the three configurations of a seed back to back
+    # (their order rotated from seed to seed): a ratio is taken under the same load.
+    runs: dict[str, list[dict[str, Any]]] = {"local": [], "ray1": [], "ray2": []}
+    configs = [("local", "local", 1), ("ray2", "ray", 2), ("ray1", "ray", 1)]
+    for k, seed in enumerate(seeds):
+        for name, kind, cpus in configs[k % 3 :] + configs[: k % 3]:
+            runs[name].append(_child(kind, cpus, [seed]))
+    extra = _child("ray", 2, [], extras=True)
+    local, ray1, ray2 = ({key: [v for r in runs[name] for v in r[key]]
+                          for key in ("times", "subexperiments", "driver_cpu")}
+                         for name in ("local", "ray1", "ray2"))  # fmt: skip
+    spin = [a["spin_s"] / b["spin_s"] for a, b in zip(runs["ray1"], runs["ray2"], strict=True)]
     scaling = [a / b for a, b in zip(ray1["times"], ray2["times"], strict=True)]
     vs_local = [a / b for a, b in zip(local["times"], ray2["times"], strict=True)]
     line = {
@@ -207,14 +219,14 @@ def main() -> None:
         "seeds": seeds,
         "subexperiments": local["subexperiments"],
         "shots": SHOTS,
-        "same_estimates": ray2["same"],
+        "same_estimates": extra["same"],
         "ray_scaling_2_vs_1": round(_pct(scaling, 50), 3),
         "ray_scaling_2_vs_1_p10_min": [round(_pct(scaling, 10), 3), round(min(scaling), 3)],
         "ray_vs_local": round(_pct(vs_local, 50), 3),
         "ray_vs_local_p10_min": [round(_pct(vs_local, 10), 3), round(min(vs_local), 3)],
         # the same 8 pure-CPU tasks on ray1 and ray2: the ceiling of the 2-vs-1 figure on this
         # machine under its present load (2.0 on two idle cores)
-        "pure_cpu_scaling_2_vs_1": round(ray1["spin_s"] / ray2["spin_s"], 3),
+        "pure_cpu_scaling_2_vs_1": [round(x, 3) for x in spin],
         "seconds_local_ray1_ray2": [[round(t, 2) for t in c["times"]] for c in (local, ray1, ray2)],
         # per sub-experiment: the driver's CPU on Ray (planning, placement, shipping, merging,
         # reconstruction) and the whole in-process run's time (what a worker does, roughly)
@@ -227,7 +239,7 @@ def main() -> None:
         "subexperiments_per_s_ray2_p50": round(
             _pct([s / t for s, t in zip(ray2["subexperiments"], ray2["times"], strict=True)], 50), 1
         ),
-        "ray_task_overhead_ms": round(ray2["task_overhead_ms"], 3),
+        "ray_task_overhead_ms": round(extra["task_overhead_ms"], 3),
         "import_loads_ray": _import_loads_ray(),
         "cli_help_s": round(_cli_help_s(), 3),
         "cpus": os.cpu_count(),
