@@ -193,7 +193,11 @@ def _pct(values: list[float], q: float) -> float:
 
 def main() -> None:
     if sys.argv[1:2] == ["--child"]:
-        kind, cpus, seeds = sys.argv[2], int(sys.argv[3]), [int(s) for s in sys.argv[4].split(",")]
+        kind, cpus, seeds = (
+            sys.argv[2],
+            int(sys.argv[3]),
+            [int(s) for s in sys.argv[4].split(",") if s],
+        )
         print(json.dumps(run_config(kind, cpus, seeds, sys.argv[5] == "extras")))
         return
     quick = "--quick" in sys.argv
@@ -201,12 +205,12 @@ def main() -> None:
     load_before = os.getloadavg()[0]
     # One child per (seed, configuration), the three configurations of a seed back to back
     # (their order rotated from seed to seed): a ratio is taken under the same load.
+    extra = _child("ray", 2, [], extras=True)
     runs: dict[str, list[dict[str, Any]]] = {"local": [], "ray1": [], "ray2": []}
     configs = [("local", "local", 1), ("ray2", "ray", 2), ("ray1", "ray", 1)]
     for k, seed in enumerate(seeds):
         for name, kind, cpus in configs[k % 3 :] + configs[: k % 3]:
             runs[name].append(_child(kind, cpus, [seed]))
-    extra = _child("ray", 2, [], extras=True)
     local, ray1, ray2 = ({key: [v for r in runs[name] for v in r[key]]
                           for key in ("times", "subexperiments", "driver_cpu")}
                          for name in ("local", "ray1", "ray2"))  # fmt: skip
