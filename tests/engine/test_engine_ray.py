@@ -49,6 +49,29 @@ def test_seeded_estimates_identical_on_local_and_ray(ray_engine: Any) -> None:
         assert abs(value - _exact(qc, label)) <= 4 * err  # and right, within 4 standard errors
 
 
+def test_engine_chosen_by_the_environment(ray_engine: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    from multiqpu.engine import EngineDevice
+
+    qc, obs = _circuit(), ["ZZZZZZ"]
+    local = asyncio.run(estimate(_pair(), qc, obs, shots=20_000, use_scheduler=False))
+    monkeypatch.setenv("MULTIQPU_ENGINE", "ray")  # joins the session's Ray instance
+    ray = asyncio.run(estimate(_pair(), qc, obs, shots=20_000, use_scheduler=False))
+    assert local.values == ray.values and local.std_errors == ray.std_errors
+    # fleet.sample follows it too: the simulators' batches run as Ray tasks
+    sampled = asyncio.run(multiqpu.Fleet(_pair()).sample([_measured()] * 3, shots=200))
+    assert len(sampled) == 3 and all(sum(r.counts.values()) == 200 for r in sampled)
+    from multiqpu.engine import get_engine
+
+    assert all(isinstance(d, EngineDevice) for d in get_engine().offload(
+        multiqpu.Fleet(_pair()).pool))  # fmt: skip
+
+
+def _measured() -> Any:
+    qc = _circuit(4, 1)
+    qc.measure_all()
+    return qc
+
+
 def test_seeded_distributions_identical_on_local_and_ray(ray_engine: Any) -> None:
     qc = _circuit(5, 1)
     qc.measure_all()
