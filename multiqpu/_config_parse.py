@@ -51,7 +51,8 @@ _FLEET_KEYS: Mapping[str, str] = {
     "include_default": "true or false",
     "queue_time_scale": "a number >= 0",
 }
-_TOP_KEYS = ("devices", "fleet", "providers")
+_TOP_KEYS = ("devices", "engine", "fleet", "providers")
+_ENGINE_KEYS = ("kind", "address", "num_cpus", "processes")
 #: key names that always hold secrets, whatever the provider declares
 _SECRET_NAME = re.compile(
     r"(^|_)(token|secret|password|passwd|passphrase|api_?key|secret_?key|access_key|credentials?)$"
@@ -182,8 +183,8 @@ def check_top(data: Mapping[str, Any], source: str) -> None:
     for key, value in data.items():
         if key not in _TOP_KEYS:
             raise ConfigError(
-                f"unknown table; a config file has [devices.<label>], [providers.<name>] "
-                f"and [fleet] tables{suggest(key, _TOP_KEYS)}",
+                f"unknown table; a config file has [devices.<label>], [providers.<name>], "
+                f"[fleet] and [engine] tables{suggest(key, _TOP_KEYS)}",
                 source=source,
                 key=key,
             )
@@ -219,6 +220,47 @@ def check_fleet(table: Mapping[str, Any], source: str) -> tuple[bool | None, flo
             key="fleet.queue_time_scale",
         )
     return include, None if scale is None else float(scale)
+
+
+def check_engine(table: Mapping[str, Any], source: str) -> tuple[str, str | None, int | None, int]:
+    """The ``[engine]`` table: ``(kind, address, num_cpus, processes)``."""
+    for key in table:
+        if key not in _ENGINE_KEYS:
+            raise ConfigError(
+                f"unknown key; [engine] accepts {', '.join(_ENGINE_KEYS)}"
+                f"{suggest(key, _ENGINE_KEYS)}",
+                source=source,
+                key=f"engine.{key}",
+            )
+    kind = table.get("kind", "local")
+    if kind not in ("local", "ray"):
+        raise ConfigError(
+            f"expected 'local' or 'ray', got {kind!r}", source=source, key="engine.kind"
+        )
+    address = table.get("address")
+    if address is not None and (not isinstance(address, str) or not address.strip()):
+        raise ConfigError(
+            f'expected "auto" or "ray://host:10001", got {address!r}',
+            source=source,
+            key="engine.address",
+        )
+    counts: dict[str, int | None] = {}
+    for name, low in (("num_cpus", 1), ("processes", 0)):
+        value = table.get(name)
+        if value is not None and (
+            isinstance(value, bool) or not isinstance(value, int) or value < low
+        ):
+            raise ConfigError(
+                f"expected an integer >= {low}, got {value!r} ({type_name(value)})",
+                source=source,
+                key=f"engine.{name}",
+            )
+        counts[name] = value
+    if kind == "local" and (address is not None or counts["num_cpus"] is not None):
+        raise ConfigError('address and num_cpus are for kind = "ray"', source=source, key="engine")
+    if kind == "ray" and counts["processes"] is not None:
+        raise ConfigError('processes is for kind = "local"', source=source, key="engine")
+    return kind, address, counts["num_cpus"], counts["processes"] or 0
 
 
 def allowed_keys(provider: Provider, accepted: Collection[str] | None) -> set[str]:

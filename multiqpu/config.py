@@ -43,6 +43,7 @@ __all__ = [
     "ENV_VAR",
     "Config",
     "DeviceConfig",
+    "EngineConfig",
     "FleetConfig",
     "ResolvedOptions",
     "build_device",
@@ -70,6 +71,18 @@ class FleetConfig:
 
     include_default: bool = True
     queue_time_scale: float | None = None
+
+
+@dataclass(frozen=True)
+class EngineConfig:
+    """The ``[engine]`` table (see :mod:`multiqpu.engine`): ``kind`` ("local" or "ray"),
+    ``address`` (ray: "auto" or "ray://host:10001"; None: a local instance), ``num_cpus``
+    (ray, local instance), ``processes`` (local: worker processes, 0: in-process)."""
+
+    kind: str = "local"
+    address: str | None = None
+    num_cpus: int | None = None
+    processes: int = 0
 
 
 @dataclass(frozen=True)
@@ -115,6 +128,7 @@ class Config:
     path: Path | None
     devices: tuple[DeviceConfig, ...] = ()
     fleet: FleetConfig = FleetConfig()
+    engine: EngineConfig = EngineConfig()
 
     def get(self, key: str) -> DeviceConfig | None:
         """The declared device with this label or spec (``"ibm:ibm_torino"``), if any."""
@@ -244,7 +258,8 @@ def _load(found: Path) -> Config:
     fleet = FleetConfig(
         include_default=not devices if include is None else include, queue_time_scale=scale
     )
-    return Config(path=found, devices=tuple(devices), fleet=fleet)
+    engine = EngineConfig(*_p.check_engine(data.get("engine", {}), source))
+    return Config(path=found, devices=tuple(devices), fleet=fleet, engine=engine)
 
 
 def _inline_secrets(data: Mapping[str, Any], prefix: str = "") -> list[str]:
@@ -364,7 +379,10 @@ def _build_fitting(
             del options[k]
     while True:
         try:
-            return provider.device(name, **options)
+            built = provider.device(name, **options)
+            # what rebuilds it in another process (multiqpu.engine: simulators on Ray)
+            built.build_recipe = (provider.name, name, dict(options))  # type: ignore[attr-defined]
+            return built
         except ConfigError as exc:
             rejected = exc.key
             if accepted is not None or rejected not in ambient or rejected not in options:

@@ -24,7 +24,9 @@ VENDOR_SDKS = {"qiskit_ibm_runtime", "braket", "boto3", "botocore"}
 PROVIDER_PACKAGES = {"multiqpu_ibm", "multiqpu_braket", "multiqpu_local"}
 
 #: The engines: packages and modules that run on a DevicePool and never import the facade.
-ENGINE_PACKAGES = ("scheduler", "cutting", "mitigation", "primitives", "qnn", "pipeline", "plots")
+ENGINE_PACKAGES = (
+    "scheduler", "cutting", "mitigation", "primitives", "qnn", "pipeline", "plots", "engine",
+)
 ENGINE_MODULES = ("journal.py", "config.py", "pool.py")
 
 #: The facade, as an engine might reach it: the module, and what ``multiqpu`` re-exports from

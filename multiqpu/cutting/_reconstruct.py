@@ -36,9 +36,13 @@ if TYPE_CHECKING:
     from multiqpu.device import CircuitResult
 
 __all__ = [
+    "FoldTable",
+    "Partial",
     "Stats",
     "decode",
     "error_budget",
+    "partial",
+    "partials",
     "reconstruct_distribution",
     "reconstruct_expectations",
 ]
@@ -72,6 +76,71 @@ def _parity(values: np.ndarray) -> np.ndarray:
     if values.dtype == object:
         return np.vectorize(lambda v: int(v).bit_count() & 1, otypes=[np.int64])(values)
     return np.bitwise_count(values) & 1
+
+
+#: One result's statistics: (shots, column means, second moments) with observables, or
+#: (shots, signed quasi-distribution, outcome frequencies) for distributions.
+Partial = tuple[float, "np.ndarray", "np.ndarray"]
+
+
+@dataclass(frozen=True)
+class FoldTable:
+    """What folding a result needs of its problem: per circuit, its bit masks. A
+    reconstruction-chunk task is sent this (a few integers per circuit), not the problem."""
+
+    expectations: bool  # observables (True) or a distribution (False)
+    #: per circuit: (column_masks, qpd_mask, num_obs_bits)
+    masks: tuple[tuple[tuple[int, ...], int, int], ...]
+
+    @classmethod
+    def of(cls, problem: CutProblem) -> FoldTable:
+        return cls(
+            problem.observables is not None,
+            tuple((e.column_masks, e.qpd_mask, e.num_obs_bits) for e in problem.experiments),
+        )
+
+
+def partial(problem: CutProblem, index: int, result: CircuitResult) -> Partial | None:
+    """What one result for circuit ``index`` adds (None: an empty result). The costly part
+    of folding (decoding outcomes, parities); :meth:`Stats.merge` pools it in."""
+    exp: SubExperiment = problem.experiments[index]
+    masks = (exp.column_masks, exp.qpd_mask, exp.num_obs_bits)
+    return _partial(problem.observables is not None, masks, result)
+
+
+def _partial(
+    expectations: bool, masks: tuple[tuple[int, ...], int, int], result: CircuitResult
+) -> Partial | None:
+    import numpy as np
+
+    column_masks, qpd_mask, num_obs_bits = masks
+    ints, weights, n = decode(result)
+    total = weights.sum()
+    if total <= 0:
+        return None
+    # Sums of counts times +-1 are sums of integers: exact in float64 (below 2^53) in any
+    # order, so a result folded in another process, with other BLAS threads or another
+    # memory alignment (multiqpu.engine), gives the same bits. Divide once, at the end.
+    if expectations:
+        cols = np.asarray(column_masks, dtype=ints.dtype if ints.dtype != object else object)
+        z = 1 - 2 * _parity(ints[:, None] & cols[None, :]).astype(float)
+        return n, (weights @ z) / total, (z.T @ (weights[:, None] * z)) / total
+    sign = 1 - 2 * _parity(ints & qpd_mask).astype(float) if qpd_mask else 1.0
+    y = (ints & ((1 << num_obs_bits) - 1)).astype(np.int64)
+    size = 1 << num_obs_bits
+    return (
+        n,
+        np.bincount(y, weights=weights * sign, minlength=size) / total,
+        np.bincount(y, weights=weights, minlength=size) / total,
+    )
+
+
+def partials(
+    table: FoldTable, items: list[tuple[int, CircuitResult]]
+) -> list[tuple[int, Partial | None]]:
+    """:func:`partial` for a chunk of ``(index, result)`` pairs: a reconstruction chunk, the
+    unit an engine runs as one task (multiqpu.engine)."""
+    return [(i, _partial(table.expectations, table.masks[i], r)) for i, r in items]
 
 
 @dataclass
@@ -110,27 +179,15 @@ class Stats:
 
     def add(self, problem: CutProblem, index: int, result: CircuitResult) -> None:
         """Fold one result for circuit ``index`` in (pooled with earlier ones)."""
+        part = partial(problem, index, result)
+        if part is not None:
+            self.merge(problem, index, part)
+
+    def merge(self, problem: CutProblem, index: int, part: Partial) -> None:
+        """Fold one result's :func:`partial` statistics in (pooled with earlier ones)."""
         import numpy as np
 
-        exp: SubExperiment = problem.experiments[index]
-        ints, weights, n = decode(result)
-        total = weights.sum()
-        if total <= 0:
-            return
-        freq = weights / total
-        if problem.observables is not None:
-            masks = np.asarray(
-                exp.column_masks, dtype=ints.dtype if ints.dtype != object else object
-            )
-            z = 1 - 2 * _parity(ints[:, None] & masks[None, :]).astype(float)
-            mean = freq @ z
-            second = z.T @ (freq[:, None] * z)
-        else:
-            sign = 1 - 2 * _parity(ints & exp.qpd_mask).astype(float) if exp.qpd_mask else 1.0
-            y = (ints & ((1 << exp.num_obs_bits) - 1)).astype(np.int64)
-            size = 1 << exp.num_obs_bits
-            mean_dist = np.bincount(y, weights=freq * sign, minlength=size)
-            mean_unsigned = np.bincount(y, weights=freq, minlength=size)
+        n, first, second_or_unsigned = part
         lo, hi = problem.var_offset[index], problem.var_offset[index + 1]
         old = self.shots[index]
         if np.isinf(n) or old == 0 or np.isinf(old):
@@ -140,11 +197,13 @@ class Stats:
             w_old, w_new = old / (old + n), n / (old + n)
             self.shots[index] = old + n
         if problem.observables is not None:
+            mean, second = first, second_or_unsigned
             u = hi - lo
             self.mean[lo:hi] = w_old * self.mean[lo:hi] + w_new * mean
             block = self.second[index, :u, :u]
             self.second[index, :u, :u] = w_old * block + w_new * second
         else:
+            mean_dist, mean_unsigned = first, second_or_unsigned
             prev, prev_u = self.dist[index], self.unsigned[index]
             self.dist[index] = (
                 mean_dist if prev is None or w_old == 0 else (w_old * prev + w_new * mean_dist)

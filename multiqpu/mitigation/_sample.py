@@ -12,6 +12,7 @@ estimates do (per-shot readout correction, per-device fit, calibration error inc
 
 from __future__ import annotations
 
+import asyncio
 import math
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
@@ -21,10 +22,11 @@ from multiqpu.mitigation._options import MitigationSpec
 
 if TYPE_CHECKING:
     from multiqpu.device import CircuitResult
+    from multiqpu.engine import Engine
     from multiqpu.mitigation._execute import EngineReport, Shard
     from multiqpu.mitigation._results import MitigatedCircuit, MitigatedSample
 
-__all__ = ["assemble", "check_request", "finish"]
+__all__ = ["assemble", "assemble_chunk", "assemble_on", "check_request", "finish"]
 
 
 def check_request(spec: MitigationSpec, circuits: Any, shots: Any) -> tuple[list[Any], list[int]]:
@@ -142,6 +144,10 @@ def _mask(observable: str | int, width: int) -> int:
 def assemble(
     n: int, shards: Sequence[Shard], spec: MitigationSpec
 ) -> list[tuple[list[Shard], dict[str, float], float]]:
+    return assemble_chunk(_by_circuit(n, shards), spec)
+
+
+def _by_circuit(n: int, shards: Sequence[Shard]) -> list[list[Shard]]:
     by_index: dict[int, list[Shard]] = {}
     for s in shards:
         by_index.setdefault(s.index, []).append(s)
@@ -150,6 +156,17 @@ def assemble(
         mine = by_index.get(i)
         if not mine:
             raise RuntimeError(f"no result for circuit {i}")
+        out.append(mine)
+    return out
+
+
+def assemble_chunk(
+    groups: Sequence[list[Shard]], spec: MitigationSpec
+) -> list[tuple[list[Shard], dict[str, float], float]]:
+    """The corrected quasi-distributions (M3 solves) of a chunk of circuits, each given by
+    its shards: one engine task (multiqpu.engine) or the whole run in-process."""
+    out = []
+    for mine in groups:
         total = sum(s.raw_shots for s in mine)
         quasi: dict[str, float] = {}
         overhead = 0.0
@@ -161,6 +178,20 @@ def assemble(
                 quasi[k] = quasi.get(k, 0.0) + w * v
         out.append((mine, quasi, overhead))
     return out
+
+
+async def assemble_on(
+    engine: Engine, n: int, shards: Sequence[Shard], spec: MitigationSpec
+) -> list[tuple[list[Shard], dict[str, float], float]]:
+    """:func:`assemble` with the M3 solves in chunks, as tasks of ``engine``."""
+    groups = _by_circuit(n, shards)
+    size = max(1, -(-len(groups) // (2 * engine.workers)))
+    spec_ref = engine.put(spec)
+    parts = await asyncio.gather(
+        *(engine.call(assemble_chunk, groups[k : k + size], spec_ref)
+          for k in range(0, len(groups), size))
+    )  # fmt: skip
+    return [row for part in parts for row in part]
 
 
 def finish(

@@ -193,10 +193,11 @@ class MitigationStage:
     ) -> MitigatedSample:
         """Run ``circuits`` across ``pool`` and correct each on its own device."""
         from multiqpu.mitigation._execute import Item, run_mitigated
-        from multiqpu.mitigation._sample import assemble, check_request, finish
+        from multiqpu.mitigation._sample import assemble, assemble_on, check_request, finish
         from multiqpu.pipeline._execute import PER_RUN_OPTIONS
 
         use_scheduler = options.pop("use_scheduler", None)
+        engine_ = options.pop("engine", None)  # set by multiqpu.pipeline.sample
         for name in sorted(PER_RUN_OPTIONS & set(options)):
             raise InvalidInputError(f"{name}= {_PER_RUN}")
         circuits, per = check_request(self.spec, circuits, shots)
@@ -206,6 +207,9 @@ class MitigationStage:
             pool, items, self.spec, policy=policy, use_scheduler=use_scheduler, options=options
         )
         t1 = time.perf_counter()
-        out = await asyncio.to_thread(assemble, len(circuits), shards, self.spec)
+        if engine_ is not None and engine_.remote:  # M3 solves in chunks, as engine tasks
+            out = await assemble_on(engine_, len(circuits), shards, self.spec)
+        else:
+            out = await asyncio.to_thread(assemble, len(circuits), shards, self.spec)
         return finish(out, items, engine, self.spec, time.perf_counter() - t0,
                       time.perf_counter() - t1)  # fmt: skip

@@ -50,6 +50,7 @@ if TYPE_CHECKING:
     from multiqpu.cutting._plan import CutLimits, CutPlan
     from multiqpu.cutting._reconstruct import Stats
     from multiqpu.cutting._results import DistributionResult, EstimateResult
+    from multiqpu.engine import Engine
     from multiqpu.mitigation._results import MitigatedEstimate
     from multiqpu.pipeline._combine import SplitEstimate
     from multiqpu.pool import DevicePool
@@ -180,7 +181,7 @@ def plan(
 
     stage = stage_for(mitigation)
     stage.check(shots=options.get("shots", DEFAULT_SHOTS), precision=options.get("precision"))
-    for name in ("policy", "adaptive", "use_scheduler", "replicates"):
+    for name in ("policy", "adaptive", "use_scheduler", "replicates", "engine"):
         options.pop(name, None)  # run-time options: the plan is the same whatever they are
     return cut_plan(fleet, circuit, observables, variance_factor=stage.variance_factor,
                     **options)  # fmt: skip
@@ -205,6 +206,7 @@ async def estimate(
     use_scheduler: bool | None = None,
     replicates: int = 200,
     split_shots: bool | str = "auto",
+    engine: Engine | str | None = None,
 ) -> EstimateResult | MitigatedEstimate | SplitEstimate:
     """Expectation values of ``observables`` on ``circuit``'s output state, each with a
     standard error, cutting the circuit when no device of ``fleet`` fits it, every result
@@ -217,8 +219,13 @@ async def estimate(
     True shares the shots among the devices that hold the circuit uncut, estimates on each
     (mitigated there) and combines the values with inverse-variance weights (a
     :class:`~multiqpu.pipeline.SplitEstimate`, see docs/shots.md); "auto" does so when
-    ``policy="fastest"`` and two or more devices hold the circuit uncut."""
+    ``policy="fastest"`` and two or more devices hold the circuit uncut. ``engine``:
+    where simulation, folding and reconstruction run (:mod:`multiqpu.engine`; default:
+    ``$MULTIQPU_ENGINE``, the config file, else in-process)."""
+    from multiqpu.engine import get_engine
+
     stage = stage_for(mitigation)
+    the_engine = get_engine(engine)
     stage.check(shots=shots, precision=precision)
     pool = as_pool(fleet)
     if _splits(split_shots, pool, circuit, policy, shots, precision, cut):
@@ -228,7 +235,7 @@ async def estimate(
             pool, circuit, observables, shots=shots, precision=precision, seed=seed,
             mitigation=mitigation, policy=policy, max_fragment_qubits=max_fragment_qubits,
             gate_cuts=gate_cuts, wire_cuts=wire_cuts, adaptive=adaptive, limits=limits,
-            use_scheduler=use_scheduler, replicates=replicates,
+            use_scheduler=use_scheduler, replicates=replicates, engine=the_engine,
         )  # fmt: skip
     t0 = time.perf_counter()
     the_plan, problem = await plan_async(
@@ -238,7 +245,9 @@ async def estimate(
     )  # fmt: skip
     the_plan.check()
     assert problem is not None and problem.observables is not None
-    ctx = RunContext(pool, the_plan, problem, policy, use_scheduler, seed or 0, replicates, t0)
+    # Planned on the pool as given; run with its simulators offloaded to the engine.
+    ctx = RunContext(the_engine.offload(pool), the_plan, problem, policy, use_scheduler,
+                     seed or 0, replicates, t0, engine=the_engine)  # fmt: skip
     stage_run = stage.estimate_run(ctx)
     with request_progress(pool):
         main, stages, pilot = await _execute(ctx, stage_run, adaptive=adaptive)
@@ -285,6 +294,7 @@ async def distribution(
     seed: int | None = 0,
     use_scheduler: bool | None = None,
     mitigation: Any = None,
+    engine: Engine | str | None = None,
 ) -> DistributionResult:
     """The output distribution of ``circuit`` over ``qubits`` (default: the qubits it
     measures, or all), knitted from fragment distributions when the circuit is cut
@@ -293,6 +303,7 @@ async def distribution(
     from multiqpu.cutting._plan import CutLimits
     from multiqpu.cutting._reconstruct import reconstruct_distribution
     from multiqpu.cutting._results import DistributionResult
+    from multiqpu.engine import get_engine
 
     # Knitted distributions are built from raw counts: only the identity stage serves them.
     stage_for(mitigation).check(shots=shots, precision=None, distribution=True)
@@ -317,7 +328,9 @@ async def distribution(
     )  # fmt: skip
     the_plan.check()
     assert problem is not None
-    ctx = RunContext(pool, the_plan, problem, policy, use_scheduler, seed or 0, started=t0)
+    the_engine = get_engine(engine)
+    ctx = RunContext(the_engine.offload(pool), the_plan, problem, policy, use_scheduler,
+                     seed or 0, started=t0, engine=the_engine)  # fmt: skip
     stage_run = IdentityStage().estimate_run(ctx)
     with request_progress(pool):
         run, stages, pilot = await _execute(ctx, stage_run, adaptive=False)

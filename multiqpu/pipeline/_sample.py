@@ -35,9 +35,16 @@ async def sample(
     without ``mitigation``, a :class:`~multiqpu.mitigation.MitigatedSample` with it (each
     circuit corrected on the device that produced it). ``options``: the scheduler's (see
     :class:`multiqpu.scheduler.Options`); a mitigated run refuses those that bound a
-    single scheduler run (``budget_usd``, ``deadline_s``, ``run_id``, ``cache``)."""
+    single scheduler run (``budget_usd``, ``deadline_s``, ``run_id``, ``cache``).
+    ``engine``: where the simulators' batches (and, with mitigation, the M3 solves) run
+    (:mod:`multiqpu.engine`; default: ``$MULTIQPU_ENGINE``, the config file, in-process)."""
+    from multiqpu.engine import get_engine
+
     stage = stage_for(mitigation)
-    pool = as_pool(fleet)
+    engine = get_engine(options.pop("engine", None))
+    pool = engine.offload(as_pool(fleet))
+    if mitigation is not None:
+        options["engine"] = engine
     result: SampleResult | MitigatedSample = await stage.sample(
         pool, circuits, shots, policy, dict(options)
     )

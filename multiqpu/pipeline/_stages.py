@@ -40,6 +40,7 @@ if TYPE_CHECKING:
     from multiqpu.cutting._reconstruct import Stats
     from multiqpu.cutting._results import CuttingReport, ErrorShare, EstimateResult
     from multiqpu.device import CircuitResult
+    from multiqpu.engine import Engine
     from multiqpu.pool import DevicePool
 
 __all__ = [
@@ -64,6 +65,9 @@ class RunContext:
     seed: int = 0
     replicates: int = 200  # bootstrap draws for calibration errors (mitigation)
     started: float = field(default_factory=time.perf_counter)
+    #: where folding and reconstruction run (multiqpu.engine; ``pool``'s simulators are
+    #: already offloaded to it); None: in-process
+    engine: Engine | None = None
 
 
 class Accumulator(Protocol):
@@ -140,7 +144,23 @@ class _Folded:
             self.cpu_s += time.perf_counter() - t0
 
     async def on_results(self, batch: list[tuple[Task, str, CircuitResult]]) -> None:
-        await asyncio.to_thread(self.fold, batch)
+        engine = self.run_.ctx.engine
+        if engine is None or not engine.remote:
+            await asyncio.to_thread(self.fold, batch)
+            return
+        # A reconstruction chunk as an engine task; the merge is cheap and stays here.
+        from multiqpu.cutting._reconstruct import partials
+
+        t0 = time.perf_counter()
+        parts = await engine.call(
+            partials, self.run_.fold_table(), [(t.index, r) for t, _, r in batch]
+        )
+        with self.lock:
+            for (index, part), (task, _, _) in zip(parts, batch, strict=True):
+                if part is not None:
+                    self._stats.merge(self.problem, index, part)
+                self.spent += task.shots or 0
+            self.cpu_s += time.perf_counter() - t0
 
     async def run(self, tasks: Sequence[Task]) -> None:
         ctx = self.run_.ctx
@@ -162,6 +182,17 @@ class _IdentityRun:
     def __init__(self, ctx: RunContext) -> None:
         self.ctx = ctx
         self.execution = Execution()
+        self._problem: Any = None
+
+    def fold_table(self) -> Any:
+        """What folding needs of the problem, shipped to the engine once (an object-store
+        handle on Ray)."""
+        if self._problem is None:
+            from multiqpu.cutting._reconstruct import FoldTable
+
+            assert self.ctx.engine is not None
+            self._problem = self.ctx.engine.put(FoldTable.of(self.ctx.problem))
+        return self._problem
 
     def accumulator(self) -> _Folded:
         return _Folded(self)
@@ -197,6 +228,8 @@ class _IdentityRun:
         problem = self.ctx.problem
         assert problem.observables is not None
         t1 = time.perf_counter()
+        # On the driver: one call on the folded statistics (BLAS in a Ray worker runs on
+        # one thread and may sum in another order: the last bits of the value would differ).
         values, errors = await asyncio.to_thread(reconstruct_expectations, problem, main.stats())
         budget = await asyncio.to_thread(_budget, problem, main)
         report = replace(
