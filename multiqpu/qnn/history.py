@@ -12,7 +12,11 @@ __all__ = ["EpochRecord", "History"]
 @dataclass(frozen=True)
 class EpochRecord:
     """One epoch. ``loss``/``accuracy`` are over the training samples as they were processed
-    (each with the weights of its moment); ``samples``/``circuits`` are per device."""
+    (each with the weights of its moment); ``samples``/``circuits`` are per device;
+    ``staleness``/``max_staleness``: the mean and largest number of optimizer steps between
+    the weights a sample's gradient was computed on and the step that used it (0 for
+    synchronous training; for local-update training, local steps since the last
+    averaging)."""
 
     epoch: int
     loss: float
@@ -24,6 +28,8 @@ class EpochRecord:
     dropped: int = 0
     val_loss: float | None = None
     val_accuracy: float | None = None
+    staleness: float = 0.0
+    max_staleness: int = 0
 
     def with_validation(self, loss: float, accuracy: float) -> EpochRecord:
         return replace(self, val_loss=loss, val_accuracy=accuracy)

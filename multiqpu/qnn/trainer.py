@@ -43,7 +43,14 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 
 from multiqpu.errors import InvalidInputError
-from multiqpu.qnn._aggregation import ParameterServer, async_epochs, sync_epoch
+from multiqpu.qnn._aggregation import (
+    Aggregator,
+    ParameterServer,
+    async_epochs,
+    sync_epoch,
+    weighted_mean,
+)
+from multiqpu.qnn._local import local_epoch
 from multiqpu.qnn._epochs import EpochStats, Progress
 from multiqpu.qnn._executor import Executor, FleetExecutor
 from multiqpu.qnn._loss import Loss, loss_and_grad
@@ -89,8 +96,13 @@ class Trainer:
         batch_size: int = 16,
         learning_rate: float = 0.1,
         optimizer: str | Optimizer = "adam",
-        aggregation: Literal["sync", "async"] = "sync",
+        aggregation: Literal["sync", "async", "local"] = "async",
         max_staleness: int | None = None,
+        staleness: Literal["scale", "compensate", "none"] = "scale",
+        backup: int = 0,
+        local_steps: int | None = None,
+        max_local_steps: int = 8,
+        aggregator: Aggregator | None = None,
         weighting: Literal["size", "quality"] = "size",
         output_scale: float = 4.0,
         checkpoint: str | os.PathLike[str] | None = None,
@@ -100,8 +112,20 @@ class Trainer:
         seed: int | None = 0,
         mitigation: Any = None,
     ) -> None:
-        if aggregation not in ("sync", "async"):
-            raise InvalidInputError(f"aggregation must be 'sync' or 'async', got {aggregation!r}")
+        if aggregation not in ("sync", "async", "local"):
+            raise InvalidInputError(
+                f"aggregation must be 'sync', 'async' or 'local', got {aggregation!r}"
+            )
+        if staleness not in ("scale", "compensate", "none"):
+            raise InvalidInputError(
+                f"staleness must be 'scale', 'compensate' or 'none', got {staleness!r}"
+            )
+        if backup and aggregation != "sync":
+            raise InvalidInputError("backup= (backup workers) applies to aggregation='sync'")
+        if local_steps is not None and aggregation != "local":
+            raise InvalidInputError("local_steps= applies to aggregation='local'")
+        if backup < 0 or (local_steps is not None and local_steps < 1) or max_local_steps < 1:
+            raise InvalidInputError("backup must be >= 0, local_steps and max_local_steps >= 1")
         if weighting not in ("size", "quality"):
             raise InvalidInputError(f"weighting must be 'size' or 'quality', got {weighting!r}")
         if batch_size < 1:
@@ -132,6 +156,10 @@ class Trainer:
                 )
             executor = FleetExecutor(pool.subset(devices), concurrency=concurrency,
                                      mitigation=spec)  # fmt: skip
+        if backup >= len(executor.names):
+            raise InvalidInputError(
+                f"backup={backup} leaves no device to wait for ({len(executor.names)} devices)"
+            )
         self.executor = executor
         self.shots = shots
         self.batch_size = batch_size
@@ -141,6 +169,12 @@ class Trainer:
             max_staleness if max_staleness is not None else 2 * max(executor.concurrency)
         )
         self.weighting = weighting
+        self.staleness = staleness
+        self.backup = backup
+        self.local_steps = local_steps
+        self.max_local_steps = max_local_steps
+        self.aggregator: Aggregator = aggregator if aggregator is not None else weighted_mean
+        self.rounds: list[int] = []  # local-update training: k of every round so far
         self.loss = Loss(model.num_outputs, output_scale)
         self.checkpoint = Path(checkpoint) if checkpoint is not None else None
         self.progress = progress
@@ -219,13 +253,23 @@ class Trainer:
                 await async_epochs(self.workers, self.server, X, y, start_epoch, epochs, finish,
                                    bar, batch_size=self.batch_size,
                                    max_staleness=self.max_staleness, rng=self._rng,
-                                   barrier=validate)  # fmt: skip
-            for epoch in range(start_epoch, epochs if self.aggregation == "sync" else 0):
+                                   barrier=validate, staleness=self.staleness,
+                                   aggregator=self.aggregator)  # fmt: skip
+            for epoch in range(start_epoch, epochs if self.aggregation != "async" else 0):
                 order = self._rng.permutation(len(X))
                 t0 = self.executor.now()
                 stats = EpochStats(len(self.executor.names))
-                await sync_epoch(self.workers, self.server, X, y, order, self.batch_size,
-                                 stats, bar)  # fmt: skip
+                if self.aggregation == "local":
+                    self.rounds += await local_epoch(
+                        self.workers, self.server, X, y, order, self.batch_size, stats, bar,
+                        local_steps=self.local_steps, max_local_steps=self.max_local_steps,
+                        aggregator=self.aggregator,
+                    )  # fmt: skip
+                else:
+                    await sync_epoch(self.workers, self.server, X, y, order, self.batch_size,
+                                     stats, bar, backup=self.backup, staleness=self.staleness,
+                                     aggregator=self.aggregator,
+                                     drain=epoch == epochs - 1 or validate)  # fmt: skip
                 await finish(stats.record(epoch, self.executor.now() - t0, self.version))
         finally:
             bar.close()

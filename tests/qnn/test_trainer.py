@@ -74,6 +74,7 @@ def test_sync_shards_follow_measured_throughput() -> None:
         variational_classifier(2, 2, layers=1),
         shots=256,
         batch_size=32,
+        aggregation="sync",
         executor=VirtualExecutor([fast, slow]),
         progress=False,
     )
