@@ -101,17 +101,14 @@ class ParameterServer:
 
 def _apply(
     server: ParameterServer,
-    grads: list[np.ndarray],
-    weights: list[np.ndarray],
-    versions: list[np.ndarray],
-    thens: list[np.ndarray],
-    counts: list[np.ndarray],
+    parts: tuple[list[np.ndarray], ...],
     rule: str,
     aggregator: Aggregator,
     stats: EpochStats | None,
 ) -> None:
-    """One step on gradient rows taken at ``versions`` on weights ``thens`` (one per row),
-    each row standing for ``counts`` samples (for the staleness tally)."""
+    """One step on ``parts`` = (gradient rows, their weights, the versions and weights they
+    were taken at, the samples each row stands for: for the staleness tally)."""
+    grads, weights, versions, thens, counts = parts
     g = np.concatenate(grads)
     wt = np.concatenate(weights)
     tau = server.version - np.concatenate(versions)
@@ -156,7 +153,7 @@ async def sync_epoch(
             done = await executor.next()
             fresh += int(done.tag[1] == server.version)
             _collect(workers, done, X, y, stats, bar, parts)
-        _apply(server, *parts, staleness, aggregator, stats)
+        _apply(server, parts, staleness, aggregator, stats)
     if drain:
         await drain_late(workers, server, X, y, stats, bar, staleness, aggregator)
 
@@ -196,7 +193,7 @@ async def drain_late(
     while workers.executor.in_flight():
         _collect(workers, await workers.executor.next(), X, y, stats, bar, parts)
     if parts[0]:
-        _apply(server, *parts, staleness, aggregator, stats)
+        _apply(server, parts, staleness, aggregator, stats)
 
 
 async def async_epochs(
@@ -224,7 +221,12 @@ async def async_epochs(
     inflight = [0] * n_dev
 
     def free(d: int) -> bool:
-        return inflight[d] < workers.replan(batch_size, max_staleness).depths[d]
+        if inflight[d] >= workers.replan(batch_size, max_staleness).depths[d]:
+            return False
+        remaining = len(queue) + (last - next_epoch) * len(X)
+        return not executor.in_flight() or workers.worth_starting(
+            d, remaining, batch_size, max_staleness
+        )
 
     # accepted per-sample gradients, their weight, the version and weights they were taken at
     pending: list[tuple[np.ndarray, float, int, np.ndarray]] = []
@@ -275,7 +277,7 @@ async def async_epochs(
             room -= k
             if k < len(g):
                 keep.append((g[k:], w, v, then))
-        _apply(server, *parts, staleness, aggregator, stats[min(stats)] if stats else None)
+        _apply(server, parts, staleness, aggregator, stats[min(stats)] if stats else None)
         pending = keep
 
     refill()
@@ -310,8 +312,9 @@ async def async_epochs(
                     if e + 1 in started:
                         started[e + 1] = max(started[e + 1], executor.now())
                     await finish(record)
-        while free(d) and (queue or (next_epoch < last and (not barrier or not left))):
-            launch(d)
+        for d2 in (d, *range(n_dev)):  # this device first, then any other one left idle
+            while free(d2) and (queue or (next_epoch < last and (not barrier or not left))):
+                launch(d2)
         if not executor.in_flight():
             for d2 in range(n_dev):
                 while free(d2) and (queue or (next_epoch < last and not left)):

@@ -1,12 +1,18 @@
 """Local-update training in the style of QUDIO (Du, Qian & Tao, arXiv 2106.12819).
 
-Each epoch's samples are split over the devices in proportion to their measured throughput.
-Training goes in *rounds*: in a round every device takes ``k`` optimizer steps on its own
-copy of the weights (and of the optimizer state), each step one job of its own samples, with
-no communication; at the end of the round the devices' weight changes are aggregated
+Training goes in *rounds*: in a round every device takes optimizer steps on its own copy of
+the weights (and of the optimizer state), each step one job of the epoch's next samples,
+with no communication; at the end of the round the devices' weight changes are aggregated
 (the trainer's aggregator, by default the sample-weighted mean) into the shared weights, the
 optimizer states are averaged, and the next round starts from there. Queue waits and device
 speeds then only meet at the round's barrier instead of at every step.
+
+**Round length**: ``k`` times the median device's measured time per local step (queue
+included). A device starts another local step only while that step is expected to end
+within the round, so a fast device takes more steps than a slow one (``k_d`` adapts to
+each device) and a device whose single step is longer than the whole round (a long queue)
+sits the round out instead of holding the barrier. Samples are handed out from one queue,
+so every sample of the epoch is used once whoever takes it.
 
 Step size per device: the device's plan size (:mod:`multiqpu.qnn._pipeline`: its throughput
 share of a batch, grown until the per-job overhead is at most 10 % of the job), so one
@@ -18,7 +24,8 @@ finishing times, which is dominated by one queue wait (the executor's 90 % quant
 ``w90``). ``k`` is the smallest number of steps for which that is at most 10 % of the round,
 ``k = ceil(max_d w90_d / (0.1 * min_d step_d))`` with ``step_d`` the device's measured time
 per local step (queue included), capped by ``max_local_steps``; the first round, before
-anything is measured, takes one step. A fixed ``local_steps=k`` is used as given.
+anything is measured, takes one step per device. A fixed ``local_steps=k`` is used as given
+(each device then takes at most ``k`` steps a round).
 """
 
 from __future__ import annotations
@@ -82,31 +89,36 @@ async def local_epoch(
     """One epoch of local-update rounds over ``order``; returns the ``k`` of each round."""
     executor = workers.executor
     n_dev = workers.count
-    shares = workers.shares(len(order))
-    bounds = np.concatenate([[0], np.cumsum(shares)])
-    parts = [order[bounds[d] : bounds[d + 1]] for d in range(n_dev)]
-    at = [0] * n_dev
-    step_s = np.full(n_dev, np.nan)  # measured time per local step (queue included)
+    step_s = workers.turnaround  # measured seconds per local step (queue included)
     wait90 = np.array([executor.job_prior(d)[1] for d in range(n_dev)])
     ks: list[int] = []
     sizes = workers.replan(batch_size, 10**9).sizes  # no staleness limit within a round
-    while any(at[d] < len(parts[d]) for d in range(n_dev)):
+    feed = _Feed(order)
+    while feed.left():
         k = local_steps or adaptive_k(wait90, step_s, max_local_steps)
         ks.append(k)
+        known = step_s[np.isfinite(step_s)]
+        length = k * float(np.median(known)) if len(known) else math.inf
+        begin = executor.now()
         start_w = server.weights.copy()
         local_w = [start_w.copy() for _ in range(n_dev)]
         opts = [copy.deepcopy(server.optimizer) for _ in range(n_dev)]
-        taken = [0] * n_dev
+        taken = np.zeros(n_dev, dtype=int)
         seen = np.zeros(n_dev)
 
-        def launch(d: int) -> None:
-            idx = parts[d][at[d] : at[d] + sizes[d]]
-            at[d] += len(idx)
-            workers.start(d, X, idx, local_w[d], taken[d])
+        def launch(d: int, begin: float = begin, length: float = length, k: int = k,
+                   taken: np.ndarray = taken, local_w: list[np.ndarray] = local_w) -> None:
+            if not feed.left() or (local_steps and taken[d] >= k):
+                return
+            expected = float(step_s[d]) if np.isfinite(step_s[d]) else 0.0
+            if executor.now() - begin + expected > length and (taken[d] or expected > length):
+                return  # would overrun the round: wait for the averaging
+            workers.start(d, X, feed.take(sizes[d]), local_w[d], int(taken[d]))
 
         for d in range(n_dev):
-            if at[d] < len(parts[d]):
-                launch(d)
+            launch(d)
+        if not executor.in_flight():  # nobody fits the round: the fastest device steps
+            launch(int(np.argmin(np.where(np.isfinite(step_s), step_s, np.inf))), length=math.inf)
         while executor.in_flight():
             done = await executor.next()
             d = done.device
@@ -115,10 +127,7 @@ async def local_epoch(
             local_w[d] = opts[d].step(local_w[d], g)
             taken[d] += 1
             seen[d] += n * float(workers.weight(np.array([d]))[0])
-            spent = done.finished - done.submitted
-            step_s[d] = spent if np.isnan(step_s[d]) else 0.7 * step_s[d] + 0.3 * spent
-            if taken[d] < k and at[d] < len(parts[d]):
-                launch(d)
+            launch(d)
         active = np.flatnonzero(seen > 0)
         deltas = np.array([local_w[d] - start_w for d in active])
         server.weights = start_w + aggregator(deltas, seen[active])
@@ -126,3 +135,18 @@ async def local_epoch(
         server.version += int(max(taken))
     return ks
 
+
+class _Feed:
+    """The epoch's samples, handed out in order to whichever device asks."""
+
+    def __init__(self, order: np.ndarray) -> None:
+        self.order = order
+        self.at = 0
+
+    def left(self) -> bool:
+        return self.at < len(self.order)
+
+    def take(self, n: int) -> np.ndarray:
+        out = self.order[self.at : self.at + n]
+        self.at += len(out)
+        return out

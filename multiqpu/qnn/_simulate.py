@@ -26,7 +26,6 @@ if TYPE_CHECKING:
 
     from multiqpu.device import CircuitResult
     from multiqpu.primitives._pauli import Basis, Term
-
     from multiqpu.qnn.model import Work
 
 __all__ = ["SampledRows", "exact_probabilities", "probabilities_array"]
@@ -137,16 +136,24 @@ def _apply(state: np.ndarray, matrix: np.ndarray, qubits: list[int], nq: int) ->
 def _simulate(
     circuit: QuantumCircuit, values: np.ndarray, dtype: type = np.complex128
 ) -> np.ndarray:
-    """Probabilities (rows, 2**m) over the measured clbits for each row of slot values."""
+    """Probabilities (rows, 2**m) over the measured clbits for each row of slot values.
+
+    Rows that agree on every angle so far share one state (``group``): all rows start as
+    one state, and a gate whose angle differs between the rows of a group splits it. The
+    parameter-shift circuits of a sample agree up to their shifted gate, and a batch's
+    weights are the same for every sample, so about half the gate applications of a
+    gradient batch are saved."""
     from qiskit.circuit import ParameterExpression
 
     nq = circuit.num_qubits
     rows = len(values)
     position = {p: k for k, p in enumerate(circuit.parameters)}
-    state = np.zeros((rows, 2**nq), dtype=dtype)
+    group = np.zeros(rows, dtype=np.int64)  # row -> its state
+    state = np.zeros((1, 2**nq), dtype=dtype)
     state[:, 0] = 1
-    state = state.reshape((rows,) + (2,) * nq)
+    state = state.reshape((1,) + (2,) * nq)
     measured: dict[int, int] = {}  # clbit -> qubit
+    slot_rows = np.zeros(1, dtype=np.int64)  # a row of each group
     for inst in circuit.data:
         op = inst.operation
         qubits = [circuit.find_bit(q).index for q in inst.qubits]
@@ -158,13 +165,30 @@ def _simulate(
             continue
         if any(q in measured.values() for q in qubits):
             raise InvalidInputError("gates after a measurement are not simulated here")
-        params = []
+        columns = [
+            position[next(iter(p.parameters))]
+            for p in op.params
+            if isinstance(p, ParameterExpression) and p.parameters
+        ]
+        if columns:  # split the groups by this gate's angles
+            cols = values[:, columns]
+            order = np.lexsort((*cols.T[::-1], group))
+            g, c = group[order], cols[order]
+            new = np.ones(rows, dtype=bool)
+            new[1:] = (g[1:] != g[:-1]) | np.any(c[1:] != c[:-1], axis=1)
+            first = order[new]
+            group = np.empty(rows, dtype=np.int64)
+            group[order] = np.cumsum(new) - 1
+            state = state[g[new]]
+            slot_rows = first
+        width = len(state)
+        params: list[np.ndarray] = []
         for p in op.params:
             if isinstance(p, ParameterExpression) and p.parameters:
                 (param,) = p.parameters
-                params.append(values[:, position[param]])
+                params.append(values[slot_rows, position[param]])
             else:
-                params.append(np.full(rows, float(p)))
+                params.append(np.full(width, float(p)))
         if params and name in _ONE:
             matrix = _ONE[name](params[0])
         elif params and name in ("u", "u3"):
@@ -177,15 +201,19 @@ def _simulate(
         else:
             raise InvalidInputError(f"gate '{name}' with varying angles is not simulated here")
         state = _apply(state, matrix.astype(dtype, copy=False), qubits, nq)
-    probs = (np.abs(state) ** 2).reshape(rows, 2**nq)
+    probs = (np.abs(state) ** 2).reshape(len(state), 2**nq)[group]
     m = circuit.num_clbits
-    full = np.zeros((rows, 2**m))
     index = np.arange(2**nq)
-    out_index = np.zeros(2**nq, dtype=np.int64)
-    for c, q in measured.items():
-        out_index |= ((index >> q) & 1) << c
-    np.add.at(full.T, out_index, probs.T)
-    return full
+    out_index: np.ndarray = np.zeros(2**nq, dtype=np.int64)
+    for bit, q in measured.items():
+        out_index = out_index | (((index >> q) & 1) << bit)
+    if m == nq and len(np.unique(out_index)) == 2**nq:  # every qubit measured: a permutation
+        full = np.empty((rows, 2**m))
+        full[:, out_index] = probs
+        return full
+    onehot = np.zeros((2**nq, 2**m))
+    onehot[index, out_index] = 1.0
+    return probs @ onehot
 
 
 def probabilities_array(work: Work, *, single: bool = False) -> np.ndarray:

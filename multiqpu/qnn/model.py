@@ -245,7 +245,9 @@ class QNNModel:
         for k, (constant, _) in enumerate(self.observables if table is not None else ()):
             vals[:, :, k] = constant
             for j, terms in self._split[k]:
-                value, variance = table(np.arange(n * V) * B + j, self.bases[j], terms)
+                value, variance = table(  # type: ignore[misc]
+                    np.arange(n * V) * B + j, self.bases[j], terms
+                )
                 vals[:, :, k] += value.reshape(n, V)
                 var[:, :, k] += variance.reshape(n, V)
         for i in range(n if table is None else 0):

@@ -50,9 +50,9 @@ from multiqpu.qnn._aggregation import (
     sync_epoch,
     weighted_mean,
 )
-from multiqpu.qnn._local import local_epoch
 from multiqpu.qnn._epochs import EpochStats, Progress
 from multiqpu.qnn._executor import Executor, FleetExecutor
+from multiqpu.qnn._local import local_epoch
 from multiqpu.qnn._loss import Loss, loss_and_grad
 from multiqpu.qnn._optim import Optimizer, make_optimizer
 from multiqpu.qnn._workers import Workers
