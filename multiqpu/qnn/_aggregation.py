@@ -5,7 +5,8 @@
   ``backup=b`` the step proceeds once the fastest ``N - b`` shards of the batch are in
   (backup workers, Chen et al. 2016); the late shards are not wasted: their gradients are
   carried over into the next step (one or more versions stale, scaled or compensated like
-  asynchronous gradients).
+  asynchronous gradients); a device still running two shards gets no new one until one is
+  back (the batch goes to the others), so no device falls more than a step behind.
 * :func:`async_epochs`: no barrier. Every device keeps several shards in flight and starts a
   new shard on the newest weights as soon as one finishes; the server steps whenever finished
   shards cover ``batch_size`` samples (K-async), on exactly ``batch_size`` of them. A gradient
@@ -138,20 +139,24 @@ async def sync_epoch(
     the batch, or (``backup=b``) on the fastest ``N - b`` of them, shards still running
     being folded into a later step (and all of them into a last step when ``drain``)."""
     executor = workers.executor
+    busy = np.zeros(workers.count, dtype=int)  # late shards still running, per device
     for start in range(0, len(order), batch_size):
         batch = order[start : start + batch_size]
-        shares = workers.shares(len(batch))
+        idle = busy < 2
+        shares = workers.shares(len(batch), idle if idle.any() else None)
         at = started = 0
         for d, k in enumerate(shares):
             if k:
                 workers.start(d, X, batch[at : at + k], server.weights, server.version)
                 at += k
                 started += 1
+                busy[d] += 1
         need, fresh = max(1, started - backup), 0
         parts: tuple[list[np.ndarray], ...] = ([], [], [], [], [])
         while fresh < need:
             done = await executor.next()
             fresh += int(done.tag[1] == server.version)
+            busy[done.device] -= 1
             _collect(workers, done, X, y, stats, bar, parts)
         _apply(server, parts, staleness, aggregator, stats)
     if drain:

@@ -62,9 +62,11 @@ class Workers:
         return len(self.executor.names)
 
     # ------------------------------------------------------------------ sizing
-    def shares(self, n: int) -> np.ndarray:
-        """Split n samples over the devices in proportion to their throughput."""
-        tp = self.throughput / self.throughput.sum()
+    def shares(self, n: int, idle: np.ndarray | None = None) -> np.ndarray:
+        """Split n samples over the devices (the ``idle`` ones only, when given) in
+        proportion to their throughput."""
+        tp = self.throughput if idle is None else np.where(idle, self.throughput, 0.0)
+        tp = tp / tp.sum()
         raw = tp * n
         share = np.floor(raw).astype(int)
         for d in np.argsort(-(raw - share))[: n - share.sum()]:

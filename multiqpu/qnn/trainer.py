@@ -96,10 +96,10 @@ class Trainer:
         batch_size: int = 16,
         learning_rate: float = 0.1,
         optimizer: str | Optimizer = "adam",
-        aggregation: Literal["sync", "async", "local"] = "async",
+        aggregation: Literal["sync", "async", "local"] = "local",
         max_staleness: int | None = None,
         staleness: Literal["scale", "compensate", "none"] = "scale",
-        backup: int = 0,
+        backup: int | Literal["auto"] = "auto",
         local_steps: int | None = None,
         max_local_steps: int = 8,
         aggregator: Aggregator | None = None,
@@ -111,6 +111,7 @@ class Trainer:
         executor: Executor | None = None,
         seed: int | None = 0,
         mitigation: Any = None,
+        cut_options: dict[str, Any] | None = None,
     ) -> None:
         if aggregation not in ("sync", "async", "local"):
             raise InvalidInputError(
@@ -120,11 +121,15 @@ class Trainer:
             raise InvalidInputError(
                 f"staleness must be 'scale', 'compensate' or 'none', got {staleness!r}"
             )
-        if backup and aggregation != "sync":
+        if backup not in (0, "auto") and aggregation != "sync":
             raise InvalidInputError("backup= (backup workers) applies to aggregation='sync'")
         if local_steps is not None and aggregation != "local":
             raise InvalidInputError("local_steps= applies to aggregation='local'")
-        if backup < 0 or (local_steps is not None and local_steps < 1) or max_local_steps < 1:
+        if (
+            (backup != "auto" and (not isinstance(backup, int) or backup < 0))
+            or (local_steps is not None and local_steps < 1)
+            or max_local_steps < 1
+        ):
             raise InvalidInputError("backup must be >= 0, local_steps and max_local_steps >= 1")
         if weighting not in ("size", "quality"):
             raise InvalidInputError(f"weighting must be 'size' or 'quality', got {weighting!r}")
@@ -148,14 +153,21 @@ class Trainer:
 
             pool = as_pool(fleet, default="default")
             devices = eligible(pool, model.num_qubits, exact=shots is None)
-            if not devices:
+            if devices:
+                executor = FleetExecutor(pool.subset(devices), concurrency=concurrency,
+                                         mitigation=spec)  # fmt: skip
+            elif spec is None and shots is not None and pool.devices:
+                from multiqpu.qnn._cut import CutExecutor
+
+                executor = CutExecutor(pool, model, seed=seed or 0, **(cut_options or {}))
+            else:
                 raise InvalidInputError(
                     f"no device of the fleet fits the model ({model.num_qubits} qubits"
                     + (", exact results" if shots is None else "")
-                    + ")"
+                    + "), and cutting needs shots and no mitigation"
                 )
-            executor = FleetExecutor(pool.subset(devices), concurrency=concurrency,
-                                     mitigation=spec)  # fmt: skip
+        if backup == "auto":  # wait for the fastest three quarters of the shards
+            backup = len(executor.names) // 4 if aggregation == "sync" else 0
         if backup >= len(executor.names):
             raise InvalidInputError(
                 f"backup={backup} leaves no device to wait for ({len(executor.names)} devices)"
@@ -170,7 +182,7 @@ class Trainer:
         )
         self.weighting = weighting
         self.staleness = staleness
-        self.backup = backup
+        self.backup: int = backup
         self.local_steps = local_steps
         self.max_local_steps = max_local_steps
         self.aggregator: Aggregator = aggregator if aggregator is not None else weighted_mean
