@@ -67,8 +67,8 @@ class CutExecutor(Executor):
         self.names = ["cut:" + "+".join(d.spec for d in pool)]
         self.concurrency = [1]
         self.options = options
-        self._limit = asyncio.Semaphore(concurrency) if concurrency else None
         self._parallel = concurrency
+        self._limits: dict[int, asyncio.Semaphore] = {}  # per event loop
         self._tasks: set[asyncio.Task[Completion]] = set()
         self._seed = seed
         self._calls = 0
@@ -106,13 +106,11 @@ class CutExecutor(Executor):
             observables.append(SparsePauliOp.from_list(labels))
         self._calls += 1
         seed = self._seed + self._calls
-        if self._limit is None:
+        loop = id(asyncio.get_running_loop())
+        limit = self._limits.setdefault(loop, asyncio.Semaphore(max(self._parallel, 1)))
+        async with limit:
             result = await estimate(self.pool, unmeasured, observables, shots=shots, seed=seed,
                                     **self.options)  # fmt: skip
-        else:
-            async with self._limit:
-                result = await estimate(self.pool, unmeasured, observables, shots=shots,
-                                        seed=seed, **self.options)  # fmt: skip
         values = {
             _key(terms): (float(v), float(s))
             for terms, v, s in zip(groups, result.values, result.std_errors, strict=True)

@@ -106,8 +106,14 @@ async def local_epoch(
         taken = np.zeros(n_dev, dtype=int)
         seen = np.zeros(n_dev)
 
-        def launch(d: int, begin: float = begin, length: float = length, k: int = k,
-                   taken: np.ndarray = taken, local_w: list[np.ndarray] = local_w) -> None:
+        def launch(
+            d: int,
+            begin: float = begin,
+            length: float = length,
+            k: int = k,
+            taken: np.ndarray = taken,
+            local_w: list[np.ndarray] = local_w,
+        ) -> None:
             if not feed.left() or (local_steps and taken[d] >= k):
                 return
             expected = float(step_s[d]) if np.isfinite(step_s[d]) else 0.0

@@ -245,11 +245,13 @@ def main() -> None:
     out["settings"] = {
         "command": "python tests/benchmarks/qnn.py" + (" --quick" if args.quick else ""),
         "seeds": list(seeds),
-        "seed_set": "development" if args.seeds == "dev" else "fresh (never used while developing)",
+        "seed_set": "development" if args.seeds == "dev" else "fresh (unused in development)",
         "devices": list(devices),
         "shots": SHOTS,
-        "epochs": {"classical": 1 if args.quick else EPOCHS,
-                   "quantum": 1 if args.quick else QUANTUM_EPOCHS},  # fmt: skip
+        "epochs": {
+            "classical": 1 if args.quick else EPOCHS,
+            "quantum": 1 if args.quick else QUANTUM_EPOCHS,
+        },
         "default_strategy": {"aggregation": first["aggregation"], "backup": "auto"},
     }
     out["wall_s"] = round(time.perf_counter() - start, 1)

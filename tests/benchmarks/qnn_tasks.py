@@ -14,7 +14,8 @@
   them and applies trainable layers (RY and RZ on every qubit, a CZ chain) before measuring
   two outputs (``Z_4`` and ``Z_3 Z_4``, a softmax over them). The preparations are the
   HVA's best within 4 layers (found by continuation from the paramagnetic side; in the
-  ferromagnetic phase they reach 85-97 % of the exact ground energy). The phase is a property of the state: the classifier has to learn it from
+  ferromagnetic phase they reach 85-97 % of the exact ground energy). The phase is a
+  property of the state: the classifier has to learn it from
   the prepared state, not from a classical feature.
 * **Fleet** (per seed): devices drawn like the scheduler benchmark's reference fleet
   (``multiqpu.scheduler._fleets``): archetypes cycling through its mix (4 Heron r2, 2 Heron
