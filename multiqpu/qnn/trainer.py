@@ -2,23 +2,41 @@
 
 Each device of the fleet is a worker. A shard of the data goes to one device, which runs the
 shard's forward circuits and all their parameter-shift circuits in one go; the trainer turns
-the results into the shard's loss and gradient and aggregates:
+the results into the shard's loss and gradient and aggregates them with one of three
+strategies (docs/qnn.md says when to use which; the default was chosen by the benchmark):
 
+* ``aggregation="local"`` (default): local-update training in the style of QUDIO. Devices
+  take optimizer steps on their own copies of the weights for a round (``k`` steps, adapted
+  so that the round's barrier costs at most about 10 % of it; ``local_steps`` fixes it),
+  then their weight changes are aggregated; see :mod:`multiqpu.qnn._local`.
 * ``aggregation="sync"``: every mini-batch is split over the devices in proportion to each
-  device's measured throughput (circuits per second, learned from its finished shards), all
-  shards are awaited, and one optimizer step uses their weighted mean gradient.
+  device's measured throughput (circuits per second, learned from its finished shards), and
+  one optimizer step uses the aggregate of their gradients. ``backup=b`` (default
+  ``"auto"``: a quarter of the devices) lets the step proceed once the fastest ``N - b``
+  shards are in; late gradients are carried over into the next step.
 * ``aggregation="async"``: no barrier. Every device keeps several shards in flight (hiding
   its queue wait) and starts a new shard on the newest weights as soon as one finishes. The
   parameter server steps as soon as finished shards cover ``batch_size`` samples (the
   K-async rule: whichever devices are done first) on exactly ``batch_size`` of them, the
   rest waiting for the next step, so the number of updates per epoch is the same as with
   one device. A gradient computed on weights more than ``max_staleness``
-  updates old is dropped and its shard recomputed (bounded staleness). Shard size and
+  updates old is dropped and its shard recomputed (bounded staleness); younger stale
+  gradients are corrected by ``staleness``: ``"scale"`` (the step divided by the mean
+  staleness), ``"compensate"`` (DC-ASGD's delay compensation) or ``"none"``. Shard size and
   in-flight depth follow the rules of :mod:`multiqpu.qnn._pipeline`: the device's
-  throughput share of a batch, grown until the per-job overhead is at most 15 % of the
+  throughput share of a batch, grown until the per-job overhead is at most 10 % of the
   shard's measured run time; ``ceil(queue wait / shard run time) + 1`` shards in flight,
   within the device's job limit; both reduced while the expected staleness
-  (samples in flight / batch size) exceeds ``max_staleness - 1``.
+  (samples in flight / batch size) exceeds ``max_staleness - 1``. A device whose measured
+  turnaround would make its gradient too stale, or that would hold the last step while
+  the others finish the remaining samples, gets no new shard.
+
+Across devices, gradients (or, for local updates, weight changes) are combined by one
+``aggregator(rows, weights) -> row`` function (default: the weighted mean), so a robust or
+private aggregator plugs in without touching the strategies.
+
+A model wider than every device of the fleet is trained through cutting
+(:class:`~multiqpu.qnn.CutExecutor`: every circuit estimated by the estimate pipeline).
 
 ``weighting="quality"`` scales each device's gradient by its estimated fidelity for the
 model's circuits relative to the fleet's mean (the EQC weighting of Stein et al.), so noisier
@@ -28,9 +46,11 @@ Checkpoints (JSON, written atomically after every epoch) hold weights, optimizer
 history and throughput estimates; ``fit(..., resume=True)`` continues from one.
 
 The pieces: :mod:`multiqpu.qnn._workers` (shards on the devices, throughput learning,
-quality weights), :mod:`multiqpu.qnn._aggregation` (the sync and async loops and the
-parameter server), :mod:`multiqpu.qnn._epochs` (per-epoch tallies, the progress bar). This
-module is the facade: configuration, fit/predict/score, checkpoints.
+quality weights), :mod:`multiqpu.qnn._aggregation` (the sync and async loops, staleness
+rules, the aggregator and the parameter server), :mod:`multiqpu.qnn._local` (local-update
+rounds), :mod:`multiqpu.qnn._cut` (cut training), :mod:`multiqpu.qnn._epochs` (per-epoch
+tallies, the progress bar). This module is the facade: configuration, fit/predict/score,
+checkpoints.
 """
 
 from __future__ import annotations
@@ -73,8 +93,18 @@ class Trainer:
         shots: shots per circuit; None for exact results (the fleet's exact simulators).
         batch_size: samples per optimizer step.
         learning_rate, optimizer: ``"adam"`` (default) or ``"sgd"``.
-        aggregation: ``"sync"`` or ``"async"`` (see the module docstring).
+        aggregation: ``"local"`` (default), ``"sync"`` or ``"async"`` (see the module
+            docstring).
         max_staleness: async only; default twice the largest per-device concurrency cap.
+        staleness: how stale gradients are used (async, and sync's late shards):
+            ``"scale"`` (default), ``"compensate"`` or ``"none"``.
+        backup: sync only: shards a step need not wait for (``"auto"``: ``N // 4``).
+        local_steps: local only: steps per round (None: adaptive, at most
+            ``max_local_steps``).
+        aggregator: ``f(rows, weights) -> row`` combining gradients or weight changes
+            across devices (default: weighted mean).
+        cut_options: options for :func:`multiqpu.pipeline.estimate` when no device fits the
+            model and it is trained through cutting.
         weighting: ``"size"`` or ``"quality"`` (EQC-style).
         output_scale: logits are ``output_scale * <O_k>``.
         checkpoint: a JSON path written after each epoch.
