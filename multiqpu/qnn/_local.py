@@ -24,7 +24,8 @@ finishing times, which is dominated by one queue wait (the executor's 90 % quant
 ``w90``). ``k`` is the smallest number of steps for which that is at most 10 % of the round,
 ``k = ceil(max_d w90_d / (0.1 * min_d step_d))`` with ``step_d`` the device's measured time
 per local step (queue included), capped by ``max_local_steps``; the first round, before
-anything is measured, takes one step per device. A fixed ``local_steps=k`` is used as given
+anything is measured, takes one step per device (devices whose prior 90 % queue wait is
+over 3x the median device's wait for the next round). A fixed ``local_steps=k`` is used as given
 (each device then takes at most ``k`` steps a round).
 """
 
@@ -114,15 +115,20 @@ async def local_epoch(
             taken: np.ndarray = taken,
             local_w: list[np.ndarray] = local_w,
         ) -> None:
-            if not feed.left() or (local_steps and taken[d] >= k):
+            if not feed.left() or ((local_steps or length == math.inf) and taken[d] >= k):
                 return
             expected = float(step_s[d]) if np.isfinite(step_s[d]) else 0.0
             if executor.now() - begin + expected > length and (taken[d] or expected > length):
                 return  # would overrun the round: wait for the averaging
             workers.start(d, X, feed.take(sizes[d]), local_w[d], int(taken[d]))
 
+        # before anything is measured, a device whose expected queue wait (the executor's
+        # 90 % prior) is over 3x the median device's skips the first round: it would hold
+        # the first barrier; it is measured in the next one
+        probe = ~np.isfinite(step_s).any()
         for d in range(n_dev):
-            launch(d)
+            if not probe or wait90[d] <= 3 * np.median(wait90):
+                launch(d)
         if not executor.in_flight():  # nobody fits the round: the fastest device steps
             launch(int(np.argmin(np.where(np.isfinite(step_s), step_s, np.inf))), length=math.inf)
         while executor.in_flight():
