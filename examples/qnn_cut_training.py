@@ -26,10 +26,11 @@ FAST = os.environ.get("MULTIQPU_EXAMPLE_FAST") == "1"
 
 def main() -> None:
     rng = np.random.default_rng(11)
-    X = rng.uniform(0, np.pi, (4, 3))
-    y = np.array([0, 1, 0, 1])
+    # two clusters of angles, one per class
+    X = np.concatenate([rng.normal(0.6, 0.25, (2, 3)), rng.normal(2.5, 0.25, (2, 3))])
+    y = np.array([0, 0, 1, 1])
     model = variational_classifier(3, 2, layers=1)
-    settings = {"shots": 2000, "batch_size": 2, "learning_rate": 0.3, "seed": 5,
+    settings = {"shots": 2000, "batch_size": 2, "learning_rate": 0.2, "seed": 5,
                 "aggregation": "sync", "progress": False}  # fmt: skip
     epochs = 1 if FAST else 3
 

@@ -9,8 +9,9 @@ speeds then only meet at the round's barrier instead of at every step.
 
 **Round length**: ``k`` times the median device's measured time per local step (queue
 included). A device starts another local step only while that step is expected to end
-within the round, so a fast device takes more steps than a slow one (``k_d`` adapts to
-each device) and a device whose single step is longer than the whole round (a long queue)
+within the round (its first step always, unless that step alone is expected to last more
+than twice the round), so a fast device takes more steps than a slow one (``k_d`` adapts
+to each device) and a device whose single step is longer than two rounds (a long queue)
 sits the round out instead of holding the barrier. Samples are handed out from one queue,
 so every sample of the epoch is used once whoever takes it.
 
@@ -118,7 +119,7 @@ async def local_epoch(
             if not feed.left() or ((local_steps or length == math.inf) and taken[d] >= k):
                 return
             expected = float(step_s[d]) if np.isfinite(step_s[d]) else 0.0
-            if executor.now() - begin + expected > length and (taken[d] or expected > length):
+            if expected > 2 * length or (taken[d] and executor.now() - begin + expected > length):
                 return  # would overrun the round: wait for the averaging
             workers.start(d, X, feed.take(sizes[d]), local_w[d], int(taken[d]))
 
