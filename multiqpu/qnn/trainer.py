@@ -126,7 +126,7 @@ class Trainer:
         batch_size: int = 16,
         learning_rate: float = 0.1,
         optimizer: str | Optimizer = "adam",
-        aggregation: Literal["sync", "async", "local"] = "local",
+        aggregation: Literal["sync", "async", "local"] = "sync",
         max_staleness: int | None = None,
         staleness: Literal["scale", "compensate", "none"] = "scale",
         backup: int | Literal["auto"] = "auto",
