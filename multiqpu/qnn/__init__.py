@@ -2,8 +2,9 @@
 
 ``QNNModel`` (a parametrised circuit with inputs, weights and observables; parameter-shift
 gradients), ``variational_classifier`` (a ready-made classifier), ``Trainer`` (shards per
-device sized by measured throughput; local-update (QUDIO-style, the default), synchronous
-with backup workers, or bounded-staleness asynchronous training with staleness-aware steps;
+device sized by measured throughput; synchronous with backup workers (the default),
+local-update (QUDIO-style), or bounded-staleness asynchronous training with
+staleness-aware steps;
 a pluggable aggregator; EQC-style quality weighting, checkpoints, progress bar,
 ``History.plot``), ``CutExecutor`` (model parallelism: a model wider than every device
 trained through cutting) and ``VirtualDevice``/``VirtualExecutor`` (simulated devices on a

@@ -5,15 +5,15 @@ shard's forward circuits and all their parameter-shift circuits in one go; the t
 the results into the shard's loss and gradient and aggregates them with one of three
 strategies (docs/qnn.md says when to use which; the default was chosen by the benchmark):
 
-* ``aggregation="local"`` (default): local-update training in the style of QUDIO. Devices
-  take optimizer steps on their own copies of the weights for a round (``k`` steps, adapted
-  so that the round's barrier costs at most about 10 % of it; ``local_steps`` fixes it),
-  then their weight changes are aggregated; see :mod:`multiqpu.qnn._local`.
-* ``aggregation="sync"``: every mini-batch is split over the devices in proportion to each
-  device's measured throughput (circuits per second, learned from its finished shards), and
-  one optimizer step uses the aggregate of their gradients. ``backup=b`` (default
-  ``"auto"``: a quarter of the devices) lets the step proceed once the fastest ``N - b``
-  shards are in; late gradients are carried over into the next step.
+* ``aggregation="sync"`` (default): every mini-batch is split over the devices in
+  proportion to each device's measured throughput (circuits per second, learned from its
+  finished shards), and one optimizer step uses the aggregate of their gradients.
+  ``backup=b`` (default ``"auto"``: a quarter of the devices) lets the step proceed once the
+  fastest ``N - b`` shards are in; late gradients are carried over into the next step.
+* ``aggregation="local"``: local-update training in the style of QUDIO. Devices take
+  optimizer steps on their own copies of the weights for a round (``k`` steps, adapted so
+  that the round's barrier costs at most about 10 % of it; ``local_steps`` fixes it), then
+  their weight changes are aggregated; see :mod:`multiqpu.qnn._local`.
 * ``aggregation="async"``: no barrier. Every device keeps several shards in flight (hiding
   its queue wait) and starts a new shard on the newest weights as soon as one finishes. The
   parameter server steps as soon as finished shards cover ``batch_size`` samples (the
@@ -93,8 +93,8 @@ class Trainer:
         shots: shots per circuit; None for exact results (the fleet's exact simulators).
         batch_size: samples per optimizer step.
         learning_rate, optimizer: ``"adam"`` (default) or ``"sgd"``.
-        aggregation: ``"local"`` (default), ``"sync"`` or ``"async"`` (see the module
-            docstring).
+        aggregation: ``"sync"`` (default, with backup workers), ``"local"`` or ``"async"``
+            (see the module docstring).
         max_staleness: async only; default twice the largest per-device concurrency cap.
         staleness: how stale gradients are used (async, and sync's late shards):
             ``"scale"`` (default), ``"compensate"`` or ``"none"``.
