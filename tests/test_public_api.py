@@ -206,6 +206,7 @@ PUBLIC_ALL: dict[str, list[str]] = {
         "parse_spec",
     ],
     "multiqpu.qnn": [
+        "CutExecutor",
         "EpochRecord",
         "FleetExecutor",
         "History",

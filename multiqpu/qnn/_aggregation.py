@@ -1,15 +1,26 @@
-"""The trainer's two aggregation strategies and the parameter server they step.
+"""The trainer's aggregation strategies and the parameter server they step.
 
 * :func:`sync_epoch`: every mini-batch is split over the devices in proportion to their
-  measured throughput, all shards are awaited, and one optimizer step uses their weighted
-  mean gradient.
+  measured throughput and one optimizer step uses the aggregate of their gradients. With
+  ``backup=b`` the step proceeds once the fastest ``N - b`` shards of the batch are in
+  (backup workers, Chen et al. 2016); the late shards are not wasted: their gradients are
+  carried over into the next step (one or more versions stale, scaled or compensated like
+  asynchronous gradients); a device still running two shards gets no new one until one is
+  back (the batch goes to the others), so no device falls more than a step behind.
 * :func:`async_epochs`: no barrier. Every device keeps several shards in flight and starts a
   new shard on the newest weights as soon as one finishes; the server steps whenever finished
   shards cover ``batch_size`` samples (K-async), on exactly ``batch_size`` of them. A gradient
   computed on weights more than ``max_staleness`` updates old is dropped and its shard
-  recomputed (bounded staleness).
+  recomputed (bounded staleness); fresher stale gradients are corrected by the
+  ``staleness`` rule (:func:`correct_stale`).
+* local-update training (QUDIO): :mod:`multiqpu.qnn._local`.
 
-See :mod:`multiqpu.qnn.trainer` for the full rules; both work on :class:`~multiqpu.qnn.
+Aggregation across devices is one pluggable function, :data:`Aggregator`: it takes the
+gradients of a step (one row per sample or per shard) and their weights and returns the
+gradient to apply. :func:`weighted_mean` is the default; a robust aggregator (median,
+trimmed mean) or a privatising one replaces it without touching the strategies.
+
+See :mod:`multiqpu.qnn.trainer` for the full rules; all work on :class:`~multiqpu.qnn.
 _workers.Workers` (the devices) and a :class:`ParameterServer` (the weights).
 """
 
@@ -28,7 +39,49 @@ if TYPE_CHECKING:
     from multiqpu.qnn._workers import Workers
     from multiqpu.qnn.history import EpochRecord
 
-__all__ = ["ParameterServer", "async_epochs", "sync_epoch"]
+__all__ = [
+    "COMPENSATION",
+    "Aggregator",
+    "ParameterServer",
+    "async_epochs",
+    "correct_stale",
+    "drain_late",
+    "sync_epoch",
+    "weighted_mean",
+]
+
+#: gradients (m, P) and their weights (m,) -> the gradient to apply (P,)
+Aggregator = Callable[[np.ndarray, np.ndarray], np.ndarray]
+
+#: lambda of the delay compensation g + lambda g*g*(w_now - w_then) (DC-ASGD's default)
+COMPENSATION = 0.04
+
+
+def weighted_mean(grads: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """The default aggregator: the weighted mean of the rows."""
+    w = np.asarray(weights, dtype=float)
+    return np.tensordot(w / w.sum(), grads, axes=1)
+
+
+def correct_stale(
+    rule: str, grads: np.ndarray, staleness: np.ndarray, then: np.ndarray, now: np.ndarray
+) -> tuple[np.ndarray, float]:
+    """Apply the staleness rule to per-row gradients computed on weights ``then`` (one row
+    of weights per gradient row) and used on ``now``: returns the gradients and the factor
+    the step is scaled by.
+
+    * ``"scale"``: the step is divided by the mean staleness of its samples when that is
+      above 1 (staleness-aware asynchronous SGD, Zhang et al. IJCAI'16: a gradient ``tau``
+      versions old moves the weights ``1/tau`` as far);
+    * ``"compensate"``: each gradient gets the first-order delay correction
+      ``g + lambda g*g*(w_now - w_then)`` (DC-ASGD, Zheng et al. ICML'17);
+    * ``"none"``: used as they are.
+    """
+    if rule == "scale":
+        return grads, 1.0 / max(1.0, float(np.mean(staleness)))
+    if rule == "compensate":
+        return grads + COMPENSATION * grads * grads * (now[None, :] - then), 1.0
+    return grads, 1.0
 
 
 class ParameterServer:
@@ -39,9 +92,32 @@ class ParameterServer:
         self.optimizer = optimizer
         self.version = 0
 
-    def step(self, grad: np.ndarray) -> None:
-        self.weights = self.optimizer.step(self.weights, grad)
+    def step(self, grad: np.ndarray, factor: float = 1.0) -> None:
+        """One optimizer step; ``factor`` scales the step the optimizer takes (not the
+        gradient: Adam would undo that)."""
+        new = self.optimizer.step(self.weights, grad)
+        self.weights = new if factor == 1.0 else self.weights + factor * (new - self.weights)
         self.version += 1
+
+
+def _apply(
+    server: ParameterServer,
+    parts: tuple[list[np.ndarray], ...],
+    rule: str,
+    aggregator: Aggregator,
+    stats: EpochStats | None,
+) -> None:
+    """One step on ``parts`` = (gradient rows, their weights, the versions and weights they
+    were taken at, the samples each row stands for: for the staleness tally)."""
+    grads, weights, versions, thens, counts = parts
+    g = np.concatenate(grads)
+    wt = np.concatenate(weights)
+    tau = server.version - np.concatenate(versions)
+    then = np.concatenate(thens)
+    if stats is not None:
+        stats.stale(np.repeat(tau, np.concatenate(counts)))
+    g, factor = correct_stale(rule, g, tau, then, server.weights)
+    server.step(aggregator(g, wt), factor)
 
 
 async def sync_epoch(
@@ -53,28 +129,76 @@ async def sync_epoch(
     batch_size: int,
     stats: EpochStats,
     bar: Progress,
+    *,
+    backup: int = 0,
+    staleness: str = "scale",
+    aggregator: Aggregator = weighted_mean,
+    drain: bool = True,
 ) -> None:
-    """One epoch over ``order`` in mini-batches, a barrier after each."""
+    """One epoch over ``order`` in mini-batches, a barrier after each: on every shard of
+    the batch, or (``backup=b``) on the fastest ``N - b`` of them, shards still running
+    being folded into a later step (and all of them into a last step when ``drain``)."""
     executor = workers.executor
+    busy = np.zeros(workers.count, dtype=int)  # late shards still running, per device
     for start in range(0, len(order), batch_size):
         batch = order[start : start + batch_size]
-        shares = workers.shares(len(batch))
-        at = 0
+        idle = busy < 2
+        shares = workers.shares(len(batch), idle if idle.any() else None)
+        at = started = 0
         for d, k in enumerate(shares):
             if k:
-                idx = batch[at : at + k]
+                workers.start(d, X, batch[at : at + k], server.weights, server.version)
                 at += k
-                workers.start(d, X, idx, server.weights, server.version)
-        grads, sizes, ds = [], [], []
-        while executor.in_flight():
+                started += 1
+                busy[d] += 1
+        need, fresh = max(1, started - backup), 0
+        parts: tuple[list[np.ndarray], ...] = ([], [], [], [], [])
+        while fresh < need:
             done = await executor.next()
-            g, n = workers.absorb(done, X, y, stats, bar)
-            grads.append(g)
-            sizes.append(n)
-            ds.append(done.device)
-        w = np.array(sizes, dtype=float) * workers.weight(np.array(ds))
-        grad = np.tensordot(w / w.sum(), np.array(grads), axes=1)
-        server.step(grad)
+            fresh += int(done.tag[1] == server.version)
+            busy[done.device] -= 1
+            _collect(workers, done, X, y, stats, bar, parts)
+        _apply(server, parts, staleness, aggregator, stats)
+    if drain:
+        await drain_late(workers, server, X, y, stats, bar, staleness, aggregator)
+
+
+def _collect(
+    workers: Workers,
+    done: object,
+    X: np.ndarray,
+    y: np.ndarray,
+    stats: EpochStats,
+    bar: Progress,
+    parts: tuple[list[np.ndarray], ...],
+) -> None:
+    """Absorb a finished sync shard into the step being gathered (one row per shard)."""
+    g, n = workers.absorb(done, X, y, stats, bar)  # type: ignore[arg-type]
+    d, version, then = done.device, done.tag[1], done.tag[2]  # type: ignore[attr-defined]
+    parts[0].append(g[None, :])
+    parts[1].append(np.array([n * float(workers.weight(np.array([d]))[0])]))
+    parts[2].append(np.array([version]))
+    parts[3].append(then[None, :])
+    parts[4].append(np.array([n]))
+
+
+async def drain_late(
+    workers: Workers,
+    server: ParameterServer,
+    X: np.ndarray,
+    y: np.ndarray,
+    stats: EpochStats,
+    bar: Progress,
+    staleness: str = "scale",
+    aggregator: Aggregator = weighted_mean,
+) -> None:
+    """Await the shards still running (backup workers' late shards) and use them in one
+    more step, so that no sample of the epoch is lost."""
+    parts: tuple[list[np.ndarray], ...] = ([], [], [], [], [])
+    while workers.executor.in_flight():
+        _collect(workers, await workers.executor.next(), X, y, stats, bar, parts)
+    if parts[0]:
+        _apply(server, parts, staleness, aggregator, stats)
 
 
 async def async_epochs(
@@ -91,6 +215,8 @@ async def async_epochs(
     max_staleness: int,
     rng: np.random.Generator,
     barrier: bool,
+    staleness: str = "scale",
+    aggregator: Aggregator = weighted_mean,
 ) -> None:
     """Epochs ``first..last-1`` without a barrier between them (unless ``barrier``: then
     each epoch drains before the next starts, e.g. to validate on the fleet)."""
@@ -100,10 +226,15 @@ async def async_epochs(
     inflight = [0] * n_dev
 
     def free(d: int) -> bool:
-        return inflight[d] < workers.replan(batch_size, max_staleness).depths[d]
+        if inflight[d] >= workers.replan(batch_size, max_staleness).depths[d]:
+            return False
+        remaining = len(queue) + (last - next_epoch) * len(X)
+        return not executor.in_flight() or workers.worth_starting(
+            d, remaining, batch_size, max_staleness
+        )
 
-    # accepted per-sample gradients, their weight, the weights' version they were taken at
-    pending: list[tuple[np.ndarray, float, int]] = []
+    # accepted per-sample gradients, their weight, the version and weights they were taken at
+    pending: list[tuple[np.ndarray, float, int, np.ndarray]] = []
     stats: dict[int, EpochStats] = {}
     left: dict[int, int] = {}
     started: dict[int, float] = {}
@@ -137,20 +268,21 @@ async def async_epochs(
         nonlocal pending
         if not pending:
             return
-        rows: list[np.ndarray] = []
-        weights: list[np.ndarray] = []
-        keep: list[tuple[np.ndarray, float, int]] = []
+        parts: tuple[list[np.ndarray], ...] = ([], [], [], [], [])
+        keep: list[tuple[np.ndarray, float, int, np.ndarray]] = []
         room = batch_size if full else len(X) * (last + 1)
-        for g, w, v in pending:
+        for g, w, v, then in pending:
             forced = server.version + 1 - v > max_staleness
             k = len(g) if forced else max(0, min(room, len(g)))
-            rows.append(g[:k])
-            weights.append(np.full(k, w))
+            parts[0].append(g[:k])
+            parts[1].append(np.full(k, w))
+            parts[2].append(np.full(k, v))
+            parts[3].append(np.broadcast_to(then, (k, len(then))))
+            parts[4].append(np.ones(k, dtype=int))
             room -= k
             if k < len(g):
-                keep.append((g[k:], w, v))
-        wt = np.concatenate(weights)
-        server.step(np.tensordot(wt / wt.sum(), np.concatenate(rows), axes=1))
+                keep.append((g[k:], w, v, then))
+        _apply(server, parts, staleness, aggregator, stats[min(stats)] if stats else None)
         pending = keep
 
     refill()
@@ -170,7 +302,8 @@ async def async_epochs(
         else:
             per = workers.absorb_split(done, X, y, bar)
             g = per.pop("grad")
-            pending.append((g, float(workers.weight(np.array([d]))[0]), int(done.tag[1])))
+            pending.append((g, float(workers.weight(np.array([d]))[0]), int(done.tag[1]),
+                            done.tag[2]))  # fmt: skip
             while sum(len(p[0]) for p in pending) >= batch_size:
                 flush(full=True)
             for e, (k, loss, correct, circuits) in per.items():
@@ -184,8 +317,9 @@ async def async_epochs(
                     if e + 1 in started:
                         started[e + 1] = max(started[e + 1], executor.now())
                     await finish(record)
-        while free(d) and (queue or (next_epoch < last and (not barrier or not left))):
-            launch(d)
+        for d2 in (d, *range(n_dev)):  # this device first, then any other one left idle
+            while free(d2) and (queue or (next_epoch < last and (not barrier or not left))):
+                launch(d2)
         if not executor.in_flight():
             for d2 in range(n_dev):
                 while free(d2) and (queue or (next_epoch < last and not left)):

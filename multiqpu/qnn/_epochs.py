@@ -23,6 +23,17 @@ class EpochStats:
         self.loss = 0.0
         self.correct = 0
         self.dropped = 0
+        self.stale_sum = 0.0  # sum over applied samples of their staleness
+        self.stale_n = 0
+        self.stale_max = 0
+
+    def stale(self, staleness: np.ndarray) -> None:
+        """Tally the staleness (versions between the weights a gradient was computed on and
+        the weights it updates) of the samples of one step."""
+        if len(staleness):
+            self.stale_sum += float(np.sum(staleness))
+            self.stale_n += len(staleness)
+            self.stale_max = max(self.stale_max, int(np.max(staleness)))
 
     def add(self, d: int, n: int, loss: float, correct: int, circuits: int) -> None:
         self.samples[d] += n
@@ -41,6 +52,8 @@ class EpochStats:
             circuits=tuple(int(c) for c in self.circuits),
             updates=version,
             dropped=self.dropped,
+            staleness=self.stale_sum / self.stale_n if self.stale_n else 0.0,
+            max_staleness=self.stale_max,
         )
 
 

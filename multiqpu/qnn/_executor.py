@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from multiqpu.mitigation import MitigatedCircuit, MitigationSpec
     from multiqpu.pool import DevicePool
     from multiqpu.primitives._pauli import Basis, Estimate, Term
+    from multiqpu.qnn._simulate import SampledRows
     from multiqpu.qnn.model import Work
 
 
@@ -73,7 +74,7 @@ __all__ = [
 class Completion:
     tag: Any
     device: int
-    results: list[CircuitResult]
+    results: Sequence[CircuitResult]
     submitted: float
     finished: float
 
@@ -268,7 +269,7 @@ class VirtualExecutor(Executor):
         finished = begin + run_s
         self._lane_free[d] = finished
         self.busy_s[d] += run_s
-        probs = probabilities_array(work)
+        probs = probabilities_array(work, single=shots is not None)
         results = _results(probs, work, shots, dev.readout_error, self._rng)
         completion = Completion(tag, d, results, self._clock, finished)
         heapq.heappush(self._heap, _Pending(finished, next(self._seq), completion))
@@ -298,26 +299,13 @@ def _results(
     shots: int | None,
     readout_error: float,
     rng: np.random.Generator,
-) -> list[CircuitResult]:
-    from multiqpu.device import CircuitResult
+) -> SampledRows:
+    from multiqpu.qnn._simulate import SampledRows
 
     width = max(t.num_clbits for t in work.templates)
     if readout_error:
         probs = _flip(probs, width, readout_error)
-    keys = [format(i, f"0{width}b") for i in range(probs.shape[1])]
-    if shots is None:
-        return [
-            CircuitResult(counts={}, shots=None,
-                          probabilities={keys[i]: float(p) for i, p in enumerate(row) if p > 0})
-            for row in probs
-        ]  # fmt: skip
-    clean = np.clip(probs, 0, None)
-    clean /= clean.sum(axis=1, keepdims=True)
-    counts = np.stack([rng.multinomial(shots, row) for row in clean])
-    return [
-        CircuitResult(counts={keys[i]: int(c) for i, c in enumerate(row) if c}, shots=shots)
-        for row in counts
-    ]
+    return SampledRows(probs, width, shots, rng)
 
 
 def _flip(probs: np.ndarray, width: int, p: float) -> np.ndarray:

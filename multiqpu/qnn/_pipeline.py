@@ -18,7 +18,9 @@ when more than one is in flight). The rules, per device ``d``:
   shrunk back toward ``b_d`` first (giving up some amortisation), then depths are lowered
   (giving up queue hiding), never below one sample and one job.
 
-A device whose time per sample is not measured yet gets ``b_d`` and its cap.
+A device whose time per sample is not measured yet gets ``b_d`` and one shard in flight:
+its first result measures it (a device with a long queue would otherwise hold several
+shards whose gradients come back too stale to use).
 """
 
 from __future__ import annotations
@@ -68,6 +70,7 @@ def plan(
     for d in range(n):
         t = float(sample_s[d])
         if not math.isfinite(t) or t <= 0:
+            depths[d] = 1  # one shard to measure the device before queueing more on it
             continue
         o = max(float(overhead_s[d]), 0.0)
         need = math.ceil(o * (1 - max_overhead) / (max_overhead * t) - 1e-9) if o else 1

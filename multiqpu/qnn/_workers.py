@@ -53,6 +53,7 @@ class Workers:
         self.measured = np.zeros(n, dtype=bool)
         self.circuit_s = np.full(n, np.nan)  # device seconds per circuit, overhead excluded
         self._last_finish = np.full(n, -np.inf)
+        self.turnaround = np.full(n, np.nan)  # seconds from a shard's start to its result
         self.plan: Plan | None = None  # the async plan last used
         self.quality: np.ndarray | None = None  # relative fidelity per device
 
@@ -61,9 +62,11 @@ class Workers:
         return len(self.executor.names)
 
     # ------------------------------------------------------------------ sizing
-    def shares(self, n: int) -> np.ndarray:
-        """Split n samples over the devices in proportion to their throughput."""
-        tp = self.throughput / self.throughput.sum()
+    def shares(self, n: int, idle: np.ndarray | None = None) -> np.ndarray:
+        """Split n samples over the devices (the ``idle`` ones only, when given) in
+        proportion to their throughput."""
+        tp = self.throughput if idle is None else np.where(idle, self.throughput, 0.0)
+        tp = tp / tp.sum()
         raw = tp * n
         share = np.floor(raw).astype(int)
         for d in np.argsort(-(raw - share))[: n - share.sum()]:
@@ -96,6 +99,36 @@ class Workers:
         if self.weighting == "quality" and self.quality is not None:
             return self.quality[devices]
         return np.ones(len(devices))
+
+    def worth_starting(
+        self,
+        d: int,
+        remaining: int,
+        batch_size: int,
+        max_staleness: int,
+    ) -> bool:
+        """Whether a new asynchronous shard on device ``d`` is worth starting, judged by its
+        measured turnaround (start to result, queue included); unmeasured devices always are.
+
+        * **Staleness**: not when the server would take more than ``max_staleness`` steps
+          while it runs (the fleet's measured rate in samples per second over
+          ``batch_size``): its gradient would be dropped on arrival.
+        * **End game**: not when ``d`` is slow to return (turnaround over twice the
+          median device's) and the devices that are not would work through the
+          ``remaining`` samples not yet started before a shard on ``d`` came back, so a
+          device with a long queue never holds the last step.
+        """
+        if np.isnan(self.turnaround[d]):
+            return True
+        per = max(self.model.circuits_per_sample, 1)
+        if self.turnaround[d] * self.throughput.sum() / per / batch_size > max_staleness:
+            return False
+        known = self.turnaround[np.isfinite(self.turnaround)]
+        fast = np.isfinite(self.turnaround) & (self.turnaround <= 2 * np.median(known))
+        if fast[d] or not fast.any():
+            return True
+        rate = self.throughput[fast].sum() / per
+        return bool(remaining > rate * self.turnaround[d])
 
     # ------------------------------------------------------------------ shards
     def start(
@@ -153,7 +186,10 @@ class Workers:
         per = max(service - overhead, 0.1 * service) / max(len(done.results), 1)
         old = self.circuit_s[d]
         self.circuit_s[d] = per if np.isnan(old) else 0.7 * old + 0.3 * per
-        rate = len(done.results) / max(done.finished - done.submitted, 1e-9)
+        spent = done.finished - done.submitted
+        old_t = self.turnaround[d]
+        self.turnaround[d] = spent if np.isnan(old_t) else 0.7 * old_t + 0.3 * spent
+        rate = len(done.results) / max(spent, 1e-9)
         if self.measured[d]:
             self.throughput[d] = 0.7 * self.throughput[d] + 0.3 * rate
         else:

@@ -12,7 +12,11 @@ __all__ = ["EpochRecord", "History"]
 @dataclass(frozen=True)
 class EpochRecord:
     """One epoch. ``loss``/``accuracy`` are over the training samples as they were processed
-    (each with the weights of its moment); ``samples``/``circuits`` are per device."""
+    (each with the weights of its moment); ``samples``/``circuits`` are per device;
+    ``staleness``/``max_staleness``: the mean and largest number of optimizer steps between
+    the weights a sample's gradient was computed on and the step that used it (0 for
+    synchronous training; for local-update training, local steps since the last
+    averaging)."""
 
     epoch: int
     loss: float
@@ -24,6 +28,8 @@ class EpochRecord:
     dropped: int = 0
     val_loss: float | None = None
     val_accuracy: float | None = None
+    staleness: float = 0.0
+    max_staleness: int = 0
 
     def with_validation(self, loss: float, accuracy: float) -> EpochRecord:
         return replace(self, val_loss=loss, val_accuracy=accuracy)
@@ -57,8 +63,10 @@ class History:
         return cls(devices=list(data["devices"]), epochs=epochs)
 
     def plot(self, path: str | os.PathLike[str] | None = None) -> Any:
-        """Loss and accuracy per epoch (validation too when recorded). Saves to ``path``
-        when given (PNG, SVG, PDF by extension) and returns the matplotlib figure."""
+        """Four panels: loss and accuracy per epoch (validation too when recorded), each
+        device's share of the epoch's circuits (stacked), and the staleness of the
+        gradients (mean and largest per epoch). Saves to ``path`` when given (PNG, SVG,
+        PDF by extension) and returns the matplotlib figure."""
         import matplotlib
 
         if path is not None:
@@ -66,7 +74,8 @@ class History:
         import matplotlib.pyplot as plt
 
         x = [e.epoch + 1 for e in self.epochs]
-        fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(9, 3.5))
+        fig, axes = plt.subplots(2, 2, figsize=(10, 7))
+        (ax_loss, ax_acc), (ax_share, ax_stale) = axes
         ax_loss.plot(x, [e.loss for e in self.epochs], "o-", label="train")
         ax_acc.plot(x, [e.accuracy for e in self.epochs], "o-", label="train")
         if any(e.val_loss is not None for e in self.epochs):
@@ -74,9 +83,21 @@ class History:
             ax_acc.plot(x, [e.val_accuracy for e in self.epochs], "s--", label="validation")
         ax_loss.set(xlabel="epoch", ylabel="cross-entropy", title="loss")
         ax_acc.set(xlabel="epoch", ylabel="accuracy", title="accuracy", ylim=(0, 1.05))
-        for ax in (ax_loss, ax_acc):
+        bottom = [0.0] * len(self.epochs)
+        for d, name in enumerate(self.devices):
+            share = [e.circuits[d] / max(sum(e.circuits), 1) for e in self.epochs]
+            ax_share.bar(x, share, bottom=bottom, label=name)
+            bottom = [b + s for b, s in zip(bottom, share, strict=True)]
+        ax_share.set(xlabel="epoch", ylabel="share of circuits", title="per-device share",
+                     ylim=(0, 1))  # fmt: skip
+        ax_stale.plot(x, [e.staleness for e in self.epochs], "o-", label="mean")
+        ax_stale.plot(x, [e.max_staleness for e in self.epochs], "^:", label="largest")
+        ax_stale.set(xlabel="epoch", ylabel="optimizer steps", title="gradient staleness")
+        for ax in (ax_loss, ax_acc, ax_stale):
             ax.grid(alpha=0.3)
             ax.legend()
+        if len(self.devices) <= 12:
+            ax_share.legend(fontsize=7)
         fig.tight_layout()
         if path is not None:
             fig.savefig(path)

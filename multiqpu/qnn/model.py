@@ -241,7 +241,16 @@ class QNNModel:
             raise InvalidInputError(f"expected {n * V * B} results, got {len(results)}")
         vals = np.zeros((n, V, K))
         var = np.zeros((n, V, K))
-        for i in range(n):
+        table = getattr(results, "expectations", None)  # SampledRows: vectorised
+        for k, (constant, _) in enumerate(self.observables if table is not None else ()):
+            vals[:, :, k] = constant
+            for j, terms in self._split[k]:
+                value, variance = table(  # type: ignore[misc]
+                    np.arange(n * V) * B + j, self.bases[j], terms
+                )
+                vals[:, :, k] += value.reshape(n, V)
+                var[:, :, k] += variance.reshape(n, V)
+        for i in range(n if table is None else 0):
             for v in range(V):
                 base = (i * V + v) * B
                 for k, (constant, _) in enumerate(self.observables):

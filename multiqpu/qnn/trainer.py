@@ -2,23 +2,41 @@
 
 Each device of the fleet is a worker. A shard of the data goes to one device, which runs the
 shard's forward circuits and all their parameter-shift circuits in one go; the trainer turns
-the results into the shard's loss and gradient and aggregates:
+the results into the shard's loss and gradient and aggregates them with one of three
+strategies (docs/qnn.md says when to use which; the default was chosen by the benchmark):
 
-* ``aggregation="sync"``: every mini-batch is split over the devices in proportion to each
-  device's measured throughput (circuits per second, learned from its finished shards), all
-  shards are awaited, and one optimizer step uses their weighted mean gradient.
+* ``aggregation="sync"`` (default): every mini-batch is split over the devices in
+  proportion to each device's measured throughput (circuits per second, learned from its
+  finished shards), and one optimizer step uses the aggregate of their gradients.
+  ``backup=b`` (default ``"auto"``: a quarter of the devices) lets the step proceed once the
+  fastest ``N - b`` shards are in; late gradients are carried over into the next step.
+* ``aggregation="local"``: local-update training in the style of QUDIO. Devices take
+  optimizer steps on their own copies of the weights for a round (``k`` steps, adapted so
+  that the round's barrier costs at most about 10 % of it; ``local_steps`` fixes it), then
+  their weight changes are aggregated; see :mod:`multiqpu.qnn._local`.
 * ``aggregation="async"``: no barrier. Every device keeps several shards in flight (hiding
   its queue wait) and starts a new shard on the newest weights as soon as one finishes. The
   parameter server steps as soon as finished shards cover ``batch_size`` samples (the
   K-async rule: whichever devices are done first) on exactly ``batch_size`` of them, the
   rest waiting for the next step, so the number of updates per epoch is the same as with
   one device. A gradient computed on weights more than ``max_staleness``
-  updates old is dropped and its shard recomputed (bounded staleness). Shard size and
+  updates old is dropped and its shard recomputed (bounded staleness); younger stale
+  gradients are corrected by ``staleness``: ``"scale"`` (the step divided by the mean
+  staleness), ``"compensate"`` (DC-ASGD's delay compensation) or ``"none"``. Shard size and
   in-flight depth follow the rules of :mod:`multiqpu.qnn._pipeline`: the device's
-  throughput share of a batch, grown until the per-job overhead is at most 15 % of the
+  throughput share of a batch, grown until the per-job overhead is at most 10 % of the
   shard's measured run time; ``ceil(queue wait / shard run time) + 1`` shards in flight,
   within the device's job limit; both reduced while the expected staleness
-  (samples in flight / batch size) exceeds ``max_staleness - 1``.
+  (samples in flight / batch size) exceeds ``max_staleness - 1``. A device whose measured
+  turnaround would make its gradient too stale, or that would hold the last step while
+  the others finish the remaining samples, gets no new shard.
+
+Across devices, gradients (or, for local updates, weight changes) are combined by one
+``aggregator(rows, weights) -> row`` function (default: the weighted mean), so a robust or
+private aggregator plugs in without touching the strategies.
+
+A model wider than every device of the fleet is trained through cutting
+(:class:`~multiqpu.qnn.CutExecutor`: every circuit estimated by the estimate pipeline).
 
 ``weighting="quality"`` scales each device's gradient by its estimated fidelity for the
 model's circuits relative to the fleet's mean (the EQC weighting of Stein et al.), so noisier
@@ -28,9 +46,11 @@ Checkpoints (JSON, written atomically after every epoch) hold weights, optimizer
 history and throughput estimates; ``fit(..., resume=True)`` continues from one.
 
 The pieces: :mod:`multiqpu.qnn._workers` (shards on the devices, throughput learning,
-quality weights), :mod:`multiqpu.qnn._aggregation` (the sync and async loops and the
-parameter server), :mod:`multiqpu.qnn._epochs` (per-epoch tallies, the progress bar). This
-module is the facade: configuration, fit/predict/score, checkpoints.
+quality weights), :mod:`multiqpu.qnn._aggregation` (the sync and async loops, staleness
+rules, the aggregator and the parameter server), :mod:`multiqpu.qnn._local` (local-update
+rounds), :mod:`multiqpu.qnn._cut` (cut training), :mod:`multiqpu.qnn._epochs` (per-epoch
+tallies, the progress bar). This module is the facade: configuration, fit/predict/score,
+checkpoints.
 """
 
 from __future__ import annotations
@@ -43,9 +63,16 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 
 from multiqpu.errors import InvalidInputError
-from multiqpu.qnn._aggregation import ParameterServer, async_epochs, sync_epoch
+from multiqpu.qnn._aggregation import (
+    Aggregator,
+    ParameterServer,
+    async_epochs,
+    sync_epoch,
+    weighted_mean,
+)
 from multiqpu.qnn._epochs import EpochStats, Progress
 from multiqpu.qnn._executor import Executor, FleetExecutor
+from multiqpu.qnn._local import local_epoch
 from multiqpu.qnn._loss import Loss, loss_and_grad
 from multiqpu.qnn._optim import Optimizer, make_optimizer
 from multiqpu.qnn._workers import Workers
@@ -66,8 +93,18 @@ class Trainer:
         shots: shots per circuit; None for exact results (the fleet's exact simulators).
         batch_size: samples per optimizer step.
         learning_rate, optimizer: ``"adam"`` (default) or ``"sgd"``.
-        aggregation: ``"sync"`` or ``"async"`` (see the module docstring).
+        aggregation: ``"sync"`` (default, with backup workers), ``"local"`` or ``"async"``
+            (see the module docstring).
         max_staleness: async only; default twice the largest per-device concurrency cap.
+        staleness: how stale gradients are used (async, and sync's late shards):
+            ``"scale"`` (default), ``"compensate"`` or ``"none"``.
+        backup: sync only: shards a step need not wait for (``"auto"``: ``N // 4``).
+        local_steps: local only: steps per round (None: adaptive, at most
+            ``max_local_steps``).
+        aggregator: ``f(rows, weights) -> row`` combining gradients or weight changes
+            across devices (default: weighted mean).
+        cut_options: options for :func:`multiqpu.pipeline.estimate` when no device fits the
+            model and it is trained through cutting.
         weighting: ``"size"`` or ``"quality"`` (EQC-style).
         output_scale: logits are ``output_scale * <O_k>``.
         checkpoint: a JSON path written after each epoch.
@@ -90,8 +127,13 @@ class Trainer:
         batch_size: int = 16,
         learning_rate: float = 0.1,
         optimizer: str | Optimizer = "adam",
-        aggregation: Literal["sync", "async"] = "sync",
+        aggregation: Literal["sync", "async", "local"] = "sync",
         max_staleness: int | None = None,
+        staleness: Literal["scale", "compensate", "none"] = "scale",
+        backup: int | Literal["auto"] = "auto",
+        local_steps: int | None = None,
+        max_local_steps: int = 8,
+        aggregator: Aggregator | None = None,
         weighting: Literal["size", "quality"] = "size",
         output_scale: float = 4.0,
         checkpoint: str | os.PathLike[str] | None = None,
@@ -100,9 +142,26 @@ class Trainer:
         executor: Executor | None = None,
         seed: int | None = 0,
         mitigation: Any = None,
+        cut_options: dict[str, Any] | None = None,
     ) -> None:
-        if aggregation not in ("sync", "async"):
-            raise InvalidInputError(f"aggregation must be 'sync' or 'async', got {aggregation!r}")
+        if aggregation not in ("sync", "async", "local"):
+            raise InvalidInputError(
+                f"aggregation must be 'sync', 'async' or 'local', got {aggregation!r}"
+            )
+        if staleness not in ("scale", "compensate", "none"):
+            raise InvalidInputError(
+                f"staleness must be 'scale', 'compensate' or 'none', got {staleness!r}"
+            )
+        if backup not in (0, "auto") and aggregation != "sync":
+            raise InvalidInputError("backup= (backup workers) applies to aggregation='sync'")
+        if local_steps is not None and aggregation != "local":
+            raise InvalidInputError("local_steps= applies to aggregation='local'")
+        if (
+            (backup != "auto" and (not isinstance(backup, int) or backup < 0))
+            or (local_steps is not None and local_steps < 1)
+            or max_local_steps < 1
+        ):
+            raise InvalidInputError("backup must be >= 0, local_steps and max_local_steps >= 1")
         if weighting not in ("size", "quality"):
             raise InvalidInputError(f"weighting must be 'size' or 'quality', got {weighting!r}")
         if batch_size < 1:
@@ -125,14 +184,25 @@ class Trainer:
 
             pool = as_pool(fleet, default="default")
             devices = eligible(pool, model.num_qubits, exact=shots is None)
-            if not devices:
+            if devices:
+                executor = FleetExecutor(pool.subset(devices), concurrency=concurrency,
+                                         mitigation=spec)  # fmt: skip
+            elif spec is None and shots is not None and pool.devices:
+                from multiqpu.qnn._cut import CutExecutor
+
+                executor = CutExecutor(pool, model, seed=seed or 0, **(cut_options or {}))
+            else:
                 raise InvalidInputError(
                     f"no device of the fleet fits the model ({model.num_qubits} qubits"
                     + (", exact results" if shots is None else "")
-                    + ")"
+                    + "), and cutting needs shots and no mitigation"
                 )
-            executor = FleetExecutor(pool.subset(devices), concurrency=concurrency,
-                                     mitigation=spec)  # fmt: skip
+        if backup == "auto":  # wait for the fastest three quarters of the shards
+            backup = len(executor.names) // 4 if aggregation == "sync" else 0
+        if backup >= len(executor.names):
+            raise InvalidInputError(
+                f"backup={backup} leaves no device to wait for ({len(executor.names)} devices)"
+            )
         self.executor = executor
         self.shots = shots
         self.batch_size = batch_size
@@ -142,6 +212,12 @@ class Trainer:
             max_staleness if max_staleness is not None else 2 * max(executor.concurrency)
         )
         self.weighting = weighting
+        self.staleness = staleness
+        self.backup: int = backup
+        self.local_steps = local_steps
+        self.max_local_steps = max_local_steps
+        self.aggregator: Aggregator = aggregator if aggregator is not None else weighted_mean
+        self.rounds: list[int] = []  # local-update training: k of every round so far
         self.loss = Loss(model.num_outputs, output_scale)
         self.checkpoint = Path(checkpoint) if checkpoint is not None else None
         self.progress = progress
@@ -220,13 +296,23 @@ class Trainer:
                 await async_epochs(self.workers, self.server, X, y, start_epoch, epochs, finish,
                                    bar, batch_size=self.batch_size,
                                    max_staleness=self.max_staleness, rng=self._rng,
-                                   barrier=validate)  # fmt: skip
-            for epoch in range(start_epoch, epochs if self.aggregation == "sync" else 0):
+                                   barrier=validate, staleness=self.staleness,
+                                   aggregator=self.aggregator)  # fmt: skip
+            for epoch in range(start_epoch, epochs if self.aggregation != "async" else 0):
                 order = self._rng.permutation(len(X))
                 t0 = self.executor.now()
                 stats = EpochStats(len(self.executor.names))
-                await sync_epoch(self.workers, self.server, X, y, order, self.batch_size,
-                                 stats, bar)  # fmt: skip
+                if self.aggregation == "local":
+                    self.rounds += await local_epoch(
+                        self.workers, self.server, X, y, order, self.batch_size, stats, bar,
+                        local_steps=self.local_steps, max_local_steps=self.max_local_steps,
+                        aggregator=self.aggregator,
+                    )  # fmt: skip
+                else:
+                    await sync_epoch(self.workers, self.server, X, y, order, self.batch_size,
+                                     stats, bar, backup=self.backup, staleness=self.staleness,
+                                     aggregator=self.aggregator,
+                                     drain=epoch == epochs - 1 or validate)  # fmt: skip
                 await finish(stats.record(epoch, self.executor.now() - t0, self.version))
         finally:
             bar.close()

@@ -74,6 +74,7 @@ def test_sync_shards_follow_measured_throughput() -> None:
         variational_classifier(2, 2, layers=1),
         shots=256,
         batch_size=32,
+        aggregation="sync",
         executor=VirtualExecutor([fast, slow]),
         progress=False,
     )
@@ -163,6 +164,18 @@ def test_history_plot_writes_an_image(tmp_path: Path) -> None:
     out = tmp_path / "curve.png"
     history.plot(out)
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    fig = history.plot()
+    titles = [ax.get_title() for ax in fig.axes]
+    assert titles == ["loss", "accuracy", "per-device share", "gradient staleness"]
+    # the share panel stacks one bar per device and epoch, summing to the whole epoch
+    share = fig.axes[2]
+    assert len(share.patches) == 2 * len(history.devices)
+    tops = {round(p.get_x(), 3): 0.0 for p in share.patches}
+    for p in share.patches:
+        tops[round(p.get_x(), 3)] += p.get_height()
+    assert all(abs(t - 1) < 1e-9 for t in tops.values())
+    staleness = fig.axes[3].lines[0].get_ydata()
+    assert list(staleness) == [e.staleness for e in history.epochs]
 
 
 @pytest.mark.slow
