@@ -176,7 +176,8 @@ def test_training_curves(tmp_path: Path) -> None:
     for e, loss in enumerate((0.9, 0.6, 0.4)):
         history.epochs.append(EpochRecord(e, loss, 0.5 + 0.1 * e, 1.0, (10,), (20,), 1))
     fig = training(history, tmp_path / "train.png")
-    assert [ax.get_title() for ax in fig.axes] == ["loss", "accuracy"]
+    titles = [ax.get_title() for ax in fig.axes]
+    assert titles == ["loss", "accuracy", "per-device share", "gradient staleness"]
     assert (tmp_path / "train.png").read_bytes()[:8] == PNG
     with pytest.raises(multiqpu.MultiQPUError, match="training History"):
         training(object())
