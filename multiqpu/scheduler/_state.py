@@ -64,6 +64,9 @@ class CoreConfig:
     redundancy: int
     policy: PolicyName = "balanced"
     fidelity_margin: float = 0.02
+    # balanced: never plan a makespan longer than this times the fastest plan's on the same
+    # estimates (None: the fidelity margin is a hard target)
+    max_slowdown: float | None = 1.5
     budget_usd: float | None = None
     deadline_at: float | None = None
     hedging: bool = True
@@ -148,6 +151,7 @@ class CoreState:
         self.quota: np.ndarray | None = None
         self.chunk = 1024  # tasks taken from the source per placement round (adapted)
         self.now = now  # the time of the latest pump
+        self.plan_end = now  # when the work not yet submitted is expected done (fluid)
         self.stale = 0  # device estimates refreshed since the masks were
         # devices never seen get one single-circuit job early, so their real wait is learned
         # (a probe that turns out slow is hedged like any straggler)
