@@ -82,6 +82,19 @@ def budget_plan(core: CoreState, *, force: bool = False) -> np.ndarray:
         if slowdown is not None:
             t_fast, _ = fluid_plan(movable, core.x, start, eligible)
             aim = 1.0 + SLOWDOWN_AIM * (slowdown - 1.0)
+            busy = core.alive & (core.local_count > 0)
+            late = busy.any() and (
+                float(core.finish_times(now)[busy].max()) - now > slowdown * t_fast
+            )
+            if late and np.isfinite(t_fast):
+                # what is committed already runs later than max_slowdown allows: the rest
+                # is placed as fastest would (any device that fits, no fidelity quota)
+                # until the estimates say the run is back within the limit
+                core.quota = None
+                core.plan = eligible.copy()
+                core.planned_at = delivered
+                core.stats.limits["max_slowdown"] = core.stats.limits.get("max_slowdown", 0) + 1
+                return core.plan
             if np.isfinite(t_fast) and not t_plan <= aim * t_fast:
                 quick = fluid_min_loss(movable, core.x, start, eligible, core.loss, aim * t_fast)
                 if quick is not None:
