@@ -106,10 +106,10 @@ def hedges(core: CoreState, now: float) -> list[Submission]:
         free_mask[list(free)] = True
         free_mask[job.device] = False
         # off a late session, any allowed device will do
-        # (a late job: any device the policy allows, within the fidelity budget below)
+        # (balanced, a late job: any device that fits, within the fidelity budget below)
         if stuck(core, job.device, now):
             mask = rescue_mask(core)
-        elif late(core, job, now):
+        elif core.config.policy == "balanced" and late(core, job, now):
             mask = core.masks.allowed
         else:
             mask = core.masks.preferred
@@ -122,7 +122,8 @@ def hedges(core: CoreState, now: float) -> list[Submission]:
         wait_hi = core.wait_quantile(1.0)[devs]
         start = np.maximum(core.lane_end[devs], now + wait_hi) + core.overhead[devs]
         per_task = speed[devs] * core.tables.raw_s[job.cls][:, devs].mean(axis=0) + EPS
-        room = np.array([core.max_batch[d] * free[int(d)] for d in devs], dtype=np.int64)
+        # (a device whose speed is unknown takes probes of one circuit only)
+        room = np.array([core.batch_limit(int(d)) * free[int(d)] for d in devs], dtype=np.int64)
         n = capped_waterfill(start, per_task, len(job.idx), room)
         if n.sum() < len(job.idx):
             continue
@@ -159,7 +160,7 @@ def hedges(core: CoreState, now: float) -> list[Submission]:
         pos = 0
         for d, k in zip(devs.tolist(), n.tolist(), strict=True):
             while k > 0:
-                m = min(k, int(core.max_batch[d]))
+                m = min(k, core.batch_limit(d))
                 part = np.arange(pos, pos + m)
                 subs.append(
                     core.register(

@@ -348,7 +348,7 @@ def batches(core: CoreState, now: float) -> list[Submission]:
 def form_job(core: CoreState, d: int, now: float) -> Submission:
     local = core.dev[d].local
     group = int(core.tables.group[int(local[0][1][0])])
-    limit = int(core.max_batch[d])
+    limit = core.batch_limit(d)  # one circuit (a probe) while its speed is unknown
     if core.session_ttl[d] > 0 and not core.live[d] and core.inflight[d] == 0:
         limit = SESSION_OPENER  # the session's first job: it may wait long in the queue
     # split what is queued here over the free slots: submitted now, it all waits in the
@@ -362,9 +362,8 @@ def form_job(core: CoreState, d: int, now: float) -> Submission:
         share = core.local_work[d] / SESSION_SPLIT
     target = max(4.0 * core.overhead[d], core.config.min_job_s, share)
     # no job longer than a share of the remaining plan (at least one circuit is taken)
-    target = min(target, JOB_FRACTION * (core.plan_end - now))
-    if core.config.explore and core.learner.jobs[d] == 0:
-        limit = 1  # speed unknown: a probe of one circuit before any batch
+    # (min_job_s, when set, still wins)
+    target = min(target, max(JOB_FRACTION * (core.plan_end - now), core.config.min_job_s))
     x = core.x[:, d]
     taken_idx: list[np.ndarray] = []
     taken_cls: list[np.ndarray] = []

@@ -170,6 +170,13 @@ class CoreState:
         self.min_price = np.zeros(nc)  # cheapest allowed price per class
 
     # ------------------------------------------------------------------ derived views
+    def batch_limit(self, d: int) -> int:
+        """Circuits a job on device ``d`` may hold: one (a probe) while its speed is
+        unknown (no job of ours finished there yet), else its ``max_circuits_per_job``."""
+        if self.config.explore and self.learner.jobs[d] == 0:
+            return 1
+        return int(self.max_batch[d])
+
     def wait_quantile(self, z: float) -> np.ndarray:
         """The learner's wait quantile, or SESSION_WAIT_S where a session is live."""
         w = self.learner.wait_quantile(z)

@@ -131,7 +131,14 @@ def lower_bound(
         best = fid.max(axis=1, initial=-np.inf)[:, None]
         may = may & (fid >= best * (1.0 - min(FLOOR_MARGINS * margin, 1.0)) - 1e-12)
     elif policy == "most_accurate":
-        may = masks("most_accurate", floor=t.floor, margin=margin, **common).preferred
+        # the most accurate live device(s): as devices are lost, the next ones
+        may = np.zeros_like(t.fits)
+        gone = sorted((d.lost_at, k) for k, d in enumerate(devices) if d.lost_at is not None)
+        for lost in [None, *gone]:
+            if lost is not None:
+                alive[lost[1]] = False
+            if alive.any():
+                may |= masks("most_accurate", floor=t.floor, margin=margin, **common).preferred
     loss = None
     if fidelity_loss is not None:
         top = np.where(may, t.fidelity, -np.inf).max(axis=1, initial=-np.inf)
