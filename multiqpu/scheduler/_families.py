@@ -27,6 +27,7 @@ docs/scheduler.md, "Families of fleets"):
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from typing import Any
 
 import numpy as np
 
@@ -141,7 +142,7 @@ def family_scenario(seed: int) -> Scenario:
     return Scenario(seed, tuple(fleet), workload, tuple(k for _, k in drawn))
 
 
-def _queue_fields(d: SimDevice) -> dict[str, object]:
+def _queue_fields(d: SimDevice) -> dict[str, Any]:
     names = (
         "median_wait_s",
         "wait_drift",

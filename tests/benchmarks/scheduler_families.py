@@ -178,7 +178,7 @@ def main(argv: list[str]) -> None:
     quick = "--quick" in argv
     seeds = range(0, 100)
     workers = 2
-    policies = POLICIES
+    policies: tuple[str, ...] = POLICIES
     path: str | None = "docs/images/scheduler_families.png"
     for i, a in enumerate(argv):
         if a == "--seeds":
