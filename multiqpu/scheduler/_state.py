@@ -126,6 +126,7 @@ class CoreState:
         self.inflight = np.zeros(nd, dtype=np.int64)
         self.lane_end = np.full(nd, now)
         self.consecutive_failures = np.zeros(nd, dtype=np.int64)
+        self.soft_dropped: set[int] = set()  # dropped for failing in a row, not lost
         self.last_end = np.full(nd, -np.inf)  # when our latest job on the device finished
         self.jobs: dict[int, JobRecord] = {}
         self.ghosts: dict[int, JobRecord] = {}  # failed stragglers whose copies still run
