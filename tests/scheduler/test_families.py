@@ -145,3 +145,14 @@ def test_least_busy_resubmits_to_the_next_least_busy_device() -> None:
     assert run.stats.delivered == 200 and run.stats.dropped == [0]
     assert run.stats.failovers > 0
     assert run.stats.circuits[1] > 0 and run.stats.circuits[2] == 0  # next least busy: b
+
+
+def test_a_failing_device_that_alone_fits_a_circuit_is_kept() -> None:
+    # device 0 fails half its jobs (transiently) and is the only one wide enough: failing
+    # three times in a row must not drop it (nothing else can run those circuits)
+    wide = SimDevice("wide", num_qubits=20, median_wait_s=30.0, failure_rate=0.5)
+    narrow = SimDevice("narrow", num_qubits=4, median_wait_s=30.0)
+    work = Workload((SimCircuit(8, 10, 60, 20, shots=1000),), (1.0,), 120)
+    for seed in range(3):
+        r = simulate([wide, narrow], work, policy="fastest", seed=seed)
+        assert r.per_device[0]["circuits"] == 120 and r.retries > 0
