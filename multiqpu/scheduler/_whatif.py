@@ -99,6 +99,7 @@ def lower_bound(
     start_s: float = 0.0,
     fidelity_loss: float | None = None,
     floor: bool = False,
+    used: np.ndarray | None = None,
 ) -> float:
     """The fluid lower bound for every device ``policy`` may ever use (real waits and speeds).
 
@@ -108,8 +109,10 @@ def lower_bound(
     shared by the largest allowed jobs. Eligibility: ``fastest``/``cheapest``/``balanced``,
     every device that fits (``balanced`` may use any when ``max_slowdown`` binds; with
     ``max_slowdown=None``, those above its per-circuit floor, ``FLOOR_MARGINS`` x
-    ``margin`` below the class's best device); ``most_accurate``, the most accurate
-    device(s). ``fidelity_loss``: also lose at most that
+    ``margin`` below the class's best device); ``most_accurate``, the devices the run
+    used (``used``): it can move work off its most accurate device (a lost or failing
+    device, a late session's rescue), and no schedule on the devices it used can beat
+    the bound over them. ``fidelity_loss``: also lose at most that
     much estimated fidelity, summed over the circuits, against each circuit's most accurate
     device (pass what the run lost: no schedule that loses no more can finish earlier).
     ``queues`` must be a fresh copy of the run's queue process (same seed), as it only moves
@@ -130,15 +133,8 @@ def lower_bound(
         fid = np.where(may, t.fidelity, -np.inf)
         best = fid.max(axis=1, initial=-np.inf)[:, None]
         may = may & (fid >= best * (1.0 - min(FLOOR_MARGINS * margin, 1.0)) - 1e-12)
-    elif policy == "most_accurate":
-        # the most accurate live device(s): as devices are lost, the next ones
-        may = np.zeros_like(t.fits)
-        gone = sorted((d.lost_at, k) for k, d in enumerate(devices) if d.lost_at is not None)
-        for lost in [None, *gone]:
-            if lost is not None:
-                alive[lost[1]] = False
-            if alive.any():
-                may |= masks("most_accurate", floor=t.floor, margin=margin, **common).preferred
+    if policy == "most_accurate" and used is not None:
+        may = may & np.asarray(used, dtype=bool)[None, :]
     loss = None
     if fidelity_loss is not None:
         top = np.where(may, t.fidelity, -np.inf).max(axis=1, initial=-np.inf)
@@ -243,6 +239,7 @@ def simulate(
             margin=config.fidelity_margin,
             fidelity_loss=lost,
             floor=config.max_slowdown is None,
+            used=st.circuits > 0,
         )
     return SimulationResult(
         policy=policy,
