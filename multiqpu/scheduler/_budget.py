@@ -25,6 +25,7 @@ PLAN_RESERVE = 0.1  # balanced: share of the fidelity budget left unplanned, for
 # balanced: a plan bound by max_slowdown aims at this share of the slowdown allowed (1 +
 # SLOWDOWN_AIM x (max_slowdown - 1)): estimates err, most on the devices a plan loads most
 SLOWDOWN_AIM = 0.5
+LATE_GUARD = False
 
 
 def budget_plan(core: CoreState, *, force: bool = False) -> np.ndarray:
@@ -83,8 +84,10 @@ def budget_plan(core: CoreState, *, force: bool = False) -> np.ndarray:
             t_fast, _ = fluid_plan(movable, core.x, start, eligible)
             aim = 1.0 + SLOWDOWN_AIM * (slowdown - 1.0)
             busy = core.alive & (core.local_count > 0)
-            late = busy.any() and (
-                float(core.finish_times(now)[busy].max()) - now > slowdown * t_fast
+            late = (
+                LATE_GUARD
+                and busy.any()
+                and (float(core.finish_times(now)[busy].max()) - now > slowdown * t_fast)
             )
             if late and np.isfinite(t_fast):
                 # what is committed already runs later than max_slowdown allows: the rest
