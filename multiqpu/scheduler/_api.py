@@ -200,7 +200,7 @@ async def resume(
         raise InvalidInputError("resume needs the journal the run was recorded in")
     try:
         info = jr.run_info(run_id)  # raises JobError for an unknown run id
-        # options this version no longer has (max_slowdown, patience_s) are dropped, so an
+        # options this version no longer has (patience_s) are dropped, so an
         # older run resumes; an option passed here is still checked by parse_options
         stored = {k: v for k, v in dict(info.options).items() if k in Options.__dataclass_fields__}
         stored.pop("journal", None)

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["fluid_lower_bound", "fluid_plan"]
+__all__ = ["fluid_lower_bound", "fluid_min_loss", "fluid_plan"]
 
 
 def fluid_plan(
@@ -93,3 +93,48 @@ def fluid_lower_bound(
 ) -> float:
     """``counts`` (C,), ``seconds`` and ``eligible`` (C, D), ``waits`` (D,); see module doc."""
     return fluid_plan(counts, seconds, waits, eligible, loss=loss, budget=budget)[0]
+
+
+def fluid_min_loss(
+    counts: np.ndarray,
+    seconds: np.ndarray,
+    waits: np.ndarray,
+    eligible: np.ndarray,
+    loss: np.ndarray,
+    horizon: float,
+) -> np.ndarray | None:
+    """The split ``x`` (C, D) that loses least fidelity (``sum x loss``) among those that
+    finish by ``horizon`` (every device ``d`` works at most ``horizon - waits[d]``); None
+    when no split does."""
+    from scipy.optimize import linprog
+
+    counts = np.asarray(counts, dtype=float)
+    n_all, n_d = seconds.shape
+    rows = np.flatnonzero(counts > 0)
+    if len(rows) == 0:
+        return np.zeros((n_all, n_d))
+    cap = np.maximum(horizon - np.asarray(waits, dtype=float), 0.0)
+    usable = np.flatnonzero(cap > 0)
+    sub = eligible[np.ix_(rows, usable)]
+    if len(usable) == 0 or not sub.any(axis=1).all():
+        return None
+    ci, di = np.nonzero(sub)
+    nv = len(ci)
+    a_eq = np.zeros((len(rows), nv))
+    a_eq[ci, np.arange(nv)] = 1.0
+    a_ub = np.zeros((len(usable), nv))
+    a_ub[di, np.arange(nv)] = seconds[rows[ci], usable[di]]
+    res = linprog(
+        loss[rows[ci], usable[di]],
+        A_ub=a_ub,
+        b_ub=cap[usable],
+        A_eq=a_eq,
+        b_eq=counts[rows],
+        bounds=[(0, None)] * nv,
+        method="highs",
+    )
+    if res.status != 0:
+        return None
+    plan = np.zeros((n_all, n_d))
+    plan[rows[ci], usable[di]] = res.x
+    return plan

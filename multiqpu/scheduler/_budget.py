@@ -22,16 +22,27 @@ from multiqpu.scheduler._waterfill import capped_waterfill, waterfill
 __all__ = ["PLAN_RESERVE", "budget_plan", "within_budget", "within_quota"]
 
 PLAN_RESERVE = 0.1  # balanced: share of the fidelity budget left unplanned, for later plans
+# balanced: a plan bound by max_slowdown aims at this share of the slowdown allowed (1 +
+# SLOWDOWN_AIM x (max_slowdown - 1)): estimates err, most on the devices a plan loads most
+SLOWDOWN_AIM = 0.5
+LATE_GUARD = False
 
 
 def budget_plan(core: CoreState, *, force: bool = False) -> np.ndarray:
     """``balanced``: (C, D) the devices each class may run on, from the fluid plan (see
-    _bounds) of the work not yet submitted, on the estimated waits and speeds: the split
-    that finishes earliest while what it loses against each circuit's most accurate
-    device stays within (1 - PLAN_RESERVE) of what is left of the fidelity budget. A class
-    may use every device at least as accurate as the least accurate one the plan gives
-    it. Re-planned after every 5 % of the tasks is delivered (estimates have moved, and
-    what was spent is known) and when a device is dropped."""
+    _bounds) of the work not yet submitted, on the estimated waits and speeds.
+
+    The plan is the split that finishes earliest while what it loses against each
+    circuit's most accurate device stays within (1 - PLAN_RESERVE) of what is left of the
+    fidelity budget, on the devices above the per-circuit floor. With ``max_slowdown``
+    (``s``): when that plan would finish later than ``s`` times the fastest plan on the
+    same estimates (every device that fits, any fidelity), or when no such plan exists,
+    the plan is instead the split that loses least among those that finish within ``s``
+    times the fastest one, and the fidelity budget grows to what it loses (the run is
+    bound by ``max_slowdown``). A class may use every device at least as accurate as the
+    least accurate one the plan gives it. Re-planned after every 5 % of the tasks is
+    delivered (estimates have moved, and what was spent is known) and when a device is
+    dropped."""
     delivered = core.stats.delivered
     if (
         core.plan is not None
@@ -39,7 +50,7 @@ def budget_plan(core: CoreState, *, force: bool = False) -> np.ndarray:
         and delivered - core.planned_at < max(1, core.total // 20)
     ):
         return core.plan
-    from multiqpu.scheduler._bounds import fluid_plan
+    from multiqpu.scheduler._bounds import fluid_min_loss, fluid_plan
     from multiqpu.scheduler._policy import FLOOR_MARGINS
 
     t = core.tables
@@ -50,34 +61,73 @@ def budget_plan(core: CoreState, *, force: bool = False) -> np.ndarray:
         for _, cls in dev.local:
             movable += np.bincount(cls, minlength=n_c)
             local_loss += float(core.loss[cls, d].sum())
-    ok = t.fits & core.alive[None, :] & (t.fidelity >= t.floor[:, None])
-    fid = np.where(ok, t.fidelity, -np.inf)
+    eligible = t.fits & core.alive[None, :] & (t.fidelity >= t.floor[:, None])
+    fid = np.where(eligible, t.fidelity, -np.inf)
     best = fid.max(axis=1, initial=-np.inf)
-    ok &= (
+    ok = eligible & (
         fid
         >= (best * (1.0 - min(FLOOR_MARGINS * core.config.fidelity_margin, 1.0)))[:, None] - 1e-12
     )
     # before any plan: the most accurate devices only
-    keep = ok & (fid >= best[:, None] - 1e-12) if core.plan is None else core.plan
-    plan = None
+    keep = ok & (fid >= best[:, None] - 1e-12) if core.plan is None else core.plan & ok
+    plan, bound = None, "fidelity_margin"
+    wide = ok
     if movable.sum() > 0 and ok.any():
         now = core.now
         start = np.where(core.alive, np.maximum(core.lane_end, now + core.wait) - now, np.inf)
         left = core.fidelity_free() + local_loss
-        _, plan = fluid_plan(
+        t_plan, plan = fluid_plan(
             movable, core.x, start, ok, loss=core.loss, budget=(1.0 - PLAN_RESERVE) * left
         )
+        slowdown = core.config.max_slowdown
+        if slowdown is not None:
+            t_fast, _ = fluid_plan(movable, core.x, start, eligible)
+            aim = 1.0 + SLOWDOWN_AIM * (slowdown - 1.0)
+            busy = core.alive & (core.local_count > 0)
+            late = (
+                LATE_GUARD
+                and busy.any()
+                and (float(core.finish_times(now)[busy].max()) - now > slowdown * t_fast)
+            )
+            if late and np.isfinite(t_fast):
+                # what is committed already runs later than max_slowdown allows: the rest
+                # is placed as fastest would (any device that fits, no fidelity quota)
+                # until the estimates say the run is back within the limit
+                core.quota = None
+                core.plan = eligible.copy()
+                core.planned_at = delivered
+                core.stats.limits["max_slowdown"] = core.stats.limits.get("max_slowdown", 0) + 1
+                return core.plan
+            if np.isfinite(t_fast) and not t_plan <= aim * t_fast:
+                quick = fluid_min_loss(movable, core.x, start, eligible, core.loss, aim * t_fast)
+                if quick is not None:
+                    plan, bound, wide = quick, "max_slowdown", eligible
+                    need = float((quick * core.loss).sum())
+                    # the fidelity budget grows to what this plan loses (with room for
+                    # the reserves held back from placement)
+                    core.fidelity_budget = max(
+                        core.fidelity_budget, (core.fidelity_spent - local_loss + need) / 0.8
+                    )
     if plan is None:  # nothing to plan, or the budget is spent: carry on as planned
         use = keep
         if movable.sum() > 0:  # spent: new work goes to the most accurate devices
             core.quota = np.zeros(n_c)
+            bound = "fidelity_margin"
     else:
         core.quota = (plan * core.loss).sum(axis=1)
         # a class may run on every device at least as accurate as the least accurate one
         # the plan gives it (water-filling then balances them); classes with nothing to
         # plan keep their devices
         low = np.where(plan > 1e-6, t.fidelity, np.inf).min(axis=1)
-        use = np.where((movable > 0)[:, None], ok & (t.fidelity >= low[:, None] - 1e-12), keep)
+        use = np.where((movable > 0)[:, None], wide & (t.fidelity >= low[:, None] - 1e-12), keep)
+    # a class left without a live device (its planned ones were lost): its most accurate
+    # live device; and the default floor is soft: if it excludes every live device that
+    # fits, the work goes there anyway (only a fidelity_floor the user set is hard)
+    empty = ~use.any(axis=1)
+    if empty.any():
+        use[empty] = (eligible & (fid >= best[:, None] - 1e-12))[empty]
+    if movable.sum() > 0:
+        core.stats.limits[bound] = core.stats.limits.get(bound, 0) + 1
     core.plan = use
     core.planned_at = delivered
     return use

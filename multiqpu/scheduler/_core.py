@@ -83,6 +83,8 @@ class Core:
             sessions=sessions,
         )
         _estimates.refresh(self.state)
+        self._free_key = b""
+        self._next_look = now
 
     @property
     def stats(self) -> Stats:
@@ -116,10 +118,23 @@ class Core:
         if not core.front and core.source.remaining == 0:
             _placement.steal(core, now)
         subs = _placement.batches(core, now)
-        if core.config.hedging and not core.front and core.source.remaining == 0:
-            subs.extend(_hedging.hedges(core, now))
-        if core.config.redundancy > 0:
-            subs.extend(_hedging.copies(core, now))
+        # hedges and copies are looked for when a device became free or, otherwise, at
+        # most every 1 % of the time elapsed (they only change as jobs age)
+        free = core.alive & (core.local_count == 0) & (core.inflight < core.slots)
+        key = free.tobytes()
+        if key != self._free_key or now >= self._next_look:
+            self._free_key = key
+            found = 0
+            if core.config.hedging and not core.front and core.source.remaining == 0:
+                hedged = _hedging.hedges(core, now)
+                found += len(hedged)
+                subs.extend(hedged)
+            if core.config.redundancy > 0:
+                copied = _hedging.copies(core, now)
+                found += len(copied)
+                subs.extend(copied)
+            if not found:
+                self._next_look = now + max(1e-3, 0.01 * (now - core.stats.start))
         core.stats.core_s += time.perf_counter() - tic
         return subs
 

@@ -75,7 +75,15 @@ def refresh(core: CoreState, d: int | None = None) -> None:
         core.wait[cols] = wait
         core.overhead[cols] = overhead
     core.job_s[cols] = np.maximum(per_job * mean_task, 1e-6)  # work per job, seconds
-    core.x[:, cols] = per_task + (overhead / per_job)[None, :] + EPS  # amortised
+    # a device that queues every job (no session) runs at most ``conc`` jobs per mean
+    # wait plus run: with heavy-tailed waits and small jobs (one circuit a task on ion and
+    # neutral-atom devices) that, not its speed, bounds what it gets through
+    sigma = np.minimum(lr.wait_sigma()[cols], 2.0)
+    wait_mean = (lr.wait()[cols] + 1.0) * np.exp(0.5 * sigma**2) - 1.0
+    job_run = overhead + per_job * mean_task
+    queued = np.where(core.session_ttl[cols] > 0, 0.0, (wait_mean + job_run) / (conc * per_job))
+    extra = np.maximum(queued - job_run / per_job, 0.0)
+    core.x[:, cols] = per_task + (overhead / per_job + extra)[None, :] + EPS  # amortised
     # commit up to a full pipeline of the largest jobs beyond the wait: work that will not
     # start before that stays unplaced, to be placed later with fresher estimates
     core.horizon[cols] = wait + conc * np.maximum(

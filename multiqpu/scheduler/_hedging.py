@@ -106,7 +106,13 @@ def hedges(core: CoreState, now: float) -> list[Submission]:
         free_mask[list(free)] = True
         free_mask[job.device] = False
         # off a late session, any allowed device will do
-        mask = rescue_mask(core) if stuck(core, job.device, now) else core.masks.preferred
+        # (balanced, a late job: any device that fits, within the fidelity budget below)
+        if stuck(core, job.device, now):
+            mask = rescue_mask(core)
+        elif core.config.policy == "balanced" and late(core, job, now):
+            mask = core.masks.allowed
+        else:
+            mask = core.masks.preferred
         ok = mask[np.unique(job.cls)].all(axis=0) & free_mask
         devs = np.flatnonzero(ok)
         if len(devs) == 0:
@@ -116,7 +122,8 @@ def hedges(core: CoreState, now: float) -> list[Submission]:
         wait_hi = core.wait_quantile(1.0)[devs]
         start = np.maximum(core.lane_end[devs], now + wait_hi) + core.overhead[devs]
         per_task = speed[devs] * core.tables.raw_s[job.cls][:, devs].mean(axis=0) + EPS
-        room = np.array([core.max_batch[d] * free[int(d)] for d in devs], dtype=np.int64)
+        # (a device whose speed is unknown takes probes of one circuit only)
+        room = np.array([core.batch_limit(int(d)) * free[int(d)] for d in devs], dtype=np.int64)
         n = capped_waterfill(start, per_task, len(job.idx), room)
         if n.sum() < len(job.idx):
             continue
@@ -153,7 +160,7 @@ def hedges(core: CoreState, now: float) -> list[Submission]:
         pos = 0
         for d, k in zip(devs.tolist(), n.tolist(), strict=True):
             while k > 0:
-                m = min(k, int(core.max_batch[d]))
+                m = min(k, core.batch_limit(d))
                 part = np.arange(pos, pos + m)
                 subs.append(
                     core.register(
@@ -206,18 +213,25 @@ def copies(core: CoreState, now: float) -> list[Submission]:
     lo = core.wait_quantile(COPY_Z)
     subs: list[Submission] = []
     free = {int(d): int(core.slots[d] - core.inflight[d]) for d in idle}
-    for start, job in waiting:
+    for start, job in waiting[: 4 * len(free) + 4]:  # the latest to start first
         if not free:
             break
         ucls = np.unique(job.cls)
-        best, best_start = -1, start
+        # judged by when the copy would finish, not start: a device with a short queue but
+        # slow for these circuits is no refuge
+        best, best_end = -1, start + job.exec_s
         holders = {core.jobs[h].device for h in job.hedges if h in core.jobs}
+        speed = core.learner.speed()
         for d in free:
             if d == job.device or d in holders or not core.masks.preferred[ucls, d].all():
                 continue
-            s_d = max(now + lo[d], core.lane_end[d])
-            if s_d < best_start:
-                best, best_start = d, s_d
+            start_d = max(now + lo[d], core.lane_end[d])
+            if start_d >= best_end:
+                continue
+            run = core.overhead[d] + speed[d] * float(core.tables.raw_s[job.cls, d].sum())
+            end_d = start_d + run
+            if end_d < best_end:
+                best, best_end = d, end_d
         if best < 0:
             continue
         extra, dearer = 0.0, 0.0

@@ -31,6 +31,11 @@ class Options:
             this (relative) of what ``most_accurate`` would reach (a fidelity budget for the
             whole run, not a per-circuit margin); no circuit goes to a device more than 5x
             this below its best one.
+        max_slowdown: ``balanced`` only: the plan's makespan is never longer than this
+            times that of the fastest plan on the same estimates (every device that fits,
+            any fidelity); within it, the plan is as accurate as the fidelity margin asks
+            or, when that is too slow, as accurate as it can be. Default 1.5. Setting
+            ``fidelity_margin`` without it makes the margin a hard target (None).
         budget_usd: total spend allowed (estimated prices); placement keeps it feasible.
             Devices that cannot price a circuit (``estimate_cost`` fails) are not used for
             it when a budget is set; a circuit no device can price is refused up front.
@@ -67,6 +72,7 @@ class Options:
     policy: PolicyName = "balanced"
     fidelity_floor: float | None = None
     fidelity_margin: float = 0.02
+    max_slowdown: float | None = 1.5
     budget_usd: float | None = None
     deadline_s: float | None = None
     concurrency: int | Mapping[str, int] | None = None
@@ -115,7 +121,11 @@ def parse_options(policy: str = "balanced", **options: Any) -> Options:
         )
     if policy not in POLICIES:
         raise InvalidInputError(f"unknown policy {policy!r}; choose one of {', '.join(POLICIES)}")
+    if "fidelity_margin" in options and "max_slowdown" not in options:
+        options["max_slowdown"] = None  # a margin the user set is a hard target
     opts = Options(policy=policy, **options)
+    if opts.max_slowdown is not None and _number("max_slowdown", opts.max_slowdown) < 1.0:
+        raise InvalidInputError(f"max_slowdown must be >= 1, got {opts.max_slowdown!r}")
     if opts.fidelity_floor is not None:
         _number("fidelity_floor", opts.fidelity_floor, high=1.0)
     _number("fidelity_margin", opts.fidelity_margin, high=1.0)

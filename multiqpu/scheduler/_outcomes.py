@@ -18,7 +18,15 @@ from multiqpu.scheduler._estimates import refresh, refresh_masks, update_session
 from multiqpu.scheduler._records import Delivery, JobRecord
 from multiqpu.scheduler._state import CoreState
 
-__all__ = ["abandon", "drop", "fail", "on_done", "on_failed", "requeue_uncovered"]
+__all__ = [
+    "abandon",
+    "drop",
+    "fail",
+    "last_resort",
+    "on_done",
+    "on_failed",
+    "requeue_uncovered",
+]
 
 
 def abandon(core: CoreState, job: JobRecord, now: float) -> None:
@@ -147,10 +155,25 @@ def on_failed(core: CoreState, job_id: int, now: float, *, permanent: bool) -> t
     core.consecutive_failures[d] += 1
     core.stats.retries += fail(core, job)
     cancel: tuple[int, ...] = ()
-    if permanent or core.consecutive_failures[d] >= core.config.max_failures:
+    if permanent:
         cancel = drop(core, d, now)
+    elif core.consecutive_failures[d] >= core.config.max_failures:
+        if last_resort(core, d):
+            # failing, but the only live device some remaining circuit may use: keep trying
+            # it (transient failures; a device really gone fails permanently)
+            core.consecutive_failures[d] = 0
+        else:
+            cancel = drop(core, d, now)
+            core.soft_dropped.add(d)  # it may come back if a loss leaves nothing else
     core.lane(d, now)
     return cancel
+
+
+def last_resort(core: CoreState, d: int) -> bool:
+    """Device ``d`` is the only live device allowed for some circuit still to deliver."""
+    allowed = core.masks.allowed & core.alive[None, :]
+    others = allowed.sum(axis=1) - allowed[:, d]
+    return bool(((core.remaining_by_class > 0) & allowed[:, d] & (others == 0)).any())
 
 
 def drop(core: CoreState, d: int, now: float) -> tuple[int, ...]:
@@ -171,8 +194,17 @@ def drop(core: CoreState, d: int, now: float) -> tuple[int, ...]:
         cancel.append(job.job_id)
         moved += fail(core, job)
     core.stats.failovers += moved
+    core.soft_dropped.discard(d)
     refresh_masks(core, force=True)
     bad = core.unplaceable_classes()
+    if len(bad) and core.soft_dropped:
+        # devices dropped for failing in a row (not lost) come back rather than fail the run
+        for k in sorted(core.soft_dropped):
+            core.alive[k] = True
+            core.consecutive_failures[k] = 0
+        core.soft_dropped.clear()
+        refresh_masks(core, force=True)
+        bad = core.unplaceable_classes()
     if len(bad):
         raise DeviceUnavailableError(
             f"no device left that can run {int(core.remaining_by_class[bad].sum())} "

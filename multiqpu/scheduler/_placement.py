@@ -24,7 +24,26 @@ from multiqpu.scheduler._records import Submission
 from multiqpu.scheduler._state import SESSION_OPENER, SESSION_SPLIT, CoreState
 from multiqpu.scheduler._waterfill import capped_waterfill, fluid_level, waterfill
 
-__all__ = ["assign", "batches", "form_job", "move_tail", "place", "put", "steal", "take"]
+__all__ = [
+    "JOB_FRACTION",
+    "PROBE_FRACTION",
+    "assign",
+    "batches",
+    "form_job",
+    "move_tail",
+    "place",
+    "plan_end",
+    "put",
+    "steal",
+    "take",
+]
+
+# a job holds at most this share of the remaining plan (by the estimates): a device that
+# turns out slower than expected holds up little, and slow devices get small jobs
+JOB_FRACTION = 0.25
+# a device whose speed is unknown gets a probe (one circuit) first, only a circuit it is
+# expected to finish within this share of the remaining plan
+PROBE_FRACTION = 0.1
 
 
 def take(core: CoreState, n: int) -> tuple[np.ndarray, np.ndarray]:
@@ -72,6 +91,7 @@ def place(core: CoreState, now: float) -> None:
         F = core.finish_times(now)
         cap = now + core.horizon
         level, xbar = plan_level(core, F)
+        core.plan_end = max(level, now)
         limit = np.minimum(level, cap)
         room = np.where(core.alive, np.maximum(limit - F, 0.0), 0.0)
         idle = core.alive & (core.local_count == 0) & (core.inflight < core.slots)
@@ -122,6 +142,14 @@ def place_chunk(
             for d in np.flatnonzero(core.needs_probe & core.masks.preferred[c] & core.alive):
                 if a == b:
                     break
+                # the circuit of the group quickest there, if that is small next to the plan
+                i = a + int(np.argmin(core.x[cls_sorted[a:b], d]))
+                if core.x[int(cls_sorted[i]), d] > PROBE_FRACTION * (core.plan_end - now):
+                    continue
+                if i != a:  # move it to the front of the group
+                    idx_sorted[[a, i]] = idx_sorted[[i, a]]
+                    cls_sorted[[a, i]] = cls_sorted[[i, a]]
+                c = int(cls_sorted[a])
                 if core.quota is not None and core.loss[c, d] > min(
                     max(float(core.quota[c]), 0.0), core.fidelity_left()
                 ):
@@ -136,6 +164,7 @@ def place_chunk(
                 a += 1
             if a == b:
                 continue
+            c = int(cls_sorted[a])
         g_cls = cls_sorted[a:b]
         n_by_dev = assign(core, c, g_cls, F, limit, cap)
         if n_by_dev is None:
@@ -195,10 +224,13 @@ def assign(
             wider = np.flatnonzero(core.masks.allowed[c] & core.alive)
             if len(wider) > len(sel):
                 sel = wider
+                core.stats.limits["deadline_s"] = core.stats.limits.get("deadline_s", 0) + 1
     restricted = False
     if core.config.budget_usd is not None:
         cheap = within_budget(core, c, k, sel, F)
         restricted = len(cheap) < len(sel) or not np.array_equal(cheap, sel)
+        if restricted:
+            core.stats.limits["budget_usd"] = core.stats.limits.get("budget_usd", 0) + 1
         sel = cheap
     Fs, xs = F[sel], xc[sel]
     # the plan level assumed the policy's devices; under a budget squeeze only the
@@ -283,9 +315,29 @@ def move_tail(core: CoreState, v: int, d: int, j: int, c: int) -> None:
 
 
 # ------------------------------------------------------------------ batches
+def plan_end(core: CoreState, now: float) -> float:
+    """When the work not yet submitted (queued on devices and unplaced) would be done if it
+    were spread over the live devices as a fluid, each from when it is free."""
+    start = np.maximum(core.lane_end, now + core.wait)
+    n = float(core.local_count.sum() + core.unplaced_by_class.sum())
+    ok = core.alive & np.isfinite(start)
+    if n <= 0 or not ok.any():
+        return now
+    _, xbar = plan_level(core, start)
+    # devices that take none of the unplaced work: their own queue's mean task time
+    own = core.local_work / np.maximum(core.local_count, 1)
+    xbar = np.where(xbar > 0, xbar, own)
+    ok &= xbar > 0
+    if not ok.any():
+        return now
+    return fluid_level(start[ok], xbar[ok], np.full(int(ok.sum()), n), n)
+
+
 def batches(core: CoreState, now: float) -> list[Submission]:
     subs: list[Submission] = []
     ready = np.flatnonzero(core.alive & (core.local_count > 0) & (core.inflight < core.slots))
+    if len(ready):
+        core.plan_end = max(plan_end(core, now), now)
     for d in ready.tolist():
         while core.local_count[d] > 0 and core.inflight[d] < core.slots[d]:
             subs.append(form_job(core, d, now))
@@ -296,7 +348,7 @@ def batches(core: CoreState, now: float) -> list[Submission]:
 def form_job(core: CoreState, d: int, now: float) -> Submission:
     local = core.dev[d].local
     group = int(core.tables.group[int(local[0][1][0])])
-    limit = int(core.max_batch[d])
+    limit = core.batch_limit(d)  # one circuit (a probe) while its speed is unknown
     if core.session_ttl[d] > 0 and not core.live[d] and core.inflight[d] == 0:
         limit = SESSION_OPENER  # the session's first job: it may wait long in the queue
     # split what is queued here over the free slots: submitted now, it all waits in the
@@ -309,6 +361,9 @@ def form_job(core: CoreState, d: int, now: float) -> Submission:
         # 1/SESSION_SPLIT of it, so they shrink towards the end
         share = core.local_work[d] / SESSION_SPLIT
     target = max(4.0 * core.overhead[d], core.config.min_job_s, share)
+    # no job longer than a share of the remaining plan (at least one circuit is taken)
+    # (min_job_s, when set, still wins)
+    target = min(target, max(JOB_FRACTION * (core.plan_end - now), core.config.min_job_s))
     x = core.x[:, d]
     taken_idx: list[np.ndarray] = []
     taken_cls: list[np.ndarray] = []

@@ -82,9 +82,10 @@ def masks(
         if planned is None:
             per_circuit = eligible & (fid >= best * (1.0 - margin) - 1e-12)
             return Masks(per_circuit, per_circuit)
-        floor_rel = best * (1.0 - min(FLOOR_MARGINS * margin, 1.0))
-        preferred = eligible & (fid >= floor_rel - 1e-12) & planned
-        return Masks(preferred, preferred)
+        # the plan already keeps to the per-circuit floor unless max_slowdown bound it;
+        # a deadline the user set may use any device that fits
+        preferred = eligible & planned
+        return Masks(preferred, eligible)
     if policy == "fastest":
         return Masks(eligible, eligible)
     if policy == "most_accurate":

@@ -111,6 +111,7 @@ def core_config(opts: Options) -> CoreConfig:
     return CoreConfig(
         policy=opts.policy,
         fidelity_margin=opts.fidelity_margin,
+        max_slowdown=opts.max_slowdown,
         budget_usd=opts.budget_usd,
         deadline_at=opts.deadline_s,
         hedging=opts.hedging,

@@ -120,6 +120,10 @@ class RunReport:
 
     ``total_cost_usd`` excludes circuits whose price was unknown; ``unpriced_devices`` names
     the devices that could not price some circuit of the run (whether or not they ran it).
+    ``limits`` counts what bound the run's placement decisions: ``"fidelity_margin"`` /
+    ``"max_slowdown"`` per ``balanced`` plan, ``"deadline_s"`` / ``"budget_usd"`` per
+    placement that the user's deadline widened or budget narrowed; ``bound_by`` names the
+    one that bound most (see docs/scheduler.md, "Which limit bound the run").
     """
 
     run_id: str
@@ -142,6 +146,8 @@ class RunReport:
     dropped_devices: tuple[str, ...] = ()
     extra: Mapping[str, Any] = field(default_factory=dict)
     unpriced_devices: tuple[str, ...] = ()
+    #: which limits bound placement decisions, and how often (see ``bound_by``)
+    limits: Mapping[str, int] = field(default_factory=dict)
     #: every job of the run, in creation order (:class:`~multiqpu.scheduler.JobSpan`)
     timeline: tuple[JobSpan, ...] = ()
 
@@ -153,6 +159,11 @@ class RunReport:
 
         return plot_report(self, kind, path, **kwargs)
 
+    @property
+    def bound_by(self) -> str | None:
+        """The limit that bound most of the run's placement decisions (None: none did)."""
+        return max(self.limits, key=lambda k: self.limits[k]) if self.limits else None
+
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
         out["devices"] = [asdict(d) for d in self.devices]
@@ -160,6 +171,7 @@ class RunReport:
         out["unpriced_devices"] = list(self.unpriced_devices)
         out["extra"] = dict(self.extra)
         out["timeline"] = [asdict(s) for s in self.timeline]
+        out["limits"] = dict(self.limits)
         return out
 
     def to_json(self, **kwargs: Any) -> str:
@@ -220,6 +232,10 @@ class RunReport:
             f"{self.hedges} ({self.hedges_won} won), steals {self.steals}, failovers "
             f"{self.failovers}, cached {self.from_cache}, from journal {self.from_journal}"
         )
+        if self.limits:
+            table.caption += f"; bound by {self.bound_by} " + (
+                "(" + ", ".join(f"{k}: {v}" for k, v in sorted(self.limits.items())) + ")"
+            )
         if self.unpriced_devices:
             table.caption += (
                 "; no price known on " + ", ".join(self.unpriced_devices) + " for some circuits"
@@ -334,4 +350,5 @@ def build_report(
         extra={"errors": dict(errors)} if errors else {},
         unpriced_devices=unpriced,
         timeline=timeline,
+        limits=dict(st.limits),
     )

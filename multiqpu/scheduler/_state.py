@@ -64,6 +64,9 @@ class CoreConfig:
     redundancy: int
     policy: PolicyName = "balanced"
     fidelity_margin: float = 0.02
+    # balanced: never plan a makespan longer than this times the fastest plan's on the same
+    # estimates (None: the fidelity margin is a hard target)
+    max_slowdown: float | None = 1.5
     budget_usd: float | None = None
     deadline_at: float | None = None
     hedging: bool = True
@@ -123,6 +126,7 @@ class CoreState:
         self.inflight = np.zeros(nd, dtype=np.int64)
         self.lane_end = np.full(nd, now)
         self.consecutive_failures = np.zeros(nd, dtype=np.int64)
+        self.soft_dropped: set[int] = set()  # dropped for failing in a row, not lost
         self.last_end = np.full(nd, -np.inf)  # when our latest job on the device finished
         self.jobs: dict[int, JobRecord] = {}
         self.ghosts: dict[int, JobRecord] = {}  # failed stragglers whose copies still run
@@ -148,6 +152,7 @@ class CoreState:
         self.quota: np.ndarray | None = None
         self.chunk = 1024  # tasks taken from the source per placement round (adapted)
         self.now = now  # the time of the latest pump
+        self.plan_end = now  # when the work not yet submitted is expected done (fluid)
         self.stale = 0  # device estimates refreshed since the masks were
         # devices never seen get one single-circuit job early, so their real wait is learned
         # (a probe that turns out slow is hedged like any straggler)
@@ -166,6 +171,13 @@ class CoreState:
         self.min_price = np.zeros(nc)  # cheapest allowed price per class
 
     # ------------------------------------------------------------------ derived views
+    def batch_limit(self, d: int) -> int:
+        """Circuits a job on device ``d`` may hold: one (a probe) while its speed is
+        unknown (no job of ours finished there yet), else its ``max_circuits_per_job``."""
+        if self.config.explore and self.learner.jobs[d] == 0:
+            return 1
+        return int(self.max_batch[d])
+
     def wait_quantile(self, z: float) -> np.ndarray:
         """The learner's wait quantile, or SESSION_WAIT_S where a session is live."""
         w = self.learner.wait_quantile(z)

@@ -45,6 +45,9 @@ class Stats:
         self.probes = 0
         self.redundant = 0  # queued copies submitted (see _hedging.copies)
         self.dropped: list[int] = []
+        # balanced: which limit bound each plan ("fidelity_margin" / "max_slowdown"), and
+        # the limits a run met otherwise ("deadline_s", "budget_usd", "soft_floor")
+        self.limits: dict[str, int] = {}
 
     def record(
         self,

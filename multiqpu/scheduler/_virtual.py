@@ -23,11 +23,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from multiqpu.scheduler._core import Core, CoreConfig, Delivery, Submission
+from multiqpu.scheduler._baselines import FixedCore
+from multiqpu.scheduler._core import Core, CoreConfig, Submission
 from multiqpu.scheduler._learning import DeviceKnowledge, Learner
 from multiqpu.scheduler._simfleet import SESSION_LATENCY_S, SimDevice, Workload, fleet_arrays
 from multiqpu.scheduler._stats import Stats
-from multiqpu.scheduler._tables import ClassTables, StreamSource, TaskSource
+from multiqpu.scheduler._tables import ClassTables, StreamSource
 
 __all__ = ["REDUNDANCY", "QueueProcess", "SimRun", "run_virtual"]
 
@@ -155,79 +156,6 @@ def tables_for(devices: Sequence[SimDevice], workload: Workload) -> ClassTables:
     )
 
 
-class _FixedCore:
-    """A baseline placer with the core's driver interface: a fixed device per task,
-    jobs of ``max_circuits_per_job``, failed jobs resubmitted to the same device."""
-
-    def __init__(
-        self,
-        tables: ClassTables,
-        source: TaskSource,
-        device_of: np.ndarray,
-        devices: Sequence[SimDevice],
-    ) -> None:
-        self.t = tables
-        nd = tables.n_devices
-        idx, cls = source.take(source.total)
-        self.queues: list[deque[tuple[np.ndarray, np.ndarray]]] = [deque() for _ in range(nd)]
-        for d in range(nd):
-            sel = device_of == d
-            if sel.any():
-                self.queues[d].append((idx[sel], cls[sel]))
-        self.conc = np.array([dev.max_concurrent_jobs for dev in devices])
-        self.batch = np.array([dev.max_circuits_per_job for dev in devices])
-        self.inflight = np.zeros(nd, dtype=np.int64)
-        self.jobs: dict[int, Submission] = {}
-        self.stats = Stats(nd, start=0.0)
-        self.total = len(idx)
-        self._next = 0
-
-    def pump(self, now: float) -> list[Submission]:
-        subs = []
-        for d, q in enumerate(self.queues):
-            while q and self.inflight[d] < self.conc[d]:
-                idx, cls = q.popleft()
-                b = int(self.batch[d])
-                if len(idx) > b:
-                    q.appendleft((idx[b:], cls[b:]))
-                    idx, cls = idx[:b], cls[:b]
-                sub = Submission(self._next, d, idx, cls, 0)
-                self._next += 1
-                self.jobs[sub.job_id] = sub
-                self.inflight[d] += 1
-                self.stats.submitted[d] += 1
-                subs.append(sub)
-        return subs
-
-    def on_done(
-        self, job_id: int, now: float, *, queue_s: float | None, execution_s: float | None
-    ) -> Delivery | None:
-        sub = self.jobs.pop(job_id)
-        self.inflight[sub.device] -= 1
-        self.stats.record(sub.device, sub.idx, sub.cls, self.t, now, queue_s, execution_s)
-        return Delivery(job_id, sub.device, sub.idx, sub.cls, np.arange(len(sub.idx)))
-
-    def on_failed(self, job_id: int, now: float, *, permanent: bool) -> tuple[int, ...]:
-        sub = self.jobs.pop(job_id)
-        self.inflight[sub.device] -= 1
-        self.stats.failures[sub.device] += 1
-        if permanent:
-            raise RuntimeError(f"baseline lost device #{sub.device}")
-        self.queues[sub.device].appendleft((sub.idx, sub.cls))
-        self.stats.retries += len(sub.idx)
-        return ()
-
-    def timeouts(self, now: float) -> list[int]:
-        return []
-
-    def next_wakeup(self, now: float) -> float | None:
-        return None
-
-    @property
-    def finished(self) -> bool:
-        return self.stats.delivered >= self.total
-
-
 def run_virtual(
     devices: Sequence[SimDevice],
     workload: Workload,
@@ -249,7 +177,7 @@ def run_virtual(
     source = StreamSource(workload.n, workload.probabilities(), seed=seed + 1)
     queues = queues or QueueProcess(devices, seed=seed + 2, epoch_s=epoch_s)
     nd = len(devices)
-    core: Core | _FixedCore
+    core: Core | FixedCore
     if strategy == "multiqpu":
         reported = [queues.pending(d, start_s) * REPORTED_JOB_S for d in range(nd)]
         learner = Learner(
@@ -271,12 +199,18 @@ def run_virtual(
     elif strategy in ("least_busy", "round_robin"):
         fits_all = tables.fits[workload.probabilities() > 0].all(axis=0)
         cand = np.flatnonzero(fits_all)
+        qp = queues
+
+        def least_busy(now: float) -> list[int]:
+            """The devices that fit, fewest pending jobs first (as reported at ``now``)."""
+            pend = [qp.pending(int(d), now) for d in cand]
+            return [int(d) for d in cand[np.argsort(pend, kind="stable")]]
+
         if strategy == "least_busy":
-            pend = [queues.pending(int(d), start_s) for d in cand]
-            device_of = np.full(workload.n, int(cand[int(np.argmin(pend))]))
+            device_of = np.full(workload.n, least_busy(start_s)[0])
         else:
             device_of = cand[np.arange(workload.n) % len(cand)]
-        core = _FixedCore(tables, source, device_of, devices)
+        core = FixedCore(tables, source, device_of, devices, least_busy)
         core.stats.start = start_s
         core.stats.end = start_s
     else:
@@ -302,7 +236,7 @@ class _Engine:
         self,
         devices: Sequence[SimDevice],
         queues: QueueProcess,
-        core: Core | _FixedCore,
+        core: Core | FixedCore,
         tables: ClassTables,
         *,
         seed: int,

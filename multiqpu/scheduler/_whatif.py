@@ -55,6 +55,7 @@ class SimulationResult:
     wall_s: float
     lower_bound_s: float | None = None
     baselines: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
+    limits: Mapping[str, int] = field(default_factory=dict)
     knowledge: tuple[DeviceKnowledge, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
@@ -97,16 +98,21 @@ def lower_bound(
     margin: float = 0.02,
     start_s: float = 0.0,
     fidelity_loss: float | None = None,
+    floor: bool = False,
+    used: np.ndarray | None = None,
 ) -> float:
     """The fluid lower bound for every device ``policy`` may ever use (real waits and speeds).
 
     Each device starts at the earliest time any job submitted at or after ``start_s`` could
     start on the real (simulated) queue (:meth:`QueueProcess.earliest_start`: a job sent
     later may see a shorter queue), then works at its real speed with the per-job overhead
-    shared by the largest allowed jobs. Eligibility: ``fastest``/``cheapest``, every device
-    that fits; ``balanced``, those above its per-circuit floor (``FLOOR_MARGINS`` x
-    ``margin`` below the class's best device), a superset of its masks at any moment;
-    ``most_accurate``, the most accurate device(s). ``fidelity_loss``: also lose at most that
+    shared by the largest allowed jobs. Eligibility: ``fastest``/``cheapest``/``balanced``,
+    every device that fits (``balanced`` may use any when ``max_slowdown`` binds; with
+    ``max_slowdown=None``, those above its per-circuit floor, ``FLOOR_MARGINS`` x
+    ``margin`` below the class's best device); ``most_accurate``, the devices the run
+    used (``used``): it can move work off its most accurate device (a lost or failing
+    device, a late session's rescue), and no schedule on the devices it used can beat
+    the bound over them. ``fidelity_loss``: also lose at most that
     much estimated fidelity, summed over the circuits, against each circuit's most accurate
     device (pass what the run lost: no schedule that loses no more can finish earlier).
     ``queues`` must be a fresh copy of the run's queue process (same seed), as it only moves
@@ -123,12 +129,12 @@ def lower_bound(
     alive = np.ones(len(devices), dtype=bool)
     common = {"fits": t.fits, "fidelity": t.fidelity, "price": t.price, "alive": alive}
     may = masks("fastest", floor=t.floor, margin=margin, **common).preferred
-    if policy == "balanced":
+    if policy == "balanced" and floor:
         fid = np.where(may, t.fidelity, -np.inf)
         best = fid.max(axis=1, initial=-np.inf)[:, None]
         may = may & (fid >= best * (1.0 - min(FLOOR_MARGINS * margin, 1.0)) - 1e-12)
-    elif policy == "most_accurate":
-        may = masks("most_accurate", floor=t.floor, margin=margin, **common).preferred
+    if policy == "most_accurate" and used is not None:
+        may = may & np.asarray(used, dtype=bool)[None, :]
     loss = None
     if fidelity_loss is not None:
         top = np.where(may, t.fidelity, -np.inf).max(axis=1, initial=-np.inf)
@@ -183,6 +189,8 @@ def simulate(
         raise InvalidInputError(f"unknown simulate option(s): {', '.join(unknown)}")
     deadline = options.pop("deadline_s", None)
     options.setdefault("redundancy", REDUNDANCY)
+    if "fidelity_margin" in options:  # a margin the user set is a hard target
+        options.setdefault("max_slowdown", None)
     config = CoreConfig(policy=policy, deadline_at=deadline, **options)
 
     def queues(shift: int = 0, hours: float = 10.0) -> QueueProcess:
@@ -230,6 +238,8 @@ def simulate(
             counts=counts,
             margin=config.fidelity_margin,
             fidelity_loss=lost,
+            floor=config.max_slowdown is None,
+            used=st.circuits > 0,
         )
     return SimulationResult(
         policy=policy,
@@ -248,5 +258,6 @@ def simulate(
         wall_s=time.perf_counter() - tic,
         lower_bound_s=lb,
         baselines=baselines,
+        limits=dict(st.limits),
         knowledge=run.knowledge,
     )

@@ -23,7 +23,7 @@ from multiqpu.scheduler._options import parse_options
 from multiqpu.scheduler._probing import core_config
 from multiqpu.scheduler._virtual import REDUNDANCY
 
-REMOVED = {"max_slowdown": 2.0, "patience_s": 60.0}
+REMOVED = {"patience_s": 60.0}  # (max_slowdown came back with a guarantee: test_families)
 
 
 @pytest.mark.parametrize("name", sorted(REMOVED))
@@ -39,8 +39,8 @@ def test_removed_options_are_refused_like_any_unknown_option(name: str) -> None:
 
 async def test_sample_refuses_a_removed_option_before_submitting() -> None:
     dev = TimedDevice("refuses-removed")
-    with pytest.raises(InvalidInputError, match="max_slowdown"):
-        await sample([dev], [tagged_circuit(0)], shots=10, journal=None, max_slowdown=3.0)
+    with pytest.raises(InvalidInputError, match="patience_s"):
+        await sample([dev], [tagged_circuit(0)], shots=10, journal=None, patience_s=3.0)
     assert dev.submits == []
 
 
@@ -51,7 +51,7 @@ async def test_a_run_stored_with_removed_options_still_resumes(tmp_path: Path) -
         # what an older multiqpu stored with a run
         options = {**parse_options().recordable(), **REMOVED, "policy": "fastest"}
         journal.start_run("old-run", circuits=circuits, shots=[200] * 4, options=options)
-        assert journal.run_info("old-run").options["max_slowdown"] == 2.0
+        assert journal.run_info("old-run").options["patience_s"] == 60.0
         result = await resume([dev], "old-run", journal=journal)
         assert result.report.policy == "fastest"
         for circuit, r in zip(circuits, result.results, strict=True):

@@ -91,11 +91,12 @@ def test_balanced_takes_the_fastest_within_the_fidelity_margin() -> None:
     # devices 1 and 2 are within 2 % of the best; device 1 starts earlier; device 0 is the
     # fastest but 16 % worse
     waits = [60.0, 80.0, 100.0]
-    c = core(tables(FID, RAW, PRICE), 10, waits, policy="balanced")
+    # (max_slowdown=None: the fidelity margin is a hard target, as when a user sets it)
+    c = core(tables(FID, RAW, PRICE), 10, waits, policy="balanced", max_slowdown=None)
     per = placed(c, c.pump(0.0))
     assert per.tolist() == [0, 10, 0]
     # with a lot of work, device 2 (within the margin) shares it; device 0 never does
-    c = core(tables(FID, RAW, PRICE), 1000, waits, policy="balanced")
+    c = core(tables(FID, RAW, PRICE), 1000, waits, policy="balanced", max_slowdown=None)
     per = placed(c, c.pump(0.0))
     assert per[0] == 0 and per[1] > per[2] > 0
 
@@ -104,12 +105,24 @@ def test_balanced_spends_only_the_fidelity_budget_on_a_fast_worse_device() -> No
     # device 1 is the most accurate but starts 1000 s later; device 0 is 9 % worse. The run's
     # mean fidelity may lose 2 % against most_accurate (10 x 0.99 x 0.02 = 0.198 in all,
     # 80 % of it planned now): one circuit may go to device 0 (loses 0.09), the rest waits
-    c = core(tables([[0.90, 0.99]], [[1.0, 1.0]]), 10, [0.0, 1000.0], policy="balanced")
+    c = core(
+        tables([[0.90, 0.99]], [[1.0, 1.0]]),
+        10,
+        [0.0, 1000.0],
+        policy="balanced",
+        max_slowdown=None,
+    )
     per = placed(c, c.pump(0.0))
     assert per[0] == 1
     assert c.state.fidelity_spent <= c.state.fidelity_budget + 1e-12
     # a 0.5 % worse device is within budget for every circuit: it takes them all
-    c = core(tables([[0.985, 0.99]], [[1.0, 1.0]]), 10, [0.0, 1000.0], policy="balanced")
+    c = core(
+        tables([[0.985, 0.99]], [[1.0, 1.0]]),
+        10,
+        [0.0, 1000.0],
+        policy="balanced",
+        max_slowdown=None,
+    )
     assert placed(c, c.pump(0.0)).tolist() == [10, 0]
     # a wider margin buys the speed
     c = core(
@@ -118,8 +131,14 @@ def test_balanced_spends_only_the_fidelity_budget_on_a_fast_worse_device() -> No
         [0.0, 1000.0],
         policy="balanced",
         fidelity_margin=0.2,
+        max_slowdown=None,
     )
     assert placed(c, c.pump(0.0)).tolist() == [10, 0]
+    # by default (max_slowdown=1.5) the 1000 s wait for the best device is too slow: the
+    # most accurate plan within 1.5x the fastest one (10 s) runs on device 0
+    c = core(tables([[0.90, 0.99]], [[1.0, 1.0]]), 10, [0.0, 1000.0], policy="balanced")
+    assert placed(c, c.pump(0.0)).tolist() == [10, 0]
+    assert c.stats.limits == {"max_slowdown": 1}
 
 
 def test_cheapest_uses_the_cheapest_device_and_a_deadline_widens_it() -> None:
@@ -264,7 +283,11 @@ def test_an_idle_device_steals_queued_work() -> None:
         config=CoreConfig(policy="fastest", explore=False, redundancy=2),
     )
     first = c.pump(0.0)
-    assert [len(s.idx) for s in first] == [4] and c.state.local_count.tolist() == [4, 0]
+    # (a job holds at most JOB_FRACTION of the remaining plan: 3 of the 1000-shot circuits)
+    assert [s.device for s in first] == [0] and c.state.local_count.tolist() == [
+        8 - len(first[0].idx),
+        0,
+    ]
     c.learner.set_reported(1, 0.0)  # its queue turns out empty
     c.refresh_estimates()
     subs = c.pump(0.1)
@@ -274,7 +297,7 @@ def test_an_idle_device_steals_queued_work() -> None:
 
 def test_a_straggler_is_hedged_and_the_first_result_wins() -> None:
     t = tables([[0.9, 0.9]], [[1.0, 1.0]])
-    c = core(t, 5, [0.0, 100.0], policy="fastest", conc=1, batch=10)
+    c = core(t, 5, [0.0, 100.0], policy="fastest", conc=1, batch=10, min_job_s=10.0)
     first = c.pump(0.0)
     assert [s.device for s in first] == [0]
     straggler = first[0]

@@ -103,8 +103,9 @@ async def test_policies_pick_devices_on_real_calibrations() -> None:
     assert set(accurate.devices) == {"test:slow_good"}
     fastest = await fleet().sample(circuits, shots=200, policy="fastest", journal=None)
     assert set(fastest.devices) == {"test:fast_bad"}
-    # balanced: the bad device is far outside the 2 % margin, so it is never used
-    balanced = await fleet().sample(circuits, shots=200, journal=None)
+    # balanced with a fidelity margin the user set (a hard target): the bad device is far
+    # outside the 2 % margin, so it is never used (by default, max_slowdown could use it)
+    balanced = await fleet().sample(circuits, shots=200, journal=None, fidelity_margin=0.02)
     assert set(balanced.devices) == {"test:slow_good"}
     fid = {d.device: d.mean_estimated_fidelity for d in accurate.report.devices}
     assert fid["test:slow_good"] is not None and fid["test:slow_good"] > 0.9
@@ -273,10 +274,11 @@ async def test_demo_batch_prefers_low_noise_low_queue_devices() -> None:
     assert sum(d.circuits for d in used) == 12
     best = max(d.mean_estimated_fidelity or 0.0 for d in used)
     # the balanced fidelity budget: the run's mean estimate within 2 % of the best device's
-    # (every circuit is the same GHZ state, so that is what most_accurate would reach)
+    # (every circuit is the same GHZ state, so that is what most_accurate would reach),
+    # unless that was more than max_slowdown x slower than the fastest plan (the report says)
     mean = sum((d.mean_estimated_fidelity or 0.0) * d.circuits for d in used) / 12
-    assert mean >= 0.98 * best - 1e-9
-    assert rows["ibm:fake_manila"].circuits == 0  # the noisiest device is left alone
+    assert mean >= 0.98 * best - 1e-9 or "max_slowdown" in result.report.limits
+    assert mean >= 0.9 * best
     for r in result:
         assert sum(r.counts.values()) == 500
         # a GHZ state on a good device: mostly all-zeros and all-ones

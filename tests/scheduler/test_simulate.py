@@ -70,7 +70,8 @@ def test_queued_copies_deliver_each_circuit_once_within_the_fidelity_budget() ->
     fleet[0] = replace(fleet[0], lost_at=900.0)
     work = Workload.mixed(600, shots=10_000)
     for red in (0, 2):
-        r = simulate(fleet, work, seed=4, redundancy=red, max_failures=100)
+        # (a fidelity margin set explicitly is a hard target: no max_slowdown)
+        r = simulate(fleet, work, seed=4, redundancy=red, max_failures=100, fidelity_margin=0.02)
         assert sum(d["circuits"] for d in r.per_device) == 600
     best = simulate(fleet, work, seed=4, policy="most_accurate", max_failures=100)
     assert r.mean_fidelity >= 0.98 * best.mean_fidelity - 1e-9
@@ -111,10 +112,12 @@ def test_fluid_lower_bound_with_a_fidelity_budget() -> None:
 
 @pytest.mark.parametrize("seed", [0, 1])
 def test_balanced_keeps_its_fidelity_budget_and_no_run_beats_its_bound(seed: int) -> None:
-    bal = simulate(10, 600, shots=10_000, seed=seed, bound=True)
+    # a fidelity margin set explicitly is a hard target (no max_slowdown)
+    bal = simulate(10, 600, shots=10_000, seed=seed, bound=True, fidelity_margin=0.02)
     fast = simulate(10, 600, shots=10_000, seed=seed, policy="fastest", bound=True)
     acc = simulate(10, 600, shots=10_000, seed=seed, policy="most_accurate")
     assert bal.mean_fidelity >= 0.98 * acc.mean_fidelity - 1e-9
+    assert "max_slowdown" not in bal.limits
     assert bal.lower_bound_s is not None and fast.lower_bound_s is not None
     assert bal.makespan_s >= bal.lower_bound_s >= fast.lower_bound_s * (1 - 1e-9)
     assert fast.makespan_s >= fast.lower_bound_s
