@@ -1,29 +1,130 @@
-"""The Python snippets of the user-facing docs run as written."""
+"""Every Python snippet of the docs runs as written.
+
+Each page under docs/ (not the generated docs/api/) runs its ```python blocks in order, in one
+namespace per page, with top-level ``await`` allowed, in a temporary working directory and
+without a user config (the embedded default fleet). A block that cannot run here by nature (a
+real cloud account, a cluster address) is preceded by ``<!-- not run: <reason> -->``.
+
+A block whose first line is a comment naming a file (``# pkg/__init__.py``) is also written to
+that path under the working directory, which is put on ``sys.path``: the provider tutorial's
+package is then importable by the block after it, as it would be for a reader.
+"""
 
 from __future__ import annotations
 
+import ast
+import asyncio
+import inspect
 import re
+import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 DOCS = Path(__file__).resolve().parents[1] / "docs"
-BLOCK = re.compile(r"```python\n(.*?)```", re.S)
+FENCE = re.compile(r"^```python[ \t]*\n(.*?)^```[ \t]*$", re.S | re.M)
+NOT_RUN = re.compile(r"<!--\s*not run:(.*?)-->\s*$")
+FILE_COMMENT = re.compile(r"#\s*([\w./-]+\.py)\s*$")
+# Pages whose snippets take more than a few seconds (measured: see the module's history).
+SLOW = {
+    "quickstart.md",
+    "plots.md",
+    "cutting.md",
+    "mitigation.md",
+    "qnn.md",
+    "pennylane.md",
+    "primitives.md",
+    "journal.md",
+    "scheduler.md",
+    "shots.md",
+}
 
 
-def _blocks(name: str) -> list[str]:
-    return BLOCK.findall((DOCS / name).read_text())
+@dataclass(frozen=True)
+class Block:
+    page: str
+    line: int
+    code: str
+    not_run: str | None  # the reason, when marked
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("name", ["quickstart.md", "plots.md"])
-def test_doc_snippets_run(name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def _pages() -> list[str]:
+    return sorted(
+        p.relative_to(DOCS).as_posix()
+        for p in DOCS.rglob("*.md")
+        if "api" not in p.relative_to(DOCS).parts[:1]
+    )
+
+
+def _blocks(page: str) -> list[Block]:
+    text = (DOCS / page).read_text()
+    blocks = []
+    for m in FENCE.finditer(text):
+        before = text[: m.start()].rstrip("\n").rsplit("\n", 1)[-1]
+        marked = NOT_RUN.search(before)
+        line = text.count("\n", 0, m.start()) + 2
+        blocks.append(Block(page, line, m.group(1), marked.group(1).strip() if marked else None))
+    return blocks
+
+
+def _pages_with_python() -> list[str]:
+    return [p for p in _pages() if _blocks(p)]
+
+
+def _param(page: str) -> object:
+    return pytest.param(page, marks=pytest.mark.slow) if page in SLOW else page
+
+
+def _run_block(block: Block, namespace: dict[str, object], workdir: Path) -> None:
+    first = block.code.split("\n", 1)[0]
+    named = FILE_COMMENT.fullmatch(first.strip())
+    if named:
+        target = workdir / named.group(1)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(block.code)
+    source = "\n" * (block.line - 1) + block.code  # tracebacks point at the page's lines
+    code = compile(source, str(DOCS / block.page), "exec", flags=ast.PyCF_ALLOW_TOP_LEVEL_AWAIT)
+    outcome = eval(code, namespace)  # the docs' own snippets
+    if inspect.iscoroutine(outcome):  # the block has a top-level await
+        asyncio.run(outcome)
+
+
+def test_every_page_with_python_is_tested() -> None:
+    pages = _pages_with_python()
+    assert "quickstart.md" in pages and "providers/local.md" in pages
+    assert not [p for p in pages if p.startswith("api/")]
+
+
+def test_not_run_marks_have_reasons_and_pages_run_something() -> None:
+    for page in _pages():
+        text = (DOCS / page).read_text()
+        marks = re.findall(r"<!--\s*not run\b(.*?)-->", text, re.S)
+        blocks = _blocks(page)
+        marked = [b for b in blocks if b.not_run is not None]
+        # a mark is always directly before a python fence, and always says why
+        assert len(marks) == len(marked), f"{page}: a 'not run' mark not before a python block"
+        for b in marked:
+            assert len(b.not_run or "") >= 10, f"{page}:{b.line}: 'not run' needs a reason"
+        if blocks:
+            assert any(b.not_run is None for b in blocks), f"{page}: no runnable python block"
+
+
+@pytest.mark.parametrize("page", [_param(p) for p in _pages_with_python()])
+def test_doc_snippets_run(page: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path))  # no user config: the default fleet
     monkeypatch.delenv("MULTIQPU_CONFIG", raising=False)
     monkeypatch.setenv("MULTIQPU_JOURNAL", str(tmp_path / "journal.sqlite"))
-    monkeypatch.chdir(tmp_path)  # pictures the snippets save land here
-    blocks = _blocks(name)
-    assert blocks, f"{name} has no python snippets"
+    monkeypatch.chdir(tmp_path)  # files the snippets write land here
+    monkeypatch.syspath_prepend(str(tmp_path))
+    before = set(sys.modules)
     namespace: dict[str, object] = {"__name__": "__docs__"}
-    for code in blocks:
-        exec(compile(code, f"{name}", "exec"), namespace)
+    try:
+        for block in _blocks(page):
+            if block.not_run is None:
+                _run_block(block, namespace, tmp_path)
+    finally:
+        for name in set(sys.modules) - before:  # modules the page wrote into tmp_path
+            module_file = getattr(sys.modules[name], "__file__", None) or ""
+            if module_file.startswith(str(tmp_path)):
+                del sys.modules[name]
