@@ -15,6 +15,7 @@ from __future__ import annotations
 import ast
 import asyncio
 import inspect
+import os
 import re
 import sys
 from dataclasses import dataclass
@@ -131,3 +132,30 @@ def test_doc_snippets_run(page: str, tmp_path: Path, monkeypatch: pytest.MonkeyP
             module_file = getattr(sys.modules[name], "__file__", None) or ""
             if module_file.startswith(str(tmp_path)):
                 del sys.modules[name]
+
+
+@pytest.mark.slow
+def test_provider_tutorial_passes_its_conformance_suite(tmp_path: Path) -> None:
+    """The tutorial's package passes the conformance tests its page tells the reader to run
+    (all but the entry-point check, which needs the package installed)."""
+    import subprocess
+
+    for block in _blocks("providers/writing-a-provider.md"):
+        named = FILE_COMMENT.fullmatch(block.code.split("\n", 1)[0].strip())
+        assert named, f"line {block.line}: the tutorial's blocks each name their file"
+        target = tmp_path / named.group(1)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(block.code)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), *sys.path])}
+    command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"]
+    command += ["-k", "not entry_point", "tests/test_acme_conformance.py"]
+    done = subprocess.run(
+        command,
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert re.search(r"\b[1-9]\d* passed", done.stdout), done.stdout[-3000:]
