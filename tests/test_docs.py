@@ -25,7 +25,7 @@ import pytest
 
 DOCS = Path(__file__).resolve().parents[1] / "docs"
 FENCE = re.compile(r"^```python[ \t]*\n(.*?)^```[ \t]*$", re.S | re.M)
-NOT_RUN = re.compile(r"<!--\s*not run:(.*?)-->\s*$")
+NOT_RUN = re.compile(r"<!--\s*not run\b:?(.*?)-->\s*$")
 FILE_COMMENT = re.compile(r"#\s*([\w./-]+\.py)\s*$")
 # Pages whose snippets take more than ~3 s on one core (measured page by page).
 SLOW = {
@@ -57,7 +57,10 @@ def _pages() -> list[str]:
 
 
 def _blocks(page: str) -> list[Block]:
-    text = (DOCS / page).read_text()
+    return _parse(page, (DOCS / page).read_text())
+
+
+def _parse(page: str, text: str) -> list[Block]:
     blocks = []
     for m in FENCE.finditer(text):
         before = text[: m.start()].rstrip("\n").rsplit("\n", 1)[-1]
@@ -98,6 +101,17 @@ def test_every_python_fence_is_found() -> None:
     pages = _pages_with_python()
     assert "quickstart.md" in pages and "providers/local.md" in pages
     assert not [p for p in pages if p.startswith("api/")]
+
+
+def test_parse_reads_marks_and_lines() -> None:
+    text = (
+        "# T\n\n```python\nx = 1\n```\n\n<!-- not run: needs an IBM Quantum account -->\n"
+        "```python\nreal()\n```\n<!-- not run -->\n```python\ny = 2\n```\n"
+    )
+    first, second, third = _parse("t.md", text)
+    assert (first.line, first.code, first.not_run) == (4, "x = 1\n", None)
+    assert second.not_run == "needs an IBM Quantum account" and second.code == "real()\n"
+    assert third.not_run == ""  # marked without a reason: the test below refuses it
 
 
 def test_not_run_marks_have_reasons_and_pages_run_something() -> None:
