@@ -176,8 +176,10 @@ def test_demo_json_runs_on_every_default_device(capsys: pytest.CaptureFixture[st
         if r["spec"] == "local:ideal":  # noiseless: only 000 and 111 can occur
             assert r["fidelity"] == 1.0 and set(r["counts"]) <= {"000", "111"}
     # the scheduled batch: the run's mean estimated fidelity within the balanced policy's
-    # 2 % budget of the best device, no circuit more than 10 % below it; the noisiest
-    # device (fake_manila, 0.86 against 0.98) gets nothing
+    # 2 % budget of the best device, no circuit more than 10 % below it, and the noisiest
+    # device (fake_manila, 0.86 against 0.98) gets nothing -- unless keeping to that would
+    # have planned more than max_slowdown (1.5x) the fastest plan's time, which the report
+    # then says (bound_by)
     sched = summary["scheduled"]
     assert sched["circuits"] == 24 and sched["policy"] == "balanced"
     placed = {d["device"]: d for d in sched["devices"]}
@@ -185,12 +187,13 @@ def test_demo_json_runs_on_every_default_device(capsys: pytest.CaptureFixture[st
     assert sum(d["circuits"] for d in placed.values()) == 24
     estimates = {r["spec"]: r["estimated_fidelity"] for r in rows if r["spec"] in placed}
     best = max(estimates.values())
-    for spec, d in placed.items():
-        if d["circuits"]:
-            assert estimates[spec] >= 0.90 * best - 1e-9, (spec, estimates)
-    assert sched["mean_estimated_fidelity"] >= 0.98 * best - 1e-9
     noisiest = min(estimates, key=lambda s: estimates[s])
-    assert placed[noisiest]["circuits"] == 0
+    kept = (
+        all(estimates[s] >= 0.90 * best - 1e-9 for s, d in placed.items() if d["circuits"])
+        and sched["mean_estimated_fidelity"] >= 0.98 * best - 1e-9
+        and placed[noisiest]["circuits"] == 0
+    )
+    assert kept or sched["bound_by"] == "max_slowdown", sched
     assert summary["scheduled"]["run_id"] in subprocess_free_runs()
 
 

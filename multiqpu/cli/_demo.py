@@ -141,13 +141,17 @@ def _print_report(report: Any, estimates: dict[str, float | None]) -> None:
             f"Mean est. fidelity {report.mean_estimated_fidelity:.3f} against {best:.3f} on "
             f"the best device: balanced keeps the run's mean within {MARGIN:.0%} of the most "
             f"accurate placement and no circuit more than {FLOOR:.0%} below its best device, "
-            "and within that finishes as early as it can (short queues first)."
+            "and within that finishes as early as it can (short queues first), unless that "
+            "plan would take more than max_slowdown (1.5x) the fastest plan's time: then it "
+            "gives up the least fidelity it must."
         )
+        if report.bound_by:
+            console.print(f"This run was bound by {report.bound_by} (report.limits).")
     floor = (1.0 - FLOOR) * best if best is not None else None
     for d in idle:
         est = estimates.get(d.device)
         queue = f"reported queue {fmt.seconds(d.reported_wait_s)}"
-        if est is not None and floor is not None and est < floor:
+        if est is not None and floor is not None and est < floor and not report.bound_by:
             why = (
                 f"too noisy, est. fidelity {est:.3f} is more than {FLOOR:.0%} below the "
                 f"best ({best:.3f})"

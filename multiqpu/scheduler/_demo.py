@@ -46,7 +46,9 @@ async def demo_batch(
     it would win every circuit). ``result.report`` shows where they went: the balanced policy
     keeps the run's mean estimated fidelity within 2 % of the most accurate placement (no
     circuit more than 10 % below its best device) and, within that budget, prefers the
-    devices expected to finish first (short queues)."""
+    devices expected to finish first (short queues), unless that plan would take more than
+    ``max_slowdown`` times the fastest plan's: then it gives up the least fidelity it must
+    (``result.report.bound_by``)."""
     from multiqpu.pool import DevicePool, as_pool, local_devices
     from multiqpu.scheduler._api import sample
 

@@ -172,6 +172,7 @@ class RunReport:
         out["extra"] = dict(self.extra)
         out["timeline"] = [asdict(s) for s in self.timeline]
         out["limits"] = dict(self.limits)
+        out["bound_by"] = self.bound_by
         return out
 
     def to_json(self, **kwargs: Any) -> str:

@@ -74,7 +74,9 @@ async def test_parts_of_one_job_are_independent_draws() -> None:
     fleet = ideal_fleet(caps=(1000,))
     result = await fleet.sample([tagged_circuit(3)], shots=10_000, journal=None)
     r = result[0]
-    assert r.parts[0].parts == 10 and len(r.parts[0].job_ids) <= 2
+    # the device batches copies: fewer jobs than parts (the first job on a device of
+    # unknown speed is a one-circuit probe, and no job holds over a quarter of the plan)
+    assert r.parts[0].parts == 10 and len(r.parts[0].job_ids) < 10
     assert_matches_exact(tagged_circuit(3), r.counts, 10_000)
 
 
