@@ -111,9 +111,11 @@ class RobustAggregator:
         return self.combine(rows, weights, None)
 
     def aggregate(self, rows: np.ndarray, weights: np.ndarray) -> np.ndarray:
-        """The rule applied to ``rows`` (m, P) with ``weights`` (m,). Krum needs
-        ``m >= 2f + 3`` rows; with fewer (devices quarantined or late), ``f`` is lowered to
-        what the rows allow, and below 3 rows the coordinate median is used."""
+        """The rule applied to ``rows`` (m, P) with ``weights`` (m,). Krum's guarantee needs
+        ``m >= 2f + 3`` rows; with fewer (a device given no sample of a small batch, or
+        quarantined) ``f`` is kept (Multi-Krum then averages the ``m - f`` best rows, Krum
+        scores on at least the nearest row), and below 3 rows the coordinate median is
+        used."""
         w = np.asarray(weights, dtype=float)
         m = len(rows)
         if self.kind == "mean":
@@ -122,7 +124,7 @@ class RobustAggregator:
             return coordinate_median(rows)
         if self.kind == "trimmed_mean":
             return trimmed_mean(rows, self.trim)
-        f = max(0, min(self.byzantine, (m - 3) // 2))
+        f = min(self.byzantine, m - 1)  # f is not lowered: the adversaries may all be here
         return multi_krum(rows, w, f, 1 if self.kind == "krum" else m - f)
 
     def combine(
