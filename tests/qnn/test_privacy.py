@@ -81,7 +81,7 @@ def test_epsilon_per_epoch_matches_an_independent_accountant() -> None:
         assert e.epsilon == pytest.approx(_independent_epsilon(14 / len(X), 1.1, k * steps, 1e-5),
                                           abs=1e-6)  # fmt: skip
     assert t.version == 3 * steps  # one step per batch: what the accountant counted
-    eps = [e.epsilon for e in t.history.epochs]
+    eps = [float(e.epsilon or 0.0) for e in t.history.epochs]
     assert eps == sorted(eps) and eps[0] > 0
     assert t.history.stopped is None
 
@@ -115,9 +115,9 @@ def test_privacy_refusals() -> None:
     for kw in ({"aggregation": "async"}, {"aggregation": "local"}, {"backup": 1},
                {"weighting": "quality"}, {"aggregator": "median"}):  # fmt: skip
         with pytest.raises(InvalidInputError, match="privacy"):
-            Trainer(model, executor=ex, privacy=p, **kw)  # type: ignore[arg-type]
+            Trainer(model, executor=ex, privacy=p, **kw)
     for bad in ({"clip": 0.0, "noise": 1.0}, {"clip": 1.0, "noise": -1.0},
                 {"clip": 1.0, "noise": 1.0, "delta": 1.0},
                 {"clip": 1.0, "noise": 1.0, "max_epsilon": 0.0}):  # fmt: skip
         with pytest.raises(InvalidInputError):
-            Privacy(**bad)  # type: ignore[arg-type]
+            Privacy(**bad)
