@@ -445,6 +445,9 @@ class Trainer:
             self.workers.throughput = np.asarray(data["throughput"], dtype=float)
             self.workers.measured = np.asarray(data["measured"], dtype=bool)
         self.history = History.from_dict(data["history"])
+        for name in self.history.quarantined:  # quarantine survives a resume
+            if name in self.executor.names:
+                self.workers.excluded[list(self.executor.names).index(name)] = True
         self._rng.bit_generator.state = data["rng"]
 
     # ------------------------------------------------------------------ checks

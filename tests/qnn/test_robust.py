@@ -140,3 +140,22 @@ def test_trust_benchmark_quick_prints_its_keys() -> None:
     assert out["epsilon_matches_accountant"] is True
     assert out["mean_accuracy_gap"] < out["robust_accuracy_gap"]
     assert {"robust_accuracy_gap_spread", "dp_accuracy_cost", "dp_epsilon"} <= out.keys()
+
+
+def test_quarantine_survives_a_checkpoint_resume(tmp_path: Path) -> None:
+    seed = 0
+    X, y, _, _ = _trust_qnn.task(seed)
+    path = tmp_path / "ckpt.json"
+
+    def make() -> Trainer:
+        t = Trainer(variational_classifier(2, 2, layers=2), shots=256, batch_size=14, backup=0,
+                    aggregator="median", quarantine=True, seed=seed, checkpoint=path,
+                    executor=VirtualExecutor(_trust_qnn.fleet(seed, 5), seed=seed))  # fmt: skip
+        _trust_qnn.adversarial(t, {0})
+        return t
+
+    make().fit(X, y, epochs=3)
+    again = make()
+    again.fit(X, y, epochs=4)
+    assert again.history.quarantined == ["q0"]
+    assert again.history.epochs[-1].samples[0] == 0
