@@ -14,7 +14,8 @@ Rows are per *device*: in synchronous training one row is one device's shard of 
 (a device's late shard from an earlier step is one more row of its own); in local-update
 training one row is one device's weight change over the round. Asynchronous training steps
 on per-sample rows from whichever devices finished first, so a robust rule there has no
-per-device population to vote over: the trainer refuses it up front.
+per-device population to vote over: the trainer refuses it (and quarantine) up front; with
+``"mean"`` there it averages but tallies no outliers.
 
 Outliers: at every step each row's distance to the robust aggregate (the coordinate median
 for ``"mean"``) is compared with the median distance; a row beyond ``k_mad`` median absolute
@@ -183,8 +184,11 @@ def check_defences(
         raise InvalidInputError("trim= applies to aggregator='trimmed_mean'")
     if byzantine is not None and aggregator not in ("krum", "multi_krum"):
         raise InvalidInputError("byzantine= applies to aggregator='krum' or 'multi_krum'")
-    if quarantine and not named:
-        raise InvalidInputError("quarantine=True needs a named aggregator (it tallies outliers)")
+    if quarantine and (not named or aggregation == "async"):
+        raise InvalidInputError(
+            "quarantine=True needs a named aggregator (it tallies outliers) and per-device "
+            "rows: aggregation='sync' or 'local'"
+        )
     if privacy is not None:
         if aggregation != "sync" or backup or weighting != "size":
             raise InvalidInputError(

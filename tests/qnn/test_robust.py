@@ -76,6 +76,8 @@ def test_refusals() -> None:
         Trainer(model, executor=ex, aggregator="trimmed_mean", trim=0.5)
     with pytest.raises(InvalidInputError, match="quarantine"):
         Trainer(model, executor=ex, quarantine=True)
+    with pytest.raises(InvalidInputError, match="quarantine"):
+        Trainer(model, executor=ex, aggregation="async", aggregator="mean", quarantine=True)
 
 
 @pytest.mark.parametrize("seed", [0, 2])
