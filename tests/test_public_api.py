@@ -210,6 +210,7 @@ PUBLIC_ALL: dict[str, list[str]] = {
         "EpochRecord",
         "FleetExecutor",
         "History",
+        "Privacy",
         "QNNModel",
         "Trainer",
         "VirtualDevice",

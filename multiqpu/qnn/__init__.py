@@ -5,7 +5,9 @@ gradients), ``variational_classifier`` (a ready-made classifier), ``Trainer`` (s
 device sized by measured throughput; synchronous with backup workers (the default),
 local-update (QUDIO-style), or bounded-staleness asynchronous training with
 staleness-aware steps;
-a pluggable aggregator; EQC-style quality weighting, checkpoints, progress bar,
+a pluggable aggregator, robust ones (median, trimmed mean, Krum) with outlier reports and
+quarantine; DP-SGD with ``Privacy`` and dp-accounting's budget; EQC-style quality weighting,
+checkpoints, progress bar,
 ``History.plot``), ``CutExecutor`` (model parallelism: a model wider than every device
 trained through cutting) and ``VirtualDevice``/``VirtualExecutor`` (simulated devices on a
 virtual clock for what-if runs and benchmarks)."""
@@ -14,6 +16,7 @@ from __future__ import annotations
 
 from multiqpu.qnn._cut import CutExecutor
 from multiqpu.qnn._executor import FleetExecutor, VirtualDevice, VirtualExecutor
+from multiqpu.qnn._privacy import Privacy
 from multiqpu.qnn.history import EpochRecord, History
 from multiqpu.qnn.model import QNNModel, variational_classifier
 from multiqpu.qnn.trainer import Trainer
@@ -23,6 +26,7 @@ __all__ = [
     "EpochRecord",
     "FleetExecutor",
     "History",
+    "Privacy",
     "QNNModel",
     "Trainer",
     "VirtualDevice",

@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from multiqpu.qnn._epochs import EpochStats, Progress
+from multiqpu.qnn._robust import combine
 
 if TYPE_CHECKING:
     from multiqpu.qnn._optim import Optimizer
@@ -108,8 +109,10 @@ def _apply(
     stats: EpochStats | None,
 ) -> None:
     """One step on ``parts`` = (gradient rows, their weights, the versions and weights they
-    were taken at, the samples each row stands for: for the staleness tally)."""
-    grads, weights, versions, thens, counts = parts
+    were taken at, the samples each row stands for: for the staleness tally[, the device of
+    each row: for the outlier tally])."""
+    grads, weights, versions, thens, counts = parts[:5]
+    devices = np.concatenate(parts[5]) if len(parts) > 5 else None
     g = np.concatenate(grads)
     wt = np.concatenate(weights)
     tau = server.version - np.concatenate(versions)
@@ -117,7 +120,8 @@ def _apply(
     if stats is not None:
         stats.stale(np.repeat(tau, np.concatenate(counts)))
     g, factor = correct_stale(rule, g, tau, then, server.weights)
-    server.step(aggregator(g, wt), factor)
+    agg = aggregator(g, wt) if devices is None else combine(aggregator, g, wt, devices)
+    server.step(agg, factor)
 
 
 async def sync_epoch(
@@ -152,7 +156,7 @@ async def sync_epoch(
                 started += 1
                 busy[d] += 1
         need, fresh = max(1, started - backup), 0
-        parts: tuple[list[np.ndarray], ...] = ([], [], [], [], [])
+        parts: tuple[list[np.ndarray], ...] = ([], [], [], [], [], [])
         while fresh < need:
             done = await executor.next()
             fresh += int(done.tag[1] == server.version)
@@ -180,6 +184,7 @@ def _collect(
     parts[2].append(np.array([version]))
     parts[3].append(then[None, :])
     parts[4].append(np.array([n]))
+    parts[5].append(np.array([d]))
 
 
 async def drain_late(
@@ -194,7 +199,7 @@ async def drain_late(
 ) -> None:
     """Await the shards still running (backup workers' late shards) and use them in one
     more step, so that no sample of the epoch is lost."""
-    parts: tuple[list[np.ndarray], ...] = ([], [], [], [], [])
+    parts: tuple[list[np.ndarray], ...] = ([], [], [], [], [], [])
     while workers.executor.in_flight():
         _collect(workers, await workers.executor.next(), X, y, stats, bar, parts)
     if parts[0]:

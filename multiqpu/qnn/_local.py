@@ -39,6 +39,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from multiqpu.qnn._aggregation import Aggregator, weighted_mean
+from multiqpu.qnn._robust import combine
 
 if TYPE_CHECKING:
     from multiqpu.qnn._aggregation import ParameterServer
@@ -116,7 +117,9 @@ async def local_epoch(
             taken: np.ndarray = taken,
             local_w: list[np.ndarray] = local_w,
         ) -> None:
-            if not feed.left() or ((local_steps or length == math.inf) and taken[d] >= k):
+            if workers.excluded[d] or not feed.left():
+                return
+            if (local_steps or length == math.inf) and taken[d] >= k:
                 return
             expected = float(step_s[d]) if np.isfinite(step_s[d]) else 0.0
             if expected > 2 * length or (taken[d] and executor.now() - begin + expected > length):
@@ -131,7 +134,9 @@ async def local_epoch(
             if not probe or wait90[d] <= 3 * np.median(wait90):
                 launch(d)
         if not executor.in_flight():  # nobody fits the round: the fastest device steps
-            launch(int(np.argmin(np.where(np.isfinite(step_s), step_s, np.inf))), length=math.inf)
+            launch(int(np.argmin(np.where(workers.excluded, np.inf,
+                                          np.where(np.isfinite(step_s), step_s, 1e300)))),
+                   length=math.inf)  # fmt: skip
         while executor.in_flight():
             done = await executor.next()
             d = done.device
@@ -143,7 +148,7 @@ async def local_epoch(
             launch(d)
         active = np.flatnonzero(seen > 0)
         deltas = np.array([local_w[d] - start_w for d in active])
-        server.weights = start_w + aggregator(deltas, seen[active])
+        server.weights = start_w + combine(aggregator, deltas, seen[active], active)
         server.optimizer.load(_average_optimizers([opts[d] for d in active], seen[active]).state())
         server.version += int(max(taken))
     return ks

@@ -23,6 +23,7 @@ import numpy as np
 
 from multiqpu.qnn._loss import Loss, loss_and_grad
 from multiqpu.qnn._pipeline import Plan, plan
+from multiqpu.qnn._privacy import clip_rows
 
 if TYPE_CHECKING:
     from multiqpu.qnn._epochs import EpochStats, Progress
@@ -56,6 +57,8 @@ class Workers:
         self.turnaround = np.full(n, np.nan)  # seconds from a shard's start to its result
         self.plan: Plan | None = None  # the async plan last used
         self.quality: np.ndarray | None = None  # relative fidelity per device
+        self.excluded = np.zeros(n, dtype=bool)  # quarantined: no more shards
+        self.clip: float | None = None  # DP-SGD: per-sample gradient clip norm
 
     @property
     def count(self) -> int:
@@ -66,6 +69,10 @@ class Workers:
         """Split n samples over the devices (the ``idle`` ones only, when given) in
         proportion to their throughput."""
         tp = self.throughput if idle is None else np.where(idle, self.throughput, 0.0)
+        if self.excluded.any() and not self.excluded.all():  # quarantined devices: none
+            tp = np.where(self.excluded, 0.0, tp)
+            if not tp.sum():
+                tp = np.where(self.excluded, 0.0, self.throughput)
         tp = tp / tp.sum()
         raw = tp * n
         share = np.floor(raw).astype(int)
@@ -152,6 +159,8 @@ class Workers:
         idx, _, weights, _ = done.tag
         out = self.model.outputs(X[idx], weights, done.results, gradients=True)
         loss, grad, correct = loss_and_grad(self.loss, out.f, y[idx], out.jac)
+        if self.clip is not None:  # DP-SGD: every sample's gradient clipped before the sum
+            grad = clip_rows(grad, self.clip)
         self.learn(done)
         stats.add(done.device, len(idx), float(loss.sum()), int(correct.sum()), len(done.results))
         bar.advance(done.device, len(idx))

@@ -16,7 +16,8 @@ class EpochRecord:
     ``staleness``/``max_staleness``: the mean and largest number of optimizer steps between
     the weights a sample's gradient was computed on and the step that used it (0 for
     synchronous training; for local-update training, local steps since the last
-    averaging)."""
+    averaging); ``epsilon``: the privacy budget spent so far (DP-SGD, at the trainer's
+    delta), else None."""
 
     epoch: int
     loss: float
@@ -30,6 +31,7 @@ class EpochRecord:
     val_accuracy: float | None = None
     staleness: float = 0.0
     max_staleness: int = 0
+    epsilon: float | None = None
 
     def with_validation(self, loss: float, accuracy: float) -> EpochRecord:
         return replace(self, val_loss=loss, val_accuracy=accuracy)
@@ -37,8 +39,17 @@ class EpochRecord:
 
 @dataclass
 class History:
+    """The epochs, and what the defences found: ``outliers`` (devices whose gradients were
+    outliers in most steps, by a robust aggregator's tally), ``outlier_rate`` (each device's
+    fraction of flagged steps), ``quarantined`` (devices given no more shards) and
+    ``stopped`` (why training ended early: the privacy budget), else None."""
+
     devices: list[str]
     epochs: list[EpochRecord] = field(default_factory=list)
+    outliers: list[str] = field(default_factory=list)
+    outlier_rate: dict[str, float] = field(default_factory=dict)
+    quarantined: list[str] = field(default_factory=list)
+    stopped: str | None = None
 
     def share(self) -> dict[str, float]:
         """Each device's fraction of all training circuits run so far."""
@@ -50,7 +61,9 @@ class History:
         return {name: t / grand for name, t in zip(self.devices, totals, strict=True)}
 
     def to_dict(self) -> dict[str, Any]:
-        return {"devices": list(self.devices), "epochs": [asdict(e) for e in self.epochs]}
+        return {"devices": list(self.devices), "epochs": [asdict(e) for e in self.epochs],
+                "outliers": list(self.outliers), "outlier_rate": dict(self.outlier_rate),
+                "quarantined": list(self.quarantined), "stopped": self.stopped}  # fmt: skip
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> History:
@@ -60,7 +73,14 @@ class History:
             e["samples"] = tuple(e["samples"])
             e["circuits"] = tuple(e["circuits"])
             epochs.append(EpochRecord(**e))
-        return cls(devices=list(data["devices"]), epochs=epochs)
+        return cls(
+            devices=list(data["devices"]),
+            epochs=epochs,
+            outliers=list(data.get("outliers", [])),
+            outlier_rate=dict(data.get("outlier_rate", {})),
+            quarantined=list(data.get("quarantined", [])),
+            stopped=data.get("stopped"),
+        )
 
     def plot(self, path: str | os.PathLike[str] | None = None) -> Any:
         """Four panels: loss and accuracy per epoch (validation too when recorded), each

@@ -57,6 +57,7 @@ from __future__ import annotations
 
 import json
 import os
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -68,13 +69,14 @@ from multiqpu.qnn._aggregation import (
     ParameterServer,
     async_epochs,
     sync_epoch,
-    weighted_mean,
 )
 from multiqpu.qnn._epochs import EpochStats, Progress
 from multiqpu.qnn._executor import Executor, FleetExecutor
 from multiqpu.qnn._local import local_epoch
 from multiqpu.qnn._loss import Loss, loss_and_grad
 from multiqpu.qnn._optim import Optimizer, make_optimizer
+from multiqpu.qnn._privacy import Privacy, PrivateMean
+from multiqpu.qnn._robust import RobustAggregator, check_defences
 from multiqpu.qnn._workers import Workers
 from multiqpu.qnn.history import EpochRecord, History
 
@@ -101,8 +103,17 @@ class Trainer:
         backup: sync only: shards a step need not wait for (``"auto"``: ``N // 4``).
         local_steps: local only: steps per round (None: adaptive, at most
             ``max_local_steps``).
-        aggregator: ``f(rows, weights) -> row`` combining gradients or weight changes
-            across devices (default: weighted mean).
+        aggregator: how per-device gradients (or weight changes) are combined:
+            ``"mean"`` (default), ``"median"``, ``"trimmed_mean"`` (``trim``: the fraction
+            cut at each end, default 0.2), ``"krum"``, ``"multi_krum"`` (``byzantine``: the
+            dishonest devices assumed, default 1), or any ``f(rows, weights) -> row``. Named
+            rules also report devices whose gradients are consistently outliers
+            (``History.outliers``); ``quarantine=True`` gives them no more shards. Robust
+            rules need per-device rows: sync or local training (see
+            :mod:`multiqpu.qnn._robust`).
+        privacy: a :class:`~multiqpu.qnn.Privacy` for DP-SGD (per-sample clipping,
+            Gaussian noise, epsilon per epoch, ``max_epsilon``); sync training without
+            backup workers, ``weighting="size"``, the mean aggregator.
         cut_options: options for :func:`multiqpu.pipeline.estimate` when no device fits the
             model and it is trained through cutting.
         weighting: ``"size"`` or ``"quality"`` (EQC-style).
@@ -133,7 +144,11 @@ class Trainer:
         backup: int | Literal["auto"] = "auto",
         local_steps: int | None = None,
         max_local_steps: int = 8,
-        aggregator: Aggregator | None = None,
+        aggregator: Aggregator | str | None = None,
+        trim: float | None = None,
+        byzantine: int | None = None,
+        quarantine: bool = False,
+        privacy: Privacy | None = None,
         weighting: Literal["size", "quality"] = "size",
         output_scale: float = 4.0,
         checkpoint: str | os.PathLike[str] | None = None,
@@ -198,7 +213,7 @@ class Trainer:
                     + "), and cutting needs shots and no mitigation"
                 )
         if backup == "auto":  # wait for the fastest three quarters of the shards
-            backup = len(executor.names) // 4 if aggregation == "sync" else 0
+            backup = len(executor.names) // 4 if aggregation == "sync" and not privacy else 0
         if backup >= len(executor.names):
             raise InvalidInputError(
                 f"backup={backup} leaves no device to wait for ({len(executor.names)} devices)"
@@ -216,7 +231,12 @@ class Trainer:
         self.backup: int = backup
         self.local_steps = local_steps
         self.max_local_steps = max_local_steps
-        self.aggregator: Aggregator = aggregator if aggregator is not None else weighted_mean
+        self.privacy = privacy
+        self.aggregator: Aggregator = check_defences(
+            aggregator, trim, byzantine, quarantine, privacy, aggregation=aggregation,
+            devices=len(executor.names), backup=backup, weighting=weighting,
+        )  # fmt: skip
+        self.quarantine = quarantine
         self.rounds: list[int] = []  # local-update training: k of every round so far
         self.loss = Loss(model.num_outputs, output_scale)
         self.checkpoint = Path(checkpoint) if checkpoint is not None else None
@@ -224,6 +244,9 @@ class Trainer:
         self._rng = np.random.default_rng(seed)
         self.server = ParameterServer(model.init_weights(seed), self.optimizer)
         self.workers = Workers(executor, model, self.loss, shots, weighting)
+        if privacy is not None:
+            self.workers.clip = privacy.clip
+            self.aggregator = PrivateMean(privacy, np.random.default_rng(self._rng.integers(2**63)))
         self.history = History(devices=list(executor.names))
 
     # ------------------------------------------------------------------ state
@@ -282,7 +305,13 @@ class Trainer:
         bar = Progress(self.progress, self.executor.names, epochs - start_epoch, len(X))
         validate = X_val is not None and y_val is not None
 
+        steps = -(-len(X) // self.batch_size)  # per epoch (sync, no backup workers)
+
         async def finish(record: EpochRecord) -> None:
+            if self.privacy is not None:
+                record = replace(record, epsilon=self.privacy.epsilon(self.batch_size / len(X),
+                                                                      self.version))  # fmt: skip
+            self._tally_outliers()
             if validate:
                 vl, va = await self.aevaluate(X_val, y_val)
                 record = record.with_validation(vl, va)
@@ -299,6 +328,8 @@ class Trainer:
                                    barrier=validate, staleness=self.staleness,
                                    aggregator=self.aggregator)  # fmt: skip
             for epoch in range(start_epoch, epochs if self.aggregation != "async" else 0):
+                if self._over_budget(len(X), steps):
+                    break
                 order = self._rng.permutation(len(X))
                 t0 = self.executor.now()
                 stats = EpochStats(len(self.executor.names))
@@ -318,6 +349,33 @@ class Trainer:
             bar.close()
             await self.executor.close()
         return self.history
+
+    def _tally_outliers(self) -> None:
+        """Report (and, with ``quarantine``, exclude) devices whose rows are outliers."""
+        if isinstance(self.aggregator, RobustAggregator):
+            names = self.history.devices
+            self.history.outliers = [names[d] for d in self.aggregator.outliers()]
+            self.history.outlier_rate = dict(zip(names, self.aggregator.rates().tolist(),
+                                                 strict=True))  # fmt: skip
+            bad = self.aggregator.outliers()
+            if self.quarantine and len(bad) < len(names) / 2:  # a dishonest minority only
+                self.workers.excluded[bad] = True
+                self.history.quarantined = [names[d] for d in np.flatnonzero(
+                    self.workers.excluded)]  # fmt: skip
+
+    def _over_budget(self, n: int, steps: int) -> bool:
+        """Whether the next epoch would take epsilon past ``max_epsilon`` (then say so)."""
+        p = self.privacy
+        if p is None or p.max_epsilon is None:
+            return False
+        after = p.epsilon(self.batch_size / n, self.version + steps)
+        if after <= p.max_epsilon:
+            return False
+        self.history.stopped = (
+            f"stopped after {len(self.history.epochs)} epochs: one more would reach "
+            f"epsilon {after:.4g} > max_epsilon {p.max_epsilon} (delta {p.delta})"
+        )
+        return True
 
     def predict_proba(self, X: Any) -> np.ndarray:
         from multiqpu._sync import run_sync
@@ -387,6 +445,9 @@ class Trainer:
             self.workers.throughput = np.asarray(data["throughput"], dtype=float)
             self.workers.measured = np.asarray(data["measured"], dtype=bool)
         self.history = History.from_dict(data["history"])
+        for name in self.history.quarantined:  # quarantine survives a resume
+            if name in self.executor.names:
+                self.workers.excluded[list(self.executor.names).index(name)] = True
         self._rng.bit_generator.state = data["rng"]
 
     # ------------------------------------------------------------------ checks

@@ -1,0 +1,38 @@
+"""Issue 11's acceptance script: prints one JSON line.
+
+So far it holds the keys of points 4 and 5 (robust aggregation, differential privacy; see
+tests/benchmarks/_trust_qnn.py for the workload family and the seeds); the canary,
+quarantine, corrupted-estimate and placement keys will be added by the other parts of the
+issue. ``--quick``: two seeds (CI size).
+
+    python tests/benchmarks/trust.py [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import _trust_qnn
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="two seeds only")
+    args = parser.parse_args()
+    logging.getLogger("absl").setLevel(logging.ERROR)
+    t0 = time.perf_counter()
+    seeds = (0, 1) if args.quick else _trust_qnn.DEV_SEEDS + _trust_qnn.FRESH_SEEDS
+    out = _trust_qnn.measure(seeds)
+    out["seconds"] = round(time.perf_counter() - t0, 1)
+    print(json.dumps(out))
+
+
+if __name__ == "__main__":
+    main()
