@@ -51,6 +51,8 @@ PUBLIC_ALL: dict[str, list[str]] = {
         "Mitigation",
         "MultiQPUError",
         "PauliTwirl",
+        "Placement",
+        "PlacementError",
         "PlanRefusedError",
         "Provider",
         "ProviderError",
@@ -186,6 +188,7 @@ PUBLIC_ALL: dict[str, list[str]] = {
         "sample",
         "stage_for",
     ],
+    "multiqpu.placement": ["Placement", "PlacementError", "load_placements", "resolve_placement"],
     "multiqpu.pool": [
         "IDEAL_SPECS",
         "DeviceKnowledge",

@@ -207,6 +207,7 @@ async def estimate(
     replicates: int = 200,
     split_shots: bool | str = "auto",
     engine: Engine | str | None = None,
+    placement: Any = None,
 ) -> EstimateResult | MitigatedEstimate | SplitEstimate:
     """Expectation values of ``observables`` on ``circuit``'s output state, each with a
     standard error, cutting the circuit when no device of ``fleet`` fits it, every result
@@ -221,13 +222,21 @@ async def estimate(
     :class:`~multiqpu.pipeline.SplitEstimate`, see docs/shots.md); "auto" does so when
     ``policy="fastest"`` and two or more devices hold the circuit uncut. ``engine``:
     where simulation, folding and reconstruction run (:mod:`multiqpu.engine`; default:
-    ``$MULTIQPU_ENGINE``, the config file, else in-process)."""
+    ``$MULTIQPU_ENGINE``, the config file, else in-process). ``placement``: a data
+    placement rule (:class:`multiqpu.Placement` or a config rule's name): fragments,
+    calibrations and split shots go only to the devices it allows (docs/trust.md)."""
     from multiqpu.engine import get_engine
 
     stage = stage_for(mitigation)
     the_engine = get_engine(engine)
     stage.check(shots=shots, precision=precision)
     pool = as_pool(fleet)
+    if placement is not None:
+        from multiqpu.placement import resolve_placement
+
+        rule = resolve_placement(placement)
+        assert rule is not None
+        pool = rule.restrict(pool)
     if _splits(split_shots, pool, circuit, policy, shots, precision, cut):
         from multiqpu.pipeline._combine import estimate_split
 
