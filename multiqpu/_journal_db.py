@@ -14,9 +14,17 @@ from typing import Literal
 
 from multiqpu import _journal_schema as _schema
 from multiqpu._journal_records import ENV_VAR
+from multiqpu._private_files import private_dir, private_file, tighten_file
 from multiqpu.errors import ConfigError, JobError
 
 __all__ = ["JournalFile"]
+
+
+def _default_path() -> Path:
+    """multiqpu's own journal (its folder is tightened to 0700 when found looser)."""
+    import platformdirs
+
+    return platformdirs.user_data_path("multiqpu") / "journal.sqlite"
 
 
 class JournalFile:
@@ -31,7 +39,9 @@ class JournalFile:
             file = Path(path).expanduser()
             self.path = str(file)
             try:
-                file.parent.mkdir(parents=True, exist_ok=True)
+                # owner-only at rest (0600 in 0700, docs/trust.md): circuits and results
+                private_dir(file.parent, owned=file == _default_path())
+                private_file(file)
             except OSError as exc:
                 raise ConfigError(
                     f"cannot create the journal's folder ({exc}); set {ENV_VAR} to a writable path",
@@ -43,6 +53,9 @@ class JournalFile:
                 self.path, timeout=30.0, isolation_level=None, check_same_thread=False
             )
             conn.execute("PRAGMA journal_mode=WAL")
+            if self.path != ":memory:":  # SQLite gives its side files the file's mode
+                for side in ("-wal", "-shm"):
+                    tighten_file(Path(self.path + side))
             conn.execute(f"PRAGMA synchronous={synchronous}")
             conn.execute("PRAGMA foreign_keys=ON")
             self._conn: sqlite3.Connection | None = conn
