@@ -78,10 +78,13 @@ class Placement:
         return kept
 
 
-def check_width(rule: Placement, devices: Sequence[Device], circuits: Iterable[Any]) -> None:
-    """Refuse circuits no allowed device can hold (the scheduler would find no place)."""
+def check_width(
+    rule: Placement, devices: Sequence[Device], circuits: Iterable[Any], first: int = 0
+) -> None:
+    """Refuse circuits no allowed device can hold (the scheduler would find no place);
+    ``first``: the index of the first circuit, for the message."""
     widest = max((d.num_qubits for d in devices), default=0)
-    for i, circuit in enumerate(circuits):
+    for i, circuit in enumerate(circuits, start=first):
         if circuit.num_qubits > widest:
             raise PlacementError(
                 f"{rule}: circuit {i} ({circuit.name}) needs {circuit.num_qubits} qubits and "

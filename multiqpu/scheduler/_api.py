@@ -110,7 +110,7 @@ def _placed(
             f"{placement}: circuit {i} ({getattr(circuit, 'name', '?')}) may run on no device "
             f"of this fleet ({', '.join(d.spec for d in devices)}); nothing was submitted"
         )
-    check_width(placement, [d for d in devices if d.spec in ok], [circuit])
+    check_width(placement, [d for d in devices if d.spec in ok], [circuit], first=i)
     return ok
 
 
