@@ -98,8 +98,10 @@ def test_no_restricted_circuit_reaches_a_disallowed_device() -> None:
     lossy = next(d.inner for d in fleet if d.name == "lossy")
     assert isinstance(lossy, FaultyDevice) and lossy.attempts >= 2  # it did lose its work
     report = result.report
-    print(f"failovers {report.failovers}, retries {report.retries}, hedges {report.hedges}, "
-          f"steals {report.steals}")
+    print(
+        f"failovers {report.failovers}, retries {report.retries}, hedges {report.hedges}, "
+        f"steals {report.steals}"
+    )
     assert report.failovers > 0 and report.retries > 0
 
 
