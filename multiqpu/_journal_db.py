@@ -41,7 +41,8 @@ class JournalFile:
             try:
                 # owner-only at rest (0600 in 0700, docs/trust.md): circuits and results
                 private_dir(file.parent, owned=file == _default_path())
-                private_file(file)
+                if not file.exists():
+                    private_file(file)  # SQLite gives its -wal/-shm files this file's mode
             except OSError as exc:
                 raise ConfigError(
                     f"cannot create the journal's folder ({exc}); set {ENV_VAR} to a writable path",
@@ -53,13 +54,13 @@ class JournalFile:
                 self.path, timeout=30.0, isolation_level=None, check_same_thread=False
             )
             conn.execute("PRAGMA journal_mode=WAL")
-            if self.path != ":memory:":  # SQLite gives its side files the file's mode
-                for side in ("-wal", "-shm"):
-                    tighten_file(Path(self.path + side))
             conn.execute(f"PRAGMA synchronous={synchronous}")
             conn.execute("PRAGMA foreign_keys=ON")
             self._conn: sqlite3.Connection | None = conn
             self._prepare()
+            if self.path != ":memory:":  # a journal older, looser versions left: tightened
+                for side in ("", "-wal", "-shm"):
+                    tighten_file(Path(self.path + side))
         except sqlite3.DatabaseError as exc:
             raise ConfigError(
                 f"cannot open the journal ({exc}); point {ENV_VAR} at another file or move "
