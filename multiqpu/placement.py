@@ -25,7 +25,17 @@ if TYPE_CHECKING:
     from multiqpu.device import Device
     from multiqpu.pool import DevicePool
 
-__all__ = ["Placement", "PlacementError", "load_placements", "resolve_placement"]
+__all__ = [
+    "ALLOWED_KEY",
+    "Placement",
+    "PlacementError",
+    "load_placements",
+    "recorded_allowed",
+    "resolve_placement",
+]
+
+#: journal run option holding each circuit's allowed device specs, so ``resume`` keeps them
+ALLOWED_KEY = "allowed_devices"
 
 _KEYS = ("allow",)
 
@@ -155,3 +165,11 @@ def resolve_placement(rule: Placement | str | None) -> Placement | None:
         source="argument",
         key="placement",
     )
+
+
+def recorded_allowed(items: Sequence[Any]) -> dict[str, Any]:
+    """The run options that record each item's allowed specs (none when no item is
+    restricted), so that a resumed run keeps every placement rule."""
+    if all(it.devices is None for it in items):
+        return {}
+    return {ALLOWED_KEY: [None if it.devices is None else sorted(it.devices) for it in items]}

@@ -205,3 +205,26 @@ def test_qnn_training_keeps_the_dataset_on_allowed_devices() -> None:
     assert used and all(PRIVATE.allows(s) for s in used), used  # every circuit holds features
     with pytest.raises(multiqpu.InvalidInputError, match="explicit executor"):
         Trainer(model, executor=trainer.executor, placement=PRIVATE)
+
+
+def test_resume_keeps_the_rules_recorded_with_the_run(tmp_path: Path) -> None:
+    from multiqpu.journal import Journal
+    from multiqpu.placement import ALLOWED_KEY
+    from multiqpu.scheduler import resume_sync
+
+    private, public = shard(6, 8, "private"), shard(6, 9, "public")
+    jobs = [JobRequest(c, 128, placement=PRIVATE) for c in private] + public
+    with Journal(tmp_path / "journal.sqlite") as journal:
+        first = run_sync(mixed_fleet(), jobs, shots=128, journal=journal)
+        options = dict(journal.run_info(first.report.run_id).options)
+        allowed = options[ALLOWED_KEY]
+        assert all(a is not None and all(PRIVATE.allows(s) for s in a) for a in allowed[:6])
+        assert allowed[6:] == [None] * 6
+        # the same run, recorded but interrupted before any job: resume runs it all
+        journal.start_run(
+            "interrupted", circuits=private + public, shots=[128] * 12, options=options
+        )
+        fleet = mixed_fleet()
+        again = resume_sync(fleet, "interrupted", journal=journal)
+    assert len(again.results) == 12
+    assert_only_allowed(fleet, "private", PRIVATE)

@@ -188,7 +188,14 @@ PUBLIC_ALL: dict[str, list[str]] = {
         "sample",
         "stage_for",
     ],
-    "multiqpu.placement": ["Placement", "PlacementError", "load_placements", "resolve_placement"],
+    "multiqpu.placement": [
+        "ALLOWED_KEY",
+        "Placement",
+        "PlacementError",
+        "load_placements",
+        "recorded_allowed",
+        "resolve_placement",
+    ],
     "multiqpu.pool": [
         "IDEAL_SPECS",
         "DeviceKnowledge",

@@ -258,7 +258,12 @@ async def resume(
         pool = _pool_of(fleet)
         devices = list(pool)
         loaded = jr.load_circuits(run_id)
-        items = [Item(c, s, None, opts.fidelity_floor) for c, s in loaded]
+        # placement and per-circuit device restrictions recorded with the run are kept
+        allowed = info.options.get("allowed_devices") or [None] * len(loaded)
+        items = [
+            Item(c, s, None if a is None else frozenset(a), opts.fidelity_floor)
+            for (c, s), a in zip(loaded, allowed, strict=True)
+        ]
         plan = info.options.get(PLAN_KEY)  # a run whose shots were split: parts, pinned again
         if plan:
             items = ShotPlan.from_json(plan).restrict(items)
