@@ -228,3 +228,16 @@ def test_resume_keeps_the_rules_recorded_with_the_run(tmp_path: Path) -> None:
         again = resume_sync(fleet, "interrupted", journal=journal)
     assert len(again.results) == 12
     assert_only_allowed(fleet, "private", PRIVATE)
+
+
+def test_plan_is_made_on_the_allowed_devices() -> None:
+    from qiskit.quantum_info import SparsePauliOp
+
+    fleet = mixed_fleet()
+    circuit = encoded(np.array([0.3, 1.1, 2.0]), "private-plan").remove_final_measurements(
+        inplace=False
+    )
+    assert circuit is not None
+    the_plan = multiqpu.Fleet(fleet).plan(circuit, SparsePauliOp("ZZI"), placement=PRIVATE)
+    assert the_plan.devices and all(PRIVATE.allows(s) for s in the_plan.devices)
+    assert all(not d.seen for d in fleet)  # a plan submits nothing

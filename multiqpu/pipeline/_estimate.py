@@ -183,6 +183,9 @@ def plan(
     stage.check(shots=options.get("shots", DEFAULT_SHOTS), precision=options.get("precision"))
     for name in ("policy", "adaptive", "use_scheduler", "replicates", "engine"):
         options.pop(name, None)  # run-time options: the plan is the same whatever they are
+    rule = options.pop("placement", None)
+    if rule is not None:  # planned on the devices the rule allows, as estimate runs
+        fleet = _restricted(as_pool(fleet), rule)
     return cut_plan(fleet, circuit, observables, variance_factor=stage.variance_factor,
                     **options)  # fmt: skip
 
@@ -232,11 +235,7 @@ async def estimate(
     stage.check(shots=shots, precision=precision)
     pool = as_pool(fleet)
     if placement is not None:
-        from multiqpu.placement import resolve_placement
-
-        rule = resolve_placement(placement)
-        assert rule is not None
-        pool = rule.restrict(pool)
+        pool = _restricted(pool, placement)
     if _splits(split_shots, pool, circuit, policy, shots, precision, cut):
         from multiqpu.pipeline._combine import estimate_split
 
@@ -264,6 +263,15 @@ async def estimate(
         main, stages=stages, pilot_shots=pilot
     )
     return result
+
+
+def _restricted(pool: DevicePool, rule: Any) -> DevicePool:
+    """The devices a placement rule (or a config rule's name) allows (docs/trust.md)."""
+    from multiqpu.placement import resolve_placement
+
+    placement = resolve_placement(rule)
+    assert placement is not None
+    return placement.restrict(pool)
 
 
 def _splits(
