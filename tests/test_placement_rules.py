@@ -38,8 +38,10 @@ class Recording(DelegatingDevice):
 
 def mixed_fleet() -> list[Recording]:
     ideal = multiqpu.device("local:ideal")
+    # the local devices are slower than the disallowed braket:sv (also ideal), so a
+    # scheduler free to choose would send restricted work there
     return [
-        Recording(ideal),
+        Recording(FaultyDevice(ideal, name="ideal", delay_s=(0.1, 0.3), seed=3)),
         # loses every job after its first: the work fails over
         Recording(FaultyDevice(ideal, name="lossy", fail_after=1, fail_in_flight=True)),
         # transient submission errors: retries
@@ -86,11 +88,14 @@ def assert_only_allowed(fleet: Sequence[Recording], prefix: str, rule: Placement
 def test_no_restricted_circuit_reaches_a_disallowed_device() -> None:
     fleet = mixed_fleet()
     private, public = shard(24, 0, "private"), shard(24, 1, "public")
-    jobs = [JobRequest(c, 256, placement=PRIVATE) for c in private] + public
+    # interleaved, so that restricted circuits meet every device as it falls idle
+    jobs: list[object] = []
+    for p, q in zip(public, private, strict=True):
+        jobs += [p, JobRequest(q, 256, placement=PRIVATE)]
     result = run_sync(fleet, jobs, shots=256, hedging=True, retries=5)
     assert len(result.results) == 48
     assert all(sum(r.counts.values()) == 256 for r in result.results)
-    for r in result.results[:24]:
+    for r in result.results[1::2]:
         assert PRIVATE.allows(r.device)
     assert_only_allowed(fleet, "private", PRIVATE)
     # the public shard was free to go anywhere, and the run did use the wider fleet
@@ -214,15 +219,18 @@ def test_resume_keeps_the_rules_recorded_with_the_run(tmp_path: Path) -> None:
 
     private, public = shard(6, 8, "private"), shard(6, 9, "public")
     jobs = [JobRequest(c, 128, placement=PRIVATE) for c in private] + public
+    # (the recorded run is replayed below with the public circuits first)
     with Journal(tmp_path / "journal.sqlite") as journal:
         first = run_sync(mixed_fleet(), jobs, shots=128, journal=journal)
         options = dict(journal.run_info(first.report.run_id).options)
         allowed = options[ALLOWED_KEY]
         assert all(a is not None and all(PRIVATE.allows(s) for s in a) for a in allowed[:6])
         assert allowed[6:] == [None] * 6
-        # the same run, recorded but interrupted before any job: resume runs it all
+        # the same circuits, recorded but interrupted before any job (public ones first, so
+        # the restricted ones meet idle disallowed devices): resume runs them all
+        options[ALLOWED_KEY] = allowed[6:] + allowed[:6]
         journal.start_run(
-            "interrupted", circuits=private + public, shots=[128] * 12, options=options
+            "interrupted", circuits=public + private, shots=[128] * 12, options=options
         )
         fleet = mixed_fleet()
         again = resume_sync(fleet, "interrupted", journal=journal)
