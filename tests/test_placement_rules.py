@@ -141,9 +141,9 @@ def test_estimate_with_split_shots_stays_inside() -> None:
     exact = float(np.real(Statevector(circuit).expectation_value(obs)))
     value, se = float(np.ravel(res.values)[0]), float(np.ravel(res.std_errors)[0])
     assert abs(value - exact) < 5 * se + 1e-9
-    for d in fleet:  # estimate's sub-experiments carry the circuit's features, renamed or not
-        if d.seen:
-            assert PRIVATE.allows(d.spec), (d.spec, d.seen[:3])
+    # estimate's sub-experiments carry the circuit's features, renamed or not: every one counts
+    used = {d.spec for d in fleet if d.seen}
+    assert used and all(PRIVATE.allows(s) for s in used), used
 
 
 def test_unsatisfiable_rules_are_refused_before_submission() -> None:
@@ -249,3 +249,18 @@ def test_plan_is_made_on_the_allowed_devices() -> None:
     the_plan = multiqpu.Fleet(fleet).plan(circuit, SparsePauliOp("ZZI"), placement=PRIVATE)
     assert the_plan.devices and all(PRIVATE.allows(s) for s in the_plan.devices)
     assert all(not d.seen for d in fleet)  # a plan submits nothing
+
+
+def test_distribution_runs_on_the_allowed_devices() -> None:
+    from multiqpu._sync import run_sync as in_thread
+    from multiqpu.pipeline import distribution
+
+    fleet = mixed_fleet()
+    circuit = encoded(np.array([0.4, 1.3]), "private-dist")
+    res = in_thread(distribution(fleet, circuit, shots=4000, placement=PRIVATE, cut="never"))
+    from qiskit.quantum_info import Statevector
+
+    exact = Statevector(circuit.remove_final_measurements(inplace=False)).probabilities()
+    assert np.all(np.abs(res.probabilities - exact) <= 5 * res.std_errors + 1e-9)
+    used = {d.spec for d in fleet if d.seen}  # sub-experiments are renamed: every one counts
+    assert used and all(PRIVATE.allows(s) for s in used), used

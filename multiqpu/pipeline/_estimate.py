@@ -312,11 +312,13 @@ async def distribution(
     use_scheduler: bool | None = None,
     mitigation: Any = None,
     engine: Engine | str | None = None,
+    placement: Any = None,
 ) -> DistributionResult:
     """The output distribution of ``circuit`` over ``qubits`` (default: the qubits it
     measures, or all), knitted from fragment distributions when the circuit is cut
     (CutQC's method, with the quasi-probability decomposition's terms), with a standard
-    error per outcome. Meant for modest output widths (``CutLimits.max_output_qubits``)."""
+    error per outcome. Meant for modest output widths (``CutLimits.max_output_qubits``).
+    ``placement``: a data placement rule, as for :func:`estimate`."""
     from multiqpu.cutting._plan import CutLimits
     from multiqpu.cutting._reconstruct import reconstruct_distribution
     from multiqpu.cutting._results import DistributionResult
@@ -325,6 +327,8 @@ async def distribution(
     # Knitted distributions are built from raw counts: only the identity stage serves them.
     stage_for(mitigation).check(shots=shots, precision=None, distribution=True)
     pool = as_pool(fleet)
+    if placement is not None:
+        pool = _restricted(pool, placement)
     t0 = time.perf_counter()
     measured = _measured(circuit) if qubits is None else [int(q) for q in qubits]
     lim = limits or CutLimits()
