@@ -36,6 +36,7 @@ from multiqpu.errors import (
 )
 from multiqpu.fleet import Fleet, device
 from multiqpu.mitigation import ZNE, Mitigation, PauliTwirl, Readout
+from multiqpu.placement import Placement, PlacementError
 from multiqpu.providers import Provider
 from multiqpu.secrets import Secret
 
@@ -63,6 +64,8 @@ __all__ = [
     "Mitigation",
     "MultiQPUError",
     "PauliTwirl",
+    "Placement",
+    "PlacementError",
     "PlanRefusedError",
     "Provider",
     "ProviderError",

@@ -51,7 +51,7 @@ _FLEET_KEYS: Mapping[str, str] = {
     "include_default": "true or false",
     "queue_time_scale": "a number >= 0",
 }
-_TOP_KEYS = ("devices", "engine", "fleet", "providers")
+_TOP_KEYS = ("devices", "engine", "fleet", "placement", "providers")
 _ENGINE_KEYS = ("kind", "address", "num_cpus", "processes")
 #: key names that always hold secrets, whatever the provider declares
 _SECRET_NAME = re.compile(
@@ -184,7 +184,7 @@ def check_top(data: Mapping[str, Any], source: str) -> None:
         if key not in _TOP_KEYS:
             raise ConfigError(
                 f"unknown table; a config file has [devices.<label>], [providers.<name>], "
-                f"[fleet] and [engine] tables{suggest(key, _TOP_KEYS)}",
+                f"[fleet], [engine] and [placement.<name>] tables{suggest(key, _TOP_KEYS)}",
                 source=source,
                 key=key,
             )

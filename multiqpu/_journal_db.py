@@ -14,9 +14,17 @@ from typing import Literal
 
 from multiqpu import _journal_schema as _schema
 from multiqpu._journal_records import ENV_VAR
+from multiqpu._private_files import private_dir, private_file, tighten_file
 from multiqpu.errors import ConfigError, JobError
 
 __all__ = ["JournalFile"]
+
+
+def _default_path() -> Path:
+    """multiqpu's own journal (its folder is tightened to 0700 when found looser)."""
+    import platformdirs
+
+    return platformdirs.user_data_path("multiqpu") / "journal.sqlite"
 
 
 class JournalFile:
@@ -31,7 +39,10 @@ class JournalFile:
             file = Path(path).expanduser()
             self.path = str(file)
             try:
-                file.parent.mkdir(parents=True, exist_ok=True)
+                # owner-only at rest (0600 in 0700, docs/trust.md): circuits and results
+                private_dir(file.parent, owned=file == _default_path())
+                if not file.exists():
+                    private_file(file)  # SQLite gives its -wal/-shm files this file's mode
             except OSError as exc:
                 raise ConfigError(
                     f"cannot create the journal's folder ({exc}); set {ENV_VAR} to a writable path",
@@ -47,6 +58,9 @@ class JournalFile:
             conn.execute("PRAGMA foreign_keys=ON")
             self._conn: sqlite3.Connection | None = conn
             self._prepare()
+            if self.path != ":memory:":  # a journal older, looser versions left: tightened
+                for side in ("", "-wal", "-shm"):
+                    tighten_file(Path(self.path + side))
         except sqlite3.DatabaseError as exc:
             raise ConfigError(
                 f"cannot open the journal ({exc}); point {ENV_VAR} at another file or move "

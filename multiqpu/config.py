@@ -193,6 +193,10 @@ def _load(found: Path) -> Config:
     data = _p.read_toml(found)
     _p.check_private(found, _inline_secrets(data))  # refuse early: secrets named as such
     _p.check_top(data, source)
+    if isinstance(data.get("placement"), dict):
+        from multiqpu.placement import parse_placements
+
+        parse_placements(data["placement"], source)
     providers: dict[str, Provider] = {}
 
     def provider_for(name: object, key: str) -> Provider:

@@ -51,6 +51,8 @@ PUBLIC_ALL: dict[str, list[str]] = {
         "Mitigation",
         "MultiQPUError",
         "PauliTwirl",
+        "Placement",
+        "PlacementError",
         "PlanRefusedError",
         "Provider",
         "ProviderError",
@@ -185,6 +187,14 @@ PUBLIC_ALL: dict[str, list[str]] = {
         "plan",
         "sample",
         "stage_for",
+    ],
+    "multiqpu.placement": [
+        "ALLOWED_KEY",
+        "Placement",
+        "PlacementError",
+        "load_placements",
+        "recorded_allowed",
+        "resolve_placement",
     ],
     "multiqpu.pool": [
         "IDEAL_SPECS",

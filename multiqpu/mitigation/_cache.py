@@ -27,6 +27,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from multiqpu._private_files import private_dir, tighten_file
 from multiqpu.mitigation._readout import ReadoutCalibration, merge
 
 __all__ = ["ReadoutCache"]
@@ -67,6 +68,7 @@ class ReadoutCache:
             return []
         path = self._file(device, fingerprint)
         try:
+            tighten_file(path)  # an older, looser file: 0600 (docs/trust.md)
             data = json.loads(path.read_text())
             return [ReadoutCalibration.from_dict(e) for e in data["entries"]]
         except FileNotFoundError:
@@ -109,7 +111,7 @@ class ReadoutCache:
             _MEMORY[slot] = entries
         if self.directory is None:
             return
-        self.directory.mkdir(parents=True, exist_ok=True)
+        private_dir(self.directory, owned=_owned(self.directory))  # 0700 (docs/trust.md)
         payload = {
             "format": "multiqpu-readout-1",
             "device": cal.device,
@@ -125,6 +127,13 @@ class ReadoutCache:
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
+
+
+def _owned(directory: Path) -> bool:
+    """Whether ``directory`` is multiqpu's default cache folder (tightened when loose)."""
+    from platformdirs import user_cache_path
+
+    return directory == user_cache_path("multiqpu") / "readout"
 
 
 def clear_memory() -> None:

@@ -183,6 +183,9 @@ def plan(
     stage.check(shots=options.get("shots", DEFAULT_SHOTS), precision=options.get("precision"))
     for name in ("policy", "adaptive", "use_scheduler", "replicates", "engine"):
         options.pop(name, None)  # run-time options: the plan is the same whatever they are
+    rule = options.pop("placement", None)
+    if rule is not None:  # planned on the devices the rule allows, as estimate runs
+        fleet = _restricted(as_pool(fleet), rule)
     return cut_plan(fleet, circuit, observables, variance_factor=stage.variance_factor,
                     **options)  # fmt: skip
 
@@ -207,6 +210,7 @@ async def estimate(
     replicates: int = 200,
     split_shots: bool | str = "auto",
     engine: Engine | str | None = None,
+    placement: Any = None,
 ) -> EstimateResult | MitigatedEstimate | SplitEstimate:
     """Expectation values of ``observables`` on ``circuit``'s output state, each with a
     standard error, cutting the circuit when no device of ``fleet`` fits it, every result
@@ -221,13 +225,17 @@ async def estimate(
     :class:`~multiqpu.pipeline.SplitEstimate`, see docs/shots.md); "auto" does so when
     ``policy="fastest"`` and two or more devices hold the circuit uncut. ``engine``:
     where simulation, folding and reconstruction run (:mod:`multiqpu.engine`; default:
-    ``$MULTIQPU_ENGINE``, the config file, else in-process)."""
+    ``$MULTIQPU_ENGINE``, the config file, else in-process). ``placement``: a data
+    placement rule (:class:`multiqpu.Placement` or a config rule's name): fragments,
+    calibrations and split shots go only to the devices it allows (docs/trust.md)."""
     from multiqpu.engine import get_engine
 
     stage = stage_for(mitigation)
     the_engine = get_engine(engine)
     stage.check(shots=shots, precision=precision)
     pool = as_pool(fleet)
+    if placement is not None:
+        pool = _restricted(pool, placement)
     if _splits(split_shots, pool, circuit, policy, shots, precision, cut):
         from multiqpu.pipeline._combine import estimate_split
 
@@ -255,6 +263,15 @@ async def estimate(
         main, stages=stages, pilot_shots=pilot
     )
     return result
+
+
+def _restricted(pool: DevicePool, rule: Any) -> DevicePool:
+    """The devices a placement rule (or a config rule's name) allows (docs/trust.md)."""
+    from multiqpu.placement import resolve_placement
+
+    placement = resolve_placement(rule)
+    assert placement is not None
+    return placement.restrict(pool)
 
 
 def _splits(
@@ -295,11 +312,13 @@ async def distribution(
     use_scheduler: bool | None = None,
     mitigation: Any = None,
     engine: Engine | str | None = None,
+    placement: Any = None,
 ) -> DistributionResult:
     """The output distribution of ``circuit`` over ``qubits`` (default: the qubits it
     measures, or all), knitted from fragment distributions when the circuit is cut
     (CutQC's method, with the quasi-probability decomposition's terms), with a standard
-    error per outcome. Meant for modest output widths (``CutLimits.max_output_qubits``)."""
+    error per outcome. Meant for modest output widths (``CutLimits.max_output_qubits``).
+    ``placement``: a data placement rule, as for :func:`estimate`."""
     from multiqpu.cutting._plan import CutLimits
     from multiqpu.cutting._reconstruct import reconstruct_distribution
     from multiqpu.cutting._results import DistributionResult
@@ -308,6 +327,8 @@ async def distribution(
     # Knitted distributions are built from raw counts: only the identity stage serves them.
     stage_for(mitigation).check(shots=shots, precision=None, distribution=True)
     pool = as_pool(fleet)
+    if placement is not None:
+        pool = _restricted(pool, placement)
     t0 = time.perf_counter()
     measured = _measured(circuit) if qubits is None else [int(q) for q in qubits]
     lim = limits or CutLimits()

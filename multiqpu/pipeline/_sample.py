@@ -37,12 +37,22 @@ async def sample(
     :class:`multiqpu.scheduler.Options`); a mitigated run refuses those that bound a
     single scheduler run (``budget_usd``, ``deadline_s``, ``run_id``, ``cache``).
     ``engine``: where the simulators' batches (and, with mitigation, the M3 solves) run
-    (:mod:`multiqpu.engine`; default: ``$MULTIQPU_ENGINE``, the config file, in-process)."""
+    (:mod:`multiqpu.engine`; default: ``$MULTIQPU_ENGINE``, the config file, in-process).
+    ``placement``: a data placement rule (:class:`multiqpu.Placement` or a config rule's
+    name): only the devices it allows ever receive the circuits (docs/trust.md)."""
     from multiqpu.engine import get_engine
 
     stage = stage_for(mitigation)
     engine = get_engine(options.pop("engine", None))
-    pool = engine.offload(as_pool(fleet))
+    pool = as_pool(fleet)
+    rule = options.pop("placement", None)
+    if rule is not None:  # data placement: only the allowed devices are ever seen
+        from multiqpu.placement import resolve_placement
+
+        placement = resolve_placement(rule)
+        assert placement is not None
+        pool = placement.restrict(pool, [c for c in circuits if hasattr(c, "num_qubits")])
+    pool = engine.offload(pool)
     if mitigation is not None:
         options["engine"] = engine
     result: SampleResult | MitigatedSample = await stage.sample(

@@ -127,6 +127,10 @@ class Trainer:
             corrected on the device that produced them (its own readout calibration, its own
             zero-noise fit) before gradients are aggregated across devices; needs ``shots``
             and a fleet (not an explicit ``executor``). See docs/mitigation.md.
+        placement: a data placement rule for the whole dataset (a :class:`multiqpu.Placement`
+            or a config rule's name): every circuit carrying its features (training,
+            evaluation, backup copies) runs only on the devices it allows; needs a fleet
+            (not an explicit ``executor``). See docs/trust.md.
     """
 
     def __init__(
@@ -158,6 +162,7 @@ class Trainer:
         seed: int | None = 0,
         mitigation: Any = None,
         cut_options: dict[str, Any] | None = None,
+        placement: Any = None,
     ) -> None:
         if aggregation not in ("sync", "async", "local"):
             raise InvalidInputError(
@@ -193,11 +198,22 @@ class Trainer:
                     "mitigation= runs shards on a fleet's devices; it cannot be combined "
                     "with an explicit executor"
                 )
+        if executor is not None and placement is not None:
+            raise InvalidInputError(
+                "placement= restricts a fleet's devices; it cannot be combined with an "
+                "explicit executor"
+            )
         if executor is None:
             from multiqpu.pool import as_pool
             from multiqpu.primitives._dispatch import eligible
 
             pool = as_pool(fleet, default="default")
+            if placement is not None:  # only the allowed devices ever see the data
+                from multiqpu.placement import resolve_placement
+
+                rule = resolve_placement(placement)
+                assert rule is not None
+                pool = rule.restrict(pool)
             devices = eligible(pool, model.num_qubits, exact=shots is None)
             if devices:
                 executor = FleetExecutor(pool.subset(devices), concurrency=concurrency,

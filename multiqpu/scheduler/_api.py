@@ -21,6 +21,7 @@ if TYPE_CHECKING:
 
     from multiqpu.device import Device
     from multiqpu.journal import Journal
+    from multiqpu.placement import Placement
 
 __all__ = ["JobRequest", "resume", "resume_sync", "run", "run_sync", "sample", "sample_sync"]
 
@@ -31,14 +32,16 @@ Shots = int | None
 class JobRequest:
     """One circuit for :func:`run`, with per-circuit options.
 
-    ``devices`` restricts it to some devices (specs or names); ``fidelity_floor`` overrides the
-    run's floor for it.
+    ``devices`` restricts it to some devices (specs or names); ``placement`` (a
+    :class:`multiqpu.Placement` or a config rule's name) too, as a data placement rule;
+    ``fidelity_floor`` overrides the run's floor for it.
     """
 
     circuit: QuantumCircuit
     shots: int | None = 1024
     devices: Sequence[str] | None = None
     fidelity_floor: float | None = None
+    placement: Placement | str | None = None
 
 
 def _pool_of(fleet: PoolLike) -> DevicePool:
@@ -91,6 +94,36 @@ def _resolve(devices: list[Device], names: Sequence[str] | None) -> frozenset[st
     return frozenset(specs)
 
 
+def _placed(
+    devices: list[Device], rule: Any, allowed: frozenset[str] | None, i: int, circuit: Any
+) -> frozenset[str]:
+    """Circuit ``i``'s allowed specs under its placement rule (refused when none)."""
+    from multiqpu.placement import PlacementError, check_width, resolve_placement
+
+    placement = resolve_placement(rule)
+    assert placement is not None
+    ok = placement.allowed_specs(devices) & (
+        allowed if allowed is not None else frozenset(d.spec for d in devices)
+    )
+    if not ok:
+        raise PlacementError(
+            f"{placement}: circuit {i} ({getattr(circuit, 'name', '?')}) may run on no device "
+            f"of this fleet ({', '.join(d.spec for d in devices)}); nothing was submitted"
+        )
+    check_width(placement, [d for d in devices if d.spec in ok], [circuit], first=i)
+    return ok
+
+
+def _placed_pool(pool: DevicePool, rule: Any, circuits: Sequence[Any]) -> DevicePool:
+    """The run-wide placement rule applied: the pool of allowed devices."""
+    from multiqpu.placement import resolve_placement
+
+    placement = resolve_placement(rule)
+    if placement is None:
+        return pool
+    return placement.restrict(pool, [c for c in circuits if hasattr(c, "num_qubits")])
+
+
 def _items(
     devices: list[Device], jobs: Sequence[Any], default_shots: Shots, floor: float | None
 ) -> list[Item]:
@@ -106,6 +139,8 @@ def _items(
         if isinstance(job, JobRequest):
             circuit, shots = job.circuit, job.shots
             allowed = _resolve(devices, job.devices)
+            if job.placement is not None:
+                allowed = _placed(devices, job.placement, allowed, i, job.circuit)
             item_floor = job.fidelity_floor if job.fidelity_floor is not None else floor
         elif isinstance(job, tuple) and len(job) == 2:
             (circuit, shots), allowed, item_floor = job, None, floor
@@ -147,11 +182,15 @@ async def sample(
     circuits: Sequence[QuantumCircuit],
     shots: Shots | Sequence[Shots] = 1024,
     policy: str = "balanced",
+    *,
+    placement: Placement | str | None = None,
     **options: Any,
 ) -> SampleResult:
     """Run every circuit somewhere on ``fleet`` and return one result per circuit, in input
     order, with the device that produced it and a run report. ``shots`` is one number for
-    all, None (exact probabilities, ideal simulators only) or one per circuit. Options: see
+    all, None (exact probabilities, ideal simulators only) or one per circuit.
+    ``placement``: a data placement rule for every circuit (:class:`multiqpu.Placement`
+    or a config rule's name; see docs/trust.md). Options: see
     :class:`multiqpu.scheduler.Options`."""
     opts = parse_options(policy, **options)
     from qiskit import QuantumCircuit
@@ -165,7 +204,7 @@ async def sample(
         jobs: list[Any] = list(zip(circuits, shots, strict=True))
     else:
         jobs = [(c, shots) for c in circuits]
-    pool = _pool_of(fleet)
+    pool = _placed_pool(_pool_of(fleet), placement, circuits)
     return await _execute(pool, _items(list(pool), jobs, None, opts.fidelity_floor), opts)
 
 
@@ -175,13 +214,19 @@ async def run(
     policy: str = "balanced",
     *,
     shots: Shots = 1024,
+    placement: Placement | str | None = None,
     **options: Any,
 ) -> SampleResult:
     """The general case of :func:`sample`: each entry is a :class:`JobRequest` (per-circuit
-    shots, allowed devices, fidelity floor), a ``(circuit, shots)`` pair, or a circuit (run
-    with ``shots``)."""
+    shots, allowed devices, placement rule, fidelity floor), a ``(circuit, shots)`` pair, or
+    a circuit (run with ``shots``). ``placement``: a rule for every circuit."""
     opts = parse_options(policy, **options)
-    pool = _pool_of(fleet)
+    if isinstance(jobs, Sequence) and not isinstance(jobs, str):
+        circuits = [j.circuit if isinstance(j, JobRequest) else j[0] if isinstance(j, tuple)
+                    else j for j in jobs]  # fmt: skip
+    else:
+        circuits = []
+    pool = _placed_pool(_pool_of(fleet), placement, circuits)
     return await _execute(pool, _items(list(pool), jobs, shots, opts.fidelity_floor), opts)
 
 
@@ -213,7 +258,12 @@ async def resume(
         pool = _pool_of(fleet)
         devices = list(pool)
         loaded = jr.load_circuits(run_id)
-        items = [Item(c, s, None, opts.fidelity_floor) for c, s in loaded]
+        # placement and per-circuit device restrictions recorded with the run are kept
+        allowed = info.options.get("allowed_devices") or [None] * len(loaded)
+        items = [
+            Item(c, s, None if a is None else frozenset(a), opts.fidelity_floor)
+            for (c, s), a in zip(loaded, allowed, strict=True)
+        ]
         plan = info.options.get(PLAN_KEY)  # a run whose shots were split: parts, pinned again
         if plan:
             items = ShotPlan.from_json(plan).restrict(items)

@@ -26,6 +26,7 @@ import numpy as np
 
 from multiqpu.device import Job, JobStatus, RunResult
 from multiqpu.errors import DeviceUnavailableError, JobError, MultiQPUError
+from multiqpu.placement import recorded_allowed
 from multiqpu.scheduler._core import Core, Submission
 from multiqpu.scheduler._costmodel import Item
 from multiqpu.scheduler._options import Options
@@ -433,7 +434,7 @@ async def execute(
             run_id,
             circuits=[it.circuit for it in items],
             shots=[it.shots for it in items],
-            options=opts.recordable(),
+            options={**opts.recordable(), **recorded_allowed(items)},
         )
     ex.serve_from_cache()
     busy = {i for a in attached for i in a.indices}
