@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from multiqpu.errors import InvalidInputError
+from multiqpu._values import Values
 
 if TYPE_CHECKING:
     import numpy as np
@@ -86,29 +86,13 @@ class CuttingReport:
 
 
 @dataclass(frozen=True)
-class EstimateResult:
+class EstimateResult(Values):
     """Expectation values with standard errors, one per requested observable."""
 
     values: tuple[float, ...]
     std_errors: tuple[float, ...]
     labels: tuple[str, ...]
     report: CuttingReport
-
-    def _single(self) -> int:
-        if len(self.values) != 1:
-            raise InvalidInputError(
-                f"this result holds {len(self.values)} values; use .values and .std_errors"
-            )
-        return 0
-
-    @property
-    def value(self) -> float:
-        """The value, when one observable was asked for."""
-        return self.values[self._single()]
-
-    @property
-    def std_error(self) -> float:
-        return self.std_errors[self._single()]
 
     def __len__(self) -> int:
         return len(self.values)

@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from multiqpu._values import Values
 from multiqpu.errors import InvalidInputError
 
 if TYPE_CHECKING:
@@ -122,7 +123,7 @@ class Stage:
 
 
 @dataclass(frozen=True)
-class MitigatedEstimate:
+class MitigatedEstimate(Values):
     """Mitigated expectation values with standard errors (shot noise and readout
     calibration error), one per observable; ``stages`` holds "unmitigated" (the raw
     placement runs), "readout" (readout-corrected scale-1 data, when ZNE is on too) and
@@ -133,21 +134,6 @@ class MitigatedEstimate:
     labels: tuple[str, ...]
     report: MitigationReport
     stages: Mapping[str, Stage] = field(default_factory=dict)
-
-    def _single(self) -> int:
-        if len(self.values) != 1:
-            raise InvalidInputError(
-                f"this result holds {len(self.values)} values; use .values and .std_errors"
-            )
-        return 0
-
-    @property
-    def value(self) -> float:
-        return self.values[self._single()]
-
-    @property
-    def std_error(self) -> float:
-        return self.std_errors[self._single()]
 
     @property
     def unmitigated(self) -> Stage:

@@ -24,6 +24,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from multiqpu._values import Values
 from multiqpu.errors import InvalidInputError
 
 if TYPE_CHECKING:
@@ -90,7 +91,7 @@ class DeviceEstimate:
 
 
 @dataclass(frozen=True)
-class SplitEstimate:
+class SplitEstimate(Values):
     """Expectation values combined over devices, with each device's own estimate.
 
     ``values``/``std_errors`` are the combined ones (inverse-variance weights, error scaled up
@@ -102,21 +103,6 @@ class SplitEstimate:
     labels: tuple[str, ...]
     combined: tuple[Combined, ...]
     per_device: tuple[DeviceEstimate, ...]
-
-    def _single(self) -> int:
-        if len(self.values) != 1:
-            raise InvalidInputError(
-                f"this result holds {len(self.values)} values; use .values and .std_errors"
-            )
-        return 0
-
-    @property
-    def value(self) -> float:
-        return self.values[self._single()]
-
-    @property
-    def std_error(self) -> float:
-        return self.std_errors[self._single()]
 
     @property
     def spread(self) -> tuple[float, ...]:
