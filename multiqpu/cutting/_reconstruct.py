@@ -235,7 +235,9 @@ class Stats:
             mpad = np.zeros(self.second.shape[:2])
             mpad[rows, cols] = self.mean
             cov = self.second - mpad[:, :, None] * mpad[:, None, :]
-            w = np.where(np.isfinite(n), n / (n + smoothing), 1.0)
+            finite = np.isfinite(n)  # exact sub-experiments (inf shots) keep their own
+            w = np.ones_like(n)
+            w[finite] = n[finite] / (n[finite] + smoothing)
             smoothed = w * cov + (1 - w) * eye + mpad[:, :, None] * mpad[:, None, :]
             stats = Stats(self.shots, self.mean, smoothed, self.dist, self.unsigned)
         return _per_shot_variance(problem, stats, grad).sum(axis=1)
