@@ -340,7 +340,16 @@ PUBLIC_ALL: dict[str, list[str]] = {
     ],
     "multiqpu.testing": ["DeviceConformance", "ProviderConformance"],
     "multiqpu.testing.conformance": ["DeviceConformance", "ProviderConformance"],
-    "multiqpu.testing.faults": ["FaultyDevice", "FaultyJob", "Submission"],
+    "multiqpu.testing.faults": [
+        "BitFlips",
+        "Corruption",
+        "Drift",
+        "FaultyDevice",
+        "FaultyJob",
+        "OtherCircuitCounts",
+        "Submission",
+        "UniformCounts",
+    ],
     "multiqpu_braket": ["EXAMPLE_ARNS", "BraketProvider", "provider"],
     "multiqpu_ibm": ["IBMDevice", "IBMProvider", "provider"],
     "multiqpu_local": [
