@@ -62,7 +62,9 @@ PUBLIC_ALL: dict[str, list[str]] = {
         "Secret",
         "ThreadJob",
         "TransientProviderError",
+        "Trust",
         "UnknownProviderError",
+        "UntrustedDeviceError",
         "ZNE",
         "__version__",
         "device",
@@ -137,6 +139,7 @@ PUBLIC_ALL: dict[str, list[str]] = {
         "ProviderError",
         "TransientProviderError",
         "UnknownProviderError",
+        "UntrustedDeviceError",
     ],
     "multiqpu.fleet": ["Fleet", "device"],
     "multiqpu.journal": [
@@ -340,6 +343,15 @@ PUBLIC_ALL: dict[str, list[str]] = {
     ],
     "multiqpu.testing": ["DeviceConformance", "ProviderConformance"],
     "multiqpu.testing.conformance": ["DeviceConformance", "ProviderConformance"],
+    "multiqpu.trust": [
+        "CanaryTest",
+        "Consistency",
+        "DeviceVerdict",
+        "Trust",
+        "TrustMode",
+        "TrustReport",
+        "consistency",
+    ],
     "multiqpu.testing.faults": [
         "BitFlips",
         "Corruption",

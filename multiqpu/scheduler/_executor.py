@@ -25,8 +25,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from multiqpu.device import Job, JobStatus, RunResult
-from multiqpu.errors import DeviceUnavailableError, JobError, MultiQPUError
+from multiqpu.errors import DeviceUnavailableError, JobError, MultiQPUError, UntrustedDeviceError
 from multiqpu.placement import recorded_allowed
+from multiqpu.scheduler._canaries import Flag, Monitor, finish_trust, monitor_for, split_canary
 from multiqpu.scheduler._core import Core, Submission
 from multiqpu.scheduler._costmodel import Item
 from multiqpu.scheduler._options import Options
@@ -39,6 +40,7 @@ from multiqpu.scheduler._tables import ArraySource
 from multiqpu.scheduler._timeline import TimelineRecorder
 
 if TYPE_CHECKING:
+    from multiqpu._canary import Canary
     from multiqpu.device import CircuitResult
     from multiqpu.pool import DevicePool
 
@@ -66,6 +68,7 @@ class _Live:
     job: Job | None = None
     started: bool = False  # the provider said it is running (watched on session devices)
     reported: bool = False  # ... and the core was told
+    canary: Canary | None = None  # the canary riding in the job (multiqpu.trust)
 
 
 @dataclass
@@ -73,6 +76,7 @@ class _Outcome:
     job_id: int
     result: RunResult | None = None
     error: BaseException | None = None
+    canary: CircuitResult | None = None
 
 
 class _Executor:
@@ -84,8 +88,10 @@ class _Executor:
         *,
         run_id: str,
         recorder: RunRecorder,
+        monitor: Monitor | None = None,
     ) -> None:
         self.pool = pool
+        self.monitor = monitor
         self.devices = list(pool)
         self.items = list(items)
         self.opts = opts
@@ -167,9 +173,11 @@ class _Executor:
                     self.run_id, device=device.spec, task_indices=indices, shots=shots
                 )
                 rec.row = row
-                rec.job = await self.submitter.submit(
-                    device, [self.items[i].circuit for i in indices], shots
-                )
+                circuits = [self.items[i].circuit for i in indices]
+                if self.monitor is not None:
+                    rec.canary = self.monitor.pick(sub.device, circuits, shots)
+                    circuits += [rec.canary.circuit] if rec.canary else []
+                rec.job = await self.submitter.submit(device, circuits, shots)
                 self.recorder.job_submitted(row, rec.job.job_id)
             if device.session_ttl_s > 0:
                 watcher = asyncio.ensure_future(self._watch(rec))
@@ -179,12 +187,13 @@ class _Executor:
                     watcher.cancel()
             else:
                 result = await rec.job.result()
+            result, canary = split_canary(result, rec.canary, len(sub.idx))
             if len(result.results) != len(sub.idx):
                 raise JobError(
                     f"returned {len(result.results)} results for {len(sub.idx)} circuits",
                     job_id=rec.job.job_id,
                 )
-            return _Outcome(sub.job_id, result=result)
+            return _Outcome(sub.job_id, result=result, canary=canary)
         except asyncio.CancelledError:
             raise
         except Exception as exc:
@@ -224,6 +233,7 @@ class _Executor:
         rec = self.live.pop(job_id, None)
         if rec is None:
             return
+        self._release(rec)
         if rec.task is not None:
             rec.task.cancel()
         if rec.job is not None:
@@ -340,6 +350,7 @@ class _Executor:
             self.errors[spec] = f"{type(err).__name__}: {err}"
             self._fail_record(out.job_id, str(err), final=False)
             self.live.pop(out.job_id, None)
+            self._release(rec)
             permanent = isinstance(err, DeviceUnavailableError)
             for other in core.on_failed(out.job_id, now, permanent=permanent):
                 self._cancel(other)
@@ -353,6 +364,10 @@ class _Executor:
             queue_s=result.timings.queue_s,
             execution_s=result.timings.execution_s,
         )
+        flag = None
+        if self.monitor is not None:
+            got = [] if delivery is None else delivery.idx.tolist()
+            flag = self.monitor.on_delivery(d, got, rec.canary, out.canary)
         if rec.row is not None:
             if delivery is None:
                 self.recorder.job_cancelled(rec.row)
@@ -364,6 +379,8 @@ class _Executor:
                     timings=result.timings,
                 )
         if delivery is None:
+            if flag is not None:
+                self._quarantine(core, flag, now)
             return
         for pos, i, c in zip(
             delivery.positions.tolist(), delivery.idx.tolist(), delivery.cls.tolist(), strict=True
@@ -380,6 +397,31 @@ class _Executor:
         self.progress.done(d, len(delivery.idx))
         for other in delivery.cancel:
             self._cancel(other)
+        if flag is not None:
+            self._quarantine(core, flag, now)
+
+    def _release(self, rec: _Live) -> None:
+        if self.monitor is not None and rec.canary is not None:
+            self.monitor.release(rec.sub.device, rec.canary, self.items[int(rec.sub.idx[0])].shots)
+            rec.canary = None
+
+    def _quarantine(self, core: Core, flag: Flag, now: float) -> None:
+        """A device failed its canary checks (see :mod:`multiqpu.trust`)."""
+        spec = self.devices[flag.device].spec
+        self.errors[spec] = f"failed its canary checks: {flag.reason}"
+        mode = self.opts.trust.mode if self.opts.trust is not None else "flag"
+        if mode == "fail":
+            raise UntrustedDeviceError(spec, flag.reason)
+        if mode != "quarantine":
+            return
+        for other in core.drop(flag.device, now):
+            self._cancel(other)
+        idx = np.array(flag.rerun, dtype=np.int64)
+        if len(idx):
+            self.recorder.results_quarantined(self.run_id, spec, flag.rerun, flag.reason)
+            for i in flag.rerun:
+                self.results[i] = None
+            core.reopen(idx, self.cls[idx], flag.device)
 
     def _finish(self, core: Core, state: str) -> None:
         known = self.pool.knowledge
@@ -418,7 +460,8 @@ async def execute(
     interrupted run."""
     run_id = resume[0] if resume else (opts.run_id or _new_run_id())
     recorder = TimelineRecorder(recorder_for(journal))  # keeps each job's span for the report
-    ex = _Executor(pool, items, opts, run_id=run_id, recorder=recorder)
+    monitor = monitor_for(opts.trust, list(pool), items, resume is not None)
+    ex = _Executor(pool, items, opts, run_id=run_id, recorder=recorder, monitor=monitor)
     attached: list[Attached] = []
     if resume is not None:
         _, done, attached = resume
@@ -443,7 +486,8 @@ async def execute(
     )
     core = ex.make_core(pending)
     core.stats.cached = sum(r is not None and r.source == "cache" for r in ex.results)
-    return await ex.run(core, attached)
+    out = await ex.run(core, attached)
+    return out if monitor is None else finish_trust(out, monitor, items)
 
 
 def _new_run_id() -> str:
