@@ -35,7 +35,8 @@ from multiqpu.trust import (
 if TYPE_CHECKING:
     from qiskit import QuantumCircuit
 
-    from multiqpu.device import CircuitResult, Device, RunResult
+    from multiqpu.device import CircuitResult, RunResult
+    from multiqpu.pool import DevicePool
     from multiqpu.scheduler._costmodel import Item
     from multiqpu.scheduler._report import SampleResult, TaskResult
 
@@ -65,15 +66,19 @@ class _DeviceState:
 class Monitor:
     """The canaries of one run."""
 
-    def __init__(self, trust: Trust, devices: Sequence[Device], user_shots: int) -> None:
+    def __init__(self, trust: Trust, pool: DevicePool, user_shots: int) -> None:
         self.trust = trust
-        self.devices = list(devices)
+        self.devices = list(pool)
         self.ratio = trust.canary_rate / (1.0 - trust.canary_rate)
         self.budget = self.ratio * user_shots
         self.spent = 0
+        # the tests live in the pool: a device flagged in one run stays flagged in the next
+        tests = pool.canary_tests
         self.state = [
-            _DeviceState(CanaryTest(alpha=trust.alpha, min_flip=trust.min_flip))
-            for _ in self.devices
+            _DeviceState(
+                tests.setdefault(d.spec, CanaryTest(alpha=trust.alpha, min_flip=trust.min_flip))
+            )
+            for d in self.devices
         ]
         self._rng = np.random.default_rng([trust.seed, 0xCA])
 
@@ -100,6 +105,14 @@ class Monitor:
         st.canary_shots += shots
         st.in_flight += 1
         return make_canary(width, layers, self._rng)
+
+    def flagged_before(self) -> list[Flag]:
+        """Devices flagged by an earlier run on this pool."""
+        return [
+            Flag(d, f"flagged by an earlier run: {st.test.why()}", ())
+            for d, st in enumerate(self.state)
+            if st.test.flagged
+        ]
 
     def release(self, d: int, canary: Canary | None, shots: int | None) -> None:
         """A job that carried ``canary`` was cancelled or failed: no result, no shots spent."""
@@ -174,13 +187,13 @@ class Monitor:
 
 
 def monitor_for(
-    trust: Trust | None, devices: Sequence[Device], items: Sequence[Item], resumed: bool
+    trust: Trust | None, pool: DevicePool, items: Sequence[Item], resumed: bool
 ) -> Monitor | None:
     """The run's monitor; None without ``trust``, for exact results, or on a resumed run."""
     if trust is None or resumed or trust.canary_rate == 0:
         return None
     user = sum(int(it.shots) for it in items if it.shots is not None)
-    return Monitor(trust, devices, user) if user else None
+    return Monitor(trust, pool, user) if user else None
 
 
 def cross_checks(

@@ -460,7 +460,7 @@ async def execute(
     interrupted run."""
     run_id = resume[0] if resume else (opts.run_id or _new_run_id())
     recorder = TimelineRecorder(recorder_for(journal))  # keeps each job's span for the report
-    monitor = monitor_for(opts.trust, list(pool), items, resume is not None)
+    monitor = monitor_for(opts.trust, pool, items, resume is not None)
     ex = _Executor(pool, items, opts, run_id=run_id, recorder=recorder, monitor=monitor)
     attached: list[Attached] = []
     if resume is not None:
@@ -485,6 +485,8 @@ async def execute(
         [i for i, r in enumerate(ex.results) if r is None and i not in busy], dtype=np.int64
     )
     core = ex.make_core(pending)
+    for flag in monitor.flagged_before() if monitor is not None else ():
+        ex._quarantine(core, flag, 0.0)  # flagged by an earlier run on this pool
     core.stats.cached = sum(r is not None and r.source == "cache" for r in ex.results)
     out = await ex.run(core, attached)
     return out if monitor is None else finish_trust(out, monitor, items)
