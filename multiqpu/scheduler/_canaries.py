@@ -8,13 +8,17 @@ the job's results before anything is recorded or delivered; it updates the test 
 that ran it, against the prediction of that device's own calibration.
 
 Shot budget: the run may spend ``canary_rate / (1 - canary_rate)`` times its circuits' shots
-on canaries (so canaries are at most ``canary_rate`` of all shots). Until a device's first
-canary has come back, each of its jobs gets one while the run's budget allows; after that a
-job gets one while the device's own canary shots stay within that share of its shots.
+on canaries (so canaries are at most ``canary_rate`` of all shots). A device's first canary
+may take up to an equal share of that budget (one canary in flight until it came back, so
+every device of the run gets checked early); later ones ride while the device's own canary
+shots stay within ``canary_rate`` of its shots. A canary rides inline (one more circuit of the
+job, same shots) when the job's shots fit what it may spend, else in a companion job on the
+same device with fewer shots (at least ``MIN_CANARY_SHOTS``).
 """
 
 from __future__ import annotations
 
+import asyncio
 import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
@@ -35,12 +39,21 @@ from multiqpu.trust import (
 if TYPE_CHECKING:
     from qiskit import QuantumCircuit
 
-    from multiqpu.device import CircuitResult, RunResult
+    from multiqpu.device import CircuitResult, Device, RunResult
     from multiqpu.pool import DevicePool
     from multiqpu.scheduler._costmodel import Item
     from multiqpu.scheduler._report import SampleResult, TaskResult
 
-__all__ = ["Flag", "Monitor", "cross_checks", "finish_trust", "monitor_for", "split_canary"]
+__all__ = [
+    "MIN_CANARY_SHOTS",
+    "Flag",
+    "Monitor",
+    "Ride",
+    "cross_checks",
+    "finish_trust",
+    "monitor_for",
+    "split_canary",
+]
 
 
 @dataclass(frozen=True)
@@ -52,6 +65,43 @@ class Flag:
     rerun: tuple[int, ...]
 
 
+#: the fewest shots a canary runs with (fewer say too little to be worth a job)
+MIN_CANARY_SHOTS = 100
+
+
+@dataclass
+class Ride:
+    """A canary for one job: ``inline`` (one more circuit of the job, with its shots) or in a
+    companion job of ``shots`` on the same device, submitted right after it."""
+
+    canary: Canary
+    shots: int
+    inline: bool
+    _task: asyncio.Task[RunResult] | None = None
+
+    def circuits(self) -> list[QuantumCircuit]:
+        """What to add to the job."""
+        return [self.canary.circuit] if self.inline else []
+
+    def launch(self, device: Device) -> None:
+        if not self.inline and self._task is None:
+            self._task = asyncio.ensure_future(device.run([self.canary.circuit], self.shots))
+
+    async def companion_result(self) -> CircuitResult | None:
+        if self._task is None:
+            return None
+        try:
+            return (await asyncio.shield(self._task))[0]
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # a failed canary job says nothing about the results
+            return None
+
+    def cancel(self) -> None:
+        if self._task is not None and not self._task.done():
+            self._task.cancel()
+
+
 @dataclass
 class _DeviceState:
     test: CanaryTest
@@ -61,6 +111,7 @@ class _DeviceState:
     unverified: list[int] = field(default_factory=list)
     rerun: list[int] = field(default_factory=list)
     reason: str | None = None
+    handled: bool = False  # this run acted on the device's flag
 
 
 class Monitor:
@@ -82,45 +133,40 @@ class Monitor:
         ]
         self._rng = np.random.default_rng([trust.seed, 0xCA])
 
-    def pick(self, d: int, circuits: Sequence[QuantumCircuit], shots: int | None) -> Canary | None:
-        """A canary to add to a job of ``circuits`` on device ``d``, or None."""
+    def pick(self, d: int, circuits: Sequence[QuantumCircuit], shots: int | None) -> Ride | None:
+        """A canary for a job of ``circuits`` on device ``d``, or None: inline (in the job)
+        when its shots fit the budget, else in a companion job with fewer shots."""
         device = self.devices[d]
         st = self.state[d]
         if shots is None or st.test.flagged:
             return None
-        if len(circuits) + 1 > device.limits.max_circuits_per_job:
-            return None
         st.user_shots += shots * len(circuits)
-        if self.spent + shots > self.budget:
-            return None
+        allowance = self.budget - self.spent
         if st.test.canaries == 0:
             if st.in_flight:  # one at a time until the device's first canary came back
                 return None
-        elif st.canary_shots + shots > self.ratio * st.user_shots:
+            allowance = min(allowance, self.budget / len(self.devices))  # a fair first share
+        else:
+            allowance = min(allowance, self.ratio * st.user_shots - st.canary_shots)
+        inline = shots <= allowance and len(circuits) < device.limits.max_circuits_per_job
+        cshots = shots if inline else min(shots, int(allowance))
+        if cshots < MIN_CANARY_SHOTS:
             return None
         width = min(max(c.num_qubits for c in circuits), device.num_qubits)
         depth = statistics.median(c.depth() for c in circuits)
         layers = int(min(self.trust.max_layers, max(1, depth // 4)))
-        self.spent += shots
-        st.canary_shots += shots
+        self.spent += cshots
+        st.canary_shots += cshots
         st.in_flight += 1
-        return make_canary(width, layers, self._rng)
+        return Ride(make_canary(width, layers, self._rng), cshots, inline)
 
-    def flagged_before(self) -> list[Flag]:
-        """Devices flagged by an earlier run on this pool."""
-        return [
-            Flag(d, f"flagged by an earlier run: {st.test.why()}", ())
-            for d, st in enumerate(self.state)
-            if st.test.flagged
-        ]
-
-    def release(self, d: int, canary: Canary | None, shots: int | None) -> None:
-        """A job that carried ``canary`` was cancelled or failed: no result, no shots spent."""
-        if canary is not None and shots is not None:
-            st = self.state[d]
-            st.in_flight -= 1
-            st.canary_shots -= shots
-            self.spent -= shots
+    def release(self, d: int, ride: Ride) -> None:
+        """A job that carried ``ride`` was cancelled or failed: no result, no shots spent."""
+        ride.cancel()
+        st = self.state[d]
+        st.in_flight -= 1
+        st.canary_shots -= ride.shots
+        self.spent -= ride.shots
 
     def on_delivery(
         self,
@@ -128,32 +174,37 @@ class Monitor:
         delivered: Sequence[int],
         canary: Canary | None,
         result: CircuitResult | None,
-    ) -> Flag | None:
+    ) -> list[Flag]:
         """A job of device ``d`` came back: the run's circuits it delivered, and its canary
-        with the canary's result (if it carried one)."""
+        with the canary's result (if it carried one). Returns the devices flagged since this
+        run last asked (this one, or others flagged by concurrent runs on the pool)."""
         st = self.state[d]
         if canary is not None:
             st.in_flight -= 1
-        if st.test.flagged:
-            return None
-        st.unverified.extend(delivered)
-        if canary is None or result is None:
-            return None
-        fidelity = predicted_fidelity(self.devices[d], canary.circuit)
-        failures, shots = canary_failures(result.counts, canary.expected)
-        passed = st.test.update(
-            failures, shots, self.trust.predicted_failure(fidelity), canary.width
-        )
-        if not st.test.flagged:
-            if passed:
+        if not st.handled:
+            st.unverified.extend(delivered)
+        if canary is not None and result is not None and not st.test.flagged:
+            fidelity = predicted_fidelity(self.devices[d], canary.circuit)
+            failures, shots = canary_failures(result.counts, canary.expected)
+            q0 = self.trust.predicted_failure(fidelity)
+            if st.test.update(failures, shots, q0, canary.width) and not st.test.flagged:
+                st.unverified.clear()  # a passed check: what came before it is verified
+        return self.newly_flagged()
+
+    def newly_flagged(self) -> list[Flag]:
+        """Devices whose test is flagged (by this run or another on the pool) that this run
+        has not acted on yet, with the results to run again."""
+        out = []
+        for d, st in enumerate(self.state):
+            if st.test.flagged and not st.handled:
+                st.handled = True
+                st.reason = st.test.why()
+                rerun = tuple(st.unverified)
                 st.unverified.clear()
-            return None
-        st.reason = st.test.why()
-        rerun = tuple(st.unverified)
-        st.unverified.clear()
-        if self.trust.mode == "quarantine":
-            st.rerun.extend(rerun)
-        return Flag(d, st.reason, rerun)
+                if self.trust.mode == "quarantine":
+                    st.rerun.extend(rerun)
+                out.append(Flag(d, st.reason, rerun))
+        return out
 
     def report(self, checks: tuple[tuple[int, str, str, Consistency], ...] = ()) -> TrustReport:
         verdicts = []
@@ -230,10 +281,15 @@ def finish_trust(out: SampleResult, monitor: Monitor, items: Sequence[Item]) -> 
     return replace(out, report=replace(out.report, trust=monitor.report(checks)))
 
 
-def split_canary(
-    result: RunResult, canary: Canary | None, tasks: int
+async def split_canary(
+    result: RunResult, ride: Ride | None, tasks: int
 ) -> tuple[RunResult, CircuitResult | None]:
-    """A job's results without its canary's (the canary rode last), and the canary's."""
-    if canary is None or len(result.results) != tasks + 1:
+    """A job's results without its canary's (an inline canary rode last), and the canary's
+    (None when it has none or its companion job failed)."""
+    if ride is None:
+        return result, None
+    if not ride.inline:
+        return result, await ride.companion_result()
+    if len(result.results) != tasks + 1:
         return result, None
     return replace(result, results=result.results[:-1]), result.results[-1]

@@ -27,7 +27,7 @@ import numpy as np
 from multiqpu.device import Job, JobStatus, RunResult
 from multiqpu.errors import DeviceUnavailableError, JobError, MultiQPUError, UntrustedDeviceError
 from multiqpu.placement import recorded_allowed
-from multiqpu.scheduler._canaries import Flag, Monitor, finish_trust, monitor_for, split_canary
+from multiqpu.scheduler import _canaries as canaries
 from multiqpu.scheduler._core import Core, Submission
 from multiqpu.scheduler._costmodel import Item
 from multiqpu.scheduler._options import Options
@@ -40,7 +40,6 @@ from multiqpu.scheduler._tables import ArraySource
 from multiqpu.scheduler._timeline import TimelineRecorder
 
 if TYPE_CHECKING:
-    from multiqpu._canary import Canary
     from multiqpu.device import CircuitResult
     from multiqpu.pool import DevicePool
 
@@ -68,7 +67,7 @@ class _Live:
     job: Job | None = None
     started: bool = False  # the provider said it is running (watched on session devices)
     reported: bool = False  # ... and the core was told
-    canary: Canary | None = None  # the canary riding in the job (multiqpu.trust)
+    ride: canaries.Ride | None = None  # the job's canary (multiqpu.trust)
 
 
 @dataclass
@@ -88,7 +87,7 @@ class _Executor:
         *,
         run_id: str,
         recorder: RunRecorder,
-        monitor: Monitor | None = None,
+        monitor: canaries.Monitor | None = None,
     ) -> None:
         self.pool = pool
         self.monitor = monitor
@@ -175,9 +174,11 @@ class _Executor:
                 rec.row = row
                 circuits = [self.items[i].circuit for i in indices]
                 if self.monitor is not None:
-                    rec.canary = self.monitor.pick(sub.device, circuits, shots)
-                    circuits += [rec.canary.circuit] if rec.canary else []
+                    rec.ride = self.monitor.pick(sub.device, circuits, shots)
+                    circuits += rec.ride.circuits() if rec.ride else []
                 rec.job = await self.submitter.submit(device, circuits, shots)
+                if rec.ride is not None:
+                    rec.ride.launch(device)
                 self.recorder.job_submitted(row, rec.job.job_id)
             if device.session_ttl_s > 0:
                 watcher = asyncio.ensure_future(self._watch(rec))
@@ -187,7 +188,7 @@ class _Executor:
                     watcher.cancel()
             else:
                 result = await rec.job.result()
-            result, canary = split_canary(result, rec.canary, len(sub.idx))
+            result, canary = await canaries.split_canary(result, rec.ride, len(sub.idx))
             if len(result.results) != len(sub.idx):
                 raise JobError(
                     f"returned {len(result.results)} results for {len(sub.idx)} circuits",
@@ -364,10 +365,11 @@ class _Executor:
             queue_s=result.timings.queue_s,
             execution_s=result.timings.execution_s,
         )
-        flag = None
+        flags = []
         if self.monitor is not None:
             got = [] if delivery is None else delivery.idx.tolist()
-            flag = self.monitor.on_delivery(d, got, rec.canary, out.canary)
+            canary = rec.ride.canary if rec.ride is not None else None
+            flags = self.monitor.on_delivery(d, got, canary, out.canary)
         if rec.row is not None:
             if delivery is None:
                 self.recorder.job_cancelled(rec.row)
@@ -379,7 +381,7 @@ class _Executor:
                     timings=result.timings,
                 )
         if delivery is None:
-            if flag is not None:
+            for flag in flags:
                 self._quarantine(core, flag, now)
             return
         for pos, i, c in zip(
@@ -397,15 +399,15 @@ class _Executor:
         self.progress.done(d, len(delivery.idx))
         for other in delivery.cancel:
             self._cancel(other)
-        if flag is not None:
+        for flag in flags:
             self._quarantine(core, flag, now)
 
     def _release(self, rec: _Live) -> None:
-        if self.monitor is not None and rec.canary is not None:
-            self.monitor.release(rec.sub.device, rec.canary, self.items[int(rec.sub.idx[0])].shots)
-            rec.canary = None
+        if self.monitor is not None and rec.ride is not None:
+            self.monitor.release(rec.sub.device, rec.ride)
+            rec.ride = None
 
-    def _quarantine(self, core: Core, flag: Flag, now: float) -> None:
+    def _quarantine(self, core: Core, flag: canaries.Flag, now: float) -> None:
         """A device failed its canary checks (see :mod:`multiqpu.trust`)."""
         spec = self.devices[flag.device].spec
         self.errors[spec] = f"failed its canary checks: {flag.reason}"
@@ -460,7 +462,7 @@ async def execute(
     interrupted run."""
     run_id = resume[0] if resume else (opts.run_id or _new_run_id())
     recorder = TimelineRecorder(recorder_for(journal))  # keeps each job's span for the report
-    monitor = monitor_for(opts.trust, pool, items, resume is not None)
+    monitor = canaries.monitor_for(opts.trust, pool, items, resume is not None)
     ex = _Executor(pool, items, opts, run_id=run_id, recorder=recorder, monitor=monitor)
     attached: list[Attached] = []
     if resume is not None:
@@ -485,11 +487,11 @@ async def execute(
         [i for i, r in enumerate(ex.results) if r is None and i not in busy], dtype=np.int64
     )
     core = ex.make_core(pending)
-    for flag in monitor.flagged_before() if monitor is not None else ():
+    for flag in monitor.newly_flagged() if monitor is not None else ():
         ex._quarantine(core, flag, 0.0)  # flagged by an earlier run on this pool
     core.stats.cached = sum(r is not None and r.source == "cache" for r in ex.results)
     out = await ex.run(core, attached)
-    return out if monitor is None else finish_trust(out, monitor, items)
+    return out if monitor is None else canaries.finish_trust(out, monitor, items)
 
 
 def _new_run_id() -> str:
