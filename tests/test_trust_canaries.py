@@ -19,7 +19,7 @@ from multiqpu._canary import canary_failures, make_canary, predicted_fidelity
 from multiqpu._sync import run_sync
 from multiqpu.errors import InvalidInputError, UntrustedDeviceError
 from multiqpu.journal import Journal
-from multiqpu.testing.faults import BitFlips, FaultyDevice, UniformCounts
+from multiqpu.testing.faults import BitFlips, Drift, FaultyDevice, UniformCounts
 from multiqpu.trust import CanaryTest, Trust, consistency
 
 SHOTS = 500
@@ -92,6 +92,26 @@ def test_sequential_test_false_flags_and_detection() -> None:
         detected.append(test.flagged_at_shots)
     assert None not in detected
     assert float(np.median(detected)) <= 200
+
+
+async def test_drift_that_starts_mid_run_is_caught_after_it_starts() -> None:
+    """Honest for 10 jobs, then bit flips growing 1 % per job: the floored statistic flags the
+    device soon after the drift starts, not before."""
+    trust = Trust()
+    inner = multiqpu.device("local:ideal", num_qubits=4, seed=6, label="drifting")
+    device = FaultyDevice(inner, corrupt=Drift(start_after_jobs=10, p_per_job=0.01), seed=2)
+    rng = np.random.default_rng(7)
+    test = CanaryTest(alpha=trust.alpha, min_flip=trust.min_flip)
+    for _ in range(40):
+        canary = make_canary(3, 2, rng)
+        result = await device.run([canary.circuit], 100)
+        q0 = trust.predicted_failure(predicted_fidelity(inner, canary.circuit))
+        test.update(*canary_failures(result[0].counts, canary.expected), q0, canary.width)
+        if test.flagged:
+            break
+    assert test.flagged_at_shots is not None
+    assert 1000 < test.flagged_at_shots <= 1000 + 800
+    assert test.floor_hits > 0
 
 
 def test_consistency_allows_noise_but_not_corruption() -> None:
