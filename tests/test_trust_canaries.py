@@ -231,3 +231,16 @@ async def test_cut_estimate_with_a_corrupting_device_stays_within_4_sigma() -> N
     assert abs(value - exact) <= 4 * se
     reports = out.report.scheduler_reports
     assert any(r.trust is not None and liar.spec in r.trust.flagged for r in reports)
+
+
+async def test_a_run_recorded_with_trust_resumes(tmp_path) -> None:
+    """The trust option is recorded with the run and read back on resume (which runs no
+    canaries: the report of a resumed run has no trust section)."""
+    fleet = fleet_with(None)
+    journal = Journal(tmp_path / "j.sqlite")
+    first = await fleet.sample([tagged(k) for k in range(60)], shots=SHOTS, trust=True,
+                               journal=journal)  # fmt: skip
+    assert first.report.trust is not None and first.report.trust.canary_shots > 0
+    again = await fleet.resume(first.run_id, journal=journal)
+    assert [dict(r.result.counts) for r in again] == [dict(r.result.counts) for r in first]
+    assert again.report.trust is None

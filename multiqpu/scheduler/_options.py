@@ -132,6 +132,8 @@ def parse_options(policy: str = "balanced", **options: Any) -> Options:
         options["trust"] = Trust()
     elif options.get("trust") is False:
         options["trust"] = None
+    elif isinstance(options.get("trust"), Mapping):  # as recorded in the journal (resume)
+        options["trust"] = Trust(**options["trust"])
     if options.get("trust") is not None and not isinstance(options["trust"], Trust):
         raise InvalidInputError(
             f"trust must be a multiqpu.trust.Trust (or True for the defaults), "
