@@ -178,9 +178,9 @@ async def _measure(seeds: tuple[int, ...], quick: bool) -> dict[str, Any]:
     rates: list[tuple[float, float, int]] = []
     for s in seeds[: 1 if quick else 3]:
         rates += await _honest_rates(4 if quick else 6, s, trust)
-    runs = 200 if quick else 1000
-    flags = sum(_false_flags(rates, runs // len(seeds), s, trust) for s in seeds)
-    total_runs = (runs // len(seeds)) * len(seeds)
+    per_seed = -(-(200 if quick else 1000) // len(seeds))  # at least 1,000 runs in all
+    flags = sum(_false_flags(rates, per_seed, s, trust) for s in seeds)
+    total_runs = per_seed * len(seeds)
     overhead = [await _overhead(s) for s in seeds]
     with_trust = [await _estimate_sigma(s, trust) for s in seeds]
     without = [await _estimate_sigma(s, None) for s in seeds]
