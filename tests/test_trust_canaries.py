@@ -244,3 +244,26 @@ async def test_a_run_recorded_with_trust_resumes(tmp_path) -> None:
     again = await fleet.resume(first.run_id, journal=journal)
     assert [dict(r.result.counts) for r in again] == [dict(r.result.counts) for r in first]
     assert again.report.trust is None
+
+
+def test_cross_checks_compare_a_circuit_run_on_two_devices() -> None:
+    """The run report's cross-device checks: the same circuit (by key) from two devices."""
+    from multiqpu.device import CircuitResult
+    from multiqpu.scheduler import TaskResult
+    from multiqpu.scheduler._canaries import cross_checks
+
+    def task(i: int, device: str, counts: dict[str, int]) -> TaskResult:
+        return TaskResult(i, device, f"job{i}", CircuitResult(counts, sum(counts.values())), 0.99)
+
+    results = [
+        task(0, "a", {"00": 500, "11": 500}),
+        task(1, "b", {"00": 490, "11": 510}),  # same circuit as 0: consistent
+        task(2, "a", {"01": 1000}),
+        task(3, "c", {"10": 1000}),  # same circuit as 2: a device returning other counts
+        task(4, "c", {"00": 1000}),  # alone
+    ]
+    checks = cross_checks(["k1", "k1", "k2", "k2", "k3"], results, alpha=1e-3)
+    assert [(i, a, b, c.consistent) for i, a, b, c in checks] == [
+        (1, "a", "b", True),
+        (3, "a", "c", False),
+    ]
