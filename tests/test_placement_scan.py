@@ -150,7 +150,7 @@ def test_mitigation_calibration_and_folded_circuits() -> None:
     outside = [d for d in devices if not noisy.allows(d)]
     before = [len(d.seen) for d in outside]
     f = multiqpu.Fleet(devices)
-    mitigation = [multiqpu.Readout(), multiqpu.ZNE()]
+    mitigation = [multiqpu.Readout(cache=False), multiqpu.ZNE()]
     run_sync(f.sample([encoded(x) for x in priv], shots=300, mitigation=mitigation,
                       placement=noisy))  # fmt: skip
     circuit = encoded(features(22, 3), measure=False)
