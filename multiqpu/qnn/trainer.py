@@ -451,9 +451,14 @@ class Trainer:
         }
 
     def save(self, path: str | os.PathLike[str]) -> None:
-        """Write a checkpoint atomically (a crash never leaves a half-written file)."""
+        """Write a checkpoint atomically (a crash never leaves a half-written file),
+        readable by its owner only (0600; missing folders 0700)."""
+        from multiqpu._private_files import private_dir, private_file
+
         path = Path(path)
+        private_dir(path.parent)
         tmp = path.with_name(path.name + ".tmp")
+        private_file(tmp)
         tmp.write_text(json.dumps(self.state()))
         os.replace(tmp, path)
 
