@@ -180,9 +180,9 @@ def test_primitives() -> None:
     mitigated = f.estimator(placement=PRIVATE, mitigation=multiqpu.Readout())
     mitigated.run([(encoded(features(33, 3), measure=False), SparsePauliOp("ZII"))]).result()
     check(devices, np.concatenate([priv, features(32, 3), features(33, 3)]), pub.ravel())
-    with pytest.raises(PlacementError, match="placement 'private'.*circuit 0.*40 qubits"):
+    with pytest.raises(PlacementError, match=r"placement 'private'.*circuit 0.*40 qubits"):
         est.run([(encoded(features(34, 40), measure=False), SparsePauliOp("Z" * 40))])
-    with pytest.raises(PlacementError, match="placement 'aws'.*allows no device"):
+    with pytest.raises(PlacementError, match=r"placement 'aws'.*allows no device"):
         f.sampler(placement=Placement("aws:*", name="aws"))
 
 
