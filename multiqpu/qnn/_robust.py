@@ -5,7 +5,9 @@ The trainer's ``aggregator=`` takes a name (or any ``f(rows, weights) -> row``):
 * ``"mean"`` (default): the weighted mean (FedAvg);
 * ``"median"``: the coordinate-wise median (FedMedian; Yin et al. ICML'18);
 * ``"trimmed_mean"``: per coordinate, the ``trim`` fraction of the largest and of the
-  smallest values dropped, the rest averaged (FedTrimmedAvg; Yin et al.);
+  smallest values dropped, the rest averaged (FedTrimmedAvg; Yin et al.); ``byzantine=f``
+  drops at least ``f`` at each end (``floor(trim * m)`` alone drops only one row of seven
+  at the default 0.2, too few against two adversaries);
 * ``"krum"``: the row whose ``m - f - 2`` nearest rows are closest (Blanchard et al.
   NeurIPS'17), ``f`` = ``byzantine``, the number of dishonest devices assumed;
 * ``"multi_krum"``: the mean of the ``m - f`` rows with the best Krum scores.
@@ -52,10 +54,11 @@ def coordinate_median(rows: np.ndarray) -> np.ndarray:
     return np.asarray(np.median(rows, axis=0))
 
 
-def trimmed_mean(rows: np.ndarray, trim: float) -> np.ndarray:
-    """Per coordinate, the mean after dropping ``floor(trim * m)`` largest and smallest."""
+def trimmed_mean(rows: np.ndarray, trim: float, at_least: int = 0) -> np.ndarray:
+    """Per coordinate, the mean after dropping ``max(floor(trim * m), at_least)`` largest
+    and smallest values (at most ``(m - 1) // 2``: one value is always kept)."""
     m = len(rows)
-    k = min(math.floor(trim * m), (m - 1) // 2)
+    k = min(max(math.floor(trim * m), at_least), (m - 1) // 2)
     s = np.sort(rows, axis=0)
     return np.asarray(s[k : m - k].mean(axis=0))
 
@@ -124,7 +127,7 @@ class RobustAggregator:
         if self.kind == "median" or (self.kind in ("krum", "multi_krum") and m < 3):
             return coordinate_median(rows)
         if self.kind == "trimmed_mean":
-            return trimmed_mean(rows, self.trim)
+            return trimmed_mean(rows, self.trim, self.byzantine)
         f = min(self.byzantine, m - 1)  # f is not lowered: the adversaries may all be here
         return multi_krum(rows, w, f, 1 if self.kind == "krum" else m - f)
 
@@ -182,8 +185,10 @@ def check_defences(
     named = isinstance(aggregator, str)
     if trim is not None and aggregator != "trimmed_mean":
         raise InvalidInputError("trim= applies to aggregator='trimmed_mean'")
-    if byzantine is not None and aggregator not in ("krum", "multi_krum"):
-        raise InvalidInputError("byzantine= applies to aggregator='krum' or 'multi_krum'")
+    if byzantine is not None and aggregator not in ("krum", "multi_krum", "trimmed_mean"):
+        raise InvalidInputError(
+            "byzantine= applies to aggregator='krum', 'multi_krum' or 'trimmed_mean'"
+        )
     if quarantine and (not named or aggregation == "async"):
         raise InvalidInputError(
             "quarantine=True needs a named aggregator (it tallies outliers) and per-device "
@@ -204,13 +209,20 @@ def check_defences(
         return weighted_mean
     if not named:
         return aggregator if aggregator is not None else weighted_mean
+    default_f = 0 if aggregator == "trimmed_mean" else 1  # trimmed mean: trim alone
     robust = RobustAggregator(str(aggregator), devices, trim=0.2 if trim is None else trim,
-                              byzantine=1 if byzantine is None else byzantine)  # fmt: skip
+                              byzantine=default_f if byzantine is None else byzantine)  # fmt: skip
     if aggregator != "mean" and aggregation == "async":
         raise InvalidInputError(
             f"aggregator={aggregator!r} votes over per-device gradients; asynchronous "
             "training steps on per-sample gradients from whichever devices finished first, "
             "so there is no per-device population: use aggregation='sync' or 'local'"
+        )
+    if aggregator == "trimmed_mean" and devices - backup < 2 * robust.byzantine + 1:
+        raise InvalidInputError(
+            f"trimmed_mean with byzantine={robust.byzantine} needs at least "
+            f"{2 * robust.byzantine + 1} devices per step, this training has "
+            f"{devices - backup} ({devices} devices, backup={backup})"
         )
     if aggregator in ("krum", "multi_krum"):
         f = robust.byzantine

@@ -106,8 +106,9 @@ class Trainer:
             ``max_local_steps``).
         aggregator: how per-device gradients (or weight changes) are combined:
             ``"mean"`` (default), ``"median"``, ``"trimmed_mean"`` (``trim``: the fraction
-            cut at each end, default 0.2), ``"krum"``, ``"multi_krum"`` (``byzantine``: the
-            dishonest devices assumed, default 1), or any ``f(rows, weights) -> row``. Named
+            cut at each end, default 0.2; ``byzantine=f``: cut at least ``f``), ``"krum"``,
+            ``"multi_krum"`` (``byzantine``: the dishonest devices assumed, default 1), or
+            any ``f(rows, weights) -> row``. Named
             rules also report devices whose gradients are consistently outliers
             (``History.outliers``); ``quarantine=True`` gives them no more shards. Robust
             rules need per-device rows: sync or local training (see

@@ -32,6 +32,19 @@ def test_median_and_trimmed_mean_on_known_rows() -> None:
     # 20 % of 5 rows: one dropped at each end, per coordinate
     assert np.allclose(trimmed_mean(ROWS, 0.2), [3.0, 20.0])  # (2+3+4)/3, (10+20+30)/3
     assert np.allclose(trimmed_mean(ROWS, 0.0), ROWS.mean(axis=0))
+    assert np.allclose(trimmed_mean(ROWS, 0.0, at_least=1), trimmed_mean(ROWS, 0.2))
+
+
+def test_trimmed_mean_with_byzantine_drops_every_adversary() -> None:
+    # 2 adversaries of 7: trim=0.2 alone drops floor(1.4) = 1 row per end and is dragged;
+    # byzantine=2 drops two, and each coordinate stays within the honest rows' range
+    rng = np.random.default_rng(0)
+    honest = rng.normal(1.0, 0.1, (5, 8))
+    rows = np.vstack([honest, -10 * honest[:2]])
+    plain = RobustAggregator("trimmed_mean", 7)(rows, np.ones(7))
+    guarded = RobustAggregator("trimmed_mean", 7, byzantine=2)(rows, np.ones(7))
+    assert np.any(plain < honest.min(axis=0))
+    assert np.all(guarded >= honest.min(axis=0)) and np.all(guarded <= honest.max(axis=0))
     assert np.allclose(RobustAggregator("mean", 5)(ROWS, np.array([1, 1, 1, 1, 0.0])), [2.5, 25])
 
 
@@ -70,6 +83,8 @@ def test_refusals() -> None:
         Trainer(model, executor=ex, aggregator="median", trim=0.1)
     with pytest.raises(InvalidInputError, match="byzantine="):
         Trainer(model, executor=ex, aggregator="median", byzantine=1)
+    with pytest.raises(InvalidInputError, match="trimmed_mean with byzantine=3 needs at least 7"):
+        Trainer(model, executor=ex, aggregator="trimmed_mean", byzantine=3, backup=0)
     with pytest.raises(InvalidInputError, match="aggregator must be one of"):
         Trainer(model, executor=ex, aggregator="mode")
     with pytest.raises(InvalidInputError, match="trim must be"):
