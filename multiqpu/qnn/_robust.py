@@ -23,7 +23,9 @@ Outliers: at every step each row's distance to the robust aggregate (the coordin
 for ``"mean"``) is compared with the median distance; a row beyond ``k_mad`` median absolute
 deviations is flagged. A device flagged in more than ``majority`` of at least ``min_steps``
 steps it took part in is an outlier (``History.outliers``); with ``quarantine=True`` it gets
-no more shards.
+no more shards, and counts against the adversaries assumed: with ``q`` devices quarantined,
+Krum, Multi-Krum and the trimmed mean assume ``byzantine - q`` among the rest (otherwise
+Multi-Krum would go on discarding ``byzantine`` honest rows every step).
 """
 
 from __future__ import annotations
@@ -108,6 +110,8 @@ class RobustAggregator:
         self.k_mad = k_mad
         self.majority = majority
         self.min_steps = min_steps
+        # the trainer's quarantine flags (shared): each quarantined device is one of the f
+        self.excluded: np.ndarray | None = None
         self.seen = np.zeros(devices, dtype=int)  # steps each device had a row in
         self.flagged = np.zeros(devices, dtype=int)  # ... and was flagged in
 
@@ -126,10 +130,17 @@ class RobustAggregator:
             return np.asarray(np.tensordot(w / w.sum(), rows, axes=1))
         if self.kind == "median" or (self.kind in ("krum", "multi_krum") and m < 3):
             return coordinate_median(rows)
+        byzantine = self.assumed()
         if self.kind == "trimmed_mean":
-            return trimmed_mean(rows, self.trim, self.byzantine)
-        f = min(self.byzantine, m - 1)  # f is not lowered: the adversaries may all be here
+            return trimmed_mean(rows, self.trim, byzantine)
+        f = min(byzantine, m - 1)  # f is not lowered: the adversaries may all be here
         return multi_krum(rows, w, f, 1 if self.kind == "krum" else m - f)
+
+    def assumed(self) -> int:
+        """Adversaries assumed among the devices still in training: ``byzantine`` less
+        the quarantined devices."""
+        q = 0 if self.excluded is None else int(self.excluded.sum())
+        return max(self.byzantine - q, 0)
 
     def combine(
         self, rows: np.ndarray, weights: np.ndarray, devices: np.ndarray | None

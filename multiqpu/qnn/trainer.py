@@ -263,6 +263,8 @@ class Trainer:
         self._rng = np.random.default_rng(seed)
         self.server = ParameterServer(model.init_weights(seed), self.optimizer)
         self.workers = Workers(executor, model, self.loss, shots, weighting)
+        if isinstance(self.aggregator, RobustAggregator):  # quarantined: counted among f
+            self.aggregator.excluded = self.workers.excluded
         if privacy is not None:
             self.workers.clip = privacy.clip
             self.aggregator = PrivateMean(privacy, np.random.default_rng(self._rng.integers(2**63)))

@@ -72,6 +72,17 @@ def test_outlier_tally_flags_the_consistent_outlier() -> None:
     assert agg.rates()[5] == 1.0 and agg.rates()[:5].max() < 0.5
 
 
+def test_quarantined_devices_count_against_the_adversaries_assumed() -> None:
+    agg = RobustAggregator("multi_krum", 7, byzantine=2)
+    agg.excluded = np.zeros(7, dtype=bool)
+    rows = np.random.default_rng(1).normal(1.0, 0.1, (5, 3))
+    assert agg.assumed() == 2
+    assert not np.allclose(agg(rows, np.ones(5)), rows.mean(axis=0))  # two rows discarded
+    agg.excluded[[1, 4]] = True  # both quarantined: the five left are all kept
+    assert agg.assumed() == 0
+    assert np.allclose(agg(rows, np.ones(5)), rows.mean(axis=0))
+
+
 def test_refusals() -> None:
     model = variational_classifier(2, 2, layers=1)
     ex = VirtualExecutor([VirtualDevice(f"q{i}") for i in range(5)])
