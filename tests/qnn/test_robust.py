@@ -168,6 +168,9 @@ def test_trust_benchmark_quick_prints_its_keys() -> None:
     assert out["epsilon_matches_accountant"] is True
     assert out["mean_accuracy_gap"] < out["robust_accuracy_gap"]
     assert {"robust_accuracy_gap_spread", "dp_accuracy_cost", "dp_epsilon"} <= out.keys()
+    assert {"control_accuracy_gap_spread", "quarantine_accuracy_gap_spread",
+            "trimmed_mean_f2_accuracy_gap_spread"} <= out.keys()  # fmt: skip
+    assert out["quarantined_right_rate"] == 1.0  # both adversaries, and only they
 
 
 def test_quarantine_survives_a_checkpoint_resume(tmp_path: Path) -> None:
