@@ -93,7 +93,7 @@ class RobustAggregator:
         devices: int,
         *,
         trim: float = 0.2,
-        byzantine: int = 1,
+        byzantine: int | None = None,
         k_mad: float = 3.0,
         majority: float = 0.5,
         min_steps: int = 3,
@@ -102,6 +102,8 @@ class RobustAggregator:
             raise InvalidInputError(f"aggregator must be one of {AGGREGATORS}, got {kind!r}")
         if not 0.0 <= trim < 0.5:
             raise InvalidInputError(f"trim must be in [0, 0.5), got {trim}")
+        if byzantine is None:  # Krum assumes one adversary; the trimmed mean, trim alone
+            byzantine = 0 if kind == "trimmed_mean" else 1
         if byzantine < 0:
             raise InvalidInputError(f"byzantine must be >= 0, got {byzantine}")
         self.kind = kind
@@ -220,9 +222,8 @@ def check_defences(
         return weighted_mean
     if not named:
         return aggregator if aggregator is not None else weighted_mean
-    default_f = 0 if aggregator == "trimmed_mean" else 1  # trimmed mean: trim alone
     robust = RobustAggregator(str(aggregator), devices, trim=0.2 if trim is None else trim,
-                              byzantine=default_f if byzantine is None else byzantine)  # fmt: skip
+                              byzantine=byzantine)  # fmt: skip
     if aggregator != "mean" and aggregation == "async":
         raise InvalidInputError(
             f"aggregator={aggregator!r} votes over per-device gradients; asynchronous "
