@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import io
 import pickle
+import threading
 import weakref
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
@@ -97,8 +98,11 @@ class Dispatcher:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self._workers: int | None = None
-        self._pending: list[tuple[Any, list[bytes], int | None, Any, asyncio.Future[Output]]] = []
-        self._loop: asyncio.AbstractEventLoop | None = None
+        # per event loop (an engine may serve loops in several threads): batches not sent yet
+        self._pending: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, list[Any]] = (
+            weakref.WeakKeyDictionary()
+        )
+        self._lock = threading.Lock()
         self._running: set[asyncio.Future[None]] = set()  # the loop holds tasks weakly
         #: tasks sent, batches they carried, CPU seconds they took (for benchmarks)
         self.tasks = 0
@@ -111,14 +115,17 @@ class Dispatcher:
         """Queue one batch; its future resolves to ``(results, metadata)``."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Output] = loop.create_future()
-        if not self._pending or self._loop is not loop:
-            self._loop = loop
-            loop.call_soon(self._flush)
-        self._pending.append((recipe, blobs, shots, rng, future))
+        with self._lock:
+            queue = self._pending.get(loop)
+            if queue is None:
+                queue = self._pending[loop] = []
+                loop.call_soon(self._flush, loop)
+            queue.append((recipe, blobs, shots, rng, future))
         return future
 
-    def _flush(self) -> None:
-        pending, self._pending = self._pending, []
+    def _flush(self, loop: asyncio.AbstractEventLoop) -> None:
+        with self._lock:
+            pending = self._pending.pop(loop, [])
         pending = [p for p in pending if not p[4].done()]  # cancelled before they left
         if not pending:
             return

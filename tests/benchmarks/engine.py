@@ -23,9 +23,9 @@ from a second worker on this machine then; ``ray_scaling_over_pure_cpu_p50`` is 
 workload's 2-vs-1 figure as a share of it, side by side. ``driver_cpu_ms_per_subexperiment``
 (ray2: the driver process's CPU, all threads, planning included, per sub-experiment) and
 ``worker_cpu_ms_per_subexperiment`` (the CPU of the Ray tasks that simulated the batches)
-give ``scaling_ceiling_from_cpu``: the 2-vs-1 figure those CPU costs allow on ``cpus`` cores
-(ray1 runs the driver beside one worker, ray2 beside two: on 2 cores the driver must cost
-at most a quarter of the workers for 1.6).
+say who waits on whom: ray1 runs the driver beside one worker, ray2 beside two, so on a
+2-core machine 2-vs-1 can reach 1.6 only when the driver costs at most a quarter of the
+workers.
 
 Keys: ``same_estimates`` (seeded estimates, stand-in placement, identical bits on the
 local and Ray engines: values and standard errors); ``ray_scaling_2_vs_1`` (p50 over
@@ -238,15 +238,7 @@ def main() -> None:
                          for name in ("local", "ray1", "ray2"))  # fmt: skip
     spin = [a["spin_s"] / b["spin_s"] for a, b in zip(runs["ray1"], runs["ray2"], strict=True)]
     scaling = [a / b for a, b in zip(ray1["times"], ray2["times"], strict=True)]
-    # What the driver's and the workers' CPU allow on this machine: ray1 runs the driver and
-    # one worker side by side, ray2 the driver and two workers, all on `cores` cores.
-    cores = os.cpu_count() or 1
-    d_ms = [1000 * c / s for c, s in zip(ray2["driver_cpu"], ray2["subexperiments"], strict=True)]
-    w_ms = [1000 * c / s for c, s in zip(ray2["worker_cpu"], ray2["subexperiments"], strict=True)]
-    ceiling = [
-        max(d, w, (d + w) / cores) / max(d, w / 2, (d + w) / cores)
-        for d, w in zip(d_ms, w_ms, strict=True)
-    ]
+
     vs_local = [a / b for a, b in zip(local["times"], ray2["times"], strict=True)]
     line = {
         "benchmark": "engine",
@@ -266,8 +258,6 @@ def main() -> None:
         "ray_scaling_over_pure_cpu_p50": round(
             _pct([a / b for a, b in zip(scaling, spin, strict=True)], 50), 3
         ),
-        # what the measured driver and worker CPU allow on `cpus` cores (per scenario)
-        "scaling_ceiling_from_cpu": [round(x, 3) for x in ceiling],
         "seconds_local_ray1_ray2": [[round(t, 2) for t in c["times"]] for c in (local, ray1, ray2)],
         # per sub-experiment: the driver's CPU on Ray (planning, placement, shipping, merging,
         # reconstruction) and the whole in-process run's time (what a worker does, roughly)
