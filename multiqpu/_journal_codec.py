@@ -111,6 +111,12 @@ def result_from_json(text: str) -> CircuitResult:
 
 
 def circuit_to_qpy(circuit: QuantumCircuit) -> bytes:
+    from multiqpu._circuit_memo import memo
+
+    return memo(circuit, "qpy", _to_qpy)  # a sub-experiment is serialized once
+
+
+def _to_qpy(circuit: QuantumCircuit) -> bytes:
     from qiskit import qpy
 
     buffer = io.BytesIO()

@@ -1,6 +1,7 @@
 """Files at rest readable by their owner only, as ssh does: what multiqpu writes that holds
-circuits or results (the journal with its SQLite ``-wal``/``-shm`` side files, the readout
-cache) is created 0600 in 0700 folders.
+circuits or results (the journal with its SQLite ``-wal``/``-shm`` side files, which also
+hold the scheduler's result cache and the CLI's run records; the readout cache; QNN
+checkpoints; saved figures) is created 0600 in 0700 folders.
 
 Existing files keep working: a file multiqpu opens with group or other permission bits is
 tightened to 0600 (``chmod``) with a :class:`PermissionsTightened` warning; a folder is
@@ -21,6 +22,7 @@ __all__ = [
     "PermissionsTightened",
     "private_dir",
     "private_file",
+    "private_output",
     "tighten_file",
 ]
 
@@ -89,3 +91,13 @@ def private_file(path: Path) -> None:
 def tighten_file(path: Path) -> None:
     """Tighten an existing file to 0600 (nothing when it does not exist)."""
     _tighten(path, FILE_MODE, "the file")
+
+
+def private_output(path: object) -> None:
+    """Before a file is written at a user-given ``path`` (a figure, a checkpoint): create it
+    0600 (or tighten it), so that the writer, which truncates, keeps that mode. Folders are
+    the user's and are left alone; anything that is not a path (a file object) is skipped."""
+    if isinstance(path, (str, os.PathLike)):
+        target = Path(os.fspath(path)).expanduser()
+        if target.parent.is_dir():
+            private_file(target)

@@ -25,6 +25,12 @@ _NON_GATES = frozenset({"measure", "reset", "delay", "global_phase", "barrier"})
 
 def circuit_key(circuit: QuantumCircuit) -> str:
     """A hash of a circuit's structure and parameter values (not its name or metadata)."""
+    from multiqpu._circuit_memo import memo
+
+    return memo(circuit, "circuit_key", _circuit_key)
+
+
+def _circuit_key(circuit: QuantumCircuit) -> str:
     h = hashlib.sha256()
     h.update(f"{circuit.num_qubits},{circuit.num_clbits};".encode())
     for inst in circuit.data:

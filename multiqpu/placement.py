@@ -32,6 +32,7 @@ __all__ = [
     "load_placements",
     "recorded_allowed",
     "resolve_placement",
+    "restrict_pool",
 ]
 
 #: journal run option holding each circuit's allowed device specs, so ``resume`` keeps them
@@ -165,6 +166,13 @@ def resolve_placement(rule: Placement | str | None) -> Placement | None:
         source="argument",
         key="placement",
     )
+
+
+def restrict_pool(pool: DevicePool, rule: Placement | str | None) -> DevicePool:
+    """The devices of ``pool`` a rule (or a config rule's name) allows; ``pool`` itself for
+    None. :class:`PlacementError` when the rule allows none (nothing submitted yet)."""
+    placement = resolve_placement(rule)
+    return pool if placement is None else placement.restrict(pool)
 
 
 def recorded_allowed(items: Sequence[Any]) -> dict[str, Any]:

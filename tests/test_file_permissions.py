@@ -1,5 +1,6 @@
 """Data at rest: what multiqpu writes that holds circuits or results (the journal and its
-SQLite side files, the readout cache) is readable by its owner only, 0600 in 0700 folders;
+SQLite side files, with the result cache and the CLI's run records; the readout cache; QNN
+checkpoints; saved figures) is readable by its owner only, 0600 in 0700 folders;
 older, looser files keep working and are tightened with a warning (docs/trust.md)."""
 
 from __future__ import annotations
@@ -103,3 +104,48 @@ def test_readout_cache_is_owner_only(tmp_path: Path) -> None:
         hit = cache.lookup("ibm:x", "fp1", (0, 1), max_age_s=None)
     assert hit is not None and hit.p10 == (0.01, 0.02)
     assert mode(files[0]) == 0o600
+
+
+def test_qnn_checkpoint_and_history_figure_are_owner_only(tmp_path: Path) -> None:
+    pytest.importorskip("matplotlib")
+    import numpy as np
+
+    from multiqpu.qnn import Trainer, VirtualDevice, VirtualExecutor, variational_classifier
+
+    X = np.random.default_rng(0).uniform(0, np.pi, (8, 2))
+    y = (X[:, 0] > X[:, 1]).astype(int)
+    path = tmp_path / "new" / "ckpt.json"
+    t = Trainer(variational_classifier(2, 2, layers=1), shots=64, batch_size=4, seed=0,
+                checkpoint=path, executor=VirtualExecutor([VirtualDevice("q0")]))  # fmt: skip
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", PermissionsTightened)
+        t.fit(X, y, epochs=1)
+    assert mode(path) == 0o600 and mode(path.parent) == 0o700
+    assert not path.with_name("ckpt.json.tmp").exists()
+    os.chmod(path, 0o644)  # an older checkpoint: the next save is private again
+    t.fit(X, y, epochs=2)
+    assert mode(path) == 0o600
+    figure = tmp_path / "history.png"
+    t.history.plot(figure)
+    assert figure.stat().st_size > 0 and mode(figure) == 0o600
+
+
+def test_cli_run_records_and_figures_are_owner_only(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pytest.importorskip("matplotlib")
+    from multiqpu.cli import main
+
+    cfg = tmp_path / "config.toml"
+    cfg.write_text('[devices.exact]\nprovider = "local"\nbackend = "ideal"\n')
+    journal = tmp_path / "data" / "journal.sqlite"
+    journal.parent.mkdir()  # the user's folder (0755 under this umask)
+    monkeypatch.setenv("MULTIQPU_JOURNAL", str(journal))
+    qasm = tmp_path / "bell.qasm"
+    qasm.write_text('OPENQASM 2.0;\ninclude "qelib1.inc";\nqreg q[2];\ncreg c[2];\n'
+                    "h q[0];\ncx q[0],q[1];\nmeasure q -> c;\n")  # fmt: skip
+    timeline = tmp_path / "timeline.png"
+    assert main(["run", str(qasm), "--shots", "100", "--config", str(cfg),
+                 "--plot", str(timeline)]) == 0  # fmt: skip
+    assert mode(journal) == 0o600  # the run record (and its result cache)
+    assert timeline.stat().st_size > 0 and mode(timeline) == 0o600

@@ -198,6 +198,7 @@ PUBLIC_ALL: dict[str, list[str]] = {
         "load_placements",
         "recorded_allowed",
         "resolve_placement",
+        "restrict_pool",
     ],
     "multiqpu.pool": [
         "IDEAL_SPECS",

@@ -189,6 +189,7 @@ def build_problem(
     from qiskit_addon_cutting import partition_problem
     from qiskit_addon_cutting.qpd import SingleQubitQPDGate
 
+    from multiqpu._circuit_memo import freeze
     from multiqpu._transpile import circuit_key
 
     expanded = partition.expanded
@@ -272,6 +273,7 @@ def build_problem(
                     qpd_mask = ((1 << max(nq, 1)) - 1) << nobs if nq else 0
                     masks = group.bitmasks if observables is not None else (0,)
                     measures = any(inst.operation.name == "measure" for inst in circ.data)
+                    freeze(circ, circuit_key=key)  # never changed again: hashed once
                     experiments.append(
                         SubExperiment(
                             circuit=circ,

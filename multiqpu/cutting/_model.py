@@ -156,6 +156,12 @@ def assign(
 
 def mid_circuit(circuit: QuantumCircuit) -> bool:
     """Does a gate act on a qubit after it was measured or reset?"""
+    from multiqpu._circuit_memo import memo
+
+    return memo(circuit, "mid_circuit", _mid_circuit)
+
+
+def _mid_circuit(circuit: QuantumCircuit) -> bool:
     done: set[object] = set()
     for inst in circuit.data:
         name = inst.operation.name

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from multiqpu.delegating import DelegatingDevice
 from multiqpu.device import CircuitResult, Job, JobStatus, JobTimings, RunResult
+from multiqpu.engine._dispatch import circuit_blobs, dispatcher_of
 from multiqpu.errors import ConfigError, JobError
 from multiqpu.simulator import Batch, SimulatorDevice
 
@@ -37,8 +38,7 @@ if TYPE_CHECKING:
     from multiqpu.engine._ray import RayEngine
     from multiqpu.pool import DevicePool
 
-__all__ = ["EngineDevice", "EngineJob", "RayDevice", "actor_devices", "offload", "pack",
-           "recipe_of", "simulate_batch"]  # fmt: skip
+__all__ = ["EngineDevice", "EngineJob", "RayDevice", "actor_devices", "offload", "recipe_of"]
 
 #: (provider, name, options): what rebuilds a device (set by multiqpu.config when it builds one)
 Recipe = tuple[str, str, Mapping[str, Any]]
@@ -75,24 +75,6 @@ def _rebuild(recipe: Recipe) -> SimulatorDevice:
             assert isinstance(built, SimulatorDevice)
             _BUILT[key] = found = built
     return found
-
-
-def simulate_batch(
-    recipe: Recipe, circuits: bytes, shots: int | None, rng: np.random.Generator
-) -> Output:
-    """One batch on the simulator ``recipe`` rebuilds (cached per process): what
-    :meth:`SimulatorDevice._simulate` returns, as lists and a dict. ``circuits`` comes
-    pickled (:func:`pack`)."""
-    device = _rebuild(recipe)
-    batch = Batch(pickle.loads(circuits), threading.Event())
-    results, metadata = device._simulate(batch, shots, rng)
-    return list(results), dict(metadata)
-
-
-def pack(circuits: Sequence[QuantumCircuit]) -> bytes:
-    """Circuits pickled by the C pickler, on the driver: half the time Ray's cloudpickle
-    takes for a list of circuits (the driver's CPU is what a big cluster waits on)."""
-    return pickle.dumps(list(circuits), protocol=pickle.HIGHEST_PROTOCOL)
 
 
 class EngineJob(Job):
@@ -147,7 +129,11 @@ class EngineDevice(DelegatingDevice):
         index, rng = inner.batch_rng()
         if self._recipe_handle is None:
             self._recipe_handle = self.engine.put(self._recipe)
-        work = self.engine.call(simulate_batch, self._recipe_handle, pack(circuits), shots, rng)
+        # Batches submitted in one turn of the event loop share tasks; circuits are
+        # serialized once per circuit (multiqpu.engine._dispatch).
+        work = dispatcher_of(self.engine).submit(
+            self._recipe_handle, circuit_blobs(circuits), shots, rng
+        )
         meta = {"seed": inner.seed, "batch": index, "engine": self.engine.kind}
         return EngineJob(self.spec, work, meta)
 

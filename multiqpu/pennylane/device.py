@@ -64,6 +64,7 @@ from multiqpu.pennylane._convert import (
     supports_operation,
     tape_to_circuit,
 )
+from multiqpu.placement import Placement, check_width, resolve_placement, restrict_pool
 from multiqpu.pool import DevicePool, PoolLike, as_pool
 from multiqpu.primitives._dispatch import sample
 from multiqpu.primitives._mitigated import check_spec, parity_sum, run_mitigated
@@ -128,6 +129,11 @@ class FleetDevice(Device):
         mitigation: ``multiqpu.Readout()``, ``multiqpu.ZNE(...)``, ``multiqpu.PauliTwirl()``
             or a list of them: ``expval`` (and ``var`` of one Pauli word) corrected per device
             (see the module's docstring and docs/pennylane.md). Needs shots.
+        placement: a data placement rule (a :class:`multiqpu.Placement` or a config rule's
+            name): every circuit of every batch (and mitigation's calibration and folded
+            circuits) goes only to the devices it allows; refused with a
+            :class:`multiqpu.PlacementError` before anything is submitted when it cannot be
+            met (docs/trust.md).
     """
 
     name = "multiqpu.fleet"
@@ -141,12 +147,14 @@ class FleetDevice(Device):
         policy: str = "balanced",
         seed: int | None = None,
         mitigation: Any = None,
+        placement: Placement | str | None = None,
     ) -> None:
         super().__init__(wires=wires, shots=shots)
         self._mitigation = check_spec(mitigation)
         self._last_stds: tuple[Any, ...] = ()
         self._last_report: Any = None
-        self._pool = as_pool(fleet, default="ideal")
+        self._placement = resolve_placement(placement)
+        self._pool = restrict_pool(as_pool(fleet, default="ideal"), self._placement)
         self._policy = policy
         self._rng = np.random.default_rng(seed)
         self._work: dict[str, int] = {}
@@ -240,7 +248,7 @@ class FleetDevice(Device):
         if self._mitigation is not None:
             return self._execute_mitigated(plans, todo)
         if todo:
-            circuits_q = [tape_to_circuit(p.tape, p.wire_order, p.measured) for p in todo]
+            circuits_q = self._circuits(todo)
             shots = [p.total_shots for p in todo]
             results = run_sync(sample(self._pool, circuits_q, shots, policy=self._policy))
             for plan, item in zip(todo, results, strict=True):
@@ -252,6 +260,14 @@ class FleetDevice(Device):
         self._last_report = None
         return out
 
+    def _circuits(self, todo: list[_TapePlan]) -> list[Any]:
+        """The batch as Qiskit circuits; refused before any is submitted when the
+        placement rule allows no device wide enough."""
+        out = [tape_to_circuit(p.tape, p.wire_order, p.measured) for p in todo]
+        if self._placement is not None:
+            check_width(self._placement, self._pool.devices, out)
+        return out
+
     def _execute_mitigated(
         self, plans: list[_TapePlan], todo: list[_TapePlan]
     ) -> tuple[Result, ...]:
@@ -259,7 +275,7 @@ class FleetDevice(Device):
         for plan in plans:
             plan.check_mitigable()
         if todo:
-            circuits_q = [tape_to_circuit(p.tape, p.wire_order, p.measured) for p in todo]
+            circuits_q = self._circuits(todo)
             shots = [int(p.total_shots or 0) for p in todo]
             out = run_sync(run_mitigated(self._pool, circuits_q, shots, self._mitigation,
                                          self._policy))  # fmt: skip

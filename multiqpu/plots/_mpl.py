@@ -33,6 +33,10 @@ def new_figure(width: float, height: float) -> Any:
 
 
 def save(fig: Any, path: str | os.PathLike[str] | None, dpi: int = 120) -> None:
-    """Save ``fig`` to ``path`` (format by extension) when a path is given."""
+    """Save ``fig`` to ``path`` (format by extension) when a path is given; the file is
+    readable by its owner only (0600: a figure shows results; docs/trust.md)."""
     if path is not None:
+        from multiqpu._private_files import private_output
+
+        private_output(path)
         fig.savefig(os.fspath(path), dpi=dpi)

@@ -36,6 +36,7 @@ from qiskit.primitives.primitive_job import PrimitiveJob
 
 from multiqpu._sync import run_sync
 from multiqpu.errors import InvalidInputError
+from multiqpu.placement import Placement, check_width, resolve_placement, restrict_pool
 from multiqpu.pool import DevicePool, PoolLike, as_pool
 from multiqpu.primitives._dispatch import Sampled, sample
 from multiqpu.primitives._mitigated import check_spec, parity_sum, run_mitigated, shots_needed
@@ -73,6 +74,12 @@ class FleetEstimator(BaseEstimatorV2):
         mitigation: ``multiqpu.Readout()``, ``multiqpu.ZNE(...)``, ``multiqpu.PauliTwirl()``
             or a list of them: every measurement circuit corrected on the device that ran it
             (see docs/mitigation.md). Needs shots (precision > 0).
+        placement: a data placement rule (a :class:`multiqpu.Placement` or a config rule's
+            name): every circuit of every ``run`` (measurement bases, mitigation's
+            calibration and folded circuits) goes only to the devices it allows; a rule
+            that allows no device, or a circuit wider than every allowed device, is refused
+            with a :class:`multiqpu.PlacementError` before anything is submitted
+            (docs/trust.md).
     """
 
     def __init__(
@@ -82,11 +89,13 @@ class FleetEstimator(BaseEstimatorV2):
         default_precision: float = DEFAULT_PRECISION,
         policy: str = "balanced",
         mitigation: Any = None,
+        placement: Placement | str | None = None,
     ) -> None:
         if default_precision < 0:
             raise InvalidInputError(f"precision must be >= 0, got {default_precision}")
         self._mitigation = check_spec(mitigation)
-        self._pool = as_pool(fleet, default="default")
+        self._placement = resolve_placement(placement)
+        self._pool = restrict_pool(as_pool(fleet, default="default"), self._placement)
         self._default_precision = float(default_precision)
         self._policy = policy
 
@@ -113,6 +122,8 @@ class FleetEstimator(BaseEstimatorV2):
         for pub in coerced:
             if pub.precision is not None and pub.precision < 0:
                 raise InvalidInputError(f"precision must be >= 0, got {pub.precision}")
+        if self._placement is not None:  # refused here, before anything is submitted
+            check_width(self._placement, self._pool.devices, [p.circuit for p in coerced])
         job: PrimitiveJob[PrimitiveResult[PubResult]] = PrimitiveJob(self._run, coerced)
         job._submit()
         return job

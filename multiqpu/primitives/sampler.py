@@ -28,6 +28,7 @@ from qiskit.primitives.primitive_job import PrimitiveJob
 
 from multiqpu._sync import run_sync
 from multiqpu.errors import InvalidInputError
+from multiqpu.placement import Placement, check_width, resolve_placement, restrict_pool
 from multiqpu.pool import DevicePool, PoolLike, as_pool
 from multiqpu.primitives._dispatch import sample
 
@@ -46,6 +47,10 @@ class FleetSampler(BaseSamplerV2):
         policy: the scheduler's placement policy.
         seed: seeds the order in which each circuit's shots are laid out.
         mitigation: refused (see the module's docstring); must be None.
+        placement: a data placement rule (a :class:`multiqpu.Placement` or a config rule's
+            name): every bound circuit goes only to the devices it allows; refused with a
+            :class:`multiqpu.PlacementError` before anything is submitted when it cannot be
+            met (docs/trust.md).
     """
 
     def __init__(
@@ -56,6 +61,7 @@ class FleetSampler(BaseSamplerV2):
         policy: str = "balanced",
         seed: int | None = None,
         mitigation: Any = None,
+        placement: Placement | str | None = None,
     ) -> None:
         if mitigation is not None:
             raise InvalidInputError(
@@ -66,7 +72,8 @@ class FleetSampler(BaseSamplerV2):
             )
         if default_shots < 1:
             raise InvalidInputError(f"default_shots must be >= 1, got {default_shots}")
-        self._pool = as_pool(fleet, default="default")
+        self._placement = resolve_placement(placement)
+        self._pool = restrict_pool(as_pool(fleet, default="default"), self._placement)
         self._default_shots = int(default_shots)
         self._policy = policy
         self._rng = np.random.default_rng(seed)
@@ -86,6 +93,8 @@ class FleetSampler(BaseSamplerV2):
         if shots is None:
             shots = self._default_shots
         coerced = [SamplerPub.coerce(pub, shots) for pub in pubs]
+        if self._placement is not None:  # refused here, before anything is submitted
+            check_width(self._placement, self._pool.devices, [p.circuit for p in coerced])
         job: PrimitiveJob[PrimitiveResult[SamplerPubResult]] = PrimitiveJob(self._run, coerced)
         job._submit()
         return job

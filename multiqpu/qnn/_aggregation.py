@@ -148,11 +148,10 @@ async def sync_epoch(
         batch = order[start : start + batch_size]
         idle = busy < 2
         shares = workers.shares(len(batch), idle if idle.any() else None)
-        at = started = 0
-        for d, k in enumerate(shares):
-            if k:
-                workers.start(d, X, batch[at : at + k], server.weights, server.version)
-                at += k
+        started = 0
+        for d, idx in enumerate(workers.split(batch, shares)):
+            if len(idx):
+                workers.start(d, X, idx, server.weights, server.version)
                 started += 1
                 busy[d] += 1
         need, fresh = max(1, started - backup), 0

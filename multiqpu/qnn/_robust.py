@@ -5,7 +5,9 @@ The trainer's ``aggregator=`` takes a name (or any ``f(rows, weights) -> row``):
 * ``"mean"`` (default): the weighted mean (FedAvg);
 * ``"median"``: the coordinate-wise median (FedMedian; Yin et al. ICML'18);
 * ``"trimmed_mean"``: per coordinate, the ``trim`` fraction of the largest and of the
-  smallest values dropped, the rest averaged (FedTrimmedAvg; Yin et al.);
+  smallest values dropped, the rest averaged (FedTrimmedAvg; Yin et al.); ``byzantine=f``
+  drops at least ``f`` at each end (``floor(trim * m)`` alone drops only one row of seven
+  at the default 0.2, too few against two adversaries);
 * ``"krum"``: the row whose ``m - f - 2`` nearest rows are closest (Blanchard et al.
   NeurIPS'17), ``f`` = ``byzantine``, the number of dishonest devices assumed;
 * ``"multi_krum"``: the mean of the ``m - f`` rows with the best Krum scores.
@@ -21,7 +23,9 @@ Outliers: at every step each row's distance to the robust aggregate (the coordin
 for ``"mean"``) is compared with the median distance; a row beyond ``k_mad`` median absolute
 deviations is flagged. A device flagged in more than ``majority`` of at least ``min_steps``
 steps it took part in is an outlier (``History.outliers``); with ``quarantine=True`` it gets
-no more shards.
+no more shards, and counts against the adversaries assumed: with ``q`` devices quarantined,
+Krum, Multi-Krum and the trimmed mean assume ``byzantine - q`` among the rest (otherwise
+Multi-Krum would go on discarding ``byzantine`` honest rows every step).
 """
 
 from __future__ import annotations
@@ -52,10 +56,11 @@ def coordinate_median(rows: np.ndarray) -> np.ndarray:
     return np.asarray(np.median(rows, axis=0))
 
 
-def trimmed_mean(rows: np.ndarray, trim: float) -> np.ndarray:
-    """Per coordinate, the mean after dropping ``floor(trim * m)`` largest and smallest."""
+def trimmed_mean(rows: np.ndarray, trim: float, at_least: int = 0) -> np.ndarray:
+    """Per coordinate, the mean after dropping ``max(floor(trim * m), at_least)`` largest
+    and smallest values (at most ``(m - 1) // 2``: one value is always kept)."""
     m = len(rows)
-    k = min(math.floor(trim * m), (m - 1) // 2)
+    k = min(max(math.floor(trim * m), at_least), (m - 1) // 2)
     s = np.sort(rows, axis=0)
     return np.asarray(s[k : m - k].mean(axis=0))
 
@@ -88,7 +93,7 @@ class RobustAggregator:
         devices: int,
         *,
         trim: float = 0.2,
-        byzantine: int = 1,
+        byzantine: int | None = None,
         k_mad: float = 3.0,
         majority: float = 0.5,
         min_steps: int = 3,
@@ -97,6 +102,8 @@ class RobustAggregator:
             raise InvalidInputError(f"aggregator must be one of {AGGREGATORS}, got {kind!r}")
         if not 0.0 <= trim < 0.5:
             raise InvalidInputError(f"trim must be in [0, 0.5), got {trim}")
+        if byzantine is None:  # Krum assumes one adversary; the trimmed mean, trim alone
+            byzantine = 0 if kind == "trimmed_mean" else 1
         if byzantine < 0:
             raise InvalidInputError(f"byzantine must be >= 0, got {byzantine}")
         self.kind = kind
@@ -105,6 +112,8 @@ class RobustAggregator:
         self.k_mad = k_mad
         self.majority = majority
         self.min_steps = min_steps
+        # the trainer's quarantine flags (shared): each quarantined device is one of the f
+        self.excluded: np.ndarray | None = None
         self.seen = np.zeros(devices, dtype=int)  # steps each device had a row in
         self.flagged = np.zeros(devices, dtype=int)  # ... and was flagged in
 
@@ -123,10 +132,17 @@ class RobustAggregator:
             return np.asarray(np.tensordot(w / w.sum(), rows, axes=1))
         if self.kind == "median" or (self.kind in ("krum", "multi_krum") and m < 3):
             return coordinate_median(rows)
+        byzantine = self.assumed()
         if self.kind == "trimmed_mean":
-            return trimmed_mean(rows, self.trim)
-        f = min(self.byzantine, m - 1)  # f is not lowered: the adversaries may all be here
+            return trimmed_mean(rows, self.trim, byzantine)
+        f = min(byzantine, m - 1)  # f is not lowered: the adversaries may all be here
         return multi_krum(rows, w, f, 1 if self.kind == "krum" else m - f)
+
+    def assumed(self) -> int:
+        """Adversaries assumed among the devices still in training: ``byzantine`` less
+        the quarantined devices."""
+        q = 0 if self.excluded is None else int(self.excluded.sum())
+        return max(self.byzantine - q, 0)
 
     def combine(
         self, rows: np.ndarray, weights: np.ndarray, devices: np.ndarray | None
@@ -182,8 +198,10 @@ def check_defences(
     named = isinstance(aggregator, str)
     if trim is not None and aggregator != "trimmed_mean":
         raise InvalidInputError("trim= applies to aggregator='trimmed_mean'")
-    if byzantine is not None and aggregator not in ("krum", "multi_krum"):
-        raise InvalidInputError("byzantine= applies to aggregator='krum' or 'multi_krum'")
+    if byzantine is not None and aggregator not in ("krum", "multi_krum", "trimmed_mean"):
+        raise InvalidInputError(
+            "byzantine= applies to aggregator='krum', 'multi_krum' or 'trimmed_mean'"
+        )
     if quarantine and (not named or aggregation == "async"):
         raise InvalidInputError(
             "quarantine=True needs a named aggregator (it tallies outliers) and per-device "
@@ -205,12 +223,18 @@ def check_defences(
     if not named:
         return aggregator if aggregator is not None else weighted_mean
     robust = RobustAggregator(str(aggregator), devices, trim=0.2 if trim is None else trim,
-                              byzantine=1 if byzantine is None else byzantine)  # fmt: skip
+                              byzantine=byzantine)  # fmt: skip
     if aggregator != "mean" and aggregation == "async":
         raise InvalidInputError(
             f"aggregator={aggregator!r} votes over per-device gradients; asynchronous "
             "training steps on per-sample gradients from whichever devices finished first, "
             "so there is no per-device population: use aggregation='sync' or 'local'"
+        )
+    if aggregator == "trimmed_mean" and devices - backup < 2 * robust.byzantine + 1:
+        raise InvalidInputError(
+            f"trimmed_mean with byzantine={robust.byzantine} needs at least "
+            f"{2 * robust.byzantine + 1} devices per step, this training has "
+            f"{devices - backup} ({devices} devices, backup={backup})"
         )
     if aggregator in ("krum", "multi_krum"):
         f = robust.byzantine

@@ -24,6 +24,7 @@ import numpy as np
 from multiqpu.qnn._loss import Loss, loss_and_grad
 from multiqpu.qnn._pipeline import Plan, plan
 from multiqpu.qnn._privacy import clip_rows
+from multiqpu.qnn._shards import assign
 
 if TYPE_CHECKING:
     from multiqpu.qnn._epochs import EpochStats, Progress
@@ -59,6 +60,8 @@ class Workers:
         self.quality: np.ndarray | None = None  # relative fidelity per device
         self.excluded = np.zeros(n, dtype=bool)  # quarantined: no more shards
         self.clip: float | None = None  # DP-SGD: per-sample gradient clip norm
+        # per-sample placement (samples x devices, see _shards); None: any device
+        self.allowed: np.ndarray | None = None
 
     @property
     def count(self) -> int:
@@ -79,6 +82,11 @@ class Workers:
         for d in np.argsort(-(raw - share))[: n - share.sum()]:
             share[d] += 1
         return share
+
+    def split(self, batch: np.ndarray, shares: np.ndarray) -> list[np.ndarray]:
+        """``batch`` split over the devices by ``shares``, every sample on a device its
+        placement rule allows (:func:`multiqpu.qnn._shards.assign`)."""
+        return assign(batch, shares, self.allowed, ~self.excluded)
 
     def replan(self, batch_size: int, max_staleness: int) -> Plan:
         """Async shard sizes and in-flight depths from what is measured so far (kept as
@@ -208,15 +216,15 @@ class Workers:
                 known = self.throughput[self.measured].mean()
                 self.throughput[~self.measured] = known
 
-    async def forward(self, X: np.ndarray, weights: np.ndarray) -> np.ndarray:
-        """Outputs for X on ``weights``, shards spread over the devices by throughput."""
-        shares = self.shares(len(X))
-        at = 0
+    async def forward(
+        self, X: np.ndarray, weights: np.ndarray, allowed: np.ndarray | None = None
+    ) -> np.ndarray:
+        """Outputs for X on ``weights``, shards spread over the devices by throughput
+        (each sample on a device ``allowed`` allows, when given)."""
+        split = assign(np.arange(len(X)), self.shares(len(X)), allowed, ~self.excluded)
         parts: dict[int, tuple[np.ndarray, Completion]] = {}
-        for d, k in enumerate(shares):
-            if k:
-                idx = np.arange(at, at + k)
-                at += k
+        for d, idx in enumerate(split):
+            if len(idx):
                 work = self.model.work(X[idx], weights, gradients=False)
                 self.executor.start(d, work, self.shots, (idx, d))
         while self.executor.in_flight():

@@ -120,6 +120,9 @@ class History:
             ax_share.legend(fontsize=7)
         fig.tight_layout()
         if path is not None:
+            from multiqpu._private_files import private_output
+
+            private_output(path)  # 0600, as every file that holds results
             fig.savefig(path)
             plt.close(fig)
         return fig

@@ -77,6 +77,7 @@ from multiqpu.qnn._loss import Loss, loss_and_grad
 from multiqpu.qnn._optim import Optimizer, make_optimizer
 from multiqpu.qnn._privacy import Privacy, PrivateMean
 from multiqpu.qnn._robust import RobustAggregator, check_defences
+from multiqpu.qnn._shards import allowed_mask
 from multiqpu.qnn._workers import Workers
 from multiqpu.qnn.history import EpochRecord, History
 
@@ -105,8 +106,9 @@ class Trainer:
             ``max_local_steps``).
         aggregator: how per-device gradients (or weight changes) are combined:
             ``"mean"`` (default), ``"median"``, ``"trimmed_mean"`` (``trim``: the fraction
-            cut at each end, default 0.2), ``"krum"``, ``"multi_krum"`` (``byzantine``: the
-            dishonest devices assumed, default 1), or any ``f(rows, weights) -> row``. Named
+            cut at each end, default 0.2; ``byzantine=f``: cut at least ``f``), ``"krum"``,
+            ``"multi_krum"`` (``byzantine``: the dishonest devices assumed, default 1), or
+            any ``f(rows, weights) -> row``. Named
             rules also report devices whose gradients are consistently outliers
             (``History.outliers``); ``quarantine=True`` gives them no more shards. Robust
             rules need per-device rows: sync or local training (see
@@ -130,7 +132,8 @@ class Trainer:
         placement: a data placement rule for the whole dataset (a :class:`multiqpu.Placement`
             or a config rule's name): every circuit carrying its features (training,
             evaluation, backup copies) runs only on the devices it allows; needs a fleet
-            (not an explicit ``executor``). See docs/trust.md.
+            (not an explicit ``executor``). Per-sample rules: ``fit(X, y, placement=...)``
+            (and ``predict``/``score``). See docs/trust.md.
     """
 
     def __init__(
@@ -260,6 +263,8 @@ class Trainer:
         self._rng = np.random.default_rng(seed)
         self.server = ParameterServer(model.init_weights(seed), self.optimizer)
         self.workers = Workers(executor, model, self.loss, shots, weighting)
+        if isinstance(self.aggregator, RobustAggregator):  # quarantined: counted among f
+            self.aggregator.excluded = self.workers.excluded
         if privacy is not None:
             self.workers.clip = privacy.clip
             self.aggregator = PrivateMean(privacy, np.random.default_rng(self._rng.integers(2**63)))
@@ -311,8 +316,14 @@ class Trainer:
         X_val: Any = None,
         y_val: Any = None,
         resume: bool = True,
+        placement: Any = None,
     ) -> History:
+        """``placement``: one rule for ``X`` or one per sample (a :class:`multiqpu.Placement`,
+        a config rule's name, or None: any device); every shard of a sample goes to a device
+        its rule allows (sync training; refused before anything runs when a rule allows no
+        device). Validation data (``X_val``) follows the trainer's own rule only."""
         X, y = self._check_data(X, y)
+        self.workers.allowed = allowed_mask(self.executor, placement, len(X), self.aggregation)
         if self.checkpoint is not None and resume and self.checkpoint.exists():
             self.load(self.checkpoint)
         if self.weighting == "quality" and self.workers.quality is None:
@@ -363,6 +374,7 @@ class Trainer:
                 await finish(stats.record(epoch, self.executor.now() - t0, self.version))
         finally:
             bar.close()
+            self.workers.allowed = None
             await self.executor.close()
         return self.history
 
@@ -393,18 +405,19 @@ class Trainer:
         )
         return True
 
-    def predict_proba(self, X: Any) -> np.ndarray:
+    def predict_proba(self, X: Any, placement: Any = None) -> np.ndarray:
+        """Class probabilities; ``placement``: one rule or one per sample, as for fit."""
         from multiqpu._sync import run_sync
 
-        return run_sync(self.apredict_proba(X))
+        return run_sync(self.apredict_proba(X, placement))
 
-    def predict(self, X: Any) -> np.ndarray:
-        return np.argmax(self.predict_proba(X), axis=1)
+    def predict(self, X: Any, placement: Any = None) -> np.ndarray:
+        return np.argmax(self.predict_proba(X, placement), axis=1)
 
-    def score(self, X: Any, y: Any) -> float:
+    def score(self, X: Any, y: Any, placement: Any = None) -> float:
         """Accuracy on ``(X, y)`` from forward passes on the fleet."""
         X, y = self._check_data(X, y)
-        return float(np.mean(self.predict(X) == y))
+        return float(np.mean(self.predict(X, placement) == y))
 
     def exact_score(self, X: Any, y: Any) -> float:
         """Accuracy of the current weights by exact local simulation (no shot noise)."""
@@ -412,15 +425,17 @@ class Trainer:
         f = self.model.exact_outputs(X, self.weights)
         return float(np.mean(np.argmax(self.loss.probabilities(f), axis=1) == y))
 
-    async def apredict_proba(self, X: Any) -> np.ndarray:
+    async def apredict_proba(self, X: Any, placement: Any = None) -> np.ndarray:
         X = np.atleast_2d(np.asarray(X, dtype=float))
-        f = await self.workers.forward(X, self.weights)
+        mask = allowed_mask(self.executor, placement, len(X))
+        f = await self.workers.forward(X, self.weights, mask)
         return self.loss.probabilities(f)
 
-    async def aevaluate(self, X: Any, y: Any) -> tuple[float, float]:
+    async def aevaluate(self, X: Any, y: Any, placement: Any = None) -> tuple[float, float]:
         """(mean loss, accuracy) on ``(X, y)`` from forward passes on the fleet."""
         X, y = self._check_data(X, y)
-        f = await self.workers.forward(X, self.weights)
+        mask = allowed_mask(self.executor, placement, len(X))
+        f = await self.workers.forward(X, self.weights, mask)
         loss, _, correct = loss_and_grad(self.loss, f, y, None)
         return float(loss.mean()), float(correct.mean())
 
@@ -439,9 +454,14 @@ class Trainer:
         }
 
     def save(self, path: str | os.PathLike[str]) -> None:
-        """Write a checkpoint atomically (a crash never leaves a half-written file)."""
+        """Write a checkpoint atomically (a crash never leaves a half-written file),
+        readable by its owner only (0600; missing folders 0700)."""
+        from multiqpu._private_files import private_dir, private_file
+
         path = Path(path)
+        private_dir(path.parent)
         tmp = path.with_name(path.name + ".tmp")
+        private_file(tmp)
         tmp.write_text(json.dumps(self.state()))
         os.replace(tmp, path)
 

@@ -73,6 +73,12 @@ _cache: OrderedDict[tuple[str, str, str, int | None], Estimate] = OrderedDict()
 
 def structure_key(circuit: QuantumCircuit) -> str:
     """A hash of a circuit's gates and wiring, ignoring parameter values and names."""
+    from multiqpu._circuit_memo import memo
+
+    return memo(circuit, "structure_key", _structure_key)
+
+
+def _structure_key(circuit: QuantumCircuit) -> str:
     h = hashlib.blake2b(digest_size=16)
     qidx = {q: i for i, q in enumerate(circuit.qubits)}
     cidx = {c: i for i, c in enumerate(circuit.clbits)}

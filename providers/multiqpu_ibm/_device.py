@@ -83,6 +83,8 @@ class IBMDevice(Device):
     ) -> None:
         self.options = options
         super().__init__(name, "ibm", limits=limits or options.limits)
+        #: The vendor's backend name; ``name`` may be renamed (``device(..., label=...)``).
+        self.backend_name = name
         self.engine = "runtime"
         # Session mode: the scheduler opens the session with one small job and then feeds it
         self.session_ttl_s = SESSION_TTL_S if options.mode == "session" else 0.0
@@ -107,7 +109,7 @@ class IBMDevice(Device):
             from multiqpu_ibm._runtime import RuntimeBackend
 
             creds = self._credentials()
-            self._runtime = RuntimeBackend(self.name, creds)
+            self._runtime = RuntimeBackend(self.backend_name, creds)
         return self._runtime
 
     def _credentials(self) -> Credentials:

@@ -63,7 +63,7 @@ class FakeIBMDevice(IBMDevice, SimulatorDevice):
 
     # ------------------------------------------------------------------ snapshot
     def _conf(self) -> dict[str, Any]:
-        return _snapshots.load_conf(self.name)
+        return _snapshots.load_conf(self.backend_name)
 
     def _credentials(self) -> Credentials:
         from multiqpu_ibm._runtime import Credentials
@@ -87,7 +87,7 @@ class FakeIBMDevice(IBMDevice, SimulatorDevice):
         """The snapshot's figures (parsed once, then cached on this object)."""
         if self._calibration is None:
             self._calibration = _calibration.calibration_from_snapshot(
-                self._conf(), _snapshots.load_props(self.name)
+                self._conf(), _snapshots.load_props(self.backend_name)
             )
         return self._calibration
 

@@ -17,9 +17,16 @@ injected at the trainer's gradient hand-off (:func:`adversarial`).
   every epoch's reported epsilon against an independent ``dp-accounting`` computation.
 * ``dp_accuracy_cost``: test accuracy without DP minus with it, on the documented classifier
   (same task, honest fleet), and the final epsilon.
+* Beside the robust gap, on the same runs: ``control_accuracy_gap`` (all seven devices
+  honest, plain mean, minus honest-only: what training on a different device set costs by
+  itself, the noise floor of the comparison), ``quarantine_accuracy_gap`` (``ROBUST`` with
+  ``quarantine=True``), ``trimmed_mean_accuracy_gap`` (``trim=0.2`` alone: one row cut per
+  end of seven) and ``trimmed_mean_f2_accuracy_gap`` (``byzantine=2``: two cut), and
+  ``median_accuracy_gap``.
 
-Seeds: 0-4 were used while developing; the default run adds 100-109, never looked at before
-the figures were recorded (``--quick``: seeds 0-1).
+Seeds: 0-4 were used while developing; 100-109 were fresh when the first figures were
+recorded and were then looked at while finding the cause of the tail; 200-209 were never
+looked at before the figures in docs/trust.md were recorded (``--quick``: seeds 0-1).
 """
 
 from __future__ import annotations
@@ -31,11 +38,12 @@ import numpy as np
 
 from multiqpu.qnn import Privacy, Trainer, VirtualDevice, VirtualExecutor, variational_classifier
 
-__all__ = ["DEV_SEEDS", "FRESH_SEEDS", "ROBUST", "adversarial", "measure", "task"]
+__all__ = ["DEV_SEEDS", "FRESH_SEEDS", "ROBUST", "SEEN_SEEDS", "adversarial", "measure", "task"]
 
 ROBUST = "multi_krum"
 DEV_SEEDS = (0, 1, 2, 3, 4)
-FRESH_SEEDS = tuple(range(100, 110))
+SEEN_SEEDS = tuple(range(100, 110))  # fresh in the first round, looked at in the second
+FRESH_SEEDS = tuple(range(200, 210))
 EPOCHS = 6
 DEVICES = 7
 PRIVACY = Privacy(clip=1.0, noise=1.1, delta=1e-5)
@@ -90,6 +98,11 @@ def one_seed(seed: int) -> dict[str, Any]:
     base = train(seed, honest, set()).exact_score(Xt, yt)
     robust = train(seed, devices, bad, aggregator=ROBUST, byzantine=2)
     mean = train(seed, devices, bad, aggregator="mean").exact_score(Xt, yt)
+    control = train(seed, devices, set(), aggregator="mean").exact_score(Xt, yt)
+    quarantined = train(seed, devices, bad, aggregator=ROBUST, byzantine=2, quarantine=True)
+    trimmed = train(seed, devices, bad, aggregator="trimmed_mean").exact_score(Xt, yt)
+    trimmed_f2 = train(seed, devices, bad, aggregator="trimmed_mean", byzantine=2)
+    median = train(seed, devices, bad, aggregator="median").exact_score(Xt, yt)
     dp = train(seed, honest, set(), privacy=PRIVACY)
     reported = [e.epsilon for e in dp.history.epochs]
     q = dp.batch_size / len(task(seed)[0])
@@ -107,6 +120,12 @@ def one_seed(seed: int) -> dict[str, Any]:
         "honest": base,
         "robust_gap": robust.exact_score(Xt, yt) - base,
         "mean_gap": mean - base,
+        "control_gap": control - base,
+        "quarantine_gap": quarantined.exact_score(Xt, yt) - base,
+        "quarantined_right": set(quarantined.history.quarantined) == names,
+        "trimmed_gap": trimmed - base,
+        "trimmed_f2_gap": trimmed_f2.exact_score(Xt, yt) - base,
+        "median_gap": median - base,
         "dp_cost": base - dp.exact_score(Xt, yt),
         "epsilon": reported[-1],
         "eps_error": float(np.max(np.abs(np.array(reported) - np.array(independent)))),
@@ -120,19 +139,28 @@ def _stats(values: list[float]) -> dict[str, float]:
     return {k: float(np.percentile(a, v)) for k, v in q.items()}
 
 
-def measure(seeds: tuple[int, ...] = DEV_SEEDS + FRESH_SEEDS) -> dict[str, Any]:
+def measure(seeds: tuple[int, ...] = DEV_SEEDS + SEEN_SEEDS + FRESH_SEEDS) -> dict[str, Any]:
     """The QNN keys over ``seeds`` (p50 and spread)."""
     runs = [one_seed(s) for s in seeds]
     robust = _stats([r["robust_gap"] for r in runs])
     mean = _stats([r["mean_gap"] for r in runs])
     fresh = [r for s, r in zip(seeds, runs, strict=True) if s in FRESH_SEEDS]
+    side: dict[str, Any] = {}
+    for key, name in (("control", "control"), ("quarantine", "quarantine"),
+                      ("trimmed", "trimmed_mean"), ("trimmed_f2", "trimmed_mean_f2"),
+                      ("median", "median")):  # fmt: skip
+        side[f"{name}_accuracy_gap_spread"] = _stats([r[f"{key}_gap"] for r in runs])
     return {
         "robust_aggregator": ROBUST,
         "robust_accuracy_gap": robust["p50"],
         "robust_accuracy_gap_spread": robust,
-        "robust_accuracy_gap_fresh_p50": _stats([r["robust_gap"] for r in fresh])["p50"]
+        "robust_accuracy_gap_fresh": _stats([r["robust_gap"] for r in fresh]) if fresh else None,
+        "control_accuracy_gap_fresh": _stats([r["control_gap"] for r in fresh]) if fresh else None,
+        "quarantine_accuracy_gap_fresh": _stats([r["quarantine_gap"] for r in fresh])
         if fresh
         else None,
+        "quarantined_right_rate": float(np.mean([r["quarantined_right"] for r in runs])),
+        **side,
         "mean_accuracy_gap": mean["p50"],
         "mean_accuracy_gap_spread": mean,
         "honest_accuracy_p50": _stats([r["honest"] for r in runs])["p50"],
@@ -149,5 +177,7 @@ def measure(seeds: tuple[int, ...] = DEV_SEEDS + FRESH_SEEDS) -> dict[str, Any]:
             "epochs": EPOCHS,
         },
         "seeds": list(seeds),
+        "seeds_dev": [s for s in seeds if s in DEV_SEEDS],
+        "seeds_seen": [s for s in seeds if s in SEEN_SEEDS],
         "seeds_fresh": [s for s in seeds if s in FRESH_SEEDS],
     }

@@ -18,7 +18,14 @@ scenario is the estimate's wall time less its planning (planning runs on the dri
 every engine and is timed separately, same arguments): the sub-experiments simulated, then
 reconstructed. Throughput is sub-experiments per second.
 ``pure_cpu_scaling_2_vs_1`` (per scenario) runs 8 pure-Python CPU tasks on the ray1 and
-ray2 instances: the most any workload could gain from a second worker on this machine then.
+ray2 instances, before and after the scenario (averaged): the most any workload could gain
+from a second worker on this machine then; ``ray_scaling_over_pure_cpu_p50`` is the
+workload's 2-vs-1 figure as a share of it, side by side. ``driver_cpu_ms_per_subexperiment``
+(ray2: the driver process's CPU, all threads, planning included, per sub-experiment) and
+``worker_cpu_ms_per_subexperiment`` (the CPU of the Ray tasks that simulated the batches)
+say who waits on whom: ray1 runs the driver beside one worker, ray2 beside two, so on a
+2-core machine 2-vs-1 can reach 1.6 only when the driver costs at most a quarter of the
+workers.
 
 Keys: ``same_estimates`` (seeded estimates, stand-in placement, identical bits on the
 local and Ray engines: values and standard errors); ``ray_scaling_2_vs_1`` (p50 over
@@ -97,6 +104,18 @@ def _warm(_: int) -> int:
     return os.getpid()
 
 
+def _calibrate(engine: Any) -> float:
+    t0 = time.perf_counter()
+    engine.map(_spin, range(8))
+    return time.perf_counter() - t0
+
+
+def _worker_cpu(engine: Any) -> float:
+    from multiqpu.engine._dispatch import dispatcher_of
+
+    return dispatcher_of(engine).worker_cpu_s
+
+
 def run_config(kind: str, cpus: int, seeds: list[int], extras: bool) -> dict[str, Any]:
     """In a child process: warm up, time the scenarios on one engine, and the pure-CPU
     calibration; with ``extras`` the task overhead and the same-estimates check too."""
@@ -111,25 +130,28 @@ def run_config(kind: str, cpus: int, seeds: list[int], extras: bool) -> dict[str
         engine.map(_warm, range(4 * cpus))
     else:
         engine = LocalEngine()
-    out: dict[str, Any] = {"times": [], "subexperiments": [], "driver_cpu": []}
+    out: dict[str, Any] = {"times": [], "subexperiments": [], "driver_cpu": [], "worker_cpu": []}
     qc, obs, n = scenario(0)
     asyncio.run(estimate(devices(n), qc, obs, shots=20_000, engine=engine))  # warm-up
+    spin_s = _calibrate(engine) if kind == "ray" and seeds else 0.0
     for seed in seeds:
         qc, obs, n = scenario(seed)
         t0 = time.perf_counter()
         the_plan = plan(devices(n), qc, obs, shots=SHOTS)
         plan_s = time.perf_counter() - t0
         assert the_plan.subexperiments >= 500, the_plan.subexperiments
+        worker0 = _worker_cpu(engine)
         cpu0 = time.process_time()
         result = asyncio.run(estimate(devices(n), qc, obs, shots=SHOTS, engine=engine))
         # the driver's own CPU (all its threads), planning included: what stays serial
         out["driver_cpu"].append(time.process_time() - cpu0)
+        # the workers' CPU in simulator batches (Ray tasks; in-process: not separable)
+        out["worker_cpu"].append(_worker_cpu(engine) - worker0)
         out["times"].append(result.report.wall_s - plan_s)
         out["subexperiments"].append(the_plan.subexperiments)
-    if kind == "ray":
-        t0 = time.perf_counter()
-        engine.map(_spin, range(8))
-        out["spin_s"] = time.perf_counter() - t0
+    if kind == "ray" and seeds:
+        # the calibration before and after the scenario, averaged: the same load as it saw
+        out["spin_s"] = (spin_s + _calibrate(engine)) / 2
     if extras:
         best = float("inf")
         for _ in range(3):
@@ -212,10 +234,11 @@ def main() -> None:
         for name, kind, cpus in configs[k % 3 :] + configs[: k % 3]:
             runs[name].append(_child(kind, cpus, [seed]))
     local, ray1, ray2 = ({key: [v for r in runs[name] for v in r[key]]
-                          for key in ("times", "subexperiments", "driver_cpu")}
+                          for key in ("times", "subexperiments", "driver_cpu", "worker_cpu")}
                          for name in ("local", "ray1", "ray2"))  # fmt: skip
     spin = [a["spin_s"] / b["spin_s"] for a, b in zip(runs["ray1"], runs["ray2"], strict=True)]
     scaling = [a / b for a, b in zip(ray1["times"], ray2["times"], strict=True)]
+
     vs_local = [a / b for a, b in zip(local["times"], ray2["times"], strict=True)]
     line = {
         "benchmark": "engine",
@@ -228,14 +251,24 @@ def main() -> None:
         "ray_scaling_2_vs_1_p10_min": [round(_pct(scaling, 10), 3), round(min(scaling), 3)],
         "ray_vs_local": round(_pct(vs_local, 50), 3),
         "ray_vs_local_p10_min": [round(_pct(vs_local, 10), 3), round(min(vs_local), 3)],
-        # the same 8 pure-CPU tasks on ray1 and ray2: the ceiling of the 2-vs-1 figure on this
-        # machine under its present load (2.0 on two idle cores)
+        # the same 8 pure-CPU tasks on ray1 and ray2, before and after each scenario: the
+        # ceiling of the 2-vs-1 figure on this machine under its present load (2.0 on two
+        # idle cores), per scenario, and the workload's scaling as a share of it
         "pure_cpu_scaling_2_vs_1": [round(x, 3) for x in spin],
+        "ray_scaling_over_pure_cpu_p50": round(
+            _pct([a / b for a, b in zip(scaling, spin, strict=True)], 50), 3
+        ),
         "seconds_local_ray1_ray2": [[round(t, 2) for t in c["times"]] for c in (local, ray1, ray2)],
         # per sub-experiment: the driver's CPU on Ray (planning, placement, shipping, merging,
         # reconstruction) and the whole in-process run's time (what a worker does, roughly)
-        "driver_cpu_ms_per_subexperiment_ray2": round(
+        "driver_cpu_ms_per_subexperiment": round(
             1000 * sum(ray2["driver_cpu"]) / sum(ray2["subexperiments"]), 2
+        ),
+        "driver_cpu_ms_per_subexperiment_ray1": round(
+            1000 * sum(ray1["driver_cpu"]) / sum(ray1["subexperiments"]), 2
+        ),
+        "worker_cpu_ms_per_subexperiment": round(
+            1000 * sum(ray2["worker_cpu"]) / sum(ray2["subexperiments"]), 2
         ),
         "local_ms_per_subexperiment": round(
             1000 * sum(local["times"]) / sum(local["subexperiments"]), 2

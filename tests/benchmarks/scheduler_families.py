@@ -22,7 +22,10 @@ Run: ``python tests/benchmarks/scheduler_families.py`` (seeds 0-99, the range th
 was developed on); ``--seeds 1000:1100`` (fresh seeds, never used while developing);
 ``--quick`` (the first 16 seeds of the range); ``--workers N`` (default 2 processes);
 ``--rows PATH`` writes every scenario's figures as JSON; ``--policies a,b`` runs only those
-(while developing; the acceptance figures need all four).
+(while developing; the acceptance figures need all four); ``--engine ray`` spreads the
+scenarios over Ray tasks (``multiqpu.engine``: a local Ray instance, or the cluster named by
+``$RAY_ADDRESS`` / the config file's ``[engine]`` table; ``--workers`` is then ignored): the
+virtual clock makes every figure but ``wall_s`` identical to the local run's.
 """
 
 from __future__ import annotations
@@ -84,6 +87,11 @@ def scenario(seed: int, policies: tuple[str, ...] = POLICIES) -> dict[str, Any]:
         out["least_busy"] = {"error": f"{type(exc).__name__}: {exc}"}
     out["wall_s"] = time.perf_counter() - tic
     return out
+
+
+def _scenario_task(item: tuple[int, tuple[str, ...]]) -> dict[str, Any]:
+    """One scenario as one engine task (``--engine ray``)."""
+    return scenario(*item)
 
 
 def _q(values: list[float], q: float) -> float:
@@ -194,12 +202,20 @@ def main(argv: list[str]) -> None:
             policies = tuple(argv[i + 1].split(","))
         elif a == "--rows":
             rows_path: str | None = argv[i + 1]
+        elif a == "--engine":
+            engine = argv[i + 1]
     rows_path = locals().get("rows_path")
     if quick:
         seeds = seeds[:16]
+    engine = locals().get("engine", "local")
     t0 = time.perf_counter()
-    with ProcessPoolExecutor(max_workers=workers) as pool:
-        rows = list(pool.map(scenario, seeds, [policies] * len(seeds)))
+    if engine != "local":
+        from multiqpu.engine import get_engine
+
+        rows = get_engine(engine).map(_scenario_task, [(s, policies) for s in seeds])
+    else:
+        with ProcessPoolExecutor(max_workers=workers) as pool:
+            rows = list(pool.map(scenario, seeds, [policies] * len(seeds)))
     if rows_path:
         with open(rows_path, "w") as f:
             json.dump(rows, f, default=float)

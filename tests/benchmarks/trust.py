@@ -28,7 +28,11 @@ def main() -> None:
     args = parser.parse_args()
     logging.getLogger("absl").setLevel(logging.ERROR)
     t0 = time.perf_counter()
-    seeds = (0, 1) if args.quick else _trust_qnn.DEV_SEEDS + _trust_qnn.FRESH_SEEDS
+    seeds = (
+        (0, 1)
+        if args.quick
+        else _trust_qnn.DEV_SEEDS + _trust_qnn.SEEN_SEEDS + _trust_qnn.FRESH_SEEDS
+    )
     out = _trust_qnn.measure(seeds)
     canary_seeds = (0,) if args.quick else _trust_canary.DEV_SEEDS + _trust_canary.FRESH_SEEDS
     out.update(_trust_canary.measure(canary_seeds, quick=args.quick))

@@ -491,3 +491,15 @@ def test_saved_account_is_used_and_its_url_probed(
     with pytest.raises(DeviceUnavailableError, match=r"at quantum\.example\.test") as e:
         dev.calibration()
     assert TOKEN not in str(e.value)
+
+
+def test_a_labelled_fake_keeps_its_snapshot_and_runs() -> None:
+    """``label=`` renames the device, not the vendor backend it reads and runs on."""
+    plain = multiqpu.device("ibm:fake_manila")
+    renamed = multiqpu.device("ibm:fake_manila", label="manila-2")
+    assert renamed.spec == "ibm:manila-2" and renamed.num_qubits == plain.num_qubits
+    ours, theirs = renamed.calibration(), plain.calibration()
+    assert ours.readout_error == theirs.readout_error and ours.source == theirs.source
+    assert ours.gate_error_2q == theirs.gate_error_2q
+    fleet = multiqpu.Fleet([plain, renamed])  # two copies of one backend, told apart by label
+    assert len(fleet) == 2

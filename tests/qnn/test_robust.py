@@ -32,6 +32,19 @@ def test_median_and_trimmed_mean_on_known_rows() -> None:
     # 20 % of 5 rows: one dropped at each end, per coordinate
     assert np.allclose(trimmed_mean(ROWS, 0.2), [3.0, 20.0])  # (2+3+4)/3, (10+20+30)/3
     assert np.allclose(trimmed_mean(ROWS, 0.0), ROWS.mean(axis=0))
+    assert np.allclose(trimmed_mean(ROWS, 0.0, at_least=1), trimmed_mean(ROWS, 0.2))
+
+
+def test_trimmed_mean_with_byzantine_drops_every_adversary() -> None:
+    # 2 adversaries of 7: trim=0.2 alone drops floor(1.4) = 1 row per end and is dragged;
+    # byzantine=2 drops two, and each coordinate stays within the honest rows' range
+    rng = np.random.default_rng(0)
+    honest = rng.normal(1.0, 0.1, (5, 8))
+    rows = np.vstack([honest, -10 * honest[:2]])
+    plain = RobustAggregator("trimmed_mean", 7)(rows, np.ones(7))
+    guarded = RobustAggregator("trimmed_mean", 7, byzantine=2)(rows, np.ones(7))
+    assert np.any(plain < honest.min(axis=0))
+    assert np.all(guarded >= honest.min(axis=0)) and np.all(guarded <= honest.max(axis=0))
     assert np.allclose(RobustAggregator("mean", 5)(ROWS, np.array([1, 1, 1, 1, 0.0])), [2.5, 25])
 
 
@@ -59,6 +72,17 @@ def test_outlier_tally_flags_the_consistent_outlier() -> None:
     assert agg.rates()[5] == 1.0 and agg.rates()[:5].max() < 0.5
 
 
+def test_quarantined_devices_count_against_the_adversaries_assumed() -> None:
+    agg = RobustAggregator("multi_krum", 7, byzantine=2)
+    agg.excluded = np.zeros(7, dtype=bool)
+    rows = np.random.default_rng(1).normal(1.0, 0.1, (5, 3))
+    assert agg.assumed() == 2
+    assert not np.allclose(agg(rows, np.ones(5)), rows.mean(axis=0))  # two rows discarded
+    agg.excluded[[1, 4]] = True  # both quarantined: the five left are all kept
+    assert agg.assumed() == 0
+    assert np.allclose(agg(rows, np.ones(5)), rows.mean(axis=0))
+
+
 def test_refusals() -> None:
     model = variational_classifier(2, 2, layers=1)
     ex = VirtualExecutor([VirtualDevice(f"q{i}") for i in range(5)])
@@ -70,6 +94,8 @@ def test_refusals() -> None:
         Trainer(model, executor=ex, aggregator="median", trim=0.1)
     with pytest.raises(InvalidInputError, match="byzantine="):
         Trainer(model, executor=ex, aggregator="median", byzantine=1)
+    with pytest.raises(InvalidInputError, match="trimmed_mean with byzantine=3 needs at least 7"):
+        Trainer(model, executor=ex, aggregator="trimmed_mean", byzantine=3, backup=0)
     with pytest.raises(InvalidInputError, match="aggregator must be one of"):
         Trainer(model, executor=ex, aggregator="mode")
     with pytest.raises(InvalidInputError, match="trim must be"):
@@ -142,6 +168,9 @@ def test_trust_benchmark_quick_prints_its_keys() -> None:
     assert out["epsilon_matches_accountant"] is True
     assert out["mean_accuracy_gap"] < out["robust_accuracy_gap"]
     assert {"robust_accuracy_gap_spread", "dp_accuracy_cost", "dp_epsilon"} <= out.keys()
+    assert {"control_accuracy_gap_spread", "quarantine_accuracy_gap_spread",
+            "trimmed_mean_f2_accuracy_gap_spread"} <= out.keys()  # fmt: skip
+    assert out["quarantined_right_rate"] == 1.0  # both adversaries, and only they
 
 
 def test_quarantine_survives_a_checkpoint_resume(tmp_path: Path) -> None:
