@@ -41,7 +41,7 @@ circuit) with the run's options, so ``resume`` reruns only the parts that had no
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping, Sequence, Set
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -51,12 +51,10 @@ from multiqpu.errors import InvalidInputError
 from multiqpu.scheduler._costmodel import Item
 
 if TYPE_CHECKING:
-    from qiskit import QuantumCircuit
-
-    from multiqpu.device import CircuitResult, Device, JobTimings
+    from multiqpu.device import Device
     from multiqpu.pool import DevicePool
     from multiqpu.scheduler._options import Options
-    from multiqpu.scheduler._recorder import RunRecorder, RunState
+    from multiqpu.scheduler._recorder import RunRecorder
     from multiqpu.scheduler._report import SampleResult
 
 __all__ = [
@@ -65,11 +63,11 @@ __all__ = [
     "MIN_PART_SHOTS",
     "PLAN_KEY",
     "Compatibility",
-    "PlanRecorder",
     "ShotPlan",
     "ShotShare",
     "SplitShots",
     "check_split",
+    "eligible",
     "expand",
     "split_and_execute",
     "homogeneity",
@@ -165,12 +163,13 @@ def _sizes(shots: int, n: int) -> list[int]:
     return [q + 1] * r + [q] * (n - r)
 
 
-def _eligible(devices: Sequence[Device], item: Item) -> list[int]:
+def eligible(devices: Sequence[Device], item: Item, lost: Set[str] = frozenset()) -> list[int]:
     return [
         d
         for d, dev in enumerate(devices)
         if dev.num_qubits >= item.circuit.num_qubits
         and (item.devices is None or dev.spec in item.devices)
+        and dev.spec not in lost
     ]
 
 
@@ -192,7 +191,7 @@ async def _choose(
     caps = [dev.limits.max_shots for dev in devices]
     reps: list[Item] = []
     for it in items:
-        elig = _eligible(devices, it)
+        elig = eligible(devices, it)
         small = min((caps[d] for d in elig), default=1)
         reps.append(replace(it, shots=min(it.shots, small)) if it.shots is not None else it)
     p = await probe(pool, reps, opts, np.asarray(need, dtype=np.int64))
@@ -228,16 +227,21 @@ async def _choose(
 
 
 async def expand(
-    pool: DevicePool, items: Sequence[Item], opts: Options, mode: SplitShots
+    pool: DevicePool,
+    items: Sequence[Item],
+    opts: Options,
+    mode: SplitShots,
+    lost: Set[str] = frozenset(),
 ) -> tuple[list[Item], ShotPlan]:
-    """The parts to place instead of ``items``, and the plan to merge them back."""
+    """The parts to place instead of ``items``, and the plan to merge them back; devices in
+    ``lost`` (specs) are given no part."""
     devices = list(pool)
     total = sum(it.shots or 0 for it in items)
     counts: list[int] = []
     pinned: list[int] = []
     spread: dict[int, list[str]] = {}  # split_shots=True: one part on each eligible device
     for i, it in enumerate(items):
-        elig = _eligible(devices, it)
+        elig = eligible(devices, it, lost)
         if it.shots is None or not elig:
             counts.append(1)
             continue
@@ -373,74 +377,16 @@ def merge(out: SampleResult, plan: ShotPlan) -> SampleResult:
     return SampleResult(tuple(results), report)
 
 
-# ---------------------------------------------------------------------- journal
-class PlanRecorder:
-    """A :class:`~multiqpu.scheduler._recorder.RunRecorder` that records the shot plan with
-    the run's options (under :data:`PLAN_KEY`) and passes everything else on."""
-
-    def __init__(self, inner: RunRecorder, plan: ShotPlan) -> None:
-        self.inner = inner
-        self.plan = plan
-
-    def start_run(
-        self,
-        run_id: str,
-        *,
-        circuits: Sequence[QuantumCircuit],
-        shots: Sequence[int | None],
-        options: Mapping[str, Any],
-    ) -> None:
-        options = {**options, PLAN_KEY: self.plan.to_json()}
-        self.inner.start_run(run_id, circuits=circuits, shots=shots, options=options)
-
-    def job_submitting(
-        self, run_id: str, *, device: str, task_indices: Sequence[int], shots: int | None
-    ) -> int:
-        return self.inner.job_submitting(
-            run_id, device=device, task_indices=task_indices, shots=shots
-        )
-
-    def job_submitted(self, job_row: int, provider_job_id: str) -> None:
-        self.inner.job_submitted(job_row, provider_job_id)
-
-    def job_done(
-        self,
-        job_row: int,
-        results: Sequence[CircuitResult],
-        *,
-        calibration_fingerprint: str | None,
-        timings: JobTimings | None,
-    ) -> None:
-        self.inner.job_done(
-            job_row, results, calibration_fingerprint=calibration_fingerprint, timings=timings
-        )
-
-    def job_failed(self, job_row: int, error: str, *, final: bool) -> None:
-        self.inner.job_failed(job_row, error, final=final)
-
-    def job_cancelled(self, job_row: int) -> None:
-        self.inner.job_cancelled(job_row)
-
-    def finish_run(self, run_id: str, state: RunState) -> None:
-        self.inner.finish_run(run_id, state)
-
-    def cached_result(
-        self, circuit: QuantumCircuit, shots: int | None, candidates: Sequence[tuple[str, str]]
-    ) -> tuple[int, CircuitResult] | None:
-        return self.inner.cached_result(circuit, shots, candidates)
-
-
+# ---------------------------------------------------------------------- run
 async def split_and_execute(
     pool: DevicePool, items: Sequence[Item], opts: Options, *, journal: RunRecorder | None
 ) -> SampleResult:
-    """Expand ``items`` into parts, run them with the executor, merge the parts back."""
+    """Expand ``items`` into parts, run them with the executor (re-planning the parts a lost
+    device leaves behind, see :mod:`multiqpu.scheduler._shotrun`), merge the parts back."""
     from multiqpu.scheduler._executor import execute
-    from multiqpu.scheduler._recorder import recorder_for
+    from multiqpu.scheduler._shotrun import run_parts
 
     parts, plan = await expand(pool, items, opts, check_split(opts.split_shots))
     if plan.trivial:
         return await execute(pool, items, opts, journal=journal)
-    # equal parts are separate draws: a cached result would repeat one draw for all of them
-    opts = replace(opts, cache=False)
-    out = await execute(pool, parts, opts, journal=PlanRecorder(recorder_for(journal), plan))
-    return merge(out, plan)
+    return await run_parts(pool, items, parts, plan, opts, journal=journal)

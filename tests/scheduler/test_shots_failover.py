@@ -1,0 +1,85 @@
+"""Shot parts fail over (docs/shots.md, "When a device is lost"): parts pinned to a device
+that is lost mid-run are re-planned over the live devices that fit, on the real executor
+with :class:`~multiqpu.testing.faults.FaultyDevice`; the merge records where each part ran
+and tests the devices' shares like any spread."""
+
+from __future__ import annotations
+
+import pytest
+from _physics import assert_matches_exact, tagged_circuit
+
+import multiqpu
+from multiqpu import DeviceUnavailableError
+from multiqpu.journal import Journal
+from multiqpu.testing.faults import FaultyDevice
+
+
+def _ideal(label: str, cap: int, seed: int, **limits: int) -> multiqpu.Device:
+    return multiqpu.device(
+        "local:ideal",
+        label=label,
+        num_qubits=6,
+        seed=seed,
+        limits=multiqpu.DeviceLimits(max_shots=cap, **limits),
+    )
+
+
+async def test_parts_over_the_cap_fail_over_when_their_device_is_lost(tmp_path) -> None:
+    # 400,000 shots: all four 100,000-shot parts go to the larger cap, which is lost after
+    # two jobs (one part per job, one job at a time); the other 200,000 shots are re-planned
+    # on the live device within its 50,000 cap (both take one job at a time)
+    big = FaultyDevice(
+        _ideal("big", 100_000, 1, max_circuits_per_job=1, max_concurrent_jobs=1),
+        name="big",
+        fail_after=2,
+    )
+    small = _ideal("small", 50_000, 2, max_concurrent_jobs=1)
+    qc = tagged_circuit(4)
+    with Journal(tmp_path / "j.sqlite") as journal:
+        result = await multiqpu.Fleet([big, small]).sample([qc], shots=400_000, journal=journal)
+        runs = {r.run_id: r for r in journal.runs(limit=10)}
+    r = result[0]
+    assert big.lost and len(big.submissions) == 2
+    shares = {s.device: s for s in r.parts}
+    assert set(shares) == {big.spec, small.spec}
+    assert shares[big.spec].shots == 200_000 and shares[big.spec].parts == 2
+    assert shares[small.spec].shots == 200_000 and shares[small.spec].parts == 4
+    assert sum(sum(s.counts.values()) for s in r.parts) == r.shots == 400_000
+    # two ideal devices: the test finds the shares compatible, and the merge is their sum
+    assert r.compatibility is not None and r.compatibility.compatible and r.merged
+    assert_matches_exact(qc, r.counts, 400_000)
+    for share in r.parts:
+        assert_matches_exact(qc, share.counts, share.shots)
+    extra = result.report.extra
+    assert extra["shot_failovers"] == 1 and extra["lost_devices"] == [big.spec]
+    # the journal: the first run failed with its two parts done; the failover run is its own
+    first = next(k for k in runs if not k.endswith("-failover1"))
+    assert runs[first].state == "failed" and runs[first].n_done == 2
+    assert runs[f"{first}-failover1"].state == "done"
+
+
+async def test_split_shots_true_fails_over_the_part_pinned_to_a_lost_device() -> None:
+    # split_shots=True pins one part on every eligible device; "dies" is lost at its first job
+    dies = FaultyDevice(_ideal("d", 100_000, 3), name="dies", fail_after=0)
+    live = [_ideal(f"live{k}", 100_000, 4 + k) for k in range(2)]
+    qc = tagged_circuit(3)
+    fleet = multiqpu.Fleet([dies, *live])
+    result = await fleet.sample([qc], shots=30_000, split_shots=True, journal=None)
+    r = result[0]
+    assert dies.lost and not dies.submissions
+    assert {s.device for s in r.parts} == {d.spec for d in live}
+    assert sum(s.shots for s in r.parts) == 30_000 == sum(r.counts.values())
+    assert r.compatibility is not None and r.compatibility.compatible
+    assert_matches_exact(qc, r.counts, 30_000)
+
+
+async def test_a_loss_with_no_live_device_that_fits_still_fails() -> None:
+    # the only device wide enough is lost: nothing to fail over to, the run fails clearly
+    wide = FaultyDevice(
+        _ideal("wide", 1000, 5, max_circuits_per_job=1, max_concurrent_jobs=1),
+        name="wide",
+        fail_after=1,
+    )
+    narrow = multiqpu.device("local:ideal", label="narrow", num_qubits=2, seed=6)
+    with pytest.raises(DeviceUnavailableError):
+        await multiqpu.Fleet([wide, narrow]).sample([tagged_circuit(4)], shots=3000, journal=None)
