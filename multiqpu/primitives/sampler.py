@@ -8,6 +8,14 @@ bindings, exactly as Qiskit's own samplers return them (so ``result[0].data.meas
 unchanged). Devices return counts, not shot order, so the shots of each circuit are laid out
 from its counts in a random order.
 
+Shots split over several devices (``split_shots``, or a failover after a device was lost;
+docs/shots.md) are laid out from their merged counts only when the devices' shares pass
+the compatibility test, as ``fleet.sample`` offers merged counts: otherwise the run raises
+:class:`~multiqpu.errors.IncompatibleResultsError` naming the PUB and binding. A PUB with
+split circuits has ``metadata["split_shots"]``: per binding, each device's shots and counts
+and the test's p-value. ``split_shots`` is an option of the sampler (default ``"auto"``:
+spread only for ``policy="fastest"``, see docs/shots.md).
+
 Mitigation does not apply here: a ``BitArray`` holds measured shots, and a readout-corrected
 (or extrapolated) quasi-distribution is not a set of shots (its entries can be negative), so
 no honest ``BitArray`` carries it. ``mitigation=`` is refused with an error that points to
@@ -30,6 +38,7 @@ from multiqpu._sync import run_sync
 from multiqpu.errors import InvalidInputError
 from multiqpu.pool import DevicePool, PoolLike, as_pool
 from multiqpu.primitives._dispatch import sample
+from multiqpu.scheduler._shots import SplitShots, check_split
 
 if TYPE_CHECKING:
     from qiskit import QuantumCircuit
@@ -46,6 +55,8 @@ class FleetSampler(BaseSamplerV2):
         policy: the scheduler's placement policy.
         seed: seeds the order in which each circuit's shots are laid out.
         mitigation: refused (see the module's docstring); must be None.
+        split_shots: ``"auto"``, True or False: whether a circuit's shots may be spread
+            over several devices (docs/shots.md).
     """
 
     def __init__(
@@ -56,6 +67,7 @@ class FleetSampler(BaseSamplerV2):
         policy: str = "balanced",
         seed: int | None = None,
         mitigation: Any = None,
+        split_shots: SplitShots = "auto",
     ) -> None:
         if mitigation is not None:
             raise InvalidInputError(
@@ -69,6 +81,7 @@ class FleetSampler(BaseSamplerV2):
         self._pool = as_pool(fleet, default="default")
         self._default_shots = int(default_shots)
         self._policy = policy
+        self._split = check_split(split_shots)
         self._rng = np.random.default_rng(seed)
 
     @property
@@ -105,12 +118,19 @@ class FleetSampler(BaseSamplerV2):
                 circuits.extend(bound.ravel().tolist())
                 shots.extend([pub.shots] * bound.size)
             spans.append((start, len(circuits), bound.shape))
-        results = await sample(self._pool, circuits, shots, policy=self._policy)
+        results = await sample(
+            self._pool, circuits, shots, policy=self._policy, split_shots=self._split
+        )
         out = []
-        for pub, (start, stop, shape) in zip(pubs, spans, strict=True):
+        for p, (pub, (start, stop, shape)) in enumerate(zip(pubs, spans, strict=True)):
             mine = results[start:stop]
-            out.append(self._pub_result(pub, shape, [s.result.counts for s in mine],
-                                        [s.device for s in mine]))  # fmt: skip
+            # merged counts only where the devices' shares are compatible (else refused)
+            counts = [s.counts(f"PUB {p}, binding {j}") for j, s in enumerate(mine)]
+            split = [{"binding": j, **s.split_info()} for j, s in enumerate(mine) if s.parts]
+            res = self._pub_result(pub, shape, counts, [s.device for s in mine])
+            if split:
+                res.metadata["split_shots"] = split
+            out.append(res)
         return PrimitiveResult(out, metadata={"version": 2})
 
     def _pub_result(
