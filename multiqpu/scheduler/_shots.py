@@ -17,12 +17,19 @@ When a circuit is split (``split_shots``, an option of ``fleet.sample`` / ``flee
   shots divided by its eligible devices, so one device would be left with the tail while
   the others idle) when the user asked for speed (``policy="fastest"`` or a ``deadline_s``):
   that circuit is spread as with ``True``.
-* ``True``: the shots are cut into at least two parts per eligible device (each within the
-  smallest eligible cap, at least :data:`MIN_PART_SHOTS` each); every eligible device (wide
-  enough, and allowed by the request) is given one part, so the run really spreads, and the
-  core places the rest over the devices the policy allows, like any batch. Budgets count
-  every part: each is priced (per-task fees included) and charged against ``budget_usd``
-  and the fidelity budget.
+* ``True``: the shots are cut into :data:`PARTS_PER_DEVICE` parts per eligible device (wide
+  enough, and allowed by the request), each within the smallest eligible cap and at least
+  :data:`MIN_PART_SHOTS` shots (:func:`spread_count`). No part is pinned: the core places
+  them like any batch, over the devices the policy allows, earliest expected finish first,
+  several copies per job where a device batches circuits. With that many parts the core's
+  exploration applies (a run of at least 10 tasks per device sends each device never used
+  before one single-part probe job, so its real queue is learned; a probe that turns out
+  slow is hedged like any straggler), so every eligible device is tried unless
+  ``explore=False`` or ``budget_usd`` is set, and a device whose queue turns out long never
+  holds the run back. (An earlier version pinned one part to every eligible device: on busy
+  queues that made the run wait for the slowest queue of the fleet; see docs/shots.md.)
+  Budgets count every part: each is priced (per-task fees included) and charged against
+  ``budget_usd`` and the fidelity budget.
 
 Parts on simulators are independent draws: every batch draws from its own child of the
 device's ``SeedSequence`` and every circuit of a batch gets its own seed.
@@ -61,6 +68,7 @@ __all__ = [
     "ALPHA",
     "AUTO_MIN_SHOTS",
     "MIN_PART_SHOTS",
+    "PARTS_PER_DEVICE",
     "PLAN_KEY",
     "Compatibility",
     "ShotPlan",
@@ -70,6 +78,7 @@ __all__ = [
     "eligible",
     "expand",
     "split_and_execute",
+    "spread_count",
     "homogeneity",
     "merge",
 ]
@@ -79,6 +88,9 @@ SplitShots = Literal["auto"] | bool
 ALPHA = 1e-3
 #: A part spread over devices has at least this many shots.
 MIN_PART_SHOTS = 100
+#: Parts per eligible device when a circuit is spread: enough that the core explores every
+#: device (it probes when a run has at least 10 tasks per device) and can balance the tail.
+PARTS_PER_DEVICE = 10
 #: ``split_shots="auto"`` spreads only circuits with at least this many shots.
 AUTO_MIN_SHOTS = 10_000
 #: Where the plan is stored among the run's recorded options.
@@ -173,6 +185,14 @@ def eligible(devices: Sequence[Device], item: Item, lost: Set[str] = frozenset()
     ]
 
 
+def spread_count(shots: int, caps: Sequence[int]) -> int:
+    """How many parts a circuit of ``shots`` spread over devices with ``caps`` (one per
+    eligible device) is cut into: :data:`PARTS_PER_DEVICE` per device, each within the
+    smallest cap and of at least :data:`MIN_PART_SHOTS` shots (or one part)."""
+    want = min(PARTS_PER_DEVICE * len(caps), shots // MIN_PART_SHOTS)
+    return max(math.ceil(shots / min(caps)), want, 1)
+
+
 def _spreads(mode: SplitShots, opts: Options, shots: int, total: int, devices: int) -> bool:
     if mode == "auto":
         hurry = opts.policy == "fastest" or opts.deadline_s is not None
@@ -239,7 +259,6 @@ async def expand(
     total = sum(it.shots or 0 for it in items)
     counts: list[int] = []
     pinned: list[int] = []
-    spread: dict[int, list[str]] = {}  # split_shots=True: one part on each eligible device
     for i, it in enumerate(items):
         elig = eligible(devices, it, lost)
         if it.shots is None or not elig:
@@ -247,10 +266,7 @@ async def expand(
             continue
         caps = [devices[d].limits.max_shots for d in elig]
         if len(elig) > 1 and _spreads(mode, opts, it.shots, total, len(elig)):
-            n = max(math.ceil(it.shots / min(caps)), min(2 * len(elig), it.shots // MIN_PART_SHOTS))
-            counts.append(max(n, 1))
-            if mode is True:
-                spread[i] = [devices[d].spec for d in elig]
+            counts.append(spread_count(it.shots, caps))
         elif it.shots > max(caps):
             counts.append(0)  # sized once its device is chosen
             pinned.append(i)
@@ -272,10 +288,9 @@ async def expand(
             owner.append(i)
             pins.append(None)
             continue
-        first = spread.get(i, [])
-        for k, s in enumerate(_sizes(int(it.shots or 0), n)):
-            pin = first[k] if k < len(first) else devices[where[i]].spec if i in where else None
-            parts.append(replace(it, shots=s, devices=frozenset({pin}) if pin else allowed))
+        pin = devices[where[i]].spec if i in where else None
+        for s in _sizes(int(it.shots or 0), n):
+            parts.append(replace(it, shots=s, devices=allowed))
             owner.append(i)
             pins.append(pin)
     return parts, ShotPlan(len(items), tuple(owner), tuple(pins))
