@@ -1,5 +1,6 @@
 """Shot parts fail over (docs/shots.md, "When a device is lost"): parts pinned to a device
-that is lost mid-run are re-planned over the live devices that fit, on the real executor
+that is lost mid-run are re-planned over the live devices that fit (spread parts are not
+pinned, and move with the core's own failover), on the real executor
 with :class:`~multiqpu.testing.faults.FaultyDevice`; the merge records where each part ran
 and tests the devices' shares like any spread."""
 
@@ -58,8 +59,9 @@ async def test_parts_over_the_cap_fail_over_when_their_device_is_lost(tmp_path) 
     assert runs[f"{first}-failover1"].state == "done"
 
 
-async def test_split_shots_true_fails_over_the_part_pinned_to_a_lost_device() -> None:
-    # split_shots=True pins one part on every eligible device; "dies" is lost at its first job
+async def test_split_shots_true_parts_move_off_a_lost_device() -> None:
+    # split_shots=True: 10 unpinned parts per device, each device probed with one part;
+    # "dies" is lost at its first job and its part goes to the live devices
     dies = FaultyDevice(_ideal("d", 100_000, 3), name="dies", fail_after=0)
     live = [_ideal(f"live{k}", 100_000, 4 + k) for k in range(2)]
     qc = tagged_circuit(3)
@@ -67,6 +69,7 @@ async def test_split_shots_true_fails_over_the_part_pinned_to_a_lost_device() ->
     result = await fleet.sample([qc], shots=30_000, split_shots=True, journal=None)
     r = result[0]
     assert dies.lost and not dies.submissions
+    assert sum(s.parts for s in r.parts) == 30  # 10 per eligible device, none lost
     assert {s.device for s in r.parts} == {d.spec for d in live}
     assert sum(s.shots for s in r.parts) == 30_000 == sum(r.counts.values())
     assert r.compatibility is not None and r.compatibility.compatible
