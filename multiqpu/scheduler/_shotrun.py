@@ -163,7 +163,7 @@ async def run_parts(
     pins = list(plan.pinned or [None] * len(parts))
     todo, first_id = list(parts), None
     for round_ in itertools.count():
-        rec = PlanRecorder(recorder_for(journal), ShotPlan(plan.n_items, tuple(owner), tuple(pins)))
+        rec = PlanRecorder(recorder_for(journal), _recorded(plan, owner, pins, round_))
         run_opts = opts if round_ == 0 else replace(opts, run_id=f"{first_id}-failover{round_}")
         try:
             out = await execute(pool, todo, run_opts, journal=rec)
@@ -202,6 +202,15 @@ async def run_parts(
         report = replace(report, extra=extra)
     full = ShotPlan(plan.n_items, tuple(i for i, _ in results))
     return merge(SampleResult(tuple(r for _, r in results), report), full)
+
+
+def _recorded(plan: ShotPlan, owner: list[int], pins: list[str | None], round_: int) -> ShotPlan:
+    """The plan a round records: the whole plan first; a failover round's own circuits
+    (numbered in order) so that resuming that run merges its parts by themselves."""
+    if round_ == 0:
+        return plan
+    mine = sorted(set(owner))
+    return ShotPlan(len(mine), tuple(mine.index(i) for i in owner), tuple(pins))
 
 
 def _replan(item: Item, shots: int, lost: set[str]) -> Item:

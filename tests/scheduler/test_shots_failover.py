@@ -12,6 +12,7 @@ from _physics import assert_matches_exact, tagged_circuit
 import multiqpu
 from multiqpu import DeviceUnavailableError
 from multiqpu.journal import Journal
+from multiqpu.scheduler import JobRequest
 from multiqpu.testing.faults import FaultyDevice
 
 
@@ -86,3 +87,28 @@ async def test_a_loss_with_no_live_device_that_fits_still_fails() -> None:
     narrow = multiqpu.device("local:ideal", label="narrow", num_qubits=2, seed=6)
     with pytest.raises(DeviceUnavailableError):
         await multiqpu.Fleet([wide, narrow]).sample([tagged_circuit(4)], shots=3000, journal=None)
+
+
+async def test_a_failover_run_resumes_on_its_own(tmp_path) -> None:
+    # the failover round is recorded with a plan of its own circuits: resuming it merges
+    # its parts (all finished here, so nothing is submitted again)
+    big = FaultyDevice(
+        _ideal("big", 10_000, 7, max_circuits_per_job=1, max_concurrent_jobs=1),
+        name="big",
+        fail_after=1,
+    )
+    small = _ideal("small", 5_000, 8, max_concurrent_jobs=1)
+    qc = tagged_circuit(3)
+    with Journal(tmp_path / "j.sqlite") as journal:
+        fleet = multiqpu.Fleet([big, small])
+        # a second circuit, kept off "big" so that big's one job is a part of the first
+        other = JobRequest(tagged_circuit(2), 100, devices=[small.spec])
+        result = await fleet.run([(qc, 30_000), other], journal=journal)
+        failover = next(r.run_id for r in journal.runs(limit=10) if r.run_id.endswith("-failover1"))
+        again = await fleet.resume(failover, journal=journal)
+    assert [s.shots for s in result[0].parts] == [10_000, 20_000]
+    # the failover run's circuits: the split one first (20,000 shots left, on "small"), then
+    # the other one if it had not finished before the loss
+    assert again[0].shots == 20_000 and again[0].parts[0].device == small.spec
+    assert [r.shots for r in again.results[1:]] in ([], [100])
+    assert again.report.circuits == len(again.results)
