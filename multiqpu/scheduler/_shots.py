@@ -19,15 +19,16 @@ When a circuit is split (``split_shots``, an option of ``fleet.sample`` / ``flee
   that circuit is spread as with ``True``.
 * ``True``: the shots are cut into :data:`PARTS_PER_DEVICE` parts per eligible device (wide
   enough, and allowed by the request), each within the smallest eligible cap and at least
-  :data:`MIN_PART_SHOTS` shots (:func:`spread_count`). No part is pinned: the core places
-  them like any batch, over the devices the policy allows, earliest expected finish first,
-  several copies per job where a device batches circuits. With that many parts the core's
-  exploration applies (a run of at least 10 tasks per device sends each device never used
-  before one single-part probe job, so its real queue is learned; a probe that turns out
-  slow is hedged like any straggler), so every eligible device is tried unless
-  ``explore=False`` or ``budget_usd`` is set, and a device whose queue turns out long never
-  holds the run back. (An earlier version pinned one part to every eligible device: on busy
-  queues that made the run wait for the slowest queue of the fleet; see docs/shots.md.)
+  :data:`MIN_PART_SHOTS` shots (:func:`spread_count`). One part is pinned to every device
+  the policy prefers that is expected (learned queue wait, per-job overhead and speed) to
+  finish one part no later than the best single device could finish the whole circuit, so
+  the run really spreads wherever spreading can pay; a device expected to be slower gets
+  no pinned part (an earlier version pinned one to every eligible device: on busy queues
+  the run then waited for the slowest queue of the fleet, see docs/shots.md). The other
+  parts are not pinned: the core places them like any batch, earliest expected finish
+  first, several copies per job where a device batches circuits, and with that many parts
+  its exploration applies (each device never used before gets a one-part probe job, hedged
+  like any straggler if slow).
   Budgets count every part: each is priced (per-task fees included) and charged against
   ``budget_usd`` and the fidelity budget.
 
@@ -79,6 +80,7 @@ __all__ = [
     "expand",
     "split_and_execute",
     "spread_count",
+    "spread_pins",
     "homogeneity",
     "merge",
 ]
@@ -193,6 +195,24 @@ def spread_count(shots: int, caps: Sequence[int]) -> int:
     return max(math.ceil(shots / min(caps)), want, 1)
 
 
+def spread_pins(
+    wait: np.ndarray,
+    overhead: np.ndarray,
+    run_s: np.ndarray,
+    concurrency: np.ndarray,
+    jobs: np.ndarray,
+    parts: int,
+) -> np.ndarray:
+    """Which devices (indices into the arrays) get one pinned part of a circuit spread
+    into ``parts`` parts: those expected to finish a part (``wait + overhead + run_s /
+    parts``) no later than the best device could finish the whole circuit alone (``wait +
+    run_s / min(concurrency, jobs) + overhead x ceil(jobs / concurrency)``, ``jobs`` the
+    parts it needs within its cap). ``run_s``: the whole circuit's execution seconds."""
+    alone = wait + run_s / np.minimum(concurrency, jobs) + overhead * np.ceil(jobs / concurrency)
+    part = wait + overhead + run_s / parts
+    return np.flatnonzero(part <= alone.min(initial=np.inf))
+
+
 def _spreads(mode: SplitShots, opts: Options, shots: int, total: int, devices: int) -> bool:
     if mode == "auto":
         hurry = opts.policy == "fastest" or opts.deadline_s is not None
@@ -201,9 +221,15 @@ def _spreads(mode: SplitShots, opts: Options, shots: int, total: int, devices: i
 
 
 async def _choose(
-    pool: DevicePool, items: Sequence[Item], need: Sequence[int], opts: Options
-) -> dict[int, int]:
-    """The device each of ``need`` (indices of items too large for one job) is pinned to."""
+    pool: DevicePool,
+    items: Sequence[Item],
+    need: Sequence[int],
+    opts: Options,
+    spread: Mapping[int, int],
+) -> tuple[dict[int, int], dict[int, list[int]]]:
+    """From one probe of the devices: the device each of ``need`` (indices of items too
+    large for one job) is pinned to, and for each item of ``spread`` (index -> parts) the
+    devices given one part each (``split_shots=True``, see the module docstring)."""
     from multiqpu.scheduler._policy import masks
     from multiqpu.scheduler._probing import probe
 
@@ -214,7 +240,8 @@ async def _choose(
         elig = eligible(devices, it)
         small = min((caps[d] for d in elig), default=1)
         reps.append(replace(it, shots=min(it.shots, small)) if it.shots is not None else it)
-    p = await probe(pool, reps, opts, np.asarray(need, dtype=np.int64))
+    idx = np.asarray(sorted({*need, *spread}), dtype=np.int64)
+    p = await probe(pool, reps, opts, idx)
     t = p.tables
     m = masks(
         opts.policy,
@@ -226,24 +253,28 @@ async def _choose(
         margin=opts.fidelity_margin,
     )
     wait, speed, over = p.learner.wait(), p.learner.speed(), p.learner.overhead()
-    out = {}
-    for i in need:
+    out, pins = {}, {}
+    for i in idx.tolist():
         c, shots, rep = int(p.cls[i]), int(items[i].shots or 0), int(reps[i].shots or 1)
         cand = np.flatnonzero(m.preferred[c] & t.fits[c])
         if len(cand) == 0:
             cand = np.flatnonzero(m.allowed[c])
         n = np.array([math.ceil(shots / caps[d]) for d in cand])
+        conc = np.array([max(p.concurrency[d], 1) for d in cand])
+        run_s = t.raw_s[c, cand] * speed[cand] * shots / rep
+        alone = wait[cand] + run_s / np.minimum(conc, n) + over[cand] * np.ceil(n / conc)
+        if i in spread:
+            pins[i] = [int(cand[k]) for k in spread_pins(wait[cand], over[cand], run_s, conc, n,
+                                                          spread[i])]  # fmt: skip
+            continue
         if opts.policy == "most_accurate":
             key = -t.fidelity[c, cand]
         elif opts.policy == "cheapest":
-            price = np.nan_to_num(t.price[c, cand], nan=np.inf)
-            key = price * shots / rep + n * 0.0
+            key = np.nan_to_num(t.price[c, cand], nan=np.inf) * shots / rep
         else:
-            conc = np.array([max(p.concurrency[d], 1) for d in cand])
-            run_s = t.raw_s[c, cand] * speed[cand] * shots / rep
-            key = wait[cand] + run_s / np.minimum(conc, n) + over[cand] * np.ceil(n / conc)
+            key = alone
         out[i] = int(cand[int(np.argmin(key))])
-    return out
+    return out, pins
 
 
 async def expand(
@@ -259,6 +290,7 @@ async def expand(
     total = sum(it.shots or 0 for it in items)
     counts: list[int] = []
     pinned: list[int] = []
+    spread: dict[int, int] = {}  # split_shots=True: parts of each spread circuit
     for i, it in enumerate(items):
         elig = eligible(devices, it, lost)
         if it.shots is None or not elig:
@@ -267,12 +299,16 @@ async def expand(
         caps = [devices[d].limits.max_shots for d in elig]
         if len(elig) > 1 and _spreads(mode, opts, it.shots, total, len(elig)):
             counts.append(spread_count(it.shots, caps))
+            if mode is True:
+                spread[i] = counts[-1]
         elif it.shots > max(caps):
             counts.append(0)  # sized once its device is chosen
             pinned.append(i)
         else:
             counts.append(1)
-    where = await _choose(pool, items, pinned, opts) if pinned else {}
+    where, first = (
+        await _choose(pool, items, pinned, opts, spread) if pinned or spread else ({}, {})
+    )
     parts: list[Item] = []
     owner: list[int] = []
     pins: list[str | None] = []
@@ -288,9 +324,10 @@ async def expand(
             owner.append(i)
             pins.append(None)
             continue
-        pin = devices[where[i]].spec if i in where else None
-        for s in _sizes(int(it.shots or 0), n):
-            parts.append(replace(it, shots=s, devices=allowed))
+        mine = [devices[d].spec for d in first.get(i, [])]
+        for k, s in enumerate(_sizes(int(it.shots or 0), n)):
+            pin = devices[where[i]].spec if i in where else mine[k] if k < len(mine) else None
+            parts.append(replace(it, shots=s, devices=frozenset({pin}) if pin else allowed))
             owner.append(i)
             pins.append(pin)
     return parts, ShotPlan(len(items), tuple(owner), tuple(pins))

@@ -1,6 +1,5 @@
 """Shot parts fail over (docs/shots.md, "When a device is lost"): parts pinned to a device
-that is lost mid-run are re-planned over the live devices that fit (spread parts are not
-pinned, and move with the core's own failover), on the real executor
+that is lost mid-run are re-planned over the live devices that fit, on the real executor
 with :class:`~multiqpu.testing.faults.FaultyDevice`; the merge records where each part ran
 and tests the devices' shares like any spread."""
 
@@ -60,9 +59,9 @@ async def test_parts_over_the_cap_fail_over_when_their_device_is_lost(tmp_path) 
     assert runs[f"{first}-failover1"].state == "done"
 
 
-async def test_split_shots_true_parts_move_off_a_lost_device() -> None:
-    # split_shots=True: 10 unpinned parts per device, each device probed with one part;
-    # "dies" is lost at its first job and its part goes to the live devices
+async def test_split_shots_true_fails_over_the_part_pinned_to_a_lost_device() -> None:
+    # split_shots=True: 10 parts per device (1,000 shots each), one pinned to each device
+    # expected to finish it in time (all three: no queues); "dies" is lost at its first job
     dies = FaultyDevice(_ideal("d", 100_000, 3), name="dies", fail_after=0)
     live = [_ideal(f"live{k}", 100_000, 4 + k) for k in range(2)]
     qc = tagged_circuit(3)
@@ -70,9 +69,11 @@ async def test_split_shots_true_parts_move_off_a_lost_device() -> None:
     result = await fleet.sample([qc], shots=30_000, split_shots=True, journal=None)
     r = result[0]
     assert dies.lost and not dies.submissions
-    assert sum(s.parts for s in r.parts) == 30  # 10 per eligible device, none lost
     assert {s.device for s in r.parts} == {d.spec for d in live}
     assert sum(s.shots for s in r.parts) == 30_000 == sum(r.counts.values())
+    # its pinned part's 1,000 shots re-planned as 10 parts of 100 over the live devices
+    assert sum(s.parts for s in r.parts) == 29 + 10
+    assert result.report.extra["shot_failovers"] == 1
     assert r.compatibility is not None and r.compatibility.compatible
     assert_matches_exact(qc, r.counts, 30_000)
 
