@@ -21,10 +21,12 @@ When a circuit is split (``split_shots``, an option of ``fleet.sample`` / ``flee
   enough, and allowed by the request), each within the smallest eligible cap and at least
   :data:`MIN_PART_SHOTS` shots (:func:`spread_count`). One part is pinned to every device
   the policy prefers that is expected (learned queue wait, per-job overhead and speed) to
-  finish one part no later than the best single device could finish the whole circuit, so
-  the run really spreads wherever spreading can pay; a device expected to be slower gets
-  no pinned part (an earlier version pinned one to every eligible device: on busy queues
-  the run then waited for the slowest queue of the fleet, see docs/shots.md). The other
+  finish one part no later than the best single device could finish the whole circuit,
+  and at least to the two devices expected to finish a part first (the user asked for a
+  spread, even where it does not pay); a device expected to be slower gets no pinned part
+  (an earlier version pinned one to every eligible device: on busy queues the run then
+  waited for the slowest queue of the fleet, see docs/shots.md). For speed, use
+  ``"auto"`` with ``policy="fastest"``: the same parts, none pinned. The other
   parts are not pinned: the core places them like any batch, earliest expected finish
   first, several copies per job where a device batches circuits, and with that many parts
   its exploration applies (each device never used before gets a one-part probe job, hedged
@@ -202,15 +204,20 @@ def spread_pins(
     concurrency: np.ndarray,
     jobs: np.ndarray,
     parts: int,
+    least: int = 2,
 ) -> np.ndarray:
     """Which devices (indices into the arrays) get one pinned part of a circuit spread
     into ``parts`` parts: those expected to finish a part (``wait + overhead + run_s /
     parts``) no later than the best device could finish the whole circuit alone (``wait +
     run_s / min(concurrency, jobs) + overhead x ceil(jobs / concurrency)``, ``jobs`` the
-    parts it needs within its cap). ``run_s``: the whole circuit's execution seconds."""
+    parts it needs within its cap), and at least the ``least`` devices expected to finish
+    a part first (the user asked for a spread). ``run_s``: the whole circuit's seconds."""
     alone = wait + run_s / np.minimum(concurrency, jobs) + overhead * np.ceil(jobs / concurrency)
     part = wait + overhead + run_s / parts
-    return np.flatnonzero(part <= alone.min(initial=np.inf))
+    order = np.argsort(part, kind="stable")
+    keep = part[order] <= alone.min(initial=np.inf)
+    keep[:least] = True
+    return np.sort(order[keep])
 
 
 def _spreads(mode: SplitShots, opts: Options, shots: int, total: int, devices: int) -> bool:

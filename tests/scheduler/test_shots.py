@@ -185,3 +185,6 @@ def test_spread_pins_skip_a_device_expected_to_be_slower_than_one_device_alone()
     # one device behind an hour of queue: no part is pinned there (the best alone: 60 s)
     wait = np.array([0.0, 0.0, 3600.0, 0.0])
     assert spread_pins(wait, over, run_s, conc, jobs, 40).tolist() == [0, 1, 3]
+    # but at least two devices run a part: split_shots=True asked for a spread
+    wait = np.array([0.0, 900.0, 3600.0, 1800.0])
+    assert spread_pins(wait, over, run_s, conc, jobs, 40).tolist() == [0, 1]
