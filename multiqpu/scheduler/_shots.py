@@ -16,7 +16,7 @@ When a circuit is split (``split_shots``, an option of ``fleet.sample`` / ``flee
   :data:`AUTO_MIN_SHOTS` shots that holds more than its share of the run (more than the run's
   shots divided by its eligible devices, so one device would be left with the tail while
   the others idle) when the user asked for speed (``policy="fastest"`` or a ``deadline_s``):
-  that circuit is spread as with ``True``.
+  that circuit is spread as with ``True``, with no part pinned.
 * ``True``: the shots are cut into :data:`PARTS_PER_DEVICE` parts per eligible device (wide
   enough, and allowed by the request), each within the smallest eligible cap and at least
   :data:`MIN_PART_SHOTS` shots (:func:`spread_count`). One part is pinned to every device
