@@ -69,6 +69,22 @@ async def main() -> None:
         )
     print("  per device:", ", ".join(f"{p.device} {p.values[0]:.3f}" for p in est.per_device))
 
+    # 4. a device lost mid-run: the parts pinned to it fail over to a live device that fits,
+    # and the merge records where each part ran (and tests the two shares)
+    from multiqpu.testing.faults import FaultyDevice
+
+    one = multiqpu.DeviceLimits(max_shots=50_000, max_circuits_per_job=1, max_concurrent_jobs=1)
+    small = multiqpu.DeviceLimits(max_shots=20_000, max_circuits_per_job=1, max_concurrent_jobs=1)
+    dies = FaultyDevice(
+        multiqpu.device("local:ideal", label="big", num_qubits=3, limits=one, seed=5),
+        name="dies", fail_after=1,
+    )  # fmt: skip
+    backup = multiqpu.device("local:ideal", label="backup", num_qubits=3, limits=small, seed=6)
+    lost = await multiqpu.Fleet([dies, backup]).sample([ghz3()], shots=150_000, journal=None)
+    for s in lost[0].parts:
+        print(f"  {s.device:14s} {s.shots:7d} shots in {s.parts} part(s)")
+    print(f"  lost: {lost.report.extra['lost_devices']}, merged: {lost[0].merged}")
+
 
 if __name__ == "__main__":
     asyncio.run(main())

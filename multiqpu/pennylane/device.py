@@ -254,6 +254,7 @@ class FleetDevice(Device):
             for plan, item in zip(todo, results, strict=True):
                 plan.result = item.result
                 plan.parts = item.parts
+                plan.sampled = item
                 self._work[item.device] = self._work.get(item.device, 0) + 1
         out = tuple(plan.finish(self._rng) for plan in plans)
         self._last_stds = tuple(plan.standard_errors() for plan in plans)
@@ -315,6 +316,7 @@ class _TapePlan:
                 order.append(w)
         self.wire_order = order
         self.parts: tuple[Any, ...] = ()  # per-device shares when the shots were split
+        self.sampled: Any = None  # the dispatcher's Sampled (its compatibility test)
         self.combined_se: dict[int, float] = {}
         wanted: set[Any] = set()
         for mp in tape.measurements:
@@ -441,6 +443,7 @@ class _TapePlan:
         if self.result is None:
             samples = np.zeros((int(tape.shots.total_shots or 0), 0), dtype=np.int64)
         else:
+            self._check_merged()
             samples = samples_array(dict(self.result.counts), width, rng)
         self._samples = samples
         per_bin = []
@@ -453,6 +456,18 @@ class _TapePlan:
         if self.parts:
             return self._combine_parts(per_bin[0], rng)
         return per_bin[0]
+
+    def _check_merged(self) -> None:
+        """Shots split over devices whose shares differ by more than shot noise: only
+        ``expval`` s (estimated per device and combined) are given; samples, probabilities
+        and counts would be the merged counts, which are refused as ``fleet.sample`` does."""
+        if self.sampled is None or self.sampled.merged:
+            return
+        combined = not self.tape.shots.has_partitioned_shots and all(
+            isinstance(mp, ExpectationMP) and mp.obs is not None for mp in self.tape.measurements
+        )
+        if not combined:
+            self.sampled.counts("a measurement other than expval")  # raises
 
     def _combine_parts(self, merged: Any, rng: np.random.Generator) -> Result:
         """Shots that ran on several devices: each ``expval`` estimated on every device's

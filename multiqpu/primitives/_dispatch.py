@@ -17,7 +17,7 @@ synchronous faces run their coroutines with :func:`multiqpu._sync.run_sync`.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Iterable, Sequence
+from collections.abc import Awaitable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -29,6 +29,7 @@ if TYPE_CHECKING:
 
     from multiqpu.device import CircuitResult, Device
     from multiqpu.pool import DevicePool
+    from multiqpu.scheduler import Compatibility
 
 __all__ = ["Sampled", "eligible", "sample"]
 
@@ -36,12 +37,49 @@ __all__ = ["Sampled", "eligible", "sample"]
 @dataclass(frozen=True)
 class Sampled:
     """One circuit's outcome and the device spec that produced it. When its shots ran on
-    several devices, ``parts`` holds each device's share (``result`` is their sum; an
-    estimate combines the shares per device instead, see docs/shots.md)."""
+    several devices, ``parts`` holds each device's share and ``compatibility`` the test of
+    the shares against shot noise (docs/shots.md): ``result`` is their sum, to be used as
+    counts only when :attr:`merged` (:meth:`counts` checks it); an estimate combines the
+    shares per device instead."""
 
     device: str
     result: CircuitResult
     parts: tuple[Sampled, ...] = ()
+    compatibility: Compatibility | None = None
+
+    @property
+    def merged(self) -> bool:
+        """Whether ``result``'s counts may be used: one device, or compatible shares."""
+        return self.compatibility is None or self.compatibility.compatible
+
+    def counts(self, what: str = "counts") -> Mapping[str, int]:
+        """The merged counts; :class:`~multiqpu.errors.IncompatibleResultsError` (naming
+        ``what`` was asked for) when the devices' shares are not compatible."""
+        if not self.merged:
+            from multiqpu.errors import IncompatibleResultsError
+
+            c = self.compatibility
+            assert c is not None
+            shares = ", ".join(f"{p.device}: {p.result.shots} shots" for p in self.parts)
+            raise IncompatibleResultsError(
+                f"{what}: the circuit's shots ran on several devices ({shares}) whose counts "
+                f"differ by more than shot noise (chi-square {c.statistic:.1f} on {c.dof} "
+                f"degrees of freedom, p={c.p_value:.2g} < {c.alpha:g}); they are not merged. "
+                "Use fleet.sample(...) for each device's counts (result[i].parts), "
+                "split_shots=False, or expectation values (combined per device)"
+            )
+        return self.result.counts
+
+    def split_info(self) -> dict[str, Any]:
+        """Each device's share and the compatibility test, as plain data (for metadata)."""
+        c = self.compatibility
+        return {
+            "devices": [p.device for p in self.parts],
+            "shots": [p.result.shots for p in self.parts],
+            "counts": [dict(p.result.counts) for p in self.parts],
+            "p_value": None if c is None else c.p_value,
+            "compatible": self.merged,
+        }
 
 
 def eligible(pool: Iterable[Device], num_qubits: int, exact: bool) -> list[Device]:
@@ -79,12 +117,14 @@ async def sample(
     *,
     policy: str = "balanced",
     use_scheduler: bool = True,
+    split_shots: Any = "auto",
 ) -> list[Sampled]:
     """Run ``circuits`` on ``pool`` and return one :class:`Sampled` per circuit, in order.
 
     ``shots`` is one value for all circuits or one per circuit; ``None`` asks for exact
     probabilities, which only exact simulators give (an error names the fix when the pool
-    has none).
+    has none). ``split_shots`` is the scheduler's option (docs/shots.md); the stand-in
+    (which spreads a circuit's parts over the devices that fit) takes only ``"auto"``.
     """
     n = len(circuits)
     if n == 0:
@@ -104,8 +144,10 @@ async def sample(
         raise InvalidInputError(
             f"no device of the fleet has the {width} qubits these circuits need"
         )
+    if not use_scheduler and split_shots != "auto":
+        raise InvalidInputError("split_shots is an option of the scheduler (use_scheduler=True)")
     if use_scheduler:  # the scheduler splits shots above a device's cap itself
-        return await _with_scheduler(pool, list(circuits), per, policy)
+        return await _with_scheduler(pool, list(circuits), per, policy, split_shots)
     limit = min(d.limits.max_shots for d in pool)
     # Split shot counts above the smallest device limit, run, and merge back per device.
     pieces: list[tuple[int, int | None]] = []
@@ -124,19 +166,28 @@ def _merged(group: Sequence[Sampled]) -> Sampled:
     per: dict[str, list[CircuitResult]] = {}
     for s in group:
         per.setdefault(s.device, []).append(s.result)
+    from multiqpu.scheduler._shots import homogeneity
+
     shares = tuple(Sampled(d, _merge(rs)) for d, rs in per.items())
     if len(shares) == 1:
         return shares[0]
     merged = _merge([s.result for s in shares])
-    return Sampled("+".join(per), merged, shares)
+    if any(s.result.shots is None for s in shares):  # exact probabilities: no shot noise
+        return Sampled("+".join(per), merged, shares)
+    test = homogeneity([s.result.counts for s in shares])
+    return Sampled("+".join(per), merged, shares, test)
 
 
 async def _with_scheduler(
-    pool: DevicePool, circuits: list[QuantumCircuit], shots: list[int | None], policy: str
+    pool: DevicePool,
+    circuits: list[QuantumCircuit],
+    shots: list[int | None],
+    policy: str,
+    split_shots: Any = "auto",
 ) -> list[Sampled]:
     from multiqpu.scheduler import sample as scheduled
 
-    out = await scheduled(pool, circuits, shots, policy, progress=False)
+    out = await scheduled(pool, circuits, shots, policy, progress=False, split_shots=split_shots)
     return _items(out)
 
 
@@ -152,7 +203,8 @@ def _items(out: Any) -> list[Sampled]:
         parts = (
             tuple(_share(sh) for sh in shares) if len(shares) > 1 else ()
         )  # one device: its counts are an exact sum, nothing to combine
-        items.append(Sampled(str(getattr(device, "spec", device)), result, parts))
+        test = getattr(row, "compatibility", None) if parts else None
+        items.append(Sampled(str(getattr(device, "spec", device)), result, parts, test))
     return items
 
 
@@ -192,5 +244,3 @@ async def _standin(
             jobs.extend(run(device, share[j : j + size], s) for j in range(0, len(share), size))
     await gather_cancelling(jobs)
     return [o for o in out if o is not None]
-
-

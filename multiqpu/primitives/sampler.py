@@ -8,6 +8,14 @@ bindings, exactly as Qiskit's own samplers return them (so ``result[0].data.meas
 unchanged). Devices return counts, not shot order, so the shots of each circuit are laid out
 from its counts in a random order.
 
+Shots split over several devices (``split_shots``, or a failover after a device was lost;
+docs/shots.md) are laid out from their merged counts only when the devices' shares pass
+the compatibility test, as ``fleet.sample`` offers merged counts: otherwise the run raises
+:class:`~multiqpu.errors.IncompatibleResultsError` naming the PUB and binding. A PUB with
+split circuits has ``metadata["split_shots"]``: per binding, each device's shots and counts
+and the test's p-value. ``split_shots`` is an option of the sampler (default ``"auto"``:
+spread only for ``policy="fastest"``, see docs/shots.md).
+
 Mitigation does not apply here: a ``BitArray`` holds measured shots, and a readout-corrected
 (or extrapolated) quasi-distribution is not a set of shots (its entries can be negative), so
 no honest ``BitArray`` carries it. ``mitigation=`` is refused with an error that points to
@@ -31,6 +39,7 @@ from multiqpu.errors import InvalidInputError
 from multiqpu.placement import Placement, check_width, resolve_placement, restrict_pool
 from multiqpu.pool import DevicePool, PoolLike, as_pool
 from multiqpu.primitives._dispatch import sample
+from multiqpu.scheduler._shots import SplitShots, check_split
 
 if TYPE_CHECKING:
     from qiskit import QuantumCircuit
@@ -51,6 +60,8 @@ class FleetSampler(BaseSamplerV2):
             name): every bound circuit goes only to the devices it allows; refused with a
             :class:`multiqpu.PlacementError` before anything is submitted when it cannot be
             met (docs/trust.md).
+        split_shots: ``"auto"``, True or False: whether a circuit's shots may be spread
+            over several devices (docs/shots.md).
     """
 
     def __init__(
@@ -62,6 +73,7 @@ class FleetSampler(BaseSamplerV2):
         seed: int | None = None,
         mitigation: Any = None,
         placement: Placement | str | None = None,
+        split_shots: SplitShots = "auto",
     ) -> None:
         if mitigation is not None:
             raise InvalidInputError(
@@ -76,6 +88,7 @@ class FleetSampler(BaseSamplerV2):
         self._pool = restrict_pool(as_pool(fleet, default="default"), self._placement)
         self._default_shots = int(default_shots)
         self._policy = policy
+        self._split = check_split(split_shots)
         self._rng = np.random.default_rng(seed)
 
     @property
@@ -114,12 +127,19 @@ class FleetSampler(BaseSamplerV2):
                 circuits.extend(bound.ravel().tolist())
                 shots.extend([pub.shots] * bound.size)
             spans.append((start, len(circuits), bound.shape))
-        results = await sample(self._pool, circuits, shots, policy=self._policy)
+        results = await sample(
+            self._pool, circuits, shots, policy=self._policy, split_shots=self._split
+        )
         out = []
-        for pub, (start, stop, shape) in zip(pubs, spans, strict=True):
+        for p, (pub, (start, stop, shape)) in enumerate(zip(pubs, spans, strict=True)):
             mine = results[start:stop]
-            out.append(self._pub_result(pub, shape, [s.result.counts for s in mine],
-                                        [s.device for s in mine]))  # fmt: skip
+            # merged counts only where the devices' shares are compatible (else refused)
+            counts = [s.counts(f"PUB {p}, binding {j}") for j, s in enumerate(mine)]
+            split = [{"binding": j, **s.split_info()} for j, s in enumerate(mine) if s.parts]
+            res = self._pub_result(pub, shape, counts, [s.device for s in mine])
+            if split:
+                res.metadata["split_shots"] = split
+            out.append(res)
         return PrimitiveResult(out, metadata={"version": 2})
 
     def _pub_result(

@@ -16,13 +16,23 @@ When a circuit is split (``split_shots``, an option of ``fleet.sample`` / ``flee
   :data:`AUTO_MIN_SHOTS` shots that holds more than its share of the run (more than the run's
   shots divided by its eligible devices, so one device would be left with the tail while
   the others idle) when the user asked for speed (``policy="fastest"`` or a ``deadline_s``):
-  that circuit is spread as with ``True``.
-* ``True``: the shots are cut into at least two parts per eligible device (each within the
-  smallest eligible cap, at least :data:`MIN_PART_SHOTS` each); every eligible device (wide
-  enough, and allowed by the request) is given one part, so the run really spreads, and the
-  core places the rest over the devices the policy allows, like any batch. Budgets count
-  every part: each is priced (per-task fees included) and charged against ``budget_usd``
-  and the fidelity budget.
+  that circuit is spread as with ``True``, with no part pinned.
+* ``True``: the shots are cut into :data:`PARTS_PER_DEVICE` parts per eligible device (wide
+  enough, and allowed by the request), each within the smallest eligible cap and at least
+  :data:`MIN_PART_SHOTS` shots (:func:`spread_count`). One part is pinned to every device
+  the policy prefers that is expected (learned queue wait, per-job overhead and speed) to
+  finish one part no later than the best single device could finish the whole circuit,
+  and at least to the two devices expected to finish a part first (the user asked for a
+  spread, even where it does not pay); a device expected to be slower gets no pinned part
+  (an earlier version pinned one to every eligible device: on busy queues the run then
+  waited for the slowest queue of the fleet, see docs/shots.md). For speed, use
+  ``"auto"`` with ``policy="fastest"``: the same parts, none pinned. The other
+  parts are not pinned: the core places them like any batch, earliest expected finish
+  first, several copies per job where a device batches circuits, and with that many parts
+  its exploration applies (each device never used before gets a one-part probe job, hedged
+  like any straggler if slow).
+  Budgets count every part: each is priced (per-task fees included) and charged against
+  ``budget_usd`` and the fidelity budget.
 
 Parts on simulators are independent draws: every batch draws from its own child of the
 device's ``SeedSequence`` and every circuit of a batch gets its own seed.
@@ -41,7 +51,7 @@ circuit) with the run's options, so ``resume`` reruns only the parts that had no
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping, Sequence, Set
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -51,27 +61,28 @@ from multiqpu.errors import InvalidInputError
 from multiqpu.scheduler._costmodel import Item
 
 if TYPE_CHECKING:
-    from qiskit import QuantumCircuit
-
-    from multiqpu.device import CircuitResult, Device, JobTimings
+    from multiqpu.device import Device
     from multiqpu.pool import DevicePool
     from multiqpu.scheduler._options import Options
-    from multiqpu.scheduler._recorder import RunRecorder, RunState
+    from multiqpu.scheduler._recorder import RunRecorder
     from multiqpu.scheduler._report import SampleResult
 
 __all__ = [
     "ALPHA",
     "AUTO_MIN_SHOTS",
     "MIN_PART_SHOTS",
+    "PARTS_PER_DEVICE",
     "PLAN_KEY",
     "Compatibility",
-    "PlanRecorder",
     "ShotPlan",
     "ShotShare",
     "SplitShots",
     "check_split",
+    "eligible",
     "expand",
     "split_and_execute",
+    "spread_count",
+    "spread_pins",
     "homogeneity",
     "merge",
 ]
@@ -81,6 +92,9 @@ SplitShots = Literal["auto"] | bool
 ALPHA = 1e-3
 #: A part spread over devices has at least this many shots.
 MIN_PART_SHOTS = 100
+#: Parts per eligible device when a circuit is spread: enough that the core explores every
+#: device (it probes when a run has at least 10 tasks per device) and can balance the tail.
+PARTS_PER_DEVICE = 10
 #: ``split_shots="auto"`` spreads only circuits with at least this many shots.
 AUTO_MIN_SHOTS = 10_000
 #: Where the plan is stored among the run's recorded options.
@@ -165,13 +179,45 @@ def _sizes(shots: int, n: int) -> list[int]:
     return [q + 1] * r + [q] * (n - r)
 
 
-def _eligible(devices: Sequence[Device], item: Item) -> list[int]:
+def eligible(devices: Sequence[Device], item: Item, lost: Set[str] = frozenset()) -> list[int]:
     return [
         d
         for d, dev in enumerate(devices)
         if dev.num_qubits >= item.circuit.num_qubits
         and (item.devices is None or dev.spec in item.devices)
+        and dev.spec not in lost
     ]
+
+
+def spread_count(shots: int, caps: Sequence[int]) -> int:
+    """How many parts a circuit of ``shots`` spread over devices with ``caps`` (one per
+    eligible device) is cut into: :data:`PARTS_PER_DEVICE` per device, each within the
+    smallest cap and of at least :data:`MIN_PART_SHOTS` shots (or one part)."""
+    want = min(PARTS_PER_DEVICE * len(caps), shots // MIN_PART_SHOTS)
+    return max(math.ceil(shots / min(caps)), want, 1)
+
+
+def spread_pins(
+    wait: np.ndarray,
+    overhead: np.ndarray,
+    run_s: np.ndarray,
+    concurrency: np.ndarray,
+    jobs: np.ndarray,
+    parts: int,
+    least: int = 2,
+) -> np.ndarray:
+    """Which devices (indices into the arrays) get one pinned part of a circuit spread
+    into ``parts`` parts: those expected to finish a part (``wait + overhead + run_s /
+    parts``) no later than the best device could finish the whole circuit alone (``wait +
+    run_s / min(concurrency, jobs) + overhead x ceil(jobs / concurrency)``, ``jobs`` the
+    parts it needs within its cap), and at least the ``least`` devices expected to finish
+    a part first (the user asked for a spread). ``run_s``: the whole circuit's seconds."""
+    alone = wait + run_s / np.minimum(concurrency, jobs) + overhead * np.ceil(jobs / concurrency)
+    part = wait + overhead + run_s / parts
+    order = np.argsort(part, kind="stable")
+    keep = part[order] <= alone.min(initial=np.inf)
+    keep[:least] = True
+    return np.sort(order[keep])
 
 
 def _spreads(mode: SplitShots, opts: Options, shots: int, total: int, devices: int) -> bool:
@@ -182,9 +228,15 @@ def _spreads(mode: SplitShots, opts: Options, shots: int, total: int, devices: i
 
 
 async def _choose(
-    pool: DevicePool, items: Sequence[Item], need: Sequence[int], opts: Options
-) -> dict[int, int]:
-    """The device each of ``need`` (indices of items too large for one job) is pinned to."""
+    pool: DevicePool,
+    items: Sequence[Item],
+    need: Sequence[int],
+    opts: Options,
+    spread: Mapping[int, int],
+) -> tuple[dict[int, int], dict[int, list[int]]]:
+    """From one probe of the devices: the device each of ``need`` (indices of items too
+    large for one job) is pinned to, and for each item of ``spread`` (index -> parts) the
+    devices given one part each (``split_shots=True``, see the module docstring)."""
     from multiqpu.scheduler._policy import masks
     from multiqpu.scheduler._probing import probe
 
@@ -192,10 +244,11 @@ async def _choose(
     caps = [dev.limits.max_shots for dev in devices]
     reps: list[Item] = []
     for it in items:
-        elig = _eligible(devices, it)
+        elig = eligible(devices, it)
         small = min((caps[d] for d in elig), default=1)
         reps.append(replace(it, shots=min(it.shots, small)) if it.shots is not None else it)
-    p = await probe(pool, reps, opts, np.asarray(need, dtype=np.int64))
+    idx = np.asarray(sorted({*need, *spread}), dtype=np.int64)
+    p = await probe(pool, reps, opts, idx)
     t = p.tables
     m = masks(
         opts.policy,
@@ -207,52 +260,62 @@ async def _choose(
         margin=opts.fidelity_margin,
     )
     wait, speed, over = p.learner.wait(), p.learner.speed(), p.learner.overhead()
-    out = {}
-    for i in need:
+    out, pins = {}, {}
+    for i in idx.tolist():
         c, shots, rep = int(p.cls[i]), int(items[i].shots or 0), int(reps[i].shots or 1)
         cand = np.flatnonzero(m.preferred[c] & t.fits[c])
         if len(cand) == 0:
             cand = np.flatnonzero(m.allowed[c])
         n = np.array([math.ceil(shots / caps[d]) for d in cand])
+        conc = np.array([max(p.concurrency[d], 1) for d in cand])
+        run_s = t.raw_s[c, cand] * speed[cand] * shots / rep
+        alone = wait[cand] + run_s / np.minimum(conc, n) + over[cand] * np.ceil(n / conc)
+        if i in spread:
+            pins[i] = [int(cand[k]) for k in spread_pins(wait[cand], over[cand], run_s, conc, n,
+                                                          spread[i])]  # fmt: skip
+            continue
         if opts.policy == "most_accurate":
             key = -t.fidelity[c, cand]
         elif opts.policy == "cheapest":
-            price = np.nan_to_num(t.price[c, cand], nan=np.inf)
-            key = price * shots / rep + n * 0.0
+            key = np.nan_to_num(t.price[c, cand], nan=np.inf) * shots / rep
         else:
-            conc = np.array([max(p.concurrency[d], 1) for d in cand])
-            run_s = t.raw_s[c, cand] * speed[cand] * shots / rep
-            key = wait[cand] + run_s / np.minimum(conc, n) + over[cand] * np.ceil(n / conc)
+            key = alone
         out[i] = int(cand[int(np.argmin(key))])
-    return out
+    return out, pins
 
 
 async def expand(
-    pool: DevicePool, items: Sequence[Item], opts: Options, mode: SplitShots
+    pool: DevicePool,
+    items: Sequence[Item],
+    opts: Options,
+    mode: SplitShots,
+    lost: Set[str] = frozenset(),
 ) -> tuple[list[Item], ShotPlan]:
-    """The parts to place instead of ``items``, and the plan to merge them back."""
+    """The parts to place instead of ``items``, and the plan to merge them back; devices in
+    ``lost`` (specs) are given no part."""
     devices = list(pool)
     total = sum(it.shots or 0 for it in items)
     counts: list[int] = []
     pinned: list[int] = []
-    spread: dict[int, list[str]] = {}  # split_shots=True: one part on each eligible device
+    spread: dict[int, int] = {}  # split_shots=True: parts of each spread circuit
     for i, it in enumerate(items):
-        elig = _eligible(devices, it)
+        elig = eligible(devices, it, lost)
         if it.shots is None or not elig:
             counts.append(1)
             continue
         caps = [devices[d].limits.max_shots for d in elig]
         if len(elig) > 1 and _spreads(mode, opts, it.shots, total, len(elig)):
-            n = max(math.ceil(it.shots / min(caps)), min(2 * len(elig), it.shots // MIN_PART_SHOTS))
-            counts.append(max(n, 1))
+            counts.append(spread_count(it.shots, caps))
             if mode is True:
-                spread[i] = [devices[d].spec for d in elig]
+                spread[i] = counts[-1]
         elif it.shots > max(caps):
             counts.append(0)  # sized once its device is chosen
             pinned.append(i)
         else:
             counts.append(1)
-    where = await _choose(pool, items, pinned, opts) if pinned else {}
+    where, first = (
+        await _choose(pool, items, pinned, opts, spread) if pinned or spread else ({}, {})
+    )
     parts: list[Item] = []
     owner: list[int] = []
     pins: list[str | None] = []
@@ -268,9 +331,9 @@ async def expand(
             owner.append(i)
             pins.append(None)
             continue
-        first = spread.get(i, [])
+        mine = [devices[d].spec for d in first.get(i, [])]
         for k, s in enumerate(_sizes(int(it.shots or 0), n)):
-            pin = first[k] if k < len(first) else devices[where[i]].spec if i in where else None
+            pin = devices[where[i]].spec if i in where else mine[k] if k < len(mine) else None
             parts.append(replace(it, shots=s, devices=frozenset({pin}) if pin else allowed))
             owner.append(i)
             pins.append(pin)
@@ -373,81 +436,16 @@ def merge(out: SampleResult, plan: ShotPlan) -> SampleResult:
     return SampleResult(tuple(results), report)
 
 
-# ---------------------------------------------------------------------- journal
-class PlanRecorder:
-    """A :class:`~multiqpu.scheduler._recorder.RunRecorder` that records the shot plan with
-    the run's options (under :data:`PLAN_KEY`) and passes everything else on."""
-
-    def __init__(self, inner: RunRecorder, plan: ShotPlan) -> None:
-        self.inner = inner
-        self.plan = plan
-
-    def start_run(
-        self,
-        run_id: str,
-        *,
-        circuits: Sequence[QuantumCircuit],
-        shots: Sequence[int | None],
-        options: Mapping[str, Any],
-    ) -> None:
-        options = {**options, PLAN_KEY: self.plan.to_json()}
-        self.inner.start_run(run_id, circuits=circuits, shots=shots, options=options)
-
-    def job_submitting(
-        self, run_id: str, *, device: str, task_indices: Sequence[int], shots: int | None
-    ) -> int:
-        return self.inner.job_submitting(
-            run_id, device=device, task_indices=task_indices, shots=shots
-        )
-
-    def job_submitted(self, job_row: int, provider_job_id: str) -> None:
-        self.inner.job_submitted(job_row, provider_job_id)
-
-    def job_done(
-        self,
-        job_row: int,
-        results: Sequence[CircuitResult],
-        *,
-        calibration_fingerprint: str | None,
-        timings: JobTimings | None,
-    ) -> None:
-        self.inner.job_done(
-            job_row, results, calibration_fingerprint=calibration_fingerprint, timings=timings
-        )
-
-    def job_failed(self, job_row: int, error: str, *, final: bool) -> None:
-        self.inner.job_failed(job_row, error, final=final)
-
-    def job_cancelled(self, job_row: int) -> None:
-        self.inner.job_cancelled(job_row)
-
-    def results_quarantined(
-        self, run_id: str, device: str, indices: Sequence[int], reason: str
-    ) -> None:
-        forward = getattr(self.inner, "results_quarantined", None)  # optional for old recorders
-        if forward is not None:
-            forward(run_id, device, indices, reason)
-
-    def finish_run(self, run_id: str, state: RunState) -> None:
-        self.inner.finish_run(run_id, state)
-
-    def cached_result(
-        self, circuit: QuantumCircuit, shots: int | None, candidates: Sequence[tuple[str, str]]
-    ) -> tuple[int, CircuitResult] | None:
-        return self.inner.cached_result(circuit, shots, candidates)
-
-
+# ---------------------------------------------------------------------- run
 async def split_and_execute(
     pool: DevicePool, items: Sequence[Item], opts: Options, *, journal: RunRecorder | None
 ) -> SampleResult:
-    """Expand ``items`` into parts, run them with the executor, merge the parts back."""
+    """Expand ``items`` into parts, run them with the executor (re-planning the parts a lost
+    device leaves behind, see :mod:`multiqpu.scheduler._shotrun`), merge the parts back."""
     from multiqpu.scheduler._executor import execute
-    from multiqpu.scheduler._recorder import recorder_for
+    from multiqpu.scheduler._shotrun import run_parts
 
     parts, plan = await expand(pool, items, opts, check_split(opts.split_shots))
     if plan.trivial:
         return await execute(pool, items, opts, journal=journal)
-    # equal parts are separate draws: a cached result would repeat one draw for all of them
-    opts = replace(opts, cache=False)
-    out = await execute(pool, parts, opts, journal=PlanRecorder(recorder_for(journal), plan))
-    return merge(out, plan)
+    return await run_parts(pool, items, parts, plan, opts, journal=journal)

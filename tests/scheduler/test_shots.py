@@ -168,3 +168,23 @@ async def test_split_shots_true_gives_every_eligible_device_a_part() -> None:
                             journal=None))[0]  # fmt: skip
     assert sorted(p.device for p in r.parts) == ["local:sim0", "local:sim1", "local:sim2"]
     assert sum(p.shots for p in r.parts) == 6000 and sum(r.counts.values()) == 6000
+
+
+def test_spread_pins_skip_a_device_expected_to_be_slower_than_one_device_alone() -> None:
+    import numpy as np
+
+    from multiqpu.scheduler._shots import spread_count, spread_pins
+
+    assert spread_count(1_000_000, [100_000] * 4) == 40  # 10 parts per device
+    assert spread_count(500, [100_000] * 4) == 5  # at least 100 shots a part
+    # four devices, 1,000,000 shots at 250 us a shot (250 s), 10 jobs each alone
+    run_s = np.full(4, 250.0)
+    conc, jobs, over = np.full(4, 5), np.full(4, 10), np.full(4, 5.0)
+    # idle queues: every device finishes a part long before one could finish everything
+    assert spread_pins(np.zeros(4), over, run_s, conc, jobs, 40).tolist() == [0, 1, 2, 3]
+    # one device behind an hour of queue: no part is pinned there (the best alone: 60 s)
+    wait = np.array([0.0, 0.0, 3600.0, 0.0])
+    assert spread_pins(wait, over, run_s, conc, jobs, 40).tolist() == [0, 1, 3]
+    # but at least two devices run a part: split_shots=True asked for a spread
+    wait = np.array([0.0, 900.0, 3600.0, 1800.0])
+    assert spread_pins(wait, over, run_s, conc, jobs, 40).tolist() == [0, 1]

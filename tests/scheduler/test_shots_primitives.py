@@ -8,6 +8,7 @@ import math
 
 import numpy as np
 import pennylane as qml
+import pytest
 from qiskit import QuantumCircuit
 from qiskit.quantum_info import SparsePauliOp
 
@@ -75,3 +76,66 @@ def test_pennylane_expval_combines_per_device_values() -> None:
     good, bad = (1 - 2 * 0.01) ** 2, (1 - 2 * 0.10) ** 2
     assert bad - 3 * se < value < good + 3 * se
     assert se > 0.05 and np.isfinite(value)
+
+
+def measured_bell() -> QuantumCircuit:
+    qc = bell()
+    qc.measure_all()
+    return qc
+
+
+def test_sampler_refuses_counts_merged_over_incompatible_devices() -> None:
+    from multiqpu.errors import IncompatibleResultsError
+    from multiqpu.primitives import FleetSampler
+
+    fleet = multiqpu.Fleet([noisy("sa", 0.01, 1), noisy("sb", 0.10, 2)])
+    sampler = FleetSampler(fleet, policy="fastest", split_shots=True)
+    with pytest.raises(IncompatibleResultsError, match="PUB 0, binding 0"):
+        sampler.run([measured_bell()], shots=40_000).result()
+
+
+def test_sampler_keeps_per_device_counts_of_a_compatible_split() -> None:
+    from multiqpu.primitives import FleetSampler
+
+    ideal = [multiqpu.device("local:ideal", label=f"si{k}", num_qubits=3, seed=k) for k in (1, 2)]
+    sampler = FleetSampler(multiqpu.Fleet(ideal), policy="fastest", split_shots=True, seed=3)
+    pub = sampler.run([measured_bell()], shots=20_000).result()[0]
+    counts = pub.data.meas.get_counts()
+    assert sum(counts.values()) == 20_000 and set(counts) == {"00", "11"}
+    split = pub.metadata["split_shots"]
+    assert len(split) == 1 and split[0]["binding"] == 0 and split[0]["compatible"]
+    assert set(split[0]["devices"]) == {"local:si1", "local:si2"}
+    assert sum(split[0]["shots"]) == 20_000
+    # the per-device counts add up to the laid-out shots
+    total: dict[str, int] = {}
+    for share in split[0]["counts"]:
+        for k, v in share.items():
+            total[k] = total.get(k, 0) + v
+    assert total == counts
+    # |00> and |11> with probability 1/2: within 4 standard errors on each device
+    for share, n in zip(split[0]["counts"], split[0]["shots"], strict=True):
+        assert abs(share.get("00", 0) - n / 2) < 4 * math.sqrt(n / 4)
+    # without split_shots the same run stays on one device
+    pub = (
+        FleetSampler(multiqpu.Fleet(ideal), policy="fastest", split_shots=False)
+        .run([measured_bell()], shots=20_000)
+        .result()[0]
+    )
+    assert "split_shots" not in pub.metadata
+
+
+def test_pennylane_refuses_merged_samples_of_incompatible_devices() -> None:
+    from multiqpu.errors import IncompatibleResultsError
+
+    fleet = multiqpu.Fleet([noisy("pla", 0.01, 1), noisy("plb", 0.10, 2)])
+    dev = qml.device("multiqpu.fleet", wires=2, fleet=fleet, policy="fastest")
+
+    @qml.set_shots(shots=40_000)
+    @qml.qnode(dev)
+    def probs() -> object:
+        qml.Hadamard(wires=0)
+        qml.CNOT(wires=[0, 1])
+        return qml.probs(wires=[0, 1])
+
+    with pytest.raises(IncompatibleResultsError, match="other than expval"):
+        probs()
