@@ -57,6 +57,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -75,6 +76,7 @@ from multiqpu.qnn._executor import Executor, FleetExecutor
 from multiqpu.qnn._local import local_epoch
 from multiqpu.qnn._loss import Loss, loss_and_grad
 from multiqpu.qnn._optim import Optimizer, make_optimizer
+from multiqpu.qnn._pipelined import pipelined_sync
 from multiqpu.qnn._privacy import Privacy, PrivateMean
 from multiqpu.qnn._robust import RobustAggregator, check_defences
 from multiqpu.qnn._workers import Workers
@@ -146,6 +148,7 @@ class Trainer:
         max_staleness: int | None = None,
         staleness: Literal["scale", "compensate", "none"] = "scale",
         backup: int | Literal["auto"] = "auto",
+        pipeline: int | Literal["auto"] = "auto",
         local_steps: int | None = None,
         max_local_steps: int = 8,
         aggregator: Aggregator | str | None = None,
@@ -174,6 +177,10 @@ class Trainer:
             )
         if backup not in (0, "auto") and aggregation != "sync":
             raise InvalidInputError("backup= (backup workers) applies to aggregation='sync'")
+        if pipeline not in (0, "auto") and aggregation != "sync":
+            raise InvalidInputError("pipeline= applies to aggregation='sync'")
+        if pipeline != "auto" and (not isinstance(pipeline, int) or pipeline < 0):
+            raise InvalidInputError(f"pipeline must be 'auto' or an integer >= 0, got {pipeline!r}")
         if local_steps is not None and aggregation != "local":
             raise InvalidInputError("local_steps= applies to aggregation='local'")
         if (
@@ -245,6 +252,9 @@ class Trainer:
         self.weighting = weighting
         self.staleness = staleness
         self.backup: int = backup
+        if pipeline == "auto":  # one batch ahead on a fleet; one device: plain steps
+            pipeline = 1 if aggregation == "sync" and len(executor.names) > 1 else 0
+        self.pipeline: int = pipeline
         self.local_steps = local_steps
         self.max_local_steps = max_local_steps
         self.privacy = privacy
@@ -343,7 +353,27 @@ class Trainer:
                                    max_staleness=self.max_staleness, rng=self._rng,
                                    barrier=validate, staleness=self.staleness,
                                    aggregator=self.aggregator)  # fmt: skip
-            for epoch in range(start_epoch, epochs if self.aggregation != "async" else 0):
+            if self.aggregation == "sync" and self.pipeline:
+
+                def orders() -> Iterator[tuple[int, np.ndarray]]:
+                    for epoch in range(start_epoch, epochs):
+                        if self._over_budget(len(X), steps):
+                            return
+                        yield epoch, self._rng.permutation(len(X))
+
+                async def done(epoch: int, stats: EpochStats, seconds: float) -> None:
+                    await finish(stats.record(epoch, seconds, self.version))
+
+                await pipelined_sync(self.workers, self.server, X, y, orders(),
+                                     self.batch_size, done, bar, ahead=self.pipeline,
+                                     backup=self.backup, staleness=self.staleness,
+                                     aggregator=self.aggregator,
+                                     carry=not validate and self.checkpoint is None
+                                     and self.privacy is None)  # fmt: skip
+            stepwise = self.aggregation == "local" or (
+                self.aggregation == "sync" and not self.pipeline
+            )
+            for epoch in range(start_epoch, epochs if stepwise else 0):
                 if self._over_budget(len(X), steps):
                     break
                 order = self._rng.permutation(len(X))
