@@ -256,8 +256,11 @@ def main() -> None:
             "classical": 1 if args.quick else EPOCHS,
             "quantum": 1 if args.quick else QUANTUM_EPOCHS,
         },
-        "default_strategy": {"aggregation": first["aggregation"], "backup": "auto",
-                             "pipeline": first["pipeline"]},  # fmt: skip
+        "default_strategy": {
+            "aggregation": first["aggregation"],
+            "backup": "auto",
+            "pipeline": first["pipeline"],
+        },
     }
     out["wall_s"] = round(time.perf_counter() - start, 1)
     print(json.dumps(out))
