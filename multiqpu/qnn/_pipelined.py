@@ -107,6 +107,7 @@ async def pipelined_sync(
     executor = workers.executor
     n_dev = workers.count
     outstanding = np.zeros(n_dev, dtype=int)
+    cap = np.maximum(np.asarray(executor.concurrency, dtype=int), 1)
     residual = np.zeros(n_dev)
     flight: list[_Batch] = []  # launched batches whose step is not taken, in order
     late: list[Completion] = []  # shards of batches already stepped
@@ -142,9 +143,10 @@ async def pipelined_sync(
             grouped = key
         turn = group == launched % ahead
         launched += 1
-        active = live & turn & (outstanding <= ahead)
+        room = (outstanding <= ahead) & (outstanding < cap)  # within each device's job cap
+        active = live & turn & room
         if not active.any():
-            active = live & (outstanding <= ahead)
+            active = live & room
         if not active.any():
             active = outstanding == outstanding.min()
         shares = _split(workers, len(batch.idx), active, residual)
