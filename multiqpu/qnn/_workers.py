@@ -153,9 +153,10 @@ class Workers:
         idx: np.ndarray,
         weights: np.ndarray,
         version: int,
-        epochs: np.ndarray | None = None,
+        epochs: Any = None,
     ) -> None:
-        """Hand samples ``idx`` (with their gradients) to device ``d`` on ``weights``."""
+        """Hand samples ``idx`` (with their gradients) to device ``d`` on ``weights``
+        (``epochs``: what the strategy tags the shard with, e.g. each sample's epoch)."""
         work = self.model.work(X[idx], weights, gradients=True)
         tag = (idx, version, weights.copy(), epochs)
         self.executor.start(d, work, self.shots, tag)

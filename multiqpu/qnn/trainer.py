@@ -5,31 +5,25 @@ shard's forward circuits and all their parameter-shift circuits in one go; the t
 the results into the shard's loss and gradient and aggregates them with one of three
 strategies (docs/qnn.md says when to use which; the default was chosen by the benchmark):
 
-* ``aggregation="sync"`` (default): every mini-batch is split over the devices in
-  proportion to each device's measured throughput (circuits per second, learned from its
-  finished shards), and one optimizer step uses the aggregate of their gradients.
-  ``backup=b`` (default ``"auto"``: a quarter of the devices) lets the step proceed once the
-  fastest ``N - b`` shards are in; late gradients are carried over into the next step.
+* ``aggregation="sync"`` (default): one optimizer step per mini-batch on the aggregate of
+  its shards' gradients. On a fleet it is *pipelined* (``pipeline=1``, default ``"auto"``:
+  1 with more than one device): the next batch's shards are queued behind the running ones
+  on the weights of the step before, so queue waits overlap with work and every gradient
+  is exactly one version old; shards are water-filled on measured device time and per-job
+  overhead; devices too slow to return in time are left out (:mod:`multiqpu.qnn.
+  _pipelined`). ``backup=b`` (``"auto"``: a quarter of the devices) lets a step proceed
+  once all but ``b`` shards are in; late gradients are folded into a later step.
 * ``aggregation="local"``: local-update training in the style of QUDIO. Devices take
   optimizer steps on their own copies of the weights for a round (``k`` steps, adapted so
   that the round's barrier costs at most about 10 % of it; ``local_steps`` fixes it), then
   their weight changes are aggregated; see :mod:`multiqpu.qnn._local`.
-* ``aggregation="async"``: no barrier. Every device keeps several shards in flight (hiding
-  its queue wait) and starts a new shard on the newest weights as soon as one finishes. The
-  parameter server steps as soon as finished shards cover ``batch_size`` samples (the
-  K-async rule: whichever devices are done first) on exactly ``batch_size`` of them, the
-  rest waiting for the next step, so the number of updates per epoch is the same as with
-  one device. A gradient computed on weights more than ``max_staleness``
-  updates old is dropped and its shard recomputed (bounded staleness); younger stale
-  gradients are corrected by ``staleness``: ``"scale"`` (the step divided by the mean
-  staleness), ``"compensate"`` (DC-ASGD's delay compensation) or ``"none"``. Shard size and
-  in-flight depth follow the rules of :mod:`multiqpu.qnn._pipeline`: the device's
-  throughput share of a batch, grown until the per-job overhead is at most 10 % of the
-  shard's measured run time; ``ceil(queue wait / shard run time) + 1`` shards in flight,
-  within the device's job limit; both reduced while the expected staleness
-  (samples in flight / batch size) exceeds ``max_staleness - 1``. A device whose measured
-  turnaround would make its gradient too stale, or that would hold the last step while
-  the others finish the remaining samples, gets no new shard.
+* ``aggregation="async"``: no barrier. Every device keeps several shards in flight and
+  starts a new one on the newest weights as soon as one finishes; the server steps
+  whenever finished shards cover ``batch_size`` samples (K-async), on exactly that many.
+  Gradients more than ``max_staleness`` versions old are dropped and recomputed; younger
+  ones are corrected by ``staleness`` (``"scale"``: the step divided by the mean staleness;
+  ``"compensate"``: DC-ASGD's delay compensation; ``"none"``). Shard sizes and in-flight
+  depths: :mod:`multiqpu.qnn._pipeline`; launch rules: :meth:`Workers.worth_starting`.
 
 Across devices, gradients (or, for local updates, weight changes) are combined by one
 ``aggregator(rows, weights) -> row`` function (default: the weighted mean), so a robust or
@@ -45,18 +39,16 @@ devices count less; ``"size"`` (default) weights by samples only.
 Checkpoints (JSON, written atomically after every epoch) hold weights, optimizer state,
 history and throughput estimates; ``fit(..., resume=True)`` continues from one.
 
-The pieces: :mod:`multiqpu.qnn._workers` (shards on the devices, throughput learning,
-quality weights), :mod:`multiqpu.qnn._aggregation` (the sync and async loops, staleness
-rules, the aggregator and the parameter server), :mod:`multiqpu.qnn._local` (local-update
-rounds), :mod:`multiqpu.qnn._cut` (cut training), :mod:`multiqpu.qnn._epochs` (per-epoch
-tallies, the progress bar). This module is the facade: configuration, fit/predict/score,
-checkpoints.
+The pieces: ``_workers`` (shards, speed learning, quality weights), ``_aggregation``
+(sync and async loops, staleness rules, the parameter server), ``_pipelined`` (pipelined
+sync), ``_local``, ``_cut``, ``_epochs``. This module: configuration, fit, checkpoints.
 """
 
 from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -75,6 +67,7 @@ from multiqpu.qnn._executor import Executor, FleetExecutor
 from multiqpu.qnn._local import local_epoch
 from multiqpu.qnn._loss import Loss, loss_and_grad
 from multiqpu.qnn._optim import Optimizer, make_optimizer
+from multiqpu.qnn._pipelined import pipelined_sync
 from multiqpu.qnn._privacy import Privacy, PrivateMean
 from multiqpu.qnn._robust import RobustAggregator, check_defences
 from multiqpu.qnn._shards import allowed_mask
@@ -102,6 +95,8 @@ class Trainer:
         staleness: how stale gradients are used (async, and sync's late shards):
             ``"scale"`` (default), ``"compensate"`` or ``"none"``.
         backup: sync only: shards a step need not wait for (``"auto"``: ``N // 4``).
+        pipeline: sync only: batches launched ahead of the step (``"auto"``: 1 on more
+            than one device, else 0); gradients are ``pipeline`` versions stale.
         local_steps: local only: steps per round (None: adaptive, at most
             ``max_local_steps``).
         aggregator: how per-device gradients (or weight changes) are combined:
@@ -149,6 +144,7 @@ class Trainer:
         max_staleness: int | None = None,
         staleness: Literal["scale", "compensate", "none"] = "scale",
         backup: int | Literal["auto"] = "auto",
+        pipeline: int | Literal["auto"] = "auto",
         local_steps: int | None = None,
         max_local_steps: int = 8,
         aggregator: Aggregator | str | None = None,
@@ -168,15 +164,17 @@ class Trainer:
         placement: Any = None,
     ) -> None:
         if aggregation not in ("sync", "async", "local"):
-            raise InvalidInputError(
-                f"aggregation must be 'sync', 'async' or 'local', got {aggregation!r}"
-            )
+            raise InvalidInputError(f"aggregation must be sync, async or local: {aggregation!r}")
         if staleness not in ("scale", "compensate", "none"):
             raise InvalidInputError(
                 f"staleness must be 'scale', 'compensate' or 'none', got {staleness!r}"
             )
         if backup not in (0, "auto") and aggregation != "sync":
             raise InvalidInputError("backup= (backup workers) applies to aggregation='sync'")
+        if pipeline not in (0, "auto") and aggregation != "sync":
+            raise InvalidInputError("pipeline= applies to aggregation='sync'")
+        if pipeline != "auto" and (not isinstance(pipeline, int) or pipeline < 0):
+            raise InvalidInputError(f"pipeline must be 'auto' or an integer >= 0, got {pipeline!r}")
         if local_steps is not None and aggregation != "local":
             raise InvalidInputError("local_steps= applies to aggregation='local'")
         if (
@@ -248,6 +246,8 @@ class Trainer:
         self.weighting = weighting
         self.staleness = staleness
         self.backup: int = backup
+        auto = int(aggregation == "sync" and len(executor.names) > 1)  # fleet: a batch ahead
+        self.pipeline: int = auto if pipeline == "auto" else pipeline
         self.local_steps = local_steps
         self.max_local_steps = max_local_steps
         self.privacy = privacy
@@ -354,7 +354,25 @@ class Trainer:
                                    max_staleness=self.max_staleness, rng=self._rng,
                                    barrier=validate, staleness=self.staleness,
                                    aggregator=self.aggregator)  # fmt: skip
-            for epoch in range(start_epoch, epochs if self.aggregation != "async" else 0):
+            if self.aggregation == "sync" and self.pipeline:
+
+                def orders() -> Iterator[tuple[int, np.ndarray]]:
+                    for epoch in range(start_epoch, epochs):
+                        if self._over_budget(len(X), steps):
+                            return
+                        yield epoch, self._rng.permutation(len(X))
+
+                async def done(epoch: int, stats: EpochStats, seconds: float) -> None:
+                    await finish(stats.record(epoch, seconds, self.version))
+
+                await pipelined_sync(self.workers, self.server, X, y, orders(),
+                                     self.batch_size, done, bar, ahead=self.pipeline,
+                                     backup=self.backup, staleness=self.staleness,
+                                     aggregator=self.aggregator,
+                                     carry=not validate and self.checkpoint is None
+                                     and self.privacy is None)  # fmt: skip
+            stepwise = not (self.pipeline or self.aggregation == "async")  # pipeline: sync only
+            for epoch in range(start_epoch, epochs if stepwise else 0):
                 if self._over_budget(len(X), steps):
                     break
                 order = self._rng.permutation(len(X))

@@ -63,8 +63,10 @@ STRATEGIES: dict[str, dict[str, Any]] = {
     "async": {"aggregation": "async", "staleness": "none"},
     "async_scale": {"aggregation": "async", "staleness": "scale"},
     "async_compensate": {"aggregation": "async", "staleness": "compensate"},
-    "sync": {"aggregation": "sync", "backup": 0},
-    "sync_backup": {"aggregation": "sync", "backup": "auto"},
+    "sync": {"aggregation": "sync", "backup": 0, "pipeline": 0},
+    "sync_backup": {"aggregation": "sync", "backup": "auto", "pipeline": 0},
+    "sync_pipelined": {"aggregation": "sync", "backup": 0, "pipeline": 1},
+    "sync_pipelined_backup": {"aggregation": "sync", "backup": "auto", "pipeline": 1},
     "local": {"aggregation": "local"},
 }
 
@@ -104,6 +106,7 @@ def run(task: str, strategy: str, n: int, seed: int, quick: bool) -> dict[str, A
         "staleness": float(np.mean([e.staleness for e in history.epochs])),
         "aggregation": trainer.aggregation,
         "backup": trainer.backup,
+        "pipeline": trainer.pipeline,
     }
 
 
@@ -253,7 +256,11 @@ def main() -> None:
             "classical": 1 if args.quick else EPOCHS,
             "quantum": 1 if args.quick else QUANTUM_EPOCHS,
         },
-        "default_strategy": {"aggregation": first["aggregation"], "backup": "auto"},
+        "default_strategy": {
+            "aggregation": first["aggregation"],
+            "backup": "auto",
+            "pipeline": first["pipeline"],
+        },
     }
     out["wall_s"] = round(time.perf_counter() - start, 1)
     print(json.dumps(out))

@@ -10,6 +10,7 @@ from multiqpu.errors import InvalidInputError
 from multiqpu.qnn import Trainer, VirtualDevice, VirtualExecutor, variational_classifier
 from multiqpu.qnn._aggregation import correct_stale, weighted_mean
 from multiqpu.qnn._local import adaptive_k
+from multiqpu.qnn._pipelined import water_fill
 from multiqpu.qnn._simulate import SampledRows, probabilities_array
 
 sklearn = pytest.importorskip("sklearn")
@@ -84,7 +85,7 @@ def test_backup_workers_do_not_wait_for_the_slowest_and_lose_nothing() -> None:
 
     def train(backup: int) -> tuple[Trainer, object]:
         t = Trainer(variational_classifier(2, 2, layers=1), shots=256, batch_size=16,
-                    aggregation="sync", backup=backup, progress=False,
+                    aggregation="sync", backup=backup, pipeline=0, progress=False,
                     executor=VirtualExecutor([*quick, slow], seed=2))  # fmt: skip
         return t, t.fit(X, y, epochs=2)
 
@@ -101,6 +102,43 @@ def test_backup_workers_do_not_wait_for_the_slowest_and_lose_nothing() -> None:
     assert max(e.max_staleness for e in h1.epochs) >= 1  # type: ignore[attr-defined]
     assert max(e.max_staleness for e in h0.epochs) == 0  # type: ignore[attr-defined]
     assert h1.epochs[0].seconds < 0.5 * h0.epochs[0].seconds  # type: ignore[attr-defined]
+
+
+def test_pipelined_sync_is_one_step_stale_fills_by_speed_and_leaves_out_long_queues() -> None:
+    X, y = _moons(64)
+    # work-dominated shards (a queue wait on an idle device counts as its device time)
+    fast = VirtualDevice("fast", shot_s=1e-3, queue_median_s=0.5, overhead_s=2.0)
+    slow = VirtualDevice("slow", shot_s=3e-3, queue_median_s=0.5, overhead_s=2.0)
+    queued = VirtualDevice("queued", queue_median_s=600.0, queue_sigma=0.1)
+    ex = VirtualExecutor([fast, slow, queued], seed=3)
+    trainer = Trainer(variational_classifier(2, 2, layers=1), shots=256, batch_size=16,
+                      backup=0, progress=False, executor=ex)  # fmt: skip
+    assert trainer.aggregation == "sync" and trainer.pipeline == 1  # the default on a fleet
+    before = trainer.exact_score(X, y)
+    history = trainer.fit(X, y, epochs=3)
+    # every batch is one step, every sample used once per epoch, every gradient but the
+    # first batch's exactly one version old
+    assert trainer.version == 3 * 4
+    assert [sum(e.samples) for e in history.epochs] == [len(X)] * 3
+    assert history.epochs[0].max_staleness == 1 and history.epochs[1].staleness == 1.0
+    # the device whose queue (prior) is far longer than the others' never holds a step;
+    # the 3x faster device takes about 3/4 of the later batches (overheads water-filled)
+    last = history.epochs[-1].samples
+    assert last[2] == 0 and ex.busy_s[2] == 0.0
+    assert last[0] / (last[0] + last[1]) == pytest.approx(0.75, abs=0.1)
+    learned = trainer.exact_score(X, y)
+    assert learned >= before + 0.15
+    # without the pipeline every step waits for its own shards (staleness 0), slower
+    plain = Trainer(variational_classifier(2, 2, layers=1), shots=256, batch_size=16,
+                    backup=0, pipeline=0, progress=False,
+                    executor=VirtualExecutor([fast, slow, queued], seed=3))  # fmt: skip
+    h0 = plain.fit(X, y, epochs=3)
+    assert max(e.max_staleness for e in h0.epochs) == 0
+    assert plain.executor.now() > ex.now()
+    assert learned >= plain.exact_score(X, y) - 0.1  # one version stale: about as accurate
+    # water-filling: equal overhead + share * time per sample on every device given any
+    x = water_fill(10, np.array([1.0, 2.0, 4.0]), np.array([1.0, 1.0, 30.0]))
+    assert x[2] == 0 and x.sum() == pytest.approx(10) and 1 + x[0] == pytest.approx(1 + 2 * x[1])
 
 
 def test_local_update_training_learns_and_adapts_k() -> None:
@@ -157,7 +195,9 @@ def test_strategy_options_are_checked() -> None:
     for kw in ({"aggregation": "gossip"}, {"staleness": "ignore"},
                {"aggregation": "async", "backup": 1}, {"aggregation": "sync", "backup": 2},
                {"aggregation": "sync", "local_steps": 2}, {"aggregation": "local",
-                                                          "local_steps": 0}):  # fmt: skip
+                                                          "local_steps": 0},
+               {"aggregation": "async", "pipeline": 1}, {"pipeline": -1},
+               {"pipeline": "deep"}):  # fmt: skip
         with pytest.raises(InvalidInputError):
             Trainer(model, executor=ex, **kw)  # type: ignore[arg-type]
     assert Trainer(model, executor=ex, aggregation="sync").backup == 0  # auto: 2 // 4

@@ -1,0 +1,289 @@
+"""Pipelined synchronous training: every step a barrier, but the next batch's shards already
+queued behind the running ones, so that queue waits overlap with the devices' work.
+
+Where the time of plain synchronous training goes (measured on the benchmark's fleets,
+docs/performance.md): every step pays, on top of its share of the batch, one per-job
+overhead (3-18 s) and one queue wait per device, and waits for the slowest of them; with
+8-16 devices the batch share of a device is 35-70 s of work, so these fixed costs are
+25-45 % of a step. This loop keeps ``ahead`` batches in flight beyond the one the next step
+needs (``ahead=1``: two shards per device, the second queued while the first runs):
+
+* **Staleness exactly ``ahead``**: batch ``t + ahead`` is launched on the weights of step
+  ``t``, so every gradient is ``ahead`` versions old when applied (one with ``ahead=1``),
+  a fixed, stated bound that the ``staleness`` rule corrects (``"scale"`` leaves a step of
+  staleness 1 unscaled).
+* **Shards sized by device time, overhead included**: a batch is split so that every
+  device's ``overhead_d + samples_d * sample_s_d`` is the same (water-filling on the
+  measured time per sample, overhead excluded, and the per-job overhead), rounded to whole
+  samples by error diffusion (a device's rounding residue is carried to its next shard),
+  so no device is always the one rounded up; the pipeline absorbs the one-step imbalance.
+* **Devices too slow to return in time are left out**: a device whose measured turnaround
+  (submission to result) is over ``LATE`` times the median device's, or, before it is
+  measured, whose 90 % queue-wait prior is over ``LATE`` times the median prior, gets no
+  shard: it would hold every barrier.
+* ``backup=b`` (backup workers) also applies: a step proceeds once all but ``b`` shards of
+  its batch are in; late shards are folded into the next step, which waits for them, so
+  no gradient is more than ``ahead + 1`` versions old.
+
+Epoch records: a batch's samples are tallied in the epoch they belong to when its step is
+taken (late shards in the epoch that absorbs them). With ``carry`` the pipeline runs across
+epoch boundaries (the next epoch's first batches are launched while the last ones of this
+epoch run); otherwise it drains at the end of every epoch (validation, checkpoints and the
+privacy budget see the weights of a finished epoch).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from multiqpu.qnn._aggregation import (
+    Aggregator,
+    ParameterServer,
+    _apply,
+    _collect,
+    weighted_mean,
+)
+from multiqpu.qnn._epochs import EpochStats, Progress
+
+if TYPE_CHECKING:
+    from multiqpu.qnn._executor import Completion
+    from multiqpu.qnn._workers import Workers
+
+__all__ = ["LATE", "pipelined_sync", "water_fill"]
+
+#: a device is left out when its turnaround (or prior queue wait) is over LATE x the median
+#: (chosen on the benchmark's development seeds: 2.5 left out idle-tier Braket devices whose
+#: queues the pipeline and backup workers absorb; 6 keeps them and drops moderate tiers)
+LATE = 6.0
+
+
+def water_fill(n: int, sample_s: np.ndarray, overhead_s: np.ndarray) -> np.ndarray:
+    """Real-valued shares of ``n`` samples with equal ``overhead + share * sample_s`` on
+    every device that gets any (a device whose overhead alone exceeds that time gets none)."""
+    active = np.ones(len(sample_s), dtype=bool)
+    x = np.zeros(len(sample_s))
+    while active.any():
+        inv = 1.0 / sample_s[active]
+        t = (n + float(np.sum(overhead_s[active] * inv))) / float(np.sum(inv))
+        x = np.where(active, (t - overhead_s) / sample_s, 0.0)
+        if (x[active] >= 0).all():
+            return x
+        active &= x > 0
+    return x
+
+
+@dataclass
+class _Batch:
+    epoch: int
+    idx: np.ndarray
+    last: bool  # the last batch of its epoch
+    started: int = 0  # shards launched
+    arrived: int = 0
+    results: list[Completion] = field(default_factory=list)
+
+
+async def pipelined_sync(
+    workers: Workers,
+    server: ParameterServer,
+    X: np.ndarray,
+    y: np.ndarray,
+    orders: Iterator[tuple[int, np.ndarray]],
+    batch_size: int,
+    finish: Callable[[int, EpochStats, float], Awaitable[None]],
+    bar: Progress,
+    *,
+    ahead: int = 1,
+    backup: int = 0,
+    carry: bool = True,
+    staleness: str = "scale",
+    aggregator: Aggregator = weighted_mean,
+) -> None:
+    """Train over the epochs ``orders`` yields ((epoch, sample order) pairs, pulled lazily),
+    calling ``finish(epoch, stats, seconds)`` after each epoch's last step."""
+    executor = workers.executor
+    n_dev = workers.count
+    outstanding = np.zeros(n_dev, dtype=int)
+    cap = np.maximum(np.asarray(executor.concurrency, dtype=int), 1)
+    residual = np.zeros(n_dev)
+    flight: list[_Batch] = []  # launched batches whose step is not taken, in order
+    late: list[Completion] = []  # shards of batches already stepped
+    stats: dict[int, EpochStats] = {}
+    began: dict[int, float] = {}
+    feed = _batches(orders, batch_size)
+    stalled = False  # not carrying: the next epoch waits for this one to finish
+
+    def pull() -> _Batch | None:
+        nonlocal stalled
+        if stalled:
+            return None
+        nxt = next(feed, None)
+        if nxt is None:
+            return None
+        batch = _Batch(*nxt)
+        if batch.epoch not in stats:
+            stats[batch.epoch] = EpochStats(n_dev)
+            began[batch.epoch] = executor.now()
+        stalled = batch.last and not carry
+        return batch
+
+    group = np.zeros(n_dev, dtype=int)
+    grouped: tuple[bytes, bytes] | None = None
+    launched = 0
+
+    def launch(batch: _Batch) -> None:
+        nonlocal grouped, launched
+        live = _active(workers)
+        key = (live.tobytes(), np.isfinite(workers.circuit_s).tobytes())
+        if ahead > 1 and key != grouped:  # regroup when the devices or what is known change
+            group[:] = _groups(workers, live, ahead)
+            grouped = key
+        turn = group == launched % ahead
+        launched += 1
+        room = (outstanding <= ahead) & (outstanding < cap)  # within each device's job cap
+        active = live & turn & room
+        if not active.any():
+            active = live & room
+        if not active.any():
+            active = outstanding == outstanding.min()
+        shares = _split(workers, len(batch.idx), active, residual)
+        at = 0
+        for d in np.flatnonzero(shares):
+            k = int(shares[d])
+            workers.start(int(d), X, batch.idx[at : at + k], server.weights, server.version,
+                          epochs=id(batch))  # fmt: skip
+            at += k
+            batch.started += 1
+            outstanding[d] += 1
+
+    behind: dict[int, int] = {}  # stepped batches' shards still running, by batch
+
+    def take(done: Completion) -> None:
+        outstanding[done.device] -= 1
+        for b in flight:
+            if id(b) == done.tag[3]:
+                b.results.append(done)
+                b.arrived += 1
+                return
+        late.append(done)
+        behind[done.tag[3]] -= 1
+        if not behind[done.tag[3]]:
+            del behind[done.tag[3]]
+
+    while True:
+        while len(flight) <= ahead:
+            batch = pull()
+            if batch is None:
+                break
+            launch(batch)
+            flight.append(batch)
+        if not flight:
+            break
+        current = flight[0]
+        need = max(1, current.started - backup)
+        while current.arrived < need or behind:  # late shards: at most one step late
+            take(await executor.next())
+        flight.pop(0)
+        if current.arrived < current.started:
+            behind[id(current)] = current.started - current.arrived
+        tally = stats[current.epoch]
+        parts: tuple[list[np.ndarray], ...] = ([], [], [], [], [], [])
+        for done in [*current.results, *late]:
+            _collect(workers, done, X, y, tally, bar, parts)
+        late.clear()
+        _apply(server, parts, staleness, aggregator, tally)
+        if current.last:
+            if not carry or not flight:  # drain the late shards into this epoch's last step
+                await _drain(workers, X, y, tally, bar, server, staleness, aggregator, take,
+                             late)  # fmt: skip
+            await finish(current.epoch, stats.pop(current.epoch),
+                         executor.now() - began.pop(current.epoch))  # fmt: skip
+            stalled = False
+
+
+async def _drain(
+    workers: Workers,
+    X: np.ndarray,
+    y: np.ndarray,
+    stats: EpochStats,
+    bar: Progress,
+    server: ParameterServer,
+    staleness: str,
+    aggregator: Aggregator,
+    take: Callable[[Completion], None],
+    late: list[Completion],
+) -> None:
+    while workers.executor.in_flight():
+        take(await workers.executor.next())
+    if late:
+        parts: tuple[list[np.ndarray], ...] = ([], [], [], [], [], [])
+        for done in late:
+            _collect(workers, done, X, y, stats, bar, parts)
+        late.clear()
+        _apply(server, parts, staleness, aggregator, stats)
+
+
+def _batches(
+    orders: Iterator[tuple[int, np.ndarray]], batch_size: int
+) -> Iterator[tuple[int, np.ndarray, bool]]:
+    for epoch, order in orders:
+        for start in range(0, len(order), batch_size):
+            yield epoch, order[start : start + batch_size], start + batch_size >= len(order)
+
+
+def _active(workers: Workers) -> np.ndarray:
+    """Devices that return in time (see the module docstring)."""
+    ex = workers.executor
+    out = ~workers.excluded if not workers.excluded.all() else np.ones(workers.count, bool)
+    turn = workers.turnaround
+    known = np.isfinite(turn)
+    if known.sum() >= 2:
+        out &= ~(known & (turn > LATE * float(np.median(turn[known]))))
+    prior = np.array([ex.job_prior(d)[1] for d in range(workers.count)])
+    if (prior > 0).any():
+        out &= known | (prior <= LATE * float(np.median(prior)))
+    return out
+
+
+def _groups(workers: Workers, live: np.ndarray, count: int) -> np.ndarray:
+    """``count`` groups of the devices with about equal total speed (largest first, each
+    to the slowest group so far); devices left out go to group 0."""
+    per = workers.circuit_s
+    known = np.isfinite(per) & (per > 0)
+    speed = np.where(known, 1.0 / np.where(known, per, 1.0), 0.0)
+    speed = np.where(known, speed, float(np.median(speed[known])) if known.any() else 1.0)
+    out = np.zeros(workers.count, dtype=int)
+    load = np.zeros(count)
+    for d in sorted(np.flatnonzero(live), key=lambda d: -speed[d]):
+        g = int(np.argmin(load))
+        out[d] = g
+        load[g] += speed[d]
+    return out
+
+
+def _split(workers: Workers, n: int, active: np.ndarray, residual: np.ndarray) -> np.ndarray:
+    """Whole-sample shares of ``n`` over the ``active`` devices: water-filled on device time
+    (measured time per sample; the median measured one, or equal shares, for devices not yet
+    measured) and rounded by error diffusion (``residual`` is updated in place)."""
+    per = workers.circuit_s * max(workers.model.circuits_per_sample, 1)
+    known = np.isfinite(per) & (per > 0)
+    fill = float(np.median(per[known])) if known.any() else 1.0
+    per = np.where(known, per, fill)
+    over = np.array([workers.executor.job_prior(d)[0] for d in range(workers.count)])
+    if not known.any():
+        over = np.zeros(workers.count)  # nothing measured: equal shares
+    act = np.flatnonzero(active)
+    x = np.zeros(workers.count)
+    x[act] = water_fill(n, per[act], over[act])
+    residual[~active] = 0.0
+    want = residual + x
+    share = np.where(active, np.floor(np.maximum(want, 0.0)), 0).astype(int)
+    while share.sum() < n:  # the largest residues round up
+        share[int(np.argmax(np.where(active, want - share, -np.inf)))] += 1
+    while share.sum() > n:  # carried residues overshot: the most rounded-up round down
+        share[int(np.argmax(np.where(share > 0, share - want, -np.inf)))] -= 1
+    residual[:] = np.where(active, want - share, 0.0)
+    return share
