@@ -46,7 +46,6 @@ sync), ``_local``, ``_cut``, ``_epochs``. This module: configuration, fit, check
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Iterator
 from dataclasses import replace
@@ -62,6 +61,7 @@ from multiqpu.qnn._aggregation import (
     async_epochs,
     sync_epoch,
 )
+from multiqpu.qnn._checkpoint import checkpoint_state, load_checkpoint, save_checkpoint
 from multiqpu.qnn._epochs import EpochStats, Progress
 from multiqpu.qnn._executor import Executor, FleetExecutor
 from multiqpu.qnn._local import local_epoch
@@ -459,50 +459,15 @@ class Trainer:
 
     # ------------------------------------------------------------------ checkpoints
     def state(self) -> dict[str, Any]:
-        return {
-            "format": "multiqpu.qnn.checkpoint/1",
-            "weights": self.weights.tolist(),
-            "version": self.version,
-            "optimizer": self.optimizer.state(),
-            "throughput": self.workers.throughput.tolist(),
-            "measured": self.workers.measured.tolist(),
-            "devices": list(self.executor.names),
-            "history": self.history.to_dict(),
-            "rng": self._rng.bit_generator.state,
-        }
+        return checkpoint_state(self)
 
     def save(self, path: str | os.PathLike[str]) -> None:
         """Write a checkpoint atomically (a crash never leaves a half-written file),
         readable by its owner only (0600; missing folders 0700)."""
-        from multiqpu._private_files import private_dir, private_file
-
-        path = Path(path)
-        private_dir(path.parent)
-        tmp = path.with_name(path.name + ".tmp")
-        private_file(tmp)
-        tmp.write_text(json.dumps(self.state()))
-        os.replace(tmp, path)
+        save_checkpoint(self, path)
 
     def load(self, path: str | os.PathLike[str]) -> None:
-        data = json.loads(Path(path).read_text())
-        if data.get("format") != "multiqpu.qnn.checkpoint/1":
-            raise InvalidInputError(f"{path} is not a multiqpu QNN checkpoint")
-        weights = np.asarray(data["weights"], dtype=float)
-        if weights.shape != self.weights.shape:
-            raise InvalidInputError(
-                f"checkpoint {path} holds {weights.size} weights, the model has {self.weights.size}"
-            )
-        self.server.weights = weights
-        self.server.version = int(data["version"])
-        self.optimizer.load(data["optimizer"])
-        if list(data["devices"]) == list(self.executor.names):
-            self.workers.throughput = np.asarray(data["throughput"], dtype=float)
-            self.workers.measured = np.asarray(data["measured"], dtype=bool)
-        self.history = History.from_dict(data["history"])
-        for name in self.history.quarantined:  # quarantine survives a resume
-            if name in self.executor.names:
-                self.workers.excluded[list(self.executor.names).index(name)] = True
-        self._rng.bit_generator.state = data["rng"]
+        load_checkpoint(self, path)
 
     # ------------------------------------------------------------------ checks
     def _check_data(self, X: Any, y: Any) -> tuple[np.ndarray, np.ndarray]:
