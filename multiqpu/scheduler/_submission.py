@@ -5,7 +5,8 @@ cancelled so that nothing is left unretrieved.
   attempt waits for its provider's throttle (asyncio-throttle).
 * **Retries**: a :class:`~multiqpu.TransientProviderError` is retried up to
   ``Options.retries`` attempts with exponential back-off and jitter from ``backoff_s``
-  (capped at 30 x it) (tenacity); any other error is final.
+  (capped at 30 x it) (tenacity), never sooner than the error's ``retry_after_s`` (a
+  throttling response's Retry-After); any other error is final.
 """
 
 from __future__ import annotations
@@ -52,7 +53,7 @@ class Submitter:
         async for attempt in AsyncRetrying(
             retry=retry_if_exception_type(TransientProviderError),
             stop=stop_after_attempt(self._attempts),
-            wait=wait_exponential_jitter(multiplier=b, max=30 * b, jitter=b),
+            wait=_honour_retry_after(wait_exponential_jitter(multiplier=b, max=30 * b, jitter=b)),
             reraise=True,
         ):
             with attempt:
@@ -63,6 +64,17 @@ class Submitter:
                 job = await device.submit(circuits, shots)
         assert job is not None
         return job
+
+
+def _honour_retry_after(backoff: Any) -> Any:
+    """The back-off, but never shorter than the Retry-After a throttling response asked for."""
+
+    def wait(state: Any) -> float:
+        error = state.outcome.exception() if state.outcome is not None else None
+        asked = getattr(error, "retry_after_s", None) or 0.0
+        return max(float(backoff(state)), float(asked))
+
+    return wait
 
 
 async def cancel_job(job: Job) -> None:
