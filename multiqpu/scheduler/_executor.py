@@ -25,7 +25,13 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from multiqpu.device import Job, JobStatus, RunResult
-from multiqpu.errors import DeviceUnavailableError, JobError, MultiQPUError
+from multiqpu.errors import (
+    CircuitTooLargeError,
+    DeviceUnavailableError,
+    InvalidInputError,
+    JobError,
+    MultiQPUError,
+)
 from multiqpu.placement import recorded_allowed
 from multiqpu.scheduler._core import Core, Submission
 from multiqpu.scheduler._costmodel import Item
@@ -95,6 +101,7 @@ class _Executor:
         self.live: dict[int, _Live] = {}
         self.errors: dict[str, str] = {}
         self.submitter = Submitter(opts)
+        self.refusals: dict[int, int] = {}  # circuit -> jobs a device refused as bad input
 
     # ------------------------------------------------------------------ set-up
     async def prepare(self, indices: np.ndarray | None = None) -> None:
@@ -340,6 +347,8 @@ class _Executor:
             self.errors[spec] = f"{type(err).__name__}: {err}"
             self._fail_record(out.job_id, str(err), final=False)
             self.live.pop(out.job_id, None)
+            if isinstance(err, InvalidInputError | CircuitTooLargeError):
+                self._refused(rec.sub, spec, err)
             permanent = isinstance(err, DeviceUnavailableError)
             for other in core.on_failed(out.job_id, now, permanent=permanent):
                 self._cancel(other)
@@ -380,6 +389,20 @@ class _Executor:
         self.progress.done(d, len(delivery.idx))
         for other in delivery.cancel:
             self._cancel(other)
+
+    def _refused(self, sub: Submission, spec: str, err: Exception) -> None:
+        """A device refused a job's input at run time. Refused again and again (twice per
+        device and once more), the circuit is bad: the run stops instead of retrying it
+        for ever."""
+        limit = 2 * len(self.devices) + 1
+        for i in sub.idx.tolist():
+            self.refusals[i] = self.refusals.get(i, 0) + 1
+            if self.refusals[i] >= limit:
+                raise InvalidInputError(
+                    f"circuit {i} ({self.items[i].circuit.name}) was refused {limit} times; "
+                    f"last by {spec}: {err}. The run stops; its finished results are in the "
+                    f"journal (run {self.run_id})"
+                )
 
     def _finish(self, core: Core, state: str) -> None:
         known = self.pool.knowledge
