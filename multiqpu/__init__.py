@@ -33,12 +33,14 @@ from multiqpu.errors import (
     ProviderError,
     TransientProviderError,
     UnknownProviderError,
+    UntrustedDeviceError,
 )
 from multiqpu.fleet import Fleet, device
 from multiqpu.mitigation import ZNE, Mitigation, PauliTwirl, Readout
 from multiqpu.placement import Placement, PlacementError
 from multiqpu.providers import Provider
 from multiqpu.secrets import Secret
+from multiqpu.trust import Trust
 
 __version__ = "0.1.0"
 
@@ -75,7 +77,9 @@ __all__ = [
     "Secret",
     "ThreadJob",
     "TransientProviderError",
+    "Trust",
     "UnknownProviderError",
+    "UntrustedDeviceError",
     "ZNE",
     "__version__",
     "device",

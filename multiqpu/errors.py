@@ -14,7 +14,8 @@
     ├── ProviderError               the vendor reported an error; its own message is kept
     │   └── TransientProviderError  worth retrying (throttling, timeouts, 5xx)
     ├── JobError                    a submitted job failed, was cancelled, or cannot be found
-    └── IncompatibleResultsError    a circuit's shots ran on devices whose counts disagree
+    ├── IncompatibleResultsError    a circuit's shots ran on devices whose counts disagree
+    └── UntrustedDeviceError        a device failed its canary checks (``Trust(mode="fail")``)
 
 Every message is written for the person reading it: what went wrong, where, and what to do.
 No exception message ever contains a secret (see :mod:`multiqpu.secrets`).
@@ -36,6 +37,7 @@ __all__ = [
     "ProviderError",
     "TransientProviderError",
     "UnknownProviderError",
+    "UntrustedDeviceError",
 ]
 
 
@@ -154,3 +156,16 @@ class JobError(MultiQPUError):
 class IncompatibleResultsError(MultiQPUError):
     """A circuit's shots ran on several devices whose counts differ by more than shot noise:
     their sum is not offered as one result (``TaskResult.parts`` holds each device's)."""
+
+
+class UntrustedDeviceError(MultiQPUError):
+    """A device's canary results disagree with its own calibration beyond shot noise
+    (:mod:`multiqpu.trust`, ``mode="fail"``). ``device`` is its spec, ``reason`` the evidence."""
+
+    def __init__(self, device: str, reason: str) -> None:
+        self.device = device
+        self.reason = reason
+        super().__init__(
+            f"device {device} failed its canary checks: {reason}; the run was stopped "
+            "(Trust(mode='quarantine') would move its work to the other devices instead)"
+        )

@@ -198,7 +198,9 @@ class Fleet:
         ``split_shots=True`` (or "auto" with ``policy="fastest"``) shares the shots among the
         devices that hold the circuit uncut, corrects each device's share there and combines
         the values with inverse-variance weights (a :class:`multiqpu.pipeline.SplitEstimate`
-        with the spread between devices): see docs/shots.md."""
+        with the spread between devices): see docs/shots.md. ``trust=multiqpu.Trust()`` mixes
+        canary circuits into every scheduler run and quarantines a device whose canaries
+        disagree with its own calibration: see docs/trust.md."""
         from multiqpu.pipeline import estimate
 
         return await estimate(self.pool, circuit, observables, mitigation=mitigation, **options)

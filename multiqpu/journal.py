@@ -249,6 +249,35 @@ class Journal:
     def job_cancelled(self, job_row: int) -> None:
         self._close_job(job_row, "cancelled", None, None)
 
+    def results_quarantined(
+        self, run_id: str, device: str, indices: Sequence[int], reason: str
+    ) -> None:
+        """Device ``device`` failed its canary checks: its results of ``indices`` are
+        withdrawn (the tasks are pending again, to be run elsewhere), the jobs that carried
+        them are marked ``quarantined`` with ``reason``, and the device's cached results of
+        those circuits are dropped."""
+        with self._file.transaction() as cur:
+            self._require_run(cur, run_id)
+            keys = [(run_id, int(i), device) for i in indices]
+            rows = {
+                r[0]
+                for k in keys
+                for r in cur.execute(
+                    "SELECT job_row FROM results WHERE run_id = ? AND idx = ? AND device = ?", k
+                )
+                if r[0] is not None
+            }
+            cur.executemany(
+                "DELETE FROM cache WHERE device = ? AND circuit_key ="
+                " (SELECT circuit_key FROM tasks WHERE run_id = ? AND idx = ?)",
+                [(device, run_id, i) for run_id, i, _ in keys],
+            )
+            cur.executemany("DELETE FROM results WHERE run_id = ? AND idx = ? AND device = ?", keys)
+            cur.executemany(
+                "UPDATE jobs SET state = 'quarantined', error = ? WHERE job_row = ?",
+                [(f"results withdrawn, run again elsewhere: {reason}", r) for r in sorted(rows)],
+            )
+
     def finish_run(self, run_id: str, state: RunState) -> None:
         if state not in ("done", "failed", "cancelled"):
             raise InvalidInputError(f"a run finishes as done, failed or cancelled, not {state!r}")

@@ -21,6 +21,7 @@ from multiqpu.errors import ConfigError
 
 if TYPE_CHECKING:
     from multiqpu.device import Device
+    from multiqpu.trust import CanaryTest
 
 __all__ = [
     "IDEAL_SPECS",
@@ -58,15 +59,19 @@ class DevicePool:
     """An ordered set of devices with unique specs, and what was learned about them.
 
     ``knowledge`` maps a device spec to its :class:`DeviceKnowledge`; it is shared by every
-    subset of the pool, so learning done on a one-device subset serves the whole pool."""
+    subset of the pool, so learning done on a one-device subset serves the whole pool.
+    ``canary_tests`` maps a device spec to its sequential canary test
+    (:class:`multiqpu.trust.CanaryTest`), shared the same way: a device flagged in one run
+    stays flagged for the pool's later runs (``pool.canary_tests.pop(spec)`` clears it)."""
 
-    __slots__ = ("_devices", "knowledge")
+    __slots__ = ("_devices", "canary_tests", "knowledge")
 
     def __init__(
         self,
         devices: Iterable[Device],
         *,
         knowledge: dict[str, DeviceKnowledge] | None = None,
+        canary_tests: dict[str, CanaryTest] | None = None,
     ) -> None:
         from multiqpu.device import Device
 
@@ -84,11 +89,12 @@ class DevicePool:
                 )
             self._devices[d.spec] = d
         self.knowledge: dict[str, DeviceKnowledge] = {} if knowledge is None else knowledge
+        self.canary_tests: dict[str, CanaryTest] = {} if canary_tests is None else canary_tests
 
     # ------------------------------------------------------------------ derived pools
     def subset(self, devices: Iterable[Device]) -> DevicePool:
         """A pool of some of these devices that shares this pool's learned knowledge."""
-        return DevicePool(devices, knowledge=self.knowledge)
+        return DevicePool(devices, knowledge=self.knowledge, canary_tests=self.canary_tests)
 
     def where(self, keep: Any) -> DevicePool:
         """The sub-pool of devices for which ``keep(device)`` is true (shares knowledge)."""

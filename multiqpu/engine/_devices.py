@@ -165,7 +165,7 @@ def offload(engine: Engine, pool: DevicePool) -> DevicePool:
         else:
             assert isinstance(d, SimulatorDevice)
             out.append(EngineDevice(d, engine, recipe))
-    return DevicePool(out, knowledge=pool.knowledge)
+    return DevicePool(out, knowledge=pool.knowledge, canary_tests=pool.canary_tests)
 
 
 # ---------------------------------------------------------------------- Ray actors

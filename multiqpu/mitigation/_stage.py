@@ -67,7 +67,7 @@ class _Shards:
         items = [Item(t.index, t.circuit, int(t.shots or 0)) for t in tasks]
         shards, _ = await run_mitigated(
             ctx.pool, items, self.run_.spec, policy=ctx.policy,
-            use_scheduler=ctx.use_scheduler, report=self.run_.engine,
+            use_scheduler=ctx.use_scheduler, report=self.run_.engine, options=ctx.options,
         )  # fmt: skip
         self.shards.extend(shards)
         self.spent += sum(it.shots for it in items)

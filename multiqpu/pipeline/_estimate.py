@@ -54,6 +54,7 @@ if TYPE_CHECKING:
     from multiqpu.mitigation._results import MitigatedEstimate
     from multiqpu.pipeline._combine import SplitEstimate
     from multiqpu.pool import DevicePool
+    from multiqpu.trust import Trust
 
 __all__ = ["distribution", "estimate", "plan"]
 
@@ -211,6 +212,7 @@ async def estimate(
     split_shots: bool | str = "auto",
     engine: Engine | str | None = None,
     placement: Any = None,
+    trust: Trust | bool | None = None,
 ) -> EstimateResult | MitigatedEstimate | SplitEstimate:
     """Expectation values of ``observables`` on ``circuit``'s output state, each with a
     standard error, cutting the circuit when no device of ``fleet`` fits it, every result
@@ -227,7 +229,9 @@ async def estimate(
     where simulation, folding and reconstruction run (:mod:`multiqpu.engine`; default:
     ``$MULTIQPU_ENGINE``, the config file, else in-process). ``placement``: a data
     placement rule (:class:`multiqpu.Placement` or a config rule's name): fragments,
-    calibrations and split shots go only to the devices it allows (docs/trust.md)."""
+    calibrations and split shots go only to the devices it allows (docs/trust.md).
+    ``trust``: canary checks and quarantine in every scheduler run (:class:`multiqpu.Trust`,
+    True for the defaults; not with ``split_shots``; see docs/trust.md)."""
     from multiqpu.engine import get_engine
 
     stage = stage_for(mitigation)
@@ -237,6 +241,8 @@ async def estimate(
     if placement is not None:
         pool = _restricted(pool, placement)
     if _splits(split_shots, pool, circuit, policy, shots, precision, cut):
+        if trust:
+            raise InvalidInputError("trust= does not apply to split_shots estimates yet")
         from multiqpu.pipeline._combine import estimate_split
 
         return await estimate_split(
@@ -255,7 +261,8 @@ async def estimate(
     assert problem is not None and problem.observables is not None
     # Planned on the pool as given; run with its simulators offloaded to the engine.
     ctx = RunContext(the_engine.offload(pool), the_plan, problem, policy, use_scheduler,
-                     seed or 0, replicates, t0, engine=the_engine)  # fmt: skip
+                     seed or 0, replicates, t0, engine=the_engine,
+                     options={} if not trust else {"trust": trust})  # fmt: skip
     stage_run = stage.estimate_run(ctx)
     with request_progress(pool):
         main, stages, pilot = await _execute(ctx, stage_run, adaptive=adaptive)

@@ -25,7 +25,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -68,6 +68,8 @@ class RunContext:
     #: where folding and reconstruction run (multiqpu.engine; ``pool``'s simulators are
     #: already offloaded to it); None: in-process
     engine: Engine | None = None
+    #: more scheduler options for every run (e.g. ``trust``; see multiqpu.scheduler.Options)
+    options: Mapping[str, Any] = field(default_factory=dict)
 
 
 class Accumulator(Protocol):
@@ -166,7 +168,7 @@ class _Folded:
         ctx = self.run_.ctx
         await run_tasks(
             ctx.pool, tasks, self.on_results, execution=self.run_.execution,
-            policy=ctx.policy, use_scheduler=ctx.use_scheduler,
+            policy=ctx.policy, use_scheduler=ctx.use_scheduler, options=ctx.options,
         )  # fmt: skip
 
     def stats(self) -> Stats:

@@ -171,6 +171,10 @@ class Core:
         """Stop using device ``d``: its queued work moves, its open jobs are cancelled."""
         return _outcomes.drop(self.state, d, now)
 
+    def reopen(self, idx: np.ndarray, cls: np.ndarray, d: int) -> None:
+        """Run again tasks already delivered from device ``d`` (results withdrawn)."""
+        _outcomes.reopen(self.state, idx, cls, d)
+
     # ------------------------------------------------------------------ timers
     def timeouts(self, now: float) -> list[int]:
         """Jobs past their time limit (treat as failed: cancel, then :meth:`on_failed`)."""

@@ -25,14 +25,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from multiqpu.device import Job, JobStatus, RunResult
-from multiqpu.errors import (
-    CircuitTooLargeError,
-    DeviceUnavailableError,
-    InvalidInputError,
-    JobError,
-    MultiQPUError,
-)
+from multiqpu.errors import DeviceUnavailableError, JobError, MultiQPUError, UntrustedDeviceError
 from multiqpu.placement import recorded_allowed
+from multiqpu.scheduler import _canaries as canaries
 from multiqpu.scheduler._core import Core, Submission
 from multiqpu.scheduler._costmodel import Item
 from multiqpu.scheduler._options import Options
@@ -40,7 +35,7 @@ from multiqpu.scheduler._probing import Probe, probe
 from multiqpu.scheduler._progress import Progress, wants_progress
 from multiqpu.scheduler._recorder import RunRecorder, recorder_for
 from multiqpu.scheduler._report import RunReport, SampleResult, TaskResult, build_report
-from multiqpu.scheduler._submission import Submitter, cancel_job
+from multiqpu.scheduler._submission import Refusals, Submitter, cancel_job
 from multiqpu.scheduler._tables import ArraySource
 from multiqpu.scheduler._timeline import TimelineRecorder
 
@@ -72,6 +67,7 @@ class _Live:
     job: Job | None = None
     started: bool = False  # the provider said it is running (watched on session devices)
     reported: bool = False  # ... and the core was told
+    ride: canaries.Ride | None = None  # the job's canary (multiqpu.trust)
 
 
 @dataclass
@@ -79,6 +75,7 @@ class _Outcome:
     job_id: int
     result: RunResult | None = None
     error: BaseException | None = None
+    canary: CircuitResult | None = None
 
 
 class _Executor:
@@ -90,8 +87,10 @@ class _Executor:
         *,
         run_id: str,
         recorder: RunRecorder,
+        monitor: canaries.Monitor | None = None,
     ) -> None:
         self.pool = pool
+        self.monitor = monitor
         self.devices = list(pool)
         self.items = list(items)
         self.opts = opts
@@ -101,7 +100,7 @@ class _Executor:
         self.live: dict[int, _Live] = {}
         self.errors: dict[str, str] = {}
         self.submitter = Submitter(opts)
-        self.refusals: dict[int, int] = {}  # circuit -> jobs a device refused as bad input
+        self.refusals = Refusals(len(self.devices), [it.circuit.name for it in items], run_id)
 
     # ------------------------------------------------------------------ set-up
     async def prepare(self, indices: np.ndarray | None = None) -> None:
@@ -174,9 +173,13 @@ class _Executor:
                     self.run_id, device=device.spec, task_indices=indices, shots=shots
                 )
                 rec.row = row
-                rec.job = await self.submitter.submit(
-                    device, [self.items[i].circuit for i in indices], shots
-                )
+                circuits = [self.items[i].circuit for i in indices]
+                if self.monitor is not None:
+                    rec.ride = self.monitor.pick(sub.device, circuits, shots)
+                    circuits += rec.ride.circuits() if rec.ride else []
+                rec.job = await self.submitter.submit(device, circuits, shots)
+                if rec.ride is not None:
+                    rec.ride.launch(device)
                 self.recorder.job_submitted(row, rec.job.job_id)
             if device.session_ttl_s > 0:
                 watcher = asyncio.ensure_future(self._watch(rec))
@@ -186,12 +189,13 @@ class _Executor:
                     watcher.cancel()
             else:
                 result = await rec.job.result()
+            result, canary = await canaries.split_canary(result, rec.ride, len(sub.idx))
             if len(result.results) != len(sub.idx):
                 raise JobError(
                     f"returned {len(result.results)} results for {len(sub.idx)} circuits",
                     job_id=rec.job.job_id,
                 )
-            return _Outcome(sub.job_id, result=result)
+            return _Outcome(sub.job_id, result=result, canary=canary)
         except asyncio.CancelledError:
             raise
         except Exception as exc:
@@ -231,6 +235,7 @@ class _Executor:
         rec = self.live.pop(job_id, None)
         if rec is None:
             return
+        self._release(rec)
         if rec.task is not None:
             rec.task.cancel()
         if rec.job is not None:
@@ -347,8 +352,8 @@ class _Executor:
             self.errors[spec] = f"{type(err).__name__}: {err}"
             self._fail_record(out.job_id, str(err), final=False)
             self.live.pop(out.job_id, None)
-            if isinstance(err, InvalidInputError | CircuitTooLargeError):
-                self._refused(rec.sub, spec, err)
+            self._release(rec)
+            self.refusals.note(err, rec.sub.idx.tolist(), spec)  # bad input: stops at a limit
             permanent = isinstance(err, DeviceUnavailableError)
             for other in core.on_failed(out.job_id, now, permanent=permanent):
                 self._cancel(other)
@@ -362,6 +367,11 @@ class _Executor:
             queue_s=result.timings.queue_s,
             execution_s=result.timings.execution_s,
         )
+        flags = []
+        if self.monitor is not None:
+            got = [] if delivery is None else delivery.idx.tolist()
+            canary = rec.ride.canary if rec.ride is not None else None
+            flags = self.monitor.on_delivery(d, got, canary, out.canary)
         if rec.row is not None:
             if delivery is None:
                 self.recorder.job_cancelled(rec.row)
@@ -373,6 +383,8 @@ class _Executor:
                     timings=result.timings,
                 )
         if delivery is None:
+            for flag in flags:
+                self._quarantine(core, flag, now)
             return
         for pos, i, c in zip(
             delivery.positions.tolist(), delivery.idx.tolist(), delivery.cls.tolist(), strict=True
@@ -389,20 +401,31 @@ class _Executor:
         self.progress.done(d, len(delivery.idx))
         for other in delivery.cancel:
             self._cancel(other)
+        for flag in flags:
+            self._quarantine(core, flag, now)
 
-    def _refused(self, sub: Submission, spec: str, err: Exception) -> None:
-        """A device refused a job's input at run time. Refused again and again (twice per
-        device and once more), the circuit is bad: the run stops instead of retrying it
-        for ever."""
-        limit = 2 * len(self.devices) + 1
-        for i in sub.idx.tolist():
-            self.refusals[i] = self.refusals.get(i, 0) + 1
-            if self.refusals[i] >= limit:
-                raise InvalidInputError(
-                    f"circuit {i} ({self.items[i].circuit.name}) was refused {limit} times; "
-                    f"last by {spec}: {err}. The run stops; its finished results are in the "
-                    f"journal (run {self.run_id})"
-                )
+    def _release(self, rec: _Live) -> None:
+        if self.monitor is not None and rec.ride is not None:
+            self.monitor.release(rec.sub.device, rec.ride)
+            rec.ride = None
+
+    def _quarantine(self, core: Core, flag: canaries.Flag, now: float) -> None:
+        """A device failed its canary checks (see :mod:`multiqpu.trust`)."""
+        spec = self.devices[flag.device].spec
+        self.errors[spec] = f"failed its canary checks: {flag.reason}"
+        mode = self.opts.trust.mode if self.opts.trust is not None else "flag"
+        if mode == "fail":
+            raise UntrustedDeviceError(spec, flag.reason)
+        if mode != "quarantine":
+            return
+        for other in core.drop(flag.device, now):
+            self._cancel(other)
+        idx = np.array(flag.rerun, dtype=np.int64)
+        if len(idx):
+            self.recorder.results_quarantined(self.run_id, spec, flag.rerun, flag.reason)
+            for i in flag.rerun:
+                self.results[i] = None
+            core.reopen(idx, self.cls[idx], flag.device)
 
     def _finish(self, core: Core, state: str) -> None:
         known = self.pool.knowledge
@@ -441,7 +464,8 @@ async def execute(
     interrupted run."""
     run_id = resume[0] if resume else (opts.run_id or _new_run_id())
     recorder = TimelineRecorder(recorder_for(journal))  # keeps each job's span for the report
-    ex = _Executor(pool, items, opts, run_id=run_id, recorder=recorder)
+    monitor = canaries.monitor_for(opts.trust, pool, items, resume is not None)
+    ex = _Executor(pool, items, opts, run_id=run_id, recorder=recorder, monitor=monitor)
     attached: list[Attached] = []
     if resume is not None:
         _, done, attached = resume
@@ -465,8 +489,11 @@ async def execute(
         [i for i, r in enumerate(ex.results) if r is None and i not in busy], dtype=np.int64
     )
     core = ex.make_core(pending)
+    for flag in monitor.newly_flagged() if monitor is not None else ():
+        ex._quarantine(core, flag, 0.0)  # flagged by an earlier run on this pool
     core.stats.cached = sum(r is not None and r.source == "cache" for r in ex.results)
-    return await ex.run(core, attached)
+    out = await ex.run(core, attached)
+    return out if monitor is None else canaries.finish_trust(out, monitor, items)
 
 
 def _new_run_id() -> str:

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from multiqpu.errors import InvalidInputError
 from multiqpu.scheduler._policy import POLICIES, PolicyName
+from multiqpu.trust import Trust
 
 if TYPE_CHECKING:
     from multiqpu.journal import Journal
@@ -67,6 +68,8 @@ class Options:
             default: only when ``policy="fastest"`` or a ``deadline_s`` asks for speed),
             ``True`` or ``False``. Shots above a device's cap are always split into parts
             on one device. See docs/shots.md.
+        trust: canary circuits, a sequential test per device and quarantine
+            (:class:`multiqpu.trust.Trust`; ``True``: the defaults). See docs/trust.md.
     """
 
     policy: PolicyName = "balanced"
@@ -89,6 +92,7 @@ class Options:
     explore: bool = True
     run_id: str | None = None
     split_shots: str | bool = "auto"
+    trust: Trust | None = None
 
     def recordable(self) -> dict[str, Any]:
         """The options as stored with the run in the journal (JSON-safe, no journal)."""
@@ -96,6 +100,7 @@ class Options:
         if isinstance(self.concurrency, Mapping):
             out["concurrency"] = dict(self.concurrency)
         out["rate_limits"] = {k: list(v) for k, v in self.rate_limits.items()}
+        out["trust"] = None if self.trust is None else self.trust.to_dict()
         return out
 
 
@@ -123,6 +128,17 @@ def parse_options(policy: str = "balanced", **options: Any) -> Options:
         raise InvalidInputError(f"unknown policy {policy!r}; choose one of {', '.join(POLICIES)}")
     if "fidelity_margin" in options and "max_slowdown" not in options:
         options["max_slowdown"] = None  # a margin the user set is a hard target
+    if options.get("trust") is True:
+        options["trust"] = Trust()
+    elif options.get("trust") is False:
+        options["trust"] = None
+    elif isinstance(options.get("trust"), Mapping):  # as recorded in the journal (resume)
+        options["trust"] = Trust(**options["trust"])
+    if options.get("trust") is not None and not isinstance(options["trust"], Trust):
+        raise InvalidInputError(
+            f"trust must be a multiqpu.trust.Trust (or True for the defaults), "
+            f"got {options['trust']!r}"
+        )
     opts = Options(policy=policy, **options)
     if opts.max_slowdown is not None and _number("max_slowdown", opts.max_slowdown) < 1.0:
         raise InvalidInputError(f"max_slowdown must be >= 1, got {opts.max_slowdown!r}")

@@ -25,6 +25,7 @@ __all__ = [
     "last_resort",
     "on_done",
     "on_failed",
+    "reopen",
     "requeue_uncovered",
 ]
 
@@ -211,3 +212,11 @@ def drop(core: CoreState, d: int, now: float) -> tuple[int, ...]:
             f"remaining circuit(s) after losing device #{d}"
         )
     return tuple(cancel)
+
+
+def reopen(core: CoreState, idx: np.ndarray, cls: np.ndarray, d: int) -> None:
+    """Tasks delivered from device ``d`` are to be run again (their results were withdrawn:
+    ``d`` failed its canary checks); they go back to the front."""
+    core.stats.delivered -= len(idx)
+    core.remaining_by_class += np.bincount(cls, minlength=core.tables.n_classes)
+    core.requeue(idx, cls, d)

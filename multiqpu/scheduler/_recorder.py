@@ -63,6 +63,12 @@ class RunRecorder(Protocol):
     def job_cancelled(self, job_row: int) -> None:
         """The job was cancelled (a lost race, a dropped device) or its results dropped."""
 
+    def results_quarantined(
+        self, run_id: str, device: str, indices: Sequence[int], reason: str
+    ) -> None:
+        """A device failed its canary checks; its results of ``indices`` are run again
+        elsewhere (:mod:`multiqpu.trust`)."""
+
     def finish_run(self, run_id: str, state: RunState) -> None:
         """The run ended: ``done``, ``failed`` or ``cancelled``."""
 
@@ -108,6 +114,11 @@ class NullRecorder:
         return None
 
     def job_cancelled(self, job_row: int) -> None:
+        return None
+
+    def results_quarantined(
+        self, run_id: str, device: str, indices: Sequence[int], reason: str
+    ) -> None:
         return None
 
     def finish_run(self, run_id: str, state: RunState) -> None:

@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from multiqpu.scheduler._shots import Compatibility, ShotShare
     from multiqpu.scheduler._stats import Stats
     from multiqpu.scheduler._timeline import JobSpan
+    from multiqpu.trust import TrustReport
 
 __all__ = ["DeviceReport", "RunReport", "SampleResult", "TaskResult", "build_report"]
 
@@ -150,6 +151,9 @@ class RunReport:
     limits: Mapping[str, int] = field(default_factory=dict)
     #: every job of the run, in creation order (:class:`~multiqpu.scheduler.JobSpan`)
     timeline: tuple[JobSpan, ...] = ()
+    #: canary checks and quarantine (:class:`~multiqpu.trust.TrustReport`; None without
+    #: ``trust=``)
+    trust: TrustReport | None = None
 
     def plot(self, kind: str = "timeline", path: Any = None, **kwargs: Any) -> Any:
         """Draw the run (matplotlib, ``pip install 'multiqpu[plot]'``): ``kind="timeline"``,

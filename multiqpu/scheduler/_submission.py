@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from multiqpu.device import Device, Job
     from multiqpu.scheduler._options import Options
 
-__all__ = ["Submitter", "cancel_job"]
+__all__ = ["Refusals", "Submitter", "cancel_job"]
 
 
 class Submitter:
@@ -64,6 +64,33 @@ class Submitter:
                 job = await device.submit(circuits, shots)
         assert job is not None
         return job
+
+
+class Refusals:
+    """Jobs a device refused at run time as bad input (:class:`~multiqpu.InvalidInputError`,
+    :class:`~multiqpu.CircuitTooLargeError`), per circuit. A circuit refused twice per device
+    and once more is bad: :meth:`note` then raises, so the run stops instead of retrying it
+    for ever (another device may still accept what one refused, hence the margin)."""
+
+    def __init__(self, n_devices: int, names: list[str], run_id: str) -> None:
+        self.limit = 2 * n_devices + 1
+        self.names = names
+        self.run_id = run_id
+        self.counts: dict[int, int] = {}
+
+    def note(self, error: BaseException, indices: list[int], spec: str) -> None:
+        from multiqpu.errors import CircuitTooLargeError, InvalidInputError
+
+        if not isinstance(error, InvalidInputError | CircuitTooLargeError):
+            return
+        for i in indices:
+            self.counts[i] = self.counts.get(i, 0) + 1
+            if self.counts[i] >= self.limit:
+                raise InvalidInputError(
+                    f"circuit {i} ({self.names[i]}) was refused {self.limit} times; last by "
+                    f"{spec}: {error}. The run stops; its finished results are in the journal "
+                    f"(run {self.run_id})"
+                )
 
 
 def _honour_retry_after(backoff: Any) -> Any:

@@ -198,6 +198,13 @@ class TimelineRecorder:
         self.inner.job_cancelled(self._inner(job_row))
         self._close(job_row, "cancelled")
 
+    def results_quarantined(
+        self, run_id: str, device: str, indices: Sequence[int], reason: str
+    ) -> None:
+        forward = getattr(self.inner, "results_quarantined", None)  # optional for old recorders
+        if forward is not None:
+            forward(run_id, device, indices, reason)
+
     def finish_run(self, run_id: str, state: RunState) -> None:
         self.inner.finish_run(run_id, state)
 

@@ -28,6 +28,26 @@ Faults, in the order a submission meets them:
   out of submission order. The hold-back shows in the job's timings as queue wait.
 * ``hang=True``: accepted jobs never return (until cancelled), to exercise timeouts and hedging.
   The inner device is not asked to run them.
+* ``corrupt=``: the job comes back on time but its results are wrong, silently (nothing in the
+  result says so). One model or a sequence of them, applied in order to every circuit's outcome:
+
+  - ``BitFlips(p, qubits=None)``: each measured bit of ``qubits`` (default: all measured bits)
+    flips with probability ``p``, independently per shot;
+  - ``OtherCircuitCounts()``: the counts of another circuit of the same job (the next one with as
+    many classical bits), else of the most recent earlier job; unchanged when there is none;
+  - ``UniformCounts()``: counts drawn uniformly over the classical bits' outcomes;
+  - ``Drift(start_after_jobs=N, p_per_job=0.01, max_p=0.5, qubits=None)``: honest for the first
+    ``N`` jobs, then bit flips with ``p = min(max_p, p_per_job * (k - N + 1))`` on job ``k``.
+
+  ``qubits`` are indices of the circuit's qubits as submitted. On exact results (``shots=None``)
+  bit flips act on the probabilities. Corruption draws from a generator seeded by ``seed`` and the
+  job's submission index, so a run replays exactly (for ``OtherCircuitCounts`` across jobs, given
+  the same order of completion). ``corrupted`` lists the ids of the jobs it touched::
+
+      from multiqpu.testing.faults import BitFlips, Drift, FaultyDevice
+
+      liar = FaultyDevice(ideal, name="liar", corrupt=BitFlips(0.05), seed=3)
+      drifting = FaultyDevice(ideal, name="drift", corrupt=Drift(start_after_jobs=5))
 
 Faults of the provider's service (appended; each draw comes from ``seed`` too):
 
@@ -60,19 +80,49 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
+import numpy as np
+
 from multiqpu.delegating import DelegatingDevice
-from multiqpu.device import Device, DeviceStatus, Job, JobStatus, JobTimings, RunResult
+from multiqpu.device import (
+    CircuitResult,
+    Device,
+    DeviceStatus,
+    Job,
+    JobStatus,
+    JobTimings,
+    RunResult,
+)
 from multiqpu.errors import (
     DeviceUnavailableError,
     InvalidInputError,
     JobError,
     TransientProviderError,
 )
+from multiqpu.testing._corruption import (
+    BitFlips,
+    Corruption,
+    Drift,
+    OtherCircuitCounts,
+    UniformCounts,
+    corrupt,
+    normalise_corruption,
+)
 
 if TYPE_CHECKING:
     from qiskit import QuantumCircuit
 
-__all__ = ["FaultyDevice", "FaultyJob", "Submission"]
+__all__ = [
+    "BitFlips",
+    "Corruption",
+    "Drift",
+    "FaultyDevice",
+    "FaultyJob",
+    "OtherCircuitCounts",
+    "Submission",
+    "UniformCounts",
+]
+
+_HISTORY = 64  # circuit results of earlier jobs kept for OtherCircuitCounts
 
 
 @dataclass(frozen=True)
@@ -98,6 +148,7 @@ class FaultyDevice(DelegatingDevice):
         fail_in_flight: bool = False,
         delay_s: float | tuple[float, float] = 0,
         hang: bool = False,
+        corrupt: Corruption | Sequence[Corruption] | None = None,
         seed: int = 0,
         name: str | None = None,
         throttle: int | float = 0,
@@ -128,7 +179,12 @@ class FaultyDevice(DelegatingDevice):
         self.fail_in_flight = fail_in_flight
         self.delay_range = (float(low), float(high))
         self.hang = hang
+        self.corruption = normalise_corruption(corrupt)
+        self._seed = seed
         self._rng = random.Random(seed)
+        #: ids of jobs whose results were corrupted (``corrupt=``), in order of delivery
+        self.corrupted: list[str] = []
+        self._history: list[CircuitResult] = []  # most recent first
         #: submit calls seen (accepted or not)
         self.attempts = 0
         #: TransientProviderErrors raised
@@ -218,7 +274,14 @@ class FaultyDevice(DelegatingDevice):
             delay = max(delay, self.late_s)
         inner_job = None if self.hang else await self.inner.submit(circuits, shots)
         loop = asyncio.get_running_loop()
-        job = FaultyJob(self, inner_job, deliver_at=loop.time() + delay, ignore_cancel=late)
+        job = FaultyJob(
+            self,
+            inner_job,
+            deliver_at=loop.time() + delay,
+            circuits=circuits,
+            index=len(self.submissions),
+            ignore_cancel=late,
+        )
         self.submissions.append(
             Submission(
                 job.job_id, tuple(circuit_key(c) for c in circuits), shots, delay, time.time()
@@ -279,6 +342,8 @@ class FaultyJob(Job):
         inner: Job | None,
         *,
         deliver_at: float,
+        circuits: Sequence[QuantumCircuit] = (),
+        index: int = -1,
         ignore_cancel: bool = False,
     ) -> None:
         job_id = inner.job_id if inner is not None else f"hung-{id(self):x}"
@@ -286,6 +351,8 @@ class FaultyJob(Job):
         self._device = device
         self._inner = inner
         self._deliver_at = deliver_at
+        self._circuits = list(circuits)
+        self._index = index
         self._cancelled = False
         self._ignore_cancel = ignore_cancel  # a late result: the provider ignores cancel()
         self._error: BaseException | None = None
@@ -308,6 +375,7 @@ class FaultyJob(Job):
             if self._cancelled:  # cancel() reached the inner job first: still a cancellation
                 raise asyncio.CancelledError from None
             raise
+        result = self._corrupt(result)
         remaining = self._deliver_at - asyncio.get_running_loop().time()
         if remaining <= 0:
             return replace(result, device=self.device)
@@ -318,6 +386,26 @@ class FaultyJob(Job):
         started = max(result.timings.submitted_at, finished - execution)
         timings = JobTimings(result.timings.submitted_at, started, finished)
         return replace(result, device=self.device, timings=timings)
+
+    def _corrupt(self, result: RunResult) -> RunResult:
+        device = self._device
+        if not device.corruption or self._index < 0:
+            return result
+        rng = np.random.default_rng([device._seed, 0xC0, self._index])
+        honest = list(result.results)
+        out = corrupt(
+            device.corruption,
+            self._circuits,
+            result,
+            job_index=self._index,
+            rng=rng,
+            history=device._history,
+        )
+        device._history[:0] = honest
+        del device._history[_HISTORY:]
+        if out.results != result.results:
+            device.corrupted.append(self.job_id)
+        return out
 
     def _fail(self, error: BaseException) -> None:
         self._error = error
