@@ -196,7 +196,7 @@ def check_circuits(tally: Tally, case: tuple[Any, bool, tuple[str, ...]]) -> Non
 # ------------------------------------------------------------------------ shots
 bad_shots = st.one_of(
     st.integers(max_value=0),
-    st.integers(min_value=10_000_001, max_value=10**30),
+    st.integers(min_value=10**11 + 1, max_value=10**30),  # over 10,000 parts of max_shots
     st.floats(allow_nan=True, allow_infinity=True),
     st.text(max_size=6),
     st.booleans(),
