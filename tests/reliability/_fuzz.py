@@ -304,7 +304,16 @@ OPTION_VALUES: dict[str, Any] = {
     "backoff_s": st.one_of(st.floats(max_value=-0.001), st.text(min_size=1, max_size=3)),
     "rate_limits": st.one_of(
         st.text(max_size=3),
-        st.dictionaries(st.sampled_from(["local", "ibm"]), st.one_of(st.integers(), st.text(max_size=2)), min_size=1),
+        st.dictionaries(
+            st.sampled_from(["local", "ibm"]),
+            st.one_of(
+                st.integers(),
+                st.text(max_size=2),
+                st.tuples(st.one_of(st.integers(max_value=0), st.text(max_size=2)), st.floats()),
+                st.tuples(st.integers(1, 5), st.one_of(st.floats(max_value=0), st.text(max_size=2))),
+            ),
+            min_size=1,
+        ),
     ),
     "job_timeout_s": st.one_of(st.floats(max_value=0), st.text(min_size=1, max_size=3)),
     "journal": st.one_of(st.integers(), st.floats(), st.lists(st.integers(), max_size=2)),
@@ -362,7 +371,8 @@ def configs(draw: st.DrawFn) -> tuple[str, bool, tuple[str, ...]]:
         key = draw(st.sampled_from(["num_qubits", "max_shots", "provider", "backend", "queue_time_scale"]))
         value = draw(st.sampled_from(['"many"', "[1, 2]", "-3", "true", "{a = 1}", '""', "0"]))
         lines = [(f"{key} = {value}" if line.startswith(f"{key} =") else line) for line in BASE_TOML.splitlines()]
-        return "\n".join(lines) + "\n", value not in ("0",) or key != "queue_time_scale", (key,)
+        bad = value != "0" or key != "queue_time_scale"
+        return "\n".join(lines) + "\n", bad, (key, "device", "provider")
     if kind == "unknown":
         key = draw(st.from_regex(r"[a-z]{3,8}_key", fullmatch=True))
         where = draw(st.sampled_from(["top", "fleet", "device"]))
