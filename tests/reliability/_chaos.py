@@ -18,6 +18,7 @@ window of its period are counted.
 from __future__ import annotations
 
 import asyncio
+import math
 import resource
 import time
 from collections import Counter
@@ -237,4 +238,76 @@ async def run_load(n: int, seed: int, *, batch: int = 10) -> LoadOutcome:
         limits=LOAD_LIMITS,
         peak_rss_mb=round(peak, 1),
         wall_s=wall,
+    )
+
+
+@dataclass
+class TrustOutcome:
+    """A sampled chaos run with one more device that corrupts every result, trust on."""
+
+    circuits: int
+    shots: int
+    jobs: int
+    flagged: bool  # the corrupting device was quarantined
+    rerun: int  # its results withdrawn and run again elsewhere
+    kept_from_corrupt: int  # final results still from the corrupting device
+    off_exact: int  # circuits whose counts miss the exact distribution by > 5 sigma
+    results_lost: int
+    duplicates: int
+    faults: dict[str, int]
+
+
+def off_exact(
+    circuit: QuantumCircuit, counts: dict[str, int], shots: int, n_sigma: float = 5.0
+) -> bool:
+    """Some outcome frequency is more than ``n_sigma`` standard errors (plus one count) from
+    its exact probability, or an impossible outcome appears."""
+    from qiskit.quantum_info import Statevector
+
+    exact = Statevector(circuit.remove_final_measurements(inplace=False)).probabilities_dict()
+    if any(exact.get(k, 0.0) < 1e-12 for k in counts):
+        return True
+    return any(
+        abs(counts.get(k, 0) / shots - p) > n_sigma * math.sqrt(p * (1 - p) / shots) + 1 / shots
+        for k, p in exact.items()
+        if p > 1e-12
+    )
+
+
+async def run_chaos_trust(n: int, seed: int, shots: int = 400) -> TrustOutcome:
+    """The chaos devices plus ``liar`` (``BitFlips(0.05)`` on every result, 20 % transient
+    failures), sampled with ``trust=multiqpu.Trust()``: canaries flag the liar, its results
+    run again elsewhere, every final result must match the exact distribution."""
+    from multiqpu.testing.faults import BitFlips
+
+    circuits = chaos_circuits(n, seed)
+    liar = FaultyDevice(
+        _ideal(seed + 7), name="liar", corrupt=BitFlips(0.05), transient_failures=0.2,
+        seed=seed + 7,
+    )  # fmt: skip
+    devices = [*chaos_devices(n, seed), liar]
+    result = await multiqpu.Fleet(devices).sample(
+        circuits, shots=shots, journal=None, trust=multiqpu.Trust(), **CHAOS_OPTIONS
+    )
+    trust = result.report.trust
+    assert trust is not None
+    verdict = next((v for v in trust.verdicts if v.device == liar.spec), None)
+    seen = Counter(task.index for task in result.results)
+    faults: Counter[str] = Counter()
+    for d in devices:
+        faults.update(d.faults)
+    faults["corrupted"] += len(liar.corrupted)
+    return TrustOutcome(
+        circuits=n,
+        shots=shots,
+        jobs=sum(len(d.submissions) for d in devices),
+        flagged=liar.spec in trust.flagged,
+        rerun=len(verdict.rerun) if verdict is not None else 0,
+        kept_from_corrupt=sum(t.device == liar.spec for t in result.results),
+        off_exact=sum(
+            off_exact(circuits[t.index], dict(t.result.counts), shots) for t in result.results
+        ),
+        results_lost=sum(seen[i] == 0 for i in range(n)),
+        duplicates=sum(k > 1 for k in seen.values()),
+        faults=dict(sorted(faults.items())),
     )

@@ -134,7 +134,9 @@ def _child(path: str, run_id: str, phase: str, k: int, seed: int) -> None:
     print("finished", flush=True)
 
 
-def start_child(path: Path, run_id: str, phase: str, k: int, seed: int = 0) -> subprocess.Popen[str]:
+def start_child(
+    path: Path, run_id: str, phase: str, k: int, seed: int = 0
+) -> subprocess.Popen[str]:
     return subprocess.Popen(
         [sys.executable, str(HERE / "_crash.py"), str(path), run_id, phase, str(k), str(seed)],
         stdout=subprocess.PIPE,
@@ -202,9 +204,7 @@ async def crash_and_resume(path: Path, phase: str, k: int, seed: int = 0) -> Cra
         if started:
             result = await fleet.resume(run_id, journal=journal)
         else:
-            result = await fleet.sample(
-                work, shots=None, journal=journal, run_id=run_id, **OPTIONS
-            )
+            result = await fleet.sample(work, shots=None, journal=journal, run_id=run_id, **OPTIONS)
         exact = _exact(work)
         ok = len(result.results) == N_TASKS and all(
             t.index == i
@@ -223,3 +223,53 @@ async def crash_and_resume(path: Path, phase: str, k: int, seed: int = 0) -> Cra
 
 if __name__ == "__main__":
     _child(sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]), int(sys.argv[5]))
+
+
+async def shared_journal(path: Path, k: int, seed: int = 0) -> dict[str, Any]:
+    """Two orchestrator processes write one journal file at once; one is killed at its
+    ``k``-th journal write. The other must finish, the killed one's run must resume, and the
+    file must pass SQLite's integrity check. Returns what happened."""
+    import sqlite3
+
+    from multiqpu.journal import Journal
+
+    ids = (f"shared-a-{seed}", f"shared-b-{seed}")
+    a = start_child(path, ids[0], "none", 0, seed)
+    b = start_child(path, ids[1], "journal", k, seed + 1)
+    killed = wait_child(b, "journal", k)
+    a_finished = not wait_child(a, "none", 0)
+    outcome = await crash_and_resume_attached(path, ids[1], seed + 1) if killed else True
+    with Journal(path) as journal:
+        states = [journal.run_info(r).state for r in ids]
+        complete = [sorted(journal.done_results(r)) == list(range(N_TASKS)) for r in ids]
+    with sqlite3.connect(path) as conn:
+        integrity = conn.execute("PRAGMA integrity_check").fetchone()[0]
+    return {
+        "killed": killed,
+        "other_finished": a_finished,
+        "resumed": bool(outcome),
+        "states": states,
+        "complete": all(complete),
+        "integrity": integrity,
+    }
+
+
+async def crash_and_resume_attached(path: Path, run_id: str, seed: int) -> bool:
+    """Resume ``run_id`` (whose child already died) and check it as crash_and_resume does."""
+    from multiqpu.errors import JobError
+    from multiqpu.journal import Journal
+
+    work = circuits()
+    with Journal(path) as journal:
+        fleet = build_fleet(seed + 1000)
+        try:
+            journal.run_info(run_id)
+            result = await fleet.resume(run_id, journal=journal)
+        except JobError:
+            result = await fleet.sample(work, shots=None, journal=journal, run_id=run_id, **OPTIONS)
+        exact = _exact(work)
+        return len(result.results) == N_TASKS and all(
+            max(abs((t.result.probabilities or {}).get(b, 0.0) - p) for b, p in exact[i].items())
+            < 1e-9
+            for i, t in enumerate(result.results)
+        )

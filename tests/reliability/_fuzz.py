@@ -64,9 +64,7 @@ class _Env:
 
     def __init__(self) -> None:
         def dev(k: int) -> FaultyDevice:
-            ideal = multiqpu.device(
-                "local:ideal", num_qubits=WIDTH, seed=k, label=f"fz-ideal-{k}"
-            )
+            ideal = multiqpu.device("local:ideal", num_qubits=WIDTH, seed=k, label=f"fz-ideal-{k}")
             return FaultyDevice(ideal, name=f"fz{k}")
 
         self.devices = [dev(0), dev(1)]
@@ -241,7 +239,9 @@ def observables(draw: st.DrawFn) -> tuple[Any, tuple[str, ...]]:
             lambda s: any(c not in "IXYZ" for c in s)
         ))  # fmt: skip
         return label, ("observable", "pauli", "label", label)
-    obj = draw(st.one_of(st.none(), st.integers(), st.floats(), st.dictionaries(st.text(), st.integers())))
+    obj = draw(
+        st.one_of(st.none(), st.integers(), st.floats(), st.dictionaries(st.text(), st.integers()))
+    )
     return obj, ("observable",)
 
 
@@ -281,20 +281,31 @@ def device_specs(draw: st.DrawFn) -> tuple[str, dict[str, Any], tuple[str, ...]]
         opt = draw(st.from_regex(r"[a-z]{3,8}_opt", fullmatch=True))
         return "local:ideal", {opt: 1}, (opt,)
     opt = draw(st.sampled_from(["num_qubits", "seed", "max_shots", "max_circuits_per_job"]))
-    value = draw(st.one_of(st.text(max_size=4), st.integers(max_value=-1), st.floats(), st.lists(st.integers(), max_size=2)))
+    value = draw(
+        st.one_of(
+            st.text(max_size=4),
+            st.integers(max_value=-1),
+            st.floats(),
+            st.lists(st.integers(), max_size=2),
+        )
+    )
     return "local:ideal", {opt: value}, (opt,)
 
 
 def check_device_specs(tally: Tally, case: tuple[str, dict[str, Any], tuple[str, ...]]) -> None:
     spec, options, words = case
     bad = not (options.get("seed") is not None and isinstance(options.get("seed"), int))
-    _judge(tally, f"device({spec!r}, {options})", lambda: multiqpu.device(spec, **options), bad, words)
+    _judge(
+        tally, f"device({spec!r}, {options})", lambda: multiqpu.device(spec, **options), bad, words
+    )
 
 
 # ------------------------------------------------------------------------ options
 OPTION_VALUES: dict[str, Any] = {
     "policy": st.one_of(st.text(max_size=8), st.integers()),
-    "fidelity_floor": st.one_of(st.floats(1.0001, 10), st.floats(-10, -0.0001), st.text(max_size=3)),
+    "fidelity_floor": st.one_of(
+        st.floats(1.0001, 10), st.floats(-10, -0.0001), st.text(max_size=3)
+    ),
     "fidelity_margin": st.one_of(st.floats(-10, -0.0001), st.text(max_size=3)),
     "max_slowdown": st.one_of(st.floats(-5, 0.999), st.text(max_size=3)),
     "budget_usd": st.one_of(st.floats(max_value=-0.001), st.text(max_size=3)),
@@ -310,7 +321,9 @@ OPTION_VALUES: dict[str, Any] = {
                 st.integers(),
                 st.text(max_size=2),
                 st.tuples(st.one_of(st.integers(max_value=0), st.text(max_size=2)), st.floats()),
-                st.tuples(st.integers(1, 5), st.one_of(st.floats(max_value=0), st.text(max_size=2))),
+                st.tuples(
+                    st.integers(1, 5), st.one_of(st.floats(max_value=0), st.text(max_size=2))
+                ),
             ),
             min_size=1,
         ),
@@ -365,12 +378,23 @@ def configs(draw: st.DrawFn) -> tuple[str, bool, tuple[str, ...]]:
     kind = draw(st.sampled_from(["malformed", "type", "unknown", "bytes"]))
     if kind == "malformed":
         cut = draw(st.integers(0, len(BASE_TOML) - 1))
-        junk = draw(st.sampled_from(["[", "]", "=", '"', "[[x", "= =", "\x00", "key", "[devices.]"]))
-        return BASE_TOML[:cut] + junk + BASE_TOML[cut:], False, ("toml", "config", "line", "key", "devices", "provider")
+        junk = draw(
+            st.sampled_from(["[", "]", "=", '"', "[[x", "= =", "\x00", "key", "[devices.]"])
+        )
+        return (
+            BASE_TOML[:cut] + junk + BASE_TOML[cut:],
+            False,
+            ("toml", "config", "line", "key", "devices", "provider"),
+        )
     if kind == "type":
-        key = draw(st.sampled_from(["num_qubits", "max_shots", "provider", "backend", "queue_time_scale"]))
+        key = draw(
+            st.sampled_from(["num_qubits", "max_shots", "provider", "backend", "queue_time_scale"])
+        )
         value = draw(st.sampled_from(['"many"', "[1, 2]", "-3", "true", "{a = 1}", '""', "0"]))
-        lines = [(f"{key} = {value}" if line.startswith(f"{key} =") else line) for line in BASE_TOML.splitlines()]
+        lines = [
+            (f"{key} = {value}" if line.startswith(f"{key} =") else line)
+            for line in BASE_TOML.splitlines()
+        ]
         bad = value != "0" or key != "queue_time_scale"
         return "\n".join(lines) + "\n", bad, (key, "device", "provider")
     if kind == "unknown":
@@ -413,7 +437,9 @@ def qasm_texts(draw: st.DrawFn) -> str:
         return "\n".join(lines[:k] + lines[k + 1 :])
     if kind == "token":
         pos = draw(st.integers(0, len(BASE_QASM)))
-        tok = draw(st.sampled_from([";", "{", "}", "q[", "->", "gate", "0.5", "\u00e9", "OPENQASM"]))
+        tok = draw(
+            st.sampled_from([";", "{", "}", "q[", "->", "gate", "0.5", "\u00e9", "OPENQASM"])
+        )
         return BASE_QASM[:pos] + tok + BASE_QASM[pos:]
     if kind == "gate":
         name = draw(st.from_regex(r"[a-z]{3,7}", fullmatch=True))
@@ -421,8 +447,12 @@ def qasm_texts(draw: st.DrawFn) -> str:
     if kind == "index":
         return BASE_QASM.replace("q[1]", f"q[{draw(st.integers(2, 99))}]")
     if kind == "v3":
-        body = draw(st.sampled_from(["qubit[2] q;\nh q[0];\nfoo q[1];", "qubit q;\nbit c;\nc = measure q", "int x = ;"]))
-        return "OPENQASM 3.0;\ninclude \"stdgates.inc\";\n" + body
+        body = draw(
+            st.sampled_from(
+                ["qubit[2] q;\nh q[0];\nfoo q[1];", "qubit q;\nbit c;\nc = measure q", "int x = ;"]
+            )
+        )
+        return 'OPENQASM 3.0;\ninclude "stdgates.inc";\n' + body
     return draw(st.text(max_size=80))
 
 
