@@ -79,7 +79,7 @@ async def _main(args: argparse.Namespace) -> dict[str, object]:
                 "submit": rng.randint(1, _crash.N_TASKS),
                 "poll": rng.randint(1, _crash.N_TASKS),
                 "journal": rng.randint(1, 3 * _crash.N_TASKS),
-                "timer": rng.randint(300, 2500),
+                "timer": rng.randint(200, 1200),  # the child finishes in about 2 s
             }[phase]
             path = Path(tmp) / f"crash-{n}.sqlite"
             crashes.append(await _crash.crash_and_resume(path, phase, k, args.seed + n))
