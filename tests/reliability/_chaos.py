@@ -78,8 +78,9 @@ def _ideal(seed: int, width: int = 5) -> multiqpu.Device:
     )
 
 
-def chaos_devices(n: int, seed: int) -> list[FaultyDevice]:
-    """The seven faulty devices of a chaos run of ``n`` circuits."""
+def chaos_devices(n: int, seed: int, fail_after: int | None = None) -> list[FaultyDevice]:
+    """The seven faulty devices of a chaos run of ``n`` circuits (``dies`` is lost after
+    ``fail_after`` jobs, default ``n // 20``)."""
     p = 0.2  # every device: 20 % transient failures
     return [
         FaultyDevice(_ideal(seed), name="flaky", transient_failures=p, seed=seed),
@@ -88,8 +89,9 @@ def chaos_devices(n: int, seed: int) -> list[FaultyDevice]:
             retry_after_s=0.01, seed=seed + 1,
         ),
         FaultyDevice(
-            _ideal(seed + 2), name="dies", transient_failures=p, fail_after=max(n // 20, 2),
-            fail_in_flight=True, delay_s=(0.0, 0.05), seed=seed + 2,
+            _ideal(seed + 2), name="dies", transient_failures=p,
+            fail_after=fail_after or max(n // 20, 2), fail_in_flight=True,
+            delay_s=(0.0, 0.05), seed=seed + 2,
         ),
         FaultyDevice(_ideal(seed + 3), name="stuck", transient_failures=p, hang=True, seed=seed),
         FaultyDevice(
@@ -120,14 +122,16 @@ class ChaosOutcome:
     devices: list[str] = field(default_factory=list)
 
 
-async def run_chaos(n: int, seed: int, journal_path: str | None = None) -> ChaosOutcome:
+async def run_chaos(
+    n: int, seed: int, journal_path: str | None = None, *, fail_after: int | None = None
+) -> ChaosOutcome:
     """One chaos run of ``n`` circuits (see the module docstring) and its checks."""
     circuits = chaos_circuits(n, seed)
     clean = multiqpu.Fleet([_ideal(seed + k) for k in range(7)])
     reference = await clean.sample(
         circuits, shots=None, journal=None, **{**CHAOS_OPTIONS, "job_timeout_s": None}
     )
-    devices = chaos_devices(n, seed)
+    devices = chaos_devices(n, seed, fail_after)
     with Journal(journal_path or ":memory:") as journal:
         t0 = time.perf_counter()
         result = await multiqpu.Fleet(devices).sample(
@@ -274,15 +278,17 @@ def off_exact(
     )
 
 
-async def run_chaos_trust(n: int, seed: int, shots: int = 400) -> TrustOutcome:
-    """The chaos devices plus ``liar`` (``BitFlips(0.05)`` on every result, 20 % transient
+async def run_chaos_trust(
+    n: int, seed: int, shots: int = 400, *, flip: float = 0.05
+) -> TrustOutcome:
+    """The chaos devices plus ``liar`` (``BitFlips(flip)`` on every result, 20 % transient
     failures), sampled with ``trust=multiqpu.Trust()``: canaries flag the liar, its results
     run again elsewhere, every final result must match the exact distribution."""
     from multiqpu.testing.faults import BitFlips
 
     circuits = chaos_circuits(n, seed)
     liar = FaultyDevice(
-        _ideal(seed + 7), name="liar", corrupt=BitFlips(0.05), transient_failures=0.2,
+        _ideal(seed + 7), name="liar", corrupt=BitFlips(flip), transient_failures=0.2,
         seed=seed + 7,
     )  # fmt: skip
     devices = [*chaos_devices(n, seed), liar]
