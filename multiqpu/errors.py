@@ -129,7 +129,20 @@ class ProviderError(MultiQPUError):
 
 
 class TransientProviderError(ProviderError):
-    """A provider error worth retrying (throttling, timeouts, server errors)."""
+    """A provider error worth retrying (throttling, timeouts, server errors).
+    ``retry_after_s``: how long the provider asked us to wait (a throttling response's
+    Retry-After); the scheduler never retries sooner."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        provider: str,
+        vendor_message: str | None = None,
+        retry_after_s: float | None = None,
+    ) -> None:
+        super().__init__(message, provider=provider, vendor_message=vendor_message)
+        self.retry_after_s = retry_after_s
 
 
 class JobError(MultiQPUError):

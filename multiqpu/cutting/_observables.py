@@ -95,6 +95,13 @@ def normalize_observables(observables: Any, num_qubits: int) -> Observables:
     for k, terms in enumerate(per_item):
         for label, c in terms:
             coeffs[k, index[label]] += c
+    finite = np.isfinite(coeffs).all(axis=1)
+    if not finite.all():
+        bad = int(np.flatnonzero(~finite)[0])
+        raise InvalidInputError(
+            f"observable {bad} has a NaN or infinite coefficient; every coefficient must be "
+            "a finite number"
+        )
     if np.abs(coeffs.imag).max(initial=0.0) > _IMAG_TOL:
         bad = int(np.nonzero(np.abs(coeffs.imag).max(axis=1) > _IMAG_TOL)[0][0])
         raise InvalidInputError(

@@ -237,6 +237,8 @@ async def estimate(
     stage = stage_for(mitigation)
     the_engine = get_engine(engine)
     stage.check(shots=shots, precision=precision)
+    if observables is None:
+        raise InvalidInputError("estimate needs observables (Pauli strings or a SparsePauliOp)")
     pool = as_pool(fleet)
     if placement is not None:
         pool = _restricted(pool, placement)

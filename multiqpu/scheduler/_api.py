@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -197,6 +197,10 @@ async def sample(
 
     if isinstance(circuits, QuantumCircuit):
         raise InvalidInputError("pass a list of circuits, not a single QuantumCircuit")
+    if isinstance(circuits, str | bytes) or not isinstance(circuits, Iterable):
+        raise InvalidInputError(
+            f"circuits must be a list of QuantumCircuits, got {type(circuits).__name__}"
+        )
     circuits = list(circuits)
     if isinstance(shots, Sequence):
         if len(shots) != len(circuits):

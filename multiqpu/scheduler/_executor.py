@@ -7,9 +7,8 @@ core says to cancel (hedge losers, jobs on dropped devices, timed-out jobs) and 
 the core places next. Every circuit index gets exactly one result; cancelling the awaiting
 task cancels every job in flight.
 
-Around it: ``_probing`` (device status, queue reports, cost tables, fail fast),
-``_submission`` (throttle and retry), ``_recorder`` (what the run records, and where: the
-journal or nothing) and ``_report.build_report``.
+Around it: ``_probing`` (device status, queues, cost tables, fail fast), ``_submission``
+(throttle, retry, refusals), ``_recorder`` (what is recorded, where) and ``_report``.
 """
 
 from __future__ import annotations
@@ -35,7 +34,7 @@ from multiqpu.scheduler._probing import Probe, probe
 from multiqpu.scheduler._progress import Progress, wants_progress
 from multiqpu.scheduler._recorder import RunRecorder, recorder_for
 from multiqpu.scheduler._report import RunReport, SampleResult, TaskResult, build_report
-from multiqpu.scheduler._submission import Submitter, cancel_job
+from multiqpu.scheduler._submission import Refusals, Submitter, cancel_job
 from multiqpu.scheduler._tables import ArraySource
 from multiqpu.scheduler._timeline import TimelineRecorder
 
@@ -100,6 +99,7 @@ class _Executor:
         self.live: dict[int, _Live] = {}
         self.errors: dict[str, str] = {}
         self.submitter = Submitter(opts)
+        self.refusals = Refusals(len(self.devices), [it.circuit.name for it in items], run_id)
 
     # ------------------------------------------------------------------ set-up
     async def prepare(self, indices: np.ndarray | None = None) -> None:
@@ -305,13 +305,14 @@ class _Executor:
                 for task in tasks:
                     if task.done() and not task.cancelled():
                         self._handle(core, task.result(), now(), wall0)
-                for job_id in core.timeouts(now()):
-                    cancel = core.on_failed(job_id, now(), permanent=False)
-                    self.errors[self.devices[self.live[job_id].sub.device].spec] = "timed out"
-                    self._fail_record(job_id, "timed out", final=False)
-                    self._cancel(job_id)
-                    for other in cancel:
-                        self._cancel(other)
+                for job_id in (timed := core.timeouts(now())):  # all recorded first: a
+                    self._fail_record(job_id, "timed out", final=False)  # failover cancels
+                for job_id in timed:
+                    if (late := self.live.get(job_id)) is not None:
+                        self.errors[self.devices[late.sub.device].spec] = "timed out"
+                        self._cancel(job_id)
+                        for other in core.on_failed(job_id, now(), permanent=False):
+                            self._cancel(other)
                 for sub in core.pump(now()):
                     self._launch(sub)
             missing = [i for i, r in enumerate(self.results) if r is None]
@@ -352,6 +353,7 @@ class _Executor:
             self._fail_record(out.job_id, str(err), final=False)
             self.live.pop(out.job_id, None)
             self._release(rec)
+            self.refusals.note(err, rec.sub.idx.tolist(), spec)  # bad input: stops at a limit
             permanent = isinstance(err, DeviceUnavailableError)
             for other in core.on_failed(out.job_id, now, permanent=permanent):
                 self._cancel(other)

@@ -164,9 +164,14 @@ def parse_options(policy: str = "balanced", **options: Any) -> Options:
     for v in values:
         if isinstance(v, bool) or not isinstance(v, int) or v < 1:
             raise InvalidInputError(f"concurrency must be a positive integer, got {v!r}")
+    if not isinstance(opts.rate_limits, Mapping):
+        raise InvalidInputError(
+            f"rate_limits must be {{provider: (calls, period_s)}}, got {opts.rate_limits!r}"
+        )
     for provider, limit in opts.rate_limits.items():
-        ok = isinstance(limit, tuple | list) and len(limit) == 2 and int(limit[0]) >= 1
-        if not ok or float(limit[1]) <= 0:
+        ok = isinstance(limit, tuple | list) and len(limit) == 2
+        ok = ok and all(isinstance(x, int | float) and not isinstance(x, bool) for x in limit)
+        if not ok or not (limit[0] >= 1 and limit[1] > 0):
             raise InvalidInputError(
                 f"rate_limits[{provider!r}] must be (calls, period_s), got {limit!r}"
             )

@@ -174,6 +174,10 @@ class ShotShare:
 
 
 # ---------------------------------------------------------------------- expand
+#: most parts (jobs) one circuit's shots are split into
+MAX_PARTS = 10_000
+
+
 def _sizes(shots: int, n: int) -> list[int]:
     q, r = divmod(shots, n)
     return [q + 1] * r + [q] * (n - r)
@@ -326,6 +330,11 @@ async def expand(
             allowed: frozenset[str] | None = frozenset({dev.spec})
         else:
             n, allowed = counts[i], it.devices
+        if n > MAX_PARTS:  # refused before anything is submitted (or a list of n parts built)
+            raise InvalidInputError(
+                f"shots={it.shots} for circuit {i} would take {n} jobs at the devices' "
+                f"max_shots; at most {MAX_PARTS} parts per circuit"
+            )
         if n == 1:
             parts.append(it)
             owner.append(i)

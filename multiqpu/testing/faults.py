@@ -49,6 +49,21 @@ Faults, in the order a submission meets them:
       liar = FaultyDevice(ideal, name="liar", corrupt=BitFlips(0.05), seed=3)
       drifting = FaultyDevice(ideal, name="drift", corrupt=Drift(start_after_jobs=5))
 
+Faults of the provider's service (appended; each draw comes from ``seed`` too):
+
+* ``throttle``: like ``transient_failures`` (a count or a probability), but the error is a
+  throttling response: a :class:`~multiqpu.TransientProviderError` whose ``retry_after_s`` is
+  ``retry_after_s``; the scheduler waits at least that long before it tries again.
+* ``lost_acks=p``: with probability p the provider accepts a job and runs it, but the answer
+  to the submit call is lost (the call raises :class:`~multiqpu.TransientProviderError`), so
+  a retry runs the same work again: a duplicated result. ``duplicates`` counts them.
+* ``late_results=p``: with probability p an accepted job's result comes ``late_s`` seconds
+  after submission, and the provider ignores cancellation of that job, so its result still
+  arrives after a timeout or a hedge moved the work elsewhere.
+
+``attempt_times`` holds the ``time.monotonic()`` of every submit call (accepted or not), so a
+test can check rate limits; ``faults`` counts what was injected, by kind.
+
 Everything else (target, calibration, cost, transpilation, queue estimate, ``simulator``,
 ``exact``, limits) is the inner device's (:class:`~multiqpu.delegating.DelegatingDevice`).
 The wrapper has its own name (``name``, default ``"<inner name>-faulty"``) so a fleet can
@@ -136,6 +151,11 @@ class FaultyDevice(DelegatingDevice):
         corrupt: Corruption | Sequence[Corruption] | None = None,
         seed: int = 0,
         name: str | None = None,
+        throttle: int | float = 0,
+        retry_after_s: float = 0.05,
+        lost_acks: float = 0.0,
+        late_results: float = 0.0,
+        late_s: float = 2.0,
     ) -> None:
         super().__init__(inner, name=name or f"{inner.name}-faulty")
         if isinstance(transient_failures, bool) or not isinstance(transient_failures, int | float):
@@ -173,6 +193,19 @@ class FaultyDevice(DelegatingDevice):
         self.submissions: list[Submission] = []
         self._lost = False
         self._in_flight: set[FaultyJob] = set()
+        _check_service_faults(throttle, retry_after_s, lost_acks, late_results, late_s)
+        self.throttle = throttle
+        self.retry_after_s = float(retry_after_s)
+        self.lost_acks = float(lost_acks)
+        self.late_results = float(late_results)
+        self.late_s = float(late_s)
+        self._service_rng = random.Random(f"service-{seed}")  # keeps the older draws as they were
+        #: time.monotonic() of every submit call, accepted or not
+        self.attempt_times: list[float] = []
+        #: throttling responses, lost acknowledgements (duplicated work), late results
+        self.throttled = 0
+        self.duplicates = 0
+        self.late = 0
 
     @property
     def in_flight(self) -> int:
@@ -208,6 +241,7 @@ class FaultyDevice(DelegatingDevice):
         from multiqpu._transpile import circuit_key
 
         self.attempts += 1
+        self.attempt_times.append(time.monotonic())
         if self.fail_after is not None and len(self.submissions) >= self.fail_after:
             if not self._lost:
                 self._lose()
@@ -222,8 +256,22 @@ class FaultyDevice(DelegatingDevice):
             raise TransientProviderError(
                 "service temporarily unavailable (injected fault)", provider=self.provider
             )
+        th = self.throttle
+        if (isinstance(th, int) and self.attempts - self.transient_raised <= th) or (
+            isinstance(th, float) and self._service_rng.random() < th
+        ):
+            self.throttled += 1
+            raise TransientProviderError(
+                "rate limit exceeded (injected fault)",
+                provider=self.provider,
+                retry_after_s=self.retry_after_s,
+            )
         low, high = self.delay_range
         delay = self._rng.uniform(low, high) if high > low else low
+        late = self.late_results > 0 and self._service_rng.random() < self.late_results
+        if late:
+            self.late += 1
+            delay = max(delay, self.late_s)
         inner_job = None if self.hang else await self.inner.submit(circuits, shots)
         loop = asyncio.get_running_loop()
         job = FaultyJob(
@@ -232,13 +280,57 @@ class FaultyDevice(DelegatingDevice):
             deliver_at=loop.time() + delay,
             circuits=circuits,
             index=len(self.submissions),
+            ignore_cancel=late,
         )
         self.submissions.append(
             Submission(
                 job.job_id, tuple(circuit_key(c) for c in circuits), shots, delay, time.time()
             )
         )
+        if self.lost_acks > 0 and self._service_rng.random() < self.lost_acks:
+            self.duplicates += 1  # the job runs on; its submitter never hears of it
+            raise TransientProviderError(
+                "connection reset before the job id came back (injected fault)",
+                provider=self.provider,
+            )
         return job
+
+    @property
+    def faults(self) -> dict[str, int]:
+        """Faults injected so far, by kind."""
+        return {
+            "transient": self.transient_raised,
+            "throttled": self.throttled,
+            "duplicated": self.duplicates,
+            "late": self.late,
+            "lost": int(self._lost),
+            "hung": len(self.submissions) if self.hang else 0,
+        }
+
+
+def _check_service_faults(
+    throttle: int | float,
+    retry_after_s: float,
+    lost_acks: float,
+    late_results: float,
+    late_s: float,
+) -> None:
+    if (
+        isinstance(throttle, bool)
+        or not isinstance(throttle, int | float)
+        or throttle < 0
+        or (isinstance(throttle, float) and throttle > 1.0)
+    ):
+        raise InvalidInputError(
+            f"throttle is a count (int >= 0) or a probability in [0, 1], got {throttle!r}"
+        )
+    for name, p in (("lost_acks", lost_acks), ("late_results", late_results)):
+        if not 0.0 <= p <= 1.0:
+            raise InvalidInputError(f"{name} is a probability in [0, 1], got {p!r}")
+    if retry_after_s < 0 or late_s < 0:
+        raise InvalidInputError(
+            f"retry_after_s and late_s must be >= 0, got {retry_after_s!r}, {late_s!r}"
+        )
 
 
 class FaultyJob(Job):
@@ -252,6 +344,7 @@ class FaultyJob(Job):
         deliver_at: float,
         circuits: Sequence[QuantumCircuit] = (),
         index: int = -1,
+        ignore_cancel: bool = False,
     ) -> None:
         job_id = inner.job_id if inner is not None else f"hung-{id(self):x}"
         super().__init__(job_id, device.spec)
@@ -261,6 +354,7 @@ class FaultyJob(Job):
         self._circuits = list(circuits)
         self._index = index
         self._cancelled = False
+        self._ignore_cancel = ignore_cancel  # a late result: the provider ignores cancel()
         self._error: BaseException | None = None
         self._task: asyncio.Task[RunResult] = asyncio.ensure_future(self._run())
         device._in_flight.add(self)
@@ -342,7 +436,7 @@ class FaultyJob(Job):
         return JobStatus.RUNNING if inner is JobStatus.DONE else inner
 
     async def cancel(self) -> None:
-        if self._task.done():
+        if self._task.done() or self._ignore_cancel:
             return
         self._cancelled = True
         self._task.cancel()

@@ -53,7 +53,11 @@ class IdealSimulator(LocalSimulator):
             return CircuitResult(counts={}, shots=None, probabilities=probs, metadata=metadata)
         if not qubits:  # nothing acts on any qubit: every classical bit reads 0
             counts = {"0" * circuit.num_clbits: shots}
-        elif _mid_circuit(circuit) and circuit.num_qubits <= _DRAW_MAX_QUBITS:
+        elif (
+            _mid_circuit(circuit)
+            and circuit.num_qubits <= _DRAW_MAX_QUBITS
+            and not _classical_control(circuit)  # Aer runs if/else; the exact draw cannot
+        ):
             # Aer simulates shot by shot once a gate follows a measurement (20x slower for
             # cutting's sub-experiments); drawing from the exact distribution is the same law.
             from multiqpu_local._exact import exact_distribution
@@ -83,6 +87,11 @@ def _mid_circuit(circuit: QuantumCircuit) -> bool:
         elif name not in ("barrier", "delay") and done.intersection(inst.qubits):
             return True
     return False
+
+
+def _classical_control(circuit: QuantumCircuit) -> bool:
+    """Does an instruction other than a measurement read or write classical bits?"""
+    return any(inst.clbits and inst.operation.name != "measure" for inst in circuit.data)
 
 
 def _draw(probs: dict[str, float], shots: int, seed: int) -> dict[str, int]:
