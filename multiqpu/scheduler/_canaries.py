@@ -43,6 +43,7 @@ if TYPE_CHECKING:
     from multiqpu.pool import DevicePool
     from multiqpu.scheduler._costmodel import Item
     from multiqpu.scheduler._report import SampleResult, TaskResult
+    from multiqpu.scheduler._submission import Submitter
 
 __all__ = [
     "MIN_CANARY_SHOTS",
@@ -83,9 +84,16 @@ class Ride:
         """What to add to the job."""
         return [self.canary.circuit] if self.inline else []
 
-    def launch(self, device: Device) -> None:
+    def launch(self, device: Device, submitter: Submitter) -> None:
+        """Submit the companion job (if any) through the run's throttle and retries."""
         if not self.inline and self._task is None:
-            self._task = asyncio.ensure_future(device.run([self.canary.circuit], self.shots))
+            self._task = asyncio.ensure_future(self._companion(device, submitter))
+            # a failure is read by companion_result(), or never: do not warn about it
+            self._task.add_done_callback(lambda t: t.cancelled() or t.exception())
+
+    async def _companion(self, device: Device, submitter: Submitter) -> RunResult:
+        job = await submitter.submit(device, [self.canary.circuit], self.shots)
+        return await job.result()
 
     async def companion_result(self) -> CircuitResult | None:
         if self._task is None:

@@ -178,7 +178,7 @@ class _Executor:
                     circuits += rec.ride.circuits() if rec.ride else []
                 rec.job = await self.submitter.submit(device, circuits, shots)
                 if rec.ride is not None:
-                    rec.ride.launch(device)
+                    rec.ride.launch(device, self.submitter)
                 self.recorder.job_submitted(row, rec.job.job_id)
             if device.session_ttl_s > 0:
                 watcher = asyncio.ensure_future(self._watch(rec))

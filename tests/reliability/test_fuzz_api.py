@@ -14,6 +14,7 @@ import multiqpu
 from multiqpu.errors import InvalidInputError
 
 
+@pytest.mark.filterwarnings("ignore:invalid value encountered:RuntimeWarning")  # qiskit, on inf
 @pytest.mark.parametrize("family", sorted(FAMILIES))
 def test_bad_input_raises_a_clear_multiqpu_error_and_submits_nothing(family: str) -> None:
     tally = run_family(family, 40, seed=5)
@@ -39,6 +40,7 @@ async def test_sample_none_is_refused(fleet: multiqpu.Fleet) -> None:
         await fleet.sample(None)
 
 
+@pytest.mark.filterwarnings("ignore:invalid value encountered:RuntimeWarning")  # qiskit, on inf
 @pytest.mark.parametrize("bad", [math.nan, math.inf, -math.inf])
 async def test_a_nan_or_infinite_coefficient_is_named(fleet: multiqpu.Fleet, bad: float) -> None:
     with pytest.raises(InvalidInputError, match="NaN or infinite coefficient"):
