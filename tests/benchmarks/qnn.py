@@ -28,9 +28,12 @@ Figures (each over the seeds, paired by seed):
   devices (every circuit through the estimate pipeline, cut in two) against the same model
   trained uncut on a 3-qubit device: 4 samples, batch 2, 3 epochs (6 synchronous Adam
   steps, learning rate 0.2), 2,000 shots; same initial weights, data order and shots; the uncut
-  training is repeated with ``CUT_REPEATS`` device seeds, and the cut run's final loss
-  (exact, on the training samples) must lie within 2 standard errors of the uncut mean
-  (standard error of one run minus the mean: ``sd * sqrt(1 + 1/repeats)``).
+  and the cut trainings are each repeated with ``CUT_REPEATS`` device seeds, and the mean
+  final loss (exact, on the training samples) of the cut runs must lie within 2 standard
+  errors of the uncut mean (the standard error of the difference of the two means). Until
+  2026-12-04 one cut run was compared against the spread of the uncut runs alone; cut runs
+  vary more (each estimate is a quasi-probability sum over sub-experiments), so that test
+  failed without any bias (cut runs 0.086-0.093 around the exact-gradient training's 0.090).
 
 Seeds: development used seeds 0-4 (``--seeds dev``); the reported figures are on seeds
 100-104, never used while developing (default). ``--quick`` (for the tests): 2 seeds, 1, 4
@@ -158,23 +161,27 @@ def cut_training(repeats: int) -> dict[str, Any]:
         t = Trainer(model, fleet, **kw)
         t.fit(X, y, epochs=3)
         uncut.append(final_loss(t))
-    small = DevicePool([multiqpu.device("local:ideal", num_qubits=2, seed=7 + i,
-                                        label=f"two{i}") for i in range(2)])  # fmt: skip
     start = time.perf_counter()
-    cut = Trainer(model, small, cut_options={"use_scheduler": False}, **kw)
-    cut.fit(X, y, epochs=3)
-    cut_loss = final_loss(cut)
+    cut_losses = []
+    for r in range(repeats):  # the cut run has its own shot noise: repeat it as well
+        small = DevicePool([multiqpu.device("local:ideal", num_qubits=2, seed=7 + 2 * r + i,
+                                            label=f"two{i}") for i in range(2)])  # fmt: skip
+        cut = Trainer(model, small, cut_options={"use_scheduler": False}, **kw)
+        cut.fit(X, y, epochs=3)
+        cut_losses.append(final_loss(cut))
     mean, sd = float(np.mean(uncut)), float(np.std(uncut, ddof=1))
-    se = sd * np.sqrt(1 + 1 / repeats)
+    cut_mean, cut_sd = float(np.mean(cut_losses)), float(np.std(cut_losses, ddof=1))
+    se = float(np.sqrt(sd**2 / repeats + cut_sd**2 / repeats))  # of the difference of means
     initial = float(np.mean(-np.log(cut.loss.probabilities(
         model.exact_outputs(X, model.init_weights(5)))[np.arange(len(y)), y])))  # fmt: skip
     return {
-        "cut_training_matches_uncut": bool(abs(cut_loss - mean) <= 2 * se),
-        "cut_loss": round(cut_loss, 4),
+        "cut_training_matches_uncut": bool(abs(cut_mean - mean) <= 2 * se),
+        "cut_loss": round(cut_mean, 4),
+        "cut_loss_sd": round(cut_sd, 4),
         "uncut_loss_mean": round(mean, 4),
         "uncut_loss_sd": round(sd, 4),
         "initial_loss": round(initial, 4),
-        "cut_z": round((cut_loss - mean) / se, 2) if se > 0 else None,
+        "cut_z": round((cut_mean - mean) / se, 2) if se > 0 else None,
         "cut_wall_s": round(time.perf_counter() - start, 1),
         "cut_executor": cut.executor.names[0],
     }
