@@ -135,6 +135,7 @@ class CoreState:
         self.stats = Stats(nd, start=now)
         self.remaining_by_class = source.class_counts(nc).astype(np.int64)
         self.unplaced_by_class = self.remaining_by_class.copy()
+        self.total_by_class = self.remaining_by_class.astype(float)  # the whole workload
         self.spent = 0.0
         # balanced: the fidelity budget (see _policy): what a placement loses against the
         # class's most accurate device, summed over committed placements, may reach
@@ -150,6 +151,8 @@ class CoreState:
         self.planned_at = -1  # tasks delivered when it was planned
         # balanced: fidelity each class may still lose by new placements (the plan's share)
         self.quota: np.ndarray | None = None
+        # balanced: the run fell back to fastest for good (``_budget.late_guard``)
+        self.fallen_back = False
         self.chunk = 1024  # tasks taken from the source per placement round (adapted)
         self.now = now  # the time of the latest pump
         self.plan_end = now  # when the work not yet submitted is expected done (fluid)
