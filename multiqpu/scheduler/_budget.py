@@ -199,9 +199,10 @@ def within_budget(core: CoreState, c: int, k: int, sel: np.ndarray, F: np.ndarra
 
 def projected_end(core: CoreState, now: float) -> float:
     """When the run is expected to end on the current estimates: every open job (an
-    overdue one later the longer it is late, see ``_hedging.straggler_end``; a hedged one
-    at its earliest copy), the work queued for each device and the plan of the work not
-    yet placed."""
+    overdue one later the longer it is late, see ``_hedging.straggler_end``; one on a device
+    not learned yet by how long it has waited; a hedged one at its earliest copy). The work
+    not yet submitted is left out: its plan keeps to ``max_slowdown`` by itself
+    (:func:`budget_plan`)."""
     from multiqpu.scheduler._hedging import straggler_end
 
     end = now
@@ -218,21 +219,19 @@ def projected_end(core: CoreState, now: float) -> float:
             if h in core.jobs:
                 e = min(e, straggler_end(core, core.jobs[h], now))
         end = max(end, e)
-    busy = core.alive & (core.local_count > 0)
-    if busy.any():
-        end = max(end, float(core.finish_times(now)[busy].max()))
-    if core.front or core.source.remaining:
-        end = max(end, core.plan_end)
     return end
 
 
 def late_guard(core: CoreState, now: float) -> bool:
     """``balanced`` with ``max_slowdown`` (``s``): the guarantee in the run, not only in the
-    plan. Once a first result is in, when the run's projected length
-    (:func:`projected_end` minus the start) is longer than ``s`` times the fastest plan of
-    the whole workload on the same current estimates (every live device that fits, any
-    fidelity, each starting after its estimated wait), the rest of the run is placed,
-    hedged and copied as ``fastest`` would (no fidelity quota), for good;
+    plan. The plan of the work not yet submitted keeps to ``s`` times the fastest plan
+    (:func:`budget_plan`); what it cannot see is a job already submitted that runs late
+    (a queue far longer than its estimate) and whose rescue the fidelity budget forbids.
+    Once a first result is in and every task is submitted, when an open job is expected to
+    end (:func:`projected_end`) further off than ``s`` times the fastest plan of everything
+    not yet delivered (every live device that fits, any fidelity, each starting after its
+    estimated wait: the work in flight re-placed too), the rest of the run is hedged and
+    copied as ``fastest`` would (no fidelity quota), for good;
     ``limits["max_slowdown_fallback"]`` records it. Returns whether the run has fallen
     back."""
     slowdown = core.config.max_slowdown
@@ -240,17 +239,20 @@ def late_guard(core: CoreState, now: float) -> bool:
         return core.fallen_back
     if core.stats.delivered == 0:
         return False  # nothing learned yet: the plan's estimates are all there is
-    length = projected_end(core, now) - core.stats.start
+    if core.front or core.source.remaining:
+        return False  # work left to place: the plan still decides (and re-plans)
+    ahead = projected_end(core, now) - now
     t = core.tables
     eligible = t.fits & core.alive[None, :] & (t.fidelity >= t.floor[:, None])
     start = np.where(core.alive, core.wait, np.inf)
     # cheap test first: the fastest plan takes at least the shortest wait
-    if length <= slowdown * float(start.min(initial=np.inf)):
+    if ahead <= slowdown * float(start.min(initial=np.inf)):
         return False
     from multiqpu.scheduler._bounds import fluid_plan
 
-    t_fast, _ = fluid_plan(core.total_by_class, core.x, start, eligible)
-    if not np.isfinite(t_fast) or length <= slowdown * t_fast:
+    todo = core.remaining_by_class.astype(float)
+    t_fast, _ = fluid_plan(todo, core.x, start, eligible)
+    if not np.isfinite(t_fast) or ahead <= slowdown * t_fast:
         return False
     core.fallen_back = True
     core.stats.limits["max_slowdown_fallback"] = 1

@@ -135,7 +135,6 @@ class CoreState:
         self.stats = Stats(nd, start=now)
         self.remaining_by_class = source.class_counts(nc).astype(np.int64)
         self.unplaced_by_class = self.remaining_by_class.copy()
-        self.total_by_class = self.remaining_by_class.astype(float)  # the whole workload
         self.spent = 0.0
         # balanced: the fidelity budget (see _policy): what a placement loses against the
         # class's most accurate device, summed over committed placements, may reach
