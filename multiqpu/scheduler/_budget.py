@@ -19,13 +19,19 @@ from multiqpu.errors import InvalidInputError
 from multiqpu.scheduler._state import CoreState
 from multiqpu.scheduler._waterfill import capped_waterfill, waterfill
 
-__all__ = ["PLAN_RESERVE", "budget_plan", "within_budget", "within_quota"]
+__all__ = [
+    "PLAN_RESERVE",
+    "budget_plan",
+    "late_guard",
+    "projected_end",
+    "within_budget",
+    "within_quota",
+]
 
 PLAN_RESERVE = 0.1  # balanced: share of the fidelity budget left unplanned, for later plans
 # balanced: a plan bound by max_slowdown aims at this share of the slowdown allowed (1 +
 # SLOWDOWN_AIM x (max_slowdown - 1)): estimates err, most on the devices a plan loads most
 SLOWDOWN_AIM = 0.5
-LATE_GUARD = False
 
 
 def budget_plan(core: CoreState, *, force: bool = False) -> np.ndarray:
@@ -44,6 +50,13 @@ def budget_plan(core: CoreState, *, force: bool = False) -> np.ndarray:
     delivered (estimates have moved, and what was spent is known) and when a device is
     dropped."""
     delivered = core.stats.delivered
+    if core.fallen_back:
+        # the run fell back to fastest (see late_guard): every live device that fits
+        core.quota = None
+        t = core.tables
+        core.plan = t.fits & core.alive[None, :] & (t.fidelity >= t.floor[:, None])
+        core.planned_at = delivered
+        return core.plan
     if (
         core.plan is not None
         and not force
@@ -83,21 +96,6 @@ def budget_plan(core: CoreState, *, force: bool = False) -> np.ndarray:
         if slowdown is not None:
             t_fast, _ = fluid_plan(movable, core.x, start, eligible)
             aim = 1.0 + SLOWDOWN_AIM * (slowdown - 1.0)
-            busy = core.alive & (core.local_count > 0)
-            late = (
-                LATE_GUARD
-                and busy.any()
-                and (float(core.finish_times(now)[busy].max()) - now > slowdown * t_fast)
-            )
-            if late and np.isfinite(t_fast):
-                # what is committed already runs later than max_slowdown allows: the rest
-                # is placed as fastest would (any device that fits, no fidelity quota)
-                # until the estimates say the run is back within the limit
-                core.quota = None
-                core.plan = eligible.copy()
-                core.planned_at = delivered
-                core.stats.limits["max_slowdown"] = core.stats.limits.get("max_slowdown", 0) + 1
-                return core.plan
             if np.isfinite(t_fast) and not t_plan <= aim * t_fast:
                 quick = fluid_min_loss(movable, core.x, start, eligible, core.loss, aim * t_fast)
                 if quick is not None:
@@ -197,3 +195,66 @@ def within_budget(core: CoreState, c: int, k: int, sel: np.ndarray, F: np.ndarra
             "prices; raise the budget or run fewer circuits"
         )
     return cheap
+
+
+def projected_end(core: CoreState, now: float) -> float:
+    """When the run is expected to end on the current estimates: every open job (an
+    overdue one later the longer it is late, see ``_hedging.straggler_end``; one on a device
+    not learned yet by how long it has waited; a hedged one at its earliest copy). The work
+    not yet submitted is left out: its plan keeps to ``max_slowdown`` by itself
+    (:func:`budget_plan`)."""
+    from multiqpu.scheduler._hedging import straggler_end
+
+    end = now
+    for job in core.jobs.values():
+        if job.origin is not None:
+            continue
+        if core.learner.jobs[job.device] == 0:
+            # a device not learned yet: judged by how long the job has waited (heavy
+            # tails), not by the prior its report gave
+            e = now + max(job.exec_s, 0.5 * (now - job.submitted))
+        else:
+            e = straggler_end(core, job, now)
+        for h in job.hedges:
+            if h in core.jobs:
+                e = min(e, straggler_end(core, core.jobs[h], now))
+        end = max(end, e)
+    return end
+
+
+def late_guard(core: CoreState, now: float) -> bool:
+    """``balanced`` with ``max_slowdown`` (``s``): the guarantee in the run, not only in the
+    plan. The plan of the work not yet submitted keeps to ``s`` times the fastest plan
+    (:func:`budget_plan`); what it cannot see is a job already submitted that runs late
+    (a queue far longer than its estimate) and whose rescue the fidelity budget forbids.
+    Once a first result is in and every task is submitted, when an open job is expected to
+    end (:func:`projected_end`) further off than ``s`` times the fastest plan of everything
+    not yet delivered (every live device that fits, any fidelity, each starting after its
+    estimated wait: the work in flight re-placed too), the rest of the run is hedged and
+    copied as ``fastest`` would (no fidelity quota), for good;
+    ``limits["max_slowdown_fallback"]`` records it. Returns whether the run has fallen
+    back."""
+    slowdown = core.config.max_slowdown
+    if core.fallen_back or slowdown is None or core.config.policy != "balanced":
+        return core.fallen_back
+    if core.stats.delivered == 0:
+        return False  # nothing learned yet: the plan's estimates are all there is
+    if core.front or core.source.remaining:
+        return False  # work left to place: the plan still decides (and re-plans)
+    ahead = projected_end(core, now) - now
+    t = core.tables
+    eligible = t.fits & core.alive[None, :] & (t.fidelity >= t.floor[:, None])
+    start = np.where(core.alive, core.wait, np.inf)
+    # cheap test first: the fastest plan takes at least the shortest wait
+    if ahead <= slowdown * float(start.min(initial=np.inf)):
+        return False
+    from multiqpu.scheduler._bounds import fluid_plan
+
+    todo = core.remaining_by_class.astype(float)
+    t_fast, _ = fluid_plan(todo, core.x, start, eligible)
+    if not np.isfinite(t_fast) or ahead <= slowdown * t_fast:
+        return False
+    core.fallen_back = True
+    core.stats.limits["max_slowdown_fallback"] = 1
+    budget_plan(core, force=True)
+    return True

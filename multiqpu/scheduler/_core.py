@@ -43,7 +43,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from multiqpu.scheduler import _estimates, _hedging, _outcomes, _placement
+from multiqpu.scheduler import _budget, _estimates, _hedging, _outcomes, _placement
 from multiqpu.scheduler._learning import Learner
 from multiqpu.scheduler._records import Delivery, Submission
 from multiqpu.scheduler._state import CoreConfig, CoreState
@@ -85,6 +85,7 @@ class Core:
         _estimates.refresh(self.state)
         self._free_key = b""
         self._next_look = now
+        self._next_guard = now
 
     @property
     def stats(self) -> Stats:
@@ -114,6 +115,16 @@ class Core:
             # the rescue reserve is kept while a session that holds work has not started
             waiting = (core.session_ttl > 0) & ~core.live
             core.rescue_on = bool((waiting & ((core.local_count > 0) | (core.inflight > 0))).any())
+        if (
+            core.config.policy == "balanced"
+            and core.config.max_slowdown is not None
+            and not core.fallen_back
+            and now >= self._next_guard
+        ):
+            # balanced's guarantee held in the run (at most every 1 % of the time elapsed)
+            self._next_guard = now + max(1e-3, 0.01 * (now - core.stats.start))
+            if _budget.late_guard(core, now):
+                _estimates.refresh_masks(core)
         _placement.place(core, now)
         if not core.front and core.source.remaining == 0:
             _placement.steal(core, now)

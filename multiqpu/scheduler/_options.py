@@ -35,7 +35,9 @@ class Options:
         max_slowdown: ``balanced`` only: the plan's makespan is never longer than this
             times that of the fastest plan on the same estimates (every device that fits,
             any fidelity); within it, the plan is as accurate as the fidelity margin asks
-            or, when that is too slow, as accurate as it can be. Default 1.5. Setting
+            or, when that is too slow, as accurate as it can be; when a job already
+            submitted runs late past it, the run falls back to ``fastest`` (the report's
+            ``limits["max_slowdown_fallback"]``). Default 1.5. Setting
             ``fidelity_margin`` without it makes the margin a hard target (None).
         budget_usd: total spend allowed (estimated prices); placement keeps it feasible.
             Devices that cannot price a circuit (``estimate_cost`` fails) are not used for

@@ -146,6 +146,8 @@ def place_chunk(
                 i = a + int(np.argmin(core.x[cls_sorted[a:b], d]))
                 if core.x[int(cls_sorted[i]), d] > PROBE_FRACTION * (core.plan_end - now):
                     continue
+                if now + core.learner.wait_quantile(-1.0)[d] > core.plan_end:
+                    continue  # even an optimistic wait there ends after the plan: no probe
                 if i != a:  # move it to the front of the group
                     idx_sorted[[a, i]] = idx_sorted[[i, a]]
                     cls_sorted[[a, i]] = cls_sorted[[i, a]]

@@ -122,7 +122,8 @@ class RunReport:
     ``total_cost_usd`` excludes circuits whose price was unknown; ``unpriced_devices`` names
     the devices that could not price some circuit of the run (whether or not they ran it).
     ``limits`` counts what bound the run's placement decisions: ``"fidelity_margin"`` /
-    ``"max_slowdown"`` per ``balanced`` plan, ``"deadline_s"`` / ``"budget_usd"`` per
+    ``"max_slowdown"`` per ``balanced`` plan (``"max_slowdown_fallback"``: 1 when the run
+    fell back to ``fastest`` because a job ran late), ``"deadline_s"`` / ``"budget_usd"`` per
     placement that the user's deadline widened or budget narrowed; ``bound_by`` names the
     one that bound most (see docs/scheduler.md, "Which limit bound the run").
     """

@@ -150,6 +150,8 @@ class CoreState:
         self.planned_at = -1  # tasks delivered when it was planned
         # balanced: fidelity each class may still lose by new placements (the plan's share)
         self.quota: np.ndarray | None = None
+        # balanced: the run fell back to fastest for good (``_budget.late_guard``)
+        self.fallen_back = False
         self.chunk = 1024  # tasks taken from the source per placement round (adapted)
         self.now = now  # the time of the latest pump
         self.plan_end = now  # when the work not yet submitted is expected done (fluid)

@@ -104,6 +104,23 @@ def test_balanced_keeps_within_max_slowdown_of_fastest() -> None:
     assert loose.mean_fidelity >= bal.mean_fidelity - 1e-9
 
 
+def test_balanced_falls_back_to_fastest_when_the_run_runs_late() -> None:
+    # family scenario 66 (20 devices): before the guard, balanced's plan kept to the limit
+    # but one circuit sat 4 h in a 5.5 h queue (its rescue cost more fidelity than the
+    # budget held): 24x fastest's makespan. The run now falls back to fastest.
+    from multiqpu.scheduler._families import family_scenario
+
+    sc = family_scenario(66)
+    fast = simulate(list(sc.fleet), sc.workload, policy="fastest", seed=66)
+    bal = simulate(list(sc.fleet), sc.workload, seed=66)
+    assert bal.limits.get("max_slowdown_fallback") == 1
+    assert bal.makespan_s <= 1.6 * fast.makespan_s
+    assert sum(int(d["circuits"]) for d in bal.per_device) == sc.workload.n
+    # a fidelity margin the user sets is a hard target: no fall-back
+    hard = simulate(list(sc.fleet), sc.workload, seed=66, fidelity_margin=0.02)
+    assert "max_slowdown_fallback" not in hard.limits
+
+
 def test_max_slowdown_option() -> None:
     assert parse_options().max_slowdown == 1.5
     assert parse_options(fidelity_margin=0.05).max_slowdown is None  # the margin is hard
