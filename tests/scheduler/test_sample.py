@@ -275,9 +275,11 @@ async def test_demo_batch_prefers_low_noise_low_queue_devices() -> None:
     best = max(d.mean_estimated_fidelity or 0.0 for d in used)
     # the balanced fidelity budget: the run's mean estimate within 2 % of the best device's
     # (every circuit is the same GHZ state, so that is what most_accurate would reach),
-    # unless that was more than max_slowdown x slower than the fastest plan (the report says)
+    # unless that was more than max_slowdown x slower than the fastest plan, or a job ran so
+    # late that the run fell back to fastest (the report says which: max_slowdown[_fallback])
     mean = sum((d.mean_estimated_fidelity or 0.0) * d.circuits for d in used) / 12
-    assert mean >= 0.98 * best - 1e-9 or "max_slowdown" in result.report.limits
+    limits = result.report.limits
+    assert mean >= 0.98 * best - 1e-9 or {"max_slowdown", "max_slowdown_fallback"} & set(limits)
     assert mean >= 0.9 * best
     for r in result:
         assert sum(r.counts.values()) == 500
