@@ -28,7 +28,9 @@ Prints one JSON line. The checks (each reduced in tests/reliability/):
 * **load**: ``--load`` circuits (10 per job) over six devices in three providers with rate
   limits and 10 % throttling; every submit call's time is recorded; ``rate_limit_violations``
   counts windows of a provider's period holding more calls than its limit; ``peak_rss_mb`` is
-  this process's peak resident memory after the load run (run first; qiskit included).
+  this process's peak resident memory after the load run (run first; qiskit included);
+  ``rss_growth_mb`` is how much the load run's resident memory rose above where it started
+  (sampled every 50 ms): what 10,000 circuits and their results cost.
 
 Run: ``python tests/benchmarks/chaos.py`` (about 5-8 minutes on 2 cores) or ``--quick``.
 Seeds: developed on seed 1; the figures in docs/reliability.md are from fresh seeds.
@@ -99,6 +101,7 @@ async def _main(args: argparse.Namespace) -> dict[str, object]:
         escapes=sum(len(t.escapes) for t in tallies.values()),
         rate_limit_violations=load.rate_limit_violations,
         peak_rss_mb=load.peak_rss_mb,
+        rss_growth_mb=load.rss_growth_mb,
         chaos={
             "circuits": chaos.circuits,
             "jobs": chaos.jobs,

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import os
 import resource
 import time
 from collections import Counter
@@ -188,6 +189,7 @@ class LoadOutcome:
     max_calls_per_window: dict[str, int]
     limits: dict[str, tuple[int, float]]
     peak_rss_mb: float
+    rss_growth_mb: float  # the load run's peak resident memory minus what it started with
     wall_s: float
 
 
@@ -209,6 +211,22 @@ def _window_max(times: Sequence[float], period: float) -> int:
     return best
 
 
+def _rss_mb() -> float:
+    """This process's resident memory now (Linux ``/proc``; else the peak so far)."""
+    try:
+        with open("/proc/self/statm", encoding="ascii") as fh:
+            pages = int(fh.read().split()[1])
+        return pages * os.sysconf("SC_PAGE_SIZE") / 2**20
+    except (OSError, ValueError, IndexError):
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+async def _sample_rss(peak: list[float], every_s: float = 0.05) -> None:
+    while True:
+        peak[0] = max(peak[0], _rss_mb())
+        await asyncio.sleep(every_s)
+
+
 async def run_load(n: int, seed: int, *, batch: int = 10) -> LoadOutcome:
     """``n`` circuits (``batch`` per job) over six devices in three rate-limited providers,
     every one with 10 % throttling responses."""
@@ -220,12 +238,17 @@ async def run_load(n: int, seed: int, *, batch: int = 10) -> LoadOutcome:
         dev = FaultyDevice(inner, name=f"load{k}", throttle=0.1, retry_after_s=0.01, seed=k)
         dev.provider = provider  # three pretend providers, each with its own rate limit
         devices.append(dev)
+    before = _rss_mb()
+    during = [before]
+    sampler = asyncio.ensure_future(_sample_rss(during))
     t0 = time.perf_counter()
     result = await multiqpu.Fleet(devices).sample(
         circuits, shots=100, journal=None, cache=False, progress=False, hedging=False,
         retries=20, backoff_s=0.005, rate_limits=LOAD_LIMITS,
     )  # fmt: skip
     wall = time.perf_counter() - t0
+    sampler.cancel()
+    during[0] = max(during[0], _rss_mb())
     assert len(result.results) == n
     times: dict[str, list[float]] = {p: [] for p in LOAD_LIMITS}
     for d in devices:
@@ -241,6 +264,7 @@ async def run_load(n: int, seed: int, *, batch: int = 10) -> LoadOutcome:
         max_calls_per_window={p: _window_max(times[p], LOAD_LIMITS[p][1]) for p in LOAD_LIMITS},
         limits=LOAD_LIMITS,
         peak_rss_mb=round(peak, 1),
+        rss_growth_mb=round(during[0] - before, 1),
         wall_s=wall,
     )
 
