@@ -150,12 +150,12 @@ async def pipelined_sync(
         if not active.any():
             active = outstanding == outstanding.min()
         shares = _split(workers, len(batch.idx), active, residual)
-        at = 0
-        for d in np.flatnonzero(shares):
-            k = int(shares[d])
-            workers.start(int(d), X, batch.idx[at : at + k], server.weights, server.version,
-                          epochs=id(batch))  # fmt: skip
-            at += k
+        # contiguous slices, or, under per-sample placement rules, every sample on a device
+        # its rule allows (multiqpu.qnn._shards.assign)
+        for d, part in enumerate(workers.split(batch.idx, shares)):
+            if not len(part):
+                continue
+            workers.start(d, X, part, server.weights, server.version, epochs=id(batch))
             batch.started += 1
             outstanding[d] += 1
 
