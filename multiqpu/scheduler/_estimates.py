@@ -13,7 +13,7 @@ from multiqpu.scheduler._budget import budget_plan
 from multiqpu.scheduler._policy import masks
 from multiqpu.scheduler._state import EPS, SESSION_INFLIGHT, SESSION_WAIT_S, CoreState
 
-__all__ = ["refresh", "refresh_masks", "update_sessions"]
+__all__ = ["refresh", "refresh_masks", "row_groups", "update_sessions"]
 
 
 def refresh_masks(core: CoreState, *, force: bool = False) -> None:
@@ -35,10 +35,22 @@ def refresh_masks(core: CoreState, *, force: bool = False) -> None:
         planned=planned,
     )
     pref = core.masks.preferred & core.alive[None, :]
-    core.mask_group = np.unique(pref, axis=0, return_inverse=True)[1].reshape(-1)
+    core.mask_group = row_groups(pref)
     allowed = core.masks.allowed
     core.min_price = np.where(allowed, core.price, np.inf).min(axis=1, initial=np.inf)
     core.min_price[~np.isfinite(core.min_price)] = 0.0
+
+
+def row_groups(rows: np.ndarray) -> np.ndarray:
+    """``np.unique(rows, axis=0, return_inverse=True)[1]`` for a boolean (C, D) array, the
+    same labels (rows in lexicographic order), without ``unique``'s row sort on void
+    views: each row read as a binary number, its first column the most significant bit."""
+    n_c, n_d = rows.shape
+    if n_d > 62 or n_c == 0:
+        return np.unique(rows, axis=0, return_inverse=True)[1].reshape(-1)
+    weights = np.left_shift(np.int64(1), np.arange(n_d - 1, -1, -1, dtype=np.int64))
+    codes = rows.astype(np.int64) @ weights
+    return np.unique(codes, return_inverse=True)[1].reshape(-1)
 
 
 def refresh(core: CoreState, d: int | None = None) -> None:
