@@ -7,6 +7,8 @@ the learner or the set of live devices changed.
 
 from __future__ import annotations
 
+import weakref
+
 import numpy as np
 
 from multiqpu.scheduler._budget import budget_plan
@@ -14,6 +16,11 @@ from multiqpu.scheduler._policy import masks
 from multiqpu.scheduler._state import EPS, SESSION_INFLIGHT, SESSION_WAIT_S, CoreState
 
 __all__ = ["refresh", "refresh_masks", "row_groups", "update_sessions"]
+
+# per core: the inputs its masks were last computed from (plan, tables, live devices)
+_INPUTS: weakref.WeakKeyDictionary[CoreState, tuple[np.ndarray | None, object, np.ndarray]] = (
+    weakref.WeakKeyDictionary()
+)
 
 
 def refresh_masks(core: CoreState, *, force: bool = False) -> None:
@@ -24,6 +31,18 @@ def refresh_masks(core: CoreState, *, force: bool = False) -> None:
     planned = None
     if core.config.policy == "balanced":
         planned = budget_plan(core, force=force)
+    # the masks and what follows are functions of the plan (re-planned into a new array,
+    # never changed in place), the tables and the live devices: unchanged inputs (the
+    # usual case between re-plans) leave them as they are
+    last = _INPUTS.get(core)
+    if (
+        last is not None
+        and last[0] is planned
+        and last[1] is t
+        and np.array_equal(last[2], core.alive)
+    ):
+        return
+    _INPUTS[core] = (planned, t, core.alive.copy())
     core.masks = masks(
         core.config.policy,
         fits=t.fits,
