@@ -16,13 +16,13 @@ from __future__ import annotations
 import numpy as np
 
 from multiqpu.errors import InvalidInputError
+from multiqpu.scheduler._bounds import fluid_floor
 from multiqpu.scheduler._state import CoreState
 from multiqpu.scheduler._waterfill import capped_waterfill, waterfill
 
 __all__ = [
     "PLAN_RESERVE",
     "budget_plan",
-    "fluid_floor",
     "late_guard",
     "projected_end",
     "within_budget",
@@ -33,37 +33,6 @@ PLAN_RESERVE = 0.1  # balanced: share of the fidelity budget left unplanned, for
 # balanced: a plan bound by max_slowdown aims at this share of the slowdown allowed (1 +
 # SLOWDOWN_AIM x (max_slowdown - 1)): estimates err, most on the devices a plan loads most
 SLOWDOWN_AIM = 0.5
-# fluid_floor gives up this much (relative, and in seconds) to stay below the T HiGHS
-# returns (it solves to feasibility tolerances of 1e-7): the shortcut never decides what
-# the program would not
-_FLOOR_SLACK = 1e-6
-
-
-def fluid_floor(
-    counts: np.ndarray, seconds: np.ndarray, waits: np.ndarray, eligible: np.ndarray
-) -> float:
-    """A lower bound on ``_bounds.fluid_plan``'s ``T`` (no fidelity budget), without a
-    linear program: all the work at each class's fastest eligible rate, poured over the
-    devices as they start (``sum_d max(0, T - waits[d]) = work``), lowered by
-    ``_FLOOR_SLACK``. ``inf`` when some class has no eligible device with a finite wait
-    (then the caller solves the program)."""
-    rows = np.flatnonzero(np.asarray(counts) > 0)
-    if len(rows) == 0:
-        return 0.0
-    usable = np.isfinite(waits)
-    ok = eligible[rows] & usable[None, :]
-    if not ok.any(axis=1).all():
-        return float("inf")
-    fastest = np.where(ok, seconds[rows], np.inf).min(axis=1)
-    work = float(np.dot(np.asarray(counts, dtype=float)[rows], fastest))
-    w = np.sort(waits[ok.any(axis=0)])
-    acc = 0.0
-    for k in range(len(w)):
-        acc += float(w[k])
-        level = (work + acc) / (k + 1)
-        if k + 1 == len(w) or level <= float(w[k + 1]):
-            return level * (1.0 - _FLOOR_SLACK) - _FLOOR_SLACK
-    return float("inf")  # pragma: no cover (the loop always returns)
 
 
 def budget_plan(core: CoreState, *, force: bool = False) -> np.ndarray:
