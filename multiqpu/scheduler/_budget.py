@@ -16,6 +16,7 @@ from __future__ import annotations
 import numpy as np
 
 from multiqpu.errors import InvalidInputError
+from multiqpu.scheduler._bounds import fluid_floor
 from multiqpu.scheduler._state import CoreState
 from multiqpu.scheduler._waterfill import capped_waterfill, waterfill
 
@@ -94,8 +95,14 @@ def budget_plan(core: CoreState, *, force: bool = False) -> np.ndarray:
         )
         slowdown = core.config.max_slowdown
         if slowdown is not None:
-            t_fast, _ = fluid_plan(movable, core.x, start, eligible)
             aim = 1.0 + SLOWDOWN_AIM * (slowdown - 1.0)
+            # the fastest plan's T matters only when t_plan exceeds aim x T: a lower bound
+            # on T that t_plan already keeps within decides it without the second program
+            floor = fluid_floor(movable, core.x, start, eligible)
+            if np.isfinite(floor) and t_plan <= aim * floor:
+                t_fast = floor  # stands in (the test below is then false, as with T)
+            else:
+                t_fast, _ = fluid_plan(movable, core.x, start, eligible)
             if np.isfinite(t_fast) and not t_plan <= aim * t_fast:
                 quick = fluid_min_loss(movable, core.x, start, eligible, core.loss, aim * t_fast)
                 if quick is not None:
@@ -251,6 +258,9 @@ def late_guard(core: CoreState, now: float) -> bool:
     from multiqpu.scheduler._bounds import fluid_plan
 
     todo = core.remaining_by_class.astype(float)
+    floor = fluid_floor(todo, core.x, start, eligible)
+    if np.isfinite(floor) and ahead <= slowdown * floor:
+        return False  # within s x a lower bound on the fastest plan: within s x the plan
     t_fast, _ = fluid_plan(todo, core.x, start, eligible)
     if not np.isfinite(t_fast) or ahead <= slowdown * t_fast:
         return False

@@ -83,10 +83,14 @@ def _structure_key(circuit: QuantumCircuit) -> str:
     qidx = {q: i for i, q in enumerate(circuit.qubits)}
     cidx = {c: i for i, c in enumerate(circuit.clbits)}
     h.update(f"{circuit.num_qubits},{circuit.num_clbits};".encode())
+    parts = []
     for inst in circuit.data:
-        qs = ",".join(str(qidx[q]) for q in inst.qubits)
-        cs = ",".join(str(cidx[c]) for c in inst.clbits)
-        h.update(f"{inst.operation.name}[{qs}][{cs}];".encode())
+        # ``inst.name``, not ``inst.operation.name``: the latter builds a Python gate object
+        # for every instruction (most of this function's cost); same string
+        qs = ",".join([str(qidx[q]) for q in inst.qubits])
+        cs = ",".join([str(cidx[c]) for c in inst.clbits])
+        parts.append(f"{inst.name}[{qs}][{cs}];")
+    h.update("".join(parts).encode())
     return h.hexdigest()
 
 

@@ -7,13 +7,20 @@ the learner or the set of live devices changed.
 
 from __future__ import annotations
 
+import weakref
+
 import numpy as np
 
 from multiqpu.scheduler._budget import budget_plan
 from multiqpu.scheduler._policy import masks
 from multiqpu.scheduler._state import EPS, SESSION_INFLIGHT, SESSION_WAIT_S, CoreState
 
-__all__ = ["refresh", "refresh_masks", "update_sessions"]
+__all__ = ["refresh", "refresh_masks", "row_groups", "update_sessions"]
+
+# per core: the inputs its masks were last computed from (plan, tables, live devices)
+_INPUTS: weakref.WeakKeyDictionary[CoreState, tuple[np.ndarray | None, object, np.ndarray]] = (
+    weakref.WeakKeyDictionary()
+)
 
 
 def refresh_masks(core: CoreState, *, force: bool = False) -> None:
@@ -24,6 +31,18 @@ def refresh_masks(core: CoreState, *, force: bool = False) -> None:
     planned = None
     if core.config.policy == "balanced":
         planned = budget_plan(core, force=force)
+    # the masks and what follows are functions of the plan (re-planned into a new array,
+    # never changed in place), the tables and the live devices: unchanged inputs (the
+    # usual case between re-plans) leave them as they are
+    last = _INPUTS.get(core)
+    if (
+        last is not None
+        and last[0] is planned
+        and last[1] is t
+        and np.array_equal(last[2], core.alive)
+    ):
+        return
+    _INPUTS[core] = (planned, t, core.alive.copy())
     core.masks = masks(
         core.config.policy,
         fits=t.fits,
@@ -35,10 +54,22 @@ def refresh_masks(core: CoreState, *, force: bool = False) -> None:
         planned=planned,
     )
     pref = core.masks.preferred & core.alive[None, :]
-    core.mask_group = np.unique(pref, axis=0, return_inverse=True)[1].reshape(-1)
+    core.mask_group = row_groups(pref)
     allowed = core.masks.allowed
     core.min_price = np.where(allowed, core.price, np.inf).min(axis=1, initial=np.inf)
     core.min_price[~np.isfinite(core.min_price)] = 0.0
+
+
+def row_groups(rows: np.ndarray) -> np.ndarray:
+    """``np.unique(rows, axis=0, return_inverse=True)[1]`` for a boolean (C, D) array, the
+    same labels (rows in lexicographic order), without ``unique``'s row sort on void
+    views: each row read as a binary number, its first column the most significant bit."""
+    n_c, n_d = rows.shape
+    if n_d > 62 or n_c == 0:
+        return np.unique(rows, axis=0, return_inverse=True)[1].reshape(-1)
+    weights = np.left_shift(np.int64(1), np.arange(n_d - 1, -1, -1, dtype=np.int64))
+    codes = rows.astype(np.int64) @ weights
+    return np.unique(codes, return_inverse=True)[1].reshape(-1)
 
 
 def refresh(core: CoreState, d: int | None = None) -> None:
