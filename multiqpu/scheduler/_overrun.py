@@ -8,10 +8,10 @@ When a job overruns: our jobs on a device run one after the other (the lane mode
 expected to start by ``max(when our previous job there ended, submitted + wait quantile at
 OVERRUN_Z sigmas)`` and to run at most ``OVERRUN_EXEC`` times its estimated execution time.
 Past that end it overruns, and so do the jobs queued behind it (the device holds them all:
-an outage, a stalled queue, a device far slower than its estimate). The wait quantile uses the spread the learner has
-measured on that device's queue: on a heavy-tailed queue (log jitter 1.5) the limit is about
-20x the median wait, so an on-time job there is hedged about 2 % of the time (the normal
-tail beyond two sigmas).
+an outage, a stalled queue, a device far slower than its estimate). The wait quantile uses
+the spread the learner has measured on that device's queue: on a heavy-tailed queue (log
+jitter 1.5) the limit is about 20x the median wait, so an on-time job there overruns about
+2 % of the time (the normal tail beyond two sigmas).
 
 The copy goes to the device, other than the job's, with a free job slot, that the policy
 allows for every circuit of the job (``balanced``: any device above the fidelity floor, whose

@@ -237,8 +237,9 @@ class RunReport:
             f"queue s: the device's own queue report; wait s / run s: means over this run's "
             f"jobs. Mean est. fidelity {_fmt(self.mean_estimated_fidelity, '.3f')}, "
             f"cost ${self.total_cost_usd:.2f}{excluded}, retries {self.retries}, hedges "
-            f"{self.hedges} ({self.hedges_won} won, {self.overrun_hedges} overrun), steals {self.steals}, failovers "
-            f"{self.failovers}, cached {self.from_cache}, from journal {self.from_journal}"
+            f"{self.hedges} ({self.hedges_won} won, {self.overrun_hedges} overrun), steals "
+            f"{self.steals}, failovers {self.failovers}, cached {self.from_cache}, "
+            f"from journal {self.from_journal}"
         )
         if self.limits:
             table.caption += f"; bound by {self.bound_by} " + (
