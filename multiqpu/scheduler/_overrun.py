@@ -13,7 +13,8 @@ the spread the learner has measured on that device's queue: on a heavy-tailed qu
 jitter 1.5) the limit is about 20x the median wait, so an on-time job there overruns about
 2 % of the time (the normal tail beyond two sigmas).
 
-The copy goes to the device, other than the job's, with a free job slot, that the policy
+The copy goes to the device, other than the job's and not holding an overrun job itself,
+with a free job slot, that the policy
 allows for every circuit of the job (``balanced``: any device above the fidelity floor, whose
 extra loss must fit the fidelity budget left; other policies: their preferred devices, so a
 ``fidelity_floor`` or ``most_accurate`` holds), within ``budget_usd``, and that is expected to
@@ -54,30 +55,41 @@ def _eligible(core: CoreState, job: JobRecord) -> bool:
     )
 
 
-def overrun_times(core: CoreState) -> dict[int, float]:
-    """When each eligible open job overruns (see the module docstring)."""
+def lane_overrun(core: CoreState) -> np.ndarray:
+    """Per device, when its first open job overruns (inf: no open job)."""
     wq = core.wait_quantile(OVERRUN_Z)
+    out = np.full(len(core.dev), np.inf)
+    for d, queue in enumerate(core.dev):
+        if queue.jobs:
+            head = next(iter(queue.jobs.values()))
+            t = max(float(core.last_end[d]), head.submitted + float(wq[d]))
+            out[d] = t + OVERRUN_EXEC * head.exec_s
+    return out
+
+
+def overrun_times(core: CoreState) -> dict[int, float]:
+    """When each eligible open job overruns (see the module docstring): the jobs behind
+    the first open job on a device wait for it; once it overruns, the device holds them all.
+    A job keeps the earliest time found (a longer wait learned from the device's own
+    overrunning jobs must not make the rest of its jobs look on time)."""
+    lanes = lane_overrun(core)
     out: dict[int, float] = {}
     for d, queue in enumerate(core.dev):
-        if not queue.jobs:
-            continue
-        # the first open job is expected to start after our last job there ended (and
-        # after its own wait); the jobs behind it wait for it: once it overruns, the
-        # device is holding all of them
-        head = next(iter(queue.jobs.values()))
-        t = max(float(core.last_end[d]), head.submitted + float(wq[d]))
-        t += OVERRUN_EXEC * head.exec_s
         for job in queue.jobs.values():
+            job.overrun_at = min(job.overrun_at, float(lanes[d]))
             if _eligible(core, job):
-                out[job.job_id] = t
+                out[job.job_id] = job.overrun_at
     return out
 
 
 def next_overrun(core: CoreState, now: float) -> float | None:
-    """The earliest time after ``now`` at which an open job will overrun (None: none)."""
+    """When to look again: the earliest time after ``now`` at which an open job will
+    overrun, or, for a job that overran but found no refuge yet, after another tenth of the
+    time it has overrun by (its expected end moves as it ages). None: no job to watch."""
     if not core.config.hedging or not core.config.overrun_hedging:
         return None
-    later = [t for t in overrun_times(core).values() if t > now]
+    times = overrun_times(core).values()
+    later = [t if t > now else now + max(0.1 * (now - t), 1e-3) for t in times]
     return min(later) if later else None
 
 
@@ -90,19 +102,21 @@ def hedge_overruns(core: CoreState, now: float) -> list[Submission]:
         return []
     budget = max(10, int(core.config.max_hedge_fraction * core.total)) - core.stats.hedged_circuits
     subs: list[Submission] = []
+    # no refuge: a device holding an overrun job
+    stalled = np.array([any(j.overrun_at <= now for j in q.jobs.values()) for q in core.dev])
     late.sort(key=lambda j: j.submitted)  # the longest overdue first
     for job in late:
         if len(job.idx) > budget:
             continue
-        copy = _copy(core, job, now)
+        copy = _copy(core, job, now, stalled)
         if copy:
             budget -= len(job.idx)
             subs.extend(copy)
     return subs
 
 
-def _copy(core: CoreState, job: JobRecord, now: float) -> list[Submission]:
-    free = core.alive & (core.inflight < core.slots)
+def _copy(core: CoreState, job: JobRecord, now: float, stalled: np.ndarray) -> list[Submission]:
+    free = core.alive & (core.inflight < core.slots) & ~stalled
     free[job.device] = False
     if not free.any():
         return []
