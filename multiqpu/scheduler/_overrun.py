@@ -70,13 +70,12 @@ def lane_overrun(core: CoreState) -> np.ndarray:
 def overrun_times(core: CoreState) -> dict[int, float]:
     """When each eligible open job overruns (see the module docstring): the jobs behind
     the first open job on a device wait for it; once it overruns, the device holds them all.
-    A job keeps the earliest time found (a longer wait learned from the device's own
-    overrunning jobs must not make the rest of its jobs look on time)."""
+    (Judged on the current estimates: a wait learned longer makes its jobs overrun later.)"""
     lanes = lane_overrun(core)
     out: dict[int, float] = {}
     for d, queue in enumerate(core.dev):
         for job in queue.jobs.values():
-            job.overrun_at = min(job.overrun_at, float(lanes[d]))
+            job.overrun_at = float(lanes[d])
             if _eligible(core, job):
                 out[job.job_id] = job.overrun_at
     return out
