@@ -14,12 +14,11 @@ jitter 1.5) the limit is about 20x the median wait, so an on-time job there over
 2 % of the time (the normal tail beyond two sigmas).
 
 The copy goes to the device, other than the job's and not holding an overrun job itself,
-with a free job slot, that the policy
-allows for every circuit of the job (``balanced``: any device above the fidelity floor, whose
-extra loss must fit the fidelity budget left; other policies: their preferred devices, so a
-``fidelity_floor`` or ``most_accurate`` holds), within ``budget_usd``, and that is expected to
-finish it earliest (judged with a one-sigma wait), provided that beats the straggler's own
-expected end (``_hedging.straggler_end``) by at least ``OVERRUN_GAIN`` of the time left.
+with a free job slot, that the policy prefers for every circuit of the job (``balanced``: the
+plan's devices, and the extra loss must fit the fidelity budget left; a ``fidelity_floor``
+or ``most_accurate`` holds), within ``budget_usd``, and that is expected to finish it
+earliest (judged with a one-sigma wait), provided that beats the straggler's own expected
+end (``_hedging.straggler_end``) by at least ``OVERRUN_GAIN`` of the time left.
 Copies share ``max_hedge_fraction`` with the tail's hedges. ``CoreConfig.overrun_hedging``
 (and ``hedging``) turn it off.
 
@@ -120,7 +119,7 @@ def _copy(core: CoreState, job: JobRecord, now: float, stalled: np.ndarray) -> l
     if not free.any():
         return []
     ucls = np.unique(job.cls)
-    mask = core.masks.allowed if core.config.policy == "balanced" else core.masks.preferred
+    mask = core.masks.preferred
     ok = free & mask[ucls].all(axis=0)
     devs = np.flatnonzero(ok)
     if len(devs) == 0:
