@@ -24,7 +24,8 @@ How work is placed (see docs/scheduler.md for the reasoning):
   earlier.
 * **Hedging.** In the tail, a job that is overdue (or expected to finish much later than an
   idle device could) is copied to that device; the first result wins and the other copy is
-  cancelled.
+  cancelled. At any time, a job that overruns its estimate by a margin is copied once to
+  the device that would finish it soonest (``_overrun``).
 * **Failures.** A failed job's tasks go back to the front of the queue; a device lost for
   good (or failing ``max_failures`` times in a row) is dropped and its queued work moved.
 
@@ -43,7 +44,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from multiqpu.scheduler import _budget, _estimates, _hedging, _outcomes, _placement
+from multiqpu.scheduler import _budget, _estimates, _hedging, _outcomes, _overrun, _placement
 from multiqpu.scheduler._learning import Learner
 from multiqpu.scheduler._records import Delivery, Submission
 from multiqpu.scheduler._state import CoreConfig, CoreState
@@ -86,6 +87,8 @@ class Core:
         self._free_key = b""
         self._next_look = now
         self._next_guard = now
+        self._overrun_at = np.inf  # when the next open job overruns (see _overrun)
+        self._overrun_key = (-1, -1)
 
     @property
     def stats(self) -> Stats:
@@ -128,7 +131,15 @@ class Core:
         _placement.place(core, now)
         if not core.front and core.source.remaining == 0:
             _placement.steal(core, now)
-        subs = _placement.batches(core, now)
+        # a job that overran its estimate is copied before new jobs take the free slots
+        overrun = core.config.hedging and core.config.overrun_hedging
+        subs: list[Submission] = []
+        if overrun and (now >= self._overrun_at or self._overrun_key != self._jobs_key()):
+            subs = _overrun.hedge_overruns(core, now)
+        subs.extend(_placement.batches(core, now))
+        if overrun and (now >= self._overrun_at or self._overrun_key != self._jobs_key()):
+            self._overrun_key = self._jobs_key()
+            self._overrun_at = _overrun.next_overrun(core, now) or np.inf
         # hedges and copies are looked for when a device became free or, otherwise, at
         # most every 1 % of the time elapsed (they only change as jobs age)
         free = core.alive & (core.local_count == 0) & (core.inflight < core.slots)
@@ -148,6 +159,10 @@ class Core:
                 self._next_look = now + max(1e-3, 0.01 * (now - core.stats.start))
         core.stats.core_s += time.perf_counter() - tic
         return subs
+
+    def _jobs_key(self) -> tuple[int, int]:
+        """Changes whenever a job opens or closes."""
+        return (self.state.next_id, len(self.state.jobs))
 
     def attach(self, device: int, idx: np.ndarray, cls: np.ndarray, now: float) -> int:
         """Register a job already at the provider (a resumed run re-attached to it); its
@@ -208,4 +223,5 @@ class Core:
         soonest = min(ends) if ends else np.inf
         ages = [now - j.submitted for j in jobs.values()]
         recheck = now + max(0.1 * float(np.median(ages)), 1e-3)
-        return float(min(soonest, recheck))
+        # an open job overruns: it may be hedged then (see _overrun)
+        return float(min(soonest, recheck, self._overrun_at))

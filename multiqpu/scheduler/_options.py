@@ -57,7 +57,8 @@ class Options:
             resumed).
         progress: a progress bar per device; None: when the run is long (over 200
             circuits). Never drawn when stderr is not a terminal or ``MULTIQPU_PROGRESS=0``.
-        hedging: copy stragglers to idle devices in the tail of a run.
+        hedging: copy stragglers to idle devices in the tail of a run, and jobs that
+            overrun their estimate (at any time) to the device that would finish them first.
         retries: attempts per submission on transient provider errors.
         backoff_s: first retry delay (exponential with jitter, capped at 30 x this).
         rate_limits: ``{provider: (calls, period_s)}`` submissions allowed per provider.

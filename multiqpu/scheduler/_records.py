@@ -58,6 +58,7 @@ class JobRecord:
     charge: float = 0.0  # a queued copy: fidelity loss charged for it (refunded if cancelled)
     in_session: bool = False  # sent into a live session: its wait says nothing of the queue
     dearer: float = 0.0  # a queued copy: price over its origin's, charged (refunded likewise)
+    overrun_at: float = float("inf")  # when it overruns its estimate (see _overrun)
 
 
 @dataclass

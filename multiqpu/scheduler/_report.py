@@ -138,6 +138,8 @@ class RunReport:
     retries: int = 0
     hedges: int = 0
     hedges_won: int = 0
+    #: jobs hedged because they overran their estimate while work was left (not in the tail)
+    overrun_hedges: int = 0
     steals: int = 0
     failovers: int = 0
     probes: int = 0
@@ -235,8 +237,9 @@ class RunReport:
             f"queue s: the device's own queue report; wait s / run s: means over this run's "
             f"jobs. Mean est. fidelity {_fmt(self.mean_estimated_fidelity, '.3f')}, "
             f"cost ${self.total_cost_usd:.2f}{excluded}, retries {self.retries}, hedges "
-            f"{self.hedges} ({self.hedges_won} won), steals {self.steals}, failovers "
-            f"{self.failovers}, cached {self.from_cache}, from journal {self.from_journal}"
+            f"{self.hedges} ({self.hedges_won} won, {self.overrun_hedges} overrun), steals "
+            f"{self.steals}, failovers {self.failovers}, cached {self.from_cache}, "
+            f"from journal {self.from_journal}"
         )
         if self.limits:
             table.caption += f"; bound by {self.bound_by} " + (
@@ -345,6 +348,7 @@ def build_report(
         retries=retries + st.retries,
         hedges=st.hedges,
         hedges_won=st.hedges_won,
+        overrun_hedges=st.overrun_hedges,
         steals=st.steals,
         failovers=st.failovers,
         probes=st.probes,

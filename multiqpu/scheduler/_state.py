@@ -70,6 +70,8 @@ class CoreConfig:
     budget_usd: float | None = None
     deadline_at: float | None = None
     hedging: bool = True
+    # hedge a job that overruns its estimate while work is still left (``_overrun``)
+    overrun_hedging: bool = True
     max_hedge_fraction: float = 0.25
     max_failures: int = 3
     min_job_s: float = 0.0

@@ -39,6 +39,7 @@ class Stats:
         self.hedged_jobs = 0  # stragglers that got hedges
         self.hedged_circuits = 0
         self.hedges_won = 0  # hedge jobs whose results were used
+        self.overrun_hedges = 0  # jobs hedged for overrunning their estimate (_overrun)
         self.steals = 0
         self.failovers = 0
         self.cached = 0
