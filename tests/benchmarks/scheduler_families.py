@@ -183,6 +183,14 @@ def plot(series: dict[str, Any], path: str, label: str) -> None:
 
 
 def main(argv: list[str]) -> None:
+    if "-h" in argv or "--help" in argv:
+        print(__doc__)
+        return
+    known = {"--quick", "--seeds", "--workers", "--plot", "--no-plot", "--policies", "--rows",
+             "--engine"}  # fmt: skip
+    unknown = [a for a in argv if a.startswith("-") and a not in known]
+    if unknown:
+        raise SystemExit(f"unknown option(s) {unknown}; --help lists them")
     quick = "--quick" in argv
     seeds = range(0, 100)
     workers = 2

@@ -286,13 +286,15 @@ async def test_results_arriving_out_of_order_land_on_the_right_circuit() -> None
 
 
 async def test_a_job_that_overruns_its_estimate_is_hedged_and_the_fast_copy_wins() -> None:
-    # "slow" is as fast as the others by every estimate, but holds each result for 5 s:
+    # "slow" is as fast as the others by every estimate, but holds each result for 30 s:
     # its first jobs overrun (after about 2 s on the prior's wait spread) while work is
-    # still queued, their circuits are copied to a fast device, the copies win and the
-    # slow jobs are cancelled
-    slow = FaultyDevice(small_jobs(seed=21), name="slow", delay_s=5.0)
-    fast = [FaultyDevice(small_jobs(seed=22 + k), name=f"fast{k}") for k in range(2)]
-    circuits = [tagged_circuit(i) for i in range(64)]
+    # still queued (the fast devices hold each result 0.1 s, so 320 circuits keep them busy
+    # for about 4 s on any machine; without that hold-back a fast machine emptied the queue
+    # before the overrun and the tail's hedges, not the overrun, rescued the run), their
+    # circuits are copied to a fast device, the copies win, the slow jobs are cancelled
+    slow = FaultyDevice(small_jobs(seed=21), name="slow", delay_s=30.0)
+    fast = [FaultyDevice(small_jobs(seed=22 + k), name=f"fast{k}", delay_s=0.1) for k in range(2)]
+    circuits = [tagged_circuit(i) for i in range(320)]
     journal = Journal(":memory:")
     result = await multiqpu.Fleet([slow, *fast]).sample(
         circuits, shots=SHOTS, journal=journal, **FAST
@@ -302,7 +304,7 @@ async def test_a_job_that_overruns_its_estimate_is_hedged_and_the_fast_copy_wins
     assert report.overrun_hedges >= 1 and report.hedges_won >= 1
     assert slow.submissions  # it was given work ...
     assert all(task.device != "local:slow" for task in result.results)  # ... copied away
-    assert report.makespan_s < 5.0  # the run never waited for a slow result
+    assert report.makespan_s < 30.0  # the run never waited for a slow result
     await jobs_settle(slow)
     slow_jobs = [j for j in journal.jobs(result.run_id) if j.device == "local:slow"]
     assert slow_jobs and all(j.state == "cancelled" for j in slow_jobs)
