@@ -20,7 +20,14 @@ if TYPE_CHECKING:
 
     from multiqpu.device import CircuitResult, JobTimings
 
-__all__ = ["NULL_RECORDER", "NullRecorder", "RunRecorder", "RunState", "recorder_for"]
+__all__ = [
+    "NULL_RECORDER",
+    "ForwardingRecorder",
+    "NullRecorder",
+    "RunRecorder",
+    "RunState",
+    "recorder_for",
+]
 
 RunState = Literal["done", "failed", "cancelled"]
 
@@ -131,6 +138,72 @@ class NullRecorder:
 
     def __repr__(self) -> str:
         return "<NullRecorder>"
+
+
+class ForwardingRecorder:
+    """A :class:`RunRecorder` that passes every call on to ``inner``, job rows translated by
+    :meth:`_inner` (identity here). Wrappers that keep something of their own (the timeline,
+    a shot plan) subclass it and override only the calls they watch."""
+
+    def __init__(self, inner: RunRecorder) -> None:
+        self.inner = inner
+
+    def _inner(self, job_row: int) -> int:
+        return job_row
+
+    def start_run(
+        self,
+        run_id: str,
+        *,
+        circuits: Sequence[QuantumCircuit],
+        shots: Sequence[int | None],
+        options: Mapping[str, Any],
+    ) -> None:
+        self.inner.start_run(run_id, circuits=circuits, shots=shots, options=options)
+
+    def job_submitting(
+        self, run_id: str, *, device: str, task_indices: Sequence[int], shots: int | None
+    ) -> int:
+        return self.inner.job_submitting(
+            run_id, device=device, task_indices=task_indices, shots=shots
+        )
+
+    def job_submitted(self, job_row: int, provider_job_id: str) -> None:
+        self.inner.job_submitted(self._inner(job_row), provider_job_id)
+
+    def job_done(
+        self,
+        job_row: int,
+        results: Sequence[CircuitResult],
+        *,
+        calibration_fingerprint: str | None,
+        timings: JobTimings | None,
+    ) -> None:
+        self.inner.job_done(
+            self._inner(job_row),
+            results,
+            calibration_fingerprint=calibration_fingerprint,
+            timings=timings,
+        )
+
+    def job_failed(self, job_row: int, error: str, *, final: bool) -> None:
+        self.inner.job_failed(self._inner(job_row), error, final=final)
+
+    def job_cancelled(self, job_row: int) -> None:
+        self.inner.job_cancelled(self._inner(job_row))
+
+    def results_quarantined(
+        self, run_id: str, device: str, indices: Sequence[int], reason: str
+    ) -> None:
+        self.inner.results_quarantined(run_id, device, indices, reason)
+
+    def finish_run(self, run_id: str, state: RunState) -> None:
+        self.inner.finish_run(run_id, state)
+
+    def cached_result(
+        self, circuit: QuantumCircuit, shots: int | None, candidates: Sequence[tuple[str, str]]
+    ) -> tuple[int, CircuitResult] | None:
+        return self.inner.cached_result(circuit, shots, candidates)
 
 
 NULL_RECORDER = NullRecorder()

@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Any
 
 from multiqpu.errors import DeviceUnavailableError
 from multiqpu.scheduler._costmodel import Item
+from multiqpu.scheduler._recorder import ForwardingRecorder
 from multiqpu.scheduler._shots import PLAN_KEY, ShotPlan, check_split, eligible, expand, merge
 
 if TYPE_CHECKING:
@@ -42,19 +43,19 @@ if TYPE_CHECKING:
     from multiqpu.device import CircuitResult, JobTimings
     from multiqpu.pool import DevicePool
     from multiqpu.scheduler._options import Options
-    from multiqpu.scheduler._recorder import RunRecorder, RunState
+    from multiqpu.scheduler._recorder import RunRecorder
     from multiqpu.scheduler._report import SampleResult, TaskResult
 
 __all__ = ["PlanRecorder", "run_parts"]
 
 
-class PlanRecorder:
+class PlanRecorder(ForwardingRecorder):
     """A :class:`~multiqpu.scheduler._recorder.RunRecorder` that records the shot plan with
     the run's options (under :data:`~._shots.PLAN_KEY`), passes everything on to ``inner``
     and keeps each finished part's result: ``finished[part] = (device, job id, result)``."""
 
     def __init__(self, inner: RunRecorder, plan: ShotPlan) -> None:
-        self.inner = inner
+        super().__init__(inner)
         self.plan = plan
         self.run_id: str | None = None
         self.finished: dict[int, tuple[str, str, CircuitResult]] = {}
@@ -77,12 +78,12 @@ class PlanRecorder:
     ) -> None:
         self.run_id = run_id
         options = {**options, PLAN_KEY: self.plan.to_json()}
-        self.inner.start_run(run_id, circuits=circuits, shots=shots, options=options)
+        super().start_run(run_id, circuits=circuits, shots=shots, options=options)
 
     def job_submitting(
         self, run_id: str, *, device: str, task_indices: Sequence[int], shots: int | None
     ) -> int:
-        inner = self.inner.job_submitting(
+        inner = super().job_submitting(
             run_id, device=device, task_indices=task_indices, shots=shots
         )
         row = next(self._ids)
@@ -91,7 +92,7 @@ class PlanRecorder:
 
     def job_submitted(self, job_row: int, provider_job_id: str) -> None:
         self._job_ids[job_row] = provider_job_id
-        self.inner.job_submitted(self._inner(job_row), provider_job_id)
+        super().job_submitted(job_row, provider_job_id)
 
     def job_done(
         self,
@@ -101,23 +102,14 @@ class PlanRecorder:
         calibration_fingerprint: str | None,
         timings: JobTimings | None,
     ) -> None:
-        self.inner.job_done(
-            self._inner(job_row),
-            results,
-            calibration_fingerprint=calibration_fingerprint,
-            timings=timings,
+        super().job_done(
+            job_row, results, calibration_fingerprint=calibration_fingerprint, timings=timings
         )
         row = self._rows.get(job_row)
         if row is not None:
             job_id = self._job_ids.get(job_row, "")
             for part, result in zip(row[2], results, strict=True):
                 self.finished.setdefault(part, (row[1], job_id, result))  # first copy wins
-
-    def job_failed(self, job_row: int, error: str, *, final: bool) -> None:
-        self.inner.job_failed(self._inner(job_row), error, final=final)
-
-    def job_cancelled(self, job_row: int) -> None:
-        self.inner.job_cancelled(self._inner(job_row))
 
     def results_quarantined(
         self, run_id: str, device: str, indices: Sequence[int], reason: str
@@ -127,17 +119,7 @@ class PlanRecorder:
             found = self.finished.get(int(part))
             if found is not None and found[0] == device:
                 del self.finished[int(part)]
-        forward = getattr(self.inner, "results_quarantined", None)  # optional for old recorders
-        if forward is not None:
-            forward(run_id, device, indices, reason)
-
-    def finish_run(self, run_id: str, state: RunState) -> None:
-        self.inner.finish_run(run_id, state)
-
-    def cached_result(
-        self, circuit: QuantumCircuit, shots: int | None, candidates: Sequence[tuple[str, str]]
-    ) -> tuple[int, CircuitResult] | None:
-        return self.inner.cached_result(circuit, shots, candidates)
+        super().results_quarantined(run_id, device, indices, reason)
 
 
 async def _lost(pool: DevicePool) -> set[str]:

@@ -18,15 +18,16 @@ from __future__ import annotations
 
 import itertools
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
+from multiqpu.scheduler._recorder import ForwardingRecorder
+
 if TYPE_CHECKING:
-    from qiskit import QuantumCircuit
 
     from multiqpu.device import CircuitResult, JobTimings
-    from multiqpu.scheduler._recorder import RunRecorder, RunState
+    from multiqpu.scheduler._recorder import RunRecorder
 
 __all__ = ["JobSpan", "TimelineRecorder", "mark_hedges", "spans_from_records"]
 
@@ -108,12 +109,12 @@ def spans_from_records(records: Iterable[Any]) -> tuple[JobSpan, ...]:
     return mark_hedges(spans)
 
 
-class TimelineRecorder:
+class TimelineRecorder(ForwardingRecorder):
     """A :class:`~multiqpu.scheduler._recorder.RunRecorder` that passes every call on to
     ``inner`` (the journal, or the null recorder) and keeps each job's span in memory."""
 
     def __init__(self, inner: RunRecorder) -> None:
-        self.inner = inner
+        super().__init__(inner)
         self._spans: dict[int, dict[str, Any]] = {}
         # Our rows are negative, so that a row of the inner recorder (a job re-attached by
         # a resume) is told apart and passed through; our row -> the inner recorder's row.
@@ -126,16 +127,6 @@ class TimelineRecorder:
     def spans(self) -> tuple[JobSpan, ...]:
         """The jobs recorded so far, in creation order, hedges marked."""
         return mark_hedges([JobSpan(**s) for s in self._spans.values()])
-
-    def start_run(
-        self,
-        run_id: str,
-        *,
-        circuits: Sequence[QuantumCircuit],
-        shots: Sequence[int | None],
-        options: Mapping[str, Any],
-    ) -> None:
-        self.inner.start_run(run_id, circuits=circuits, shots=shots, options=options)
 
     def job_submitting(
         self, run_id: str, *, device: str, task_indices: Sequence[int], shots: int | None
@@ -155,7 +146,7 @@ class TimelineRecorder:
         return row
 
     def job_submitted(self, job_row: int, provider_job_id: str) -> None:
-        self.inner.job_submitted(self._inner(job_row), provider_job_id)
+        super().job_submitted(job_row, provider_job_id)
         span = self._spans.get(job_row)
         if span is not None:
             span.update(state="submitted", submitted_at=time.time())
@@ -168,11 +159,8 @@ class TimelineRecorder:
         calibration_fingerprint: str | None,
         timings: JobTimings | None,
     ) -> None:
-        self.inner.job_done(
-            self._inner(job_row),
-            results,
-            calibration_fingerprint=calibration_fingerprint,
-            timings=timings,
+        super().job_done(
+            job_row, results, calibration_fingerprint=calibration_fingerprint, timings=timings
         )
         span = self._spans.get(job_row)
         if span is None:
@@ -191,27 +179,12 @@ class TimelineRecorder:
             span.update(state=state, finished_at=time.time(), error=error)
 
     def job_failed(self, job_row: int, error: str, *, final: bool) -> None:
-        self.inner.job_failed(self._inner(job_row), error, final=final)
+        super().job_failed(job_row, error, final=final)
         self._close(job_row, "failed", str(error))
 
     def job_cancelled(self, job_row: int) -> None:
-        self.inner.job_cancelled(self._inner(job_row))
+        super().job_cancelled(job_row)
         self._close(job_row, "cancelled")
-
-    def results_quarantined(
-        self, run_id: str, device: str, indices: Sequence[int], reason: str
-    ) -> None:
-        forward = getattr(self.inner, "results_quarantined", None)  # optional for old recorders
-        if forward is not None:
-            forward(run_id, device, indices, reason)
-
-    def finish_run(self, run_id: str, state: RunState) -> None:
-        self.inner.finish_run(run_id, state)
-
-    def cached_result(
-        self, circuit: QuantumCircuit, shots: int | None, candidates: Sequence[tuple[str, str]]
-    ) -> tuple[int, CircuitResult] | None:
-        return self.inner.cached_result(circuit, shots, candidates)
 
     def __repr__(self) -> str:
         return f"<TimelineRecorder over {self.inner!r}>"
