@@ -216,6 +216,8 @@ def main(argv: list[str]) -> None:
     if quick:
         seeds = seeds[:16]
     engine = locals().get("engine", "local")
+    if engine != "local" and "--workers" in argv:
+        raise SystemExit("--workers sizes the local process pool; on Ray the cluster decides")
     t0 = time.perf_counter()
     if engine != "local":
         from multiqpu.engine import get_engine
