@@ -283,8 +283,15 @@ async def test_demo_batch_prefers_low_noise_low_queue_devices() -> None:
     assert mean >= 0.9 * best
     for r in result:
         assert sum(r.counts.values()) == 500
-        # a GHZ state on a good device: mostly all-zeros and all-ones
-        assert (r.counts.get("000", 0) + r.counts.get("111", 0)) / 500 > 0.85
+        # a GHZ state on a good device: mostly all-zeros and all-ones, as much as the device's
+        # own calibration-based estimate says (which device that is depends on timing: a late
+        # job may fall back to a faster, noisier one), within 4 binomial standard errors plus
+        # 0.03 of model slack (the estimate ignores crosstalk and coherent errors)
+        ghz = (r.counts.get("000", 0) + r.counts.get("111", 0)) / 500
+        est = r.estimated_fidelity
+        assert est is not None and est > 0.8
+        se = math.sqrt(max(est * (1 - est), 1e-3) / 500)
+        assert ghz >= est - 0.03 - 4 * se, (r.device, ghz, est)
 
 
 async def test_an_ibm_session_is_opened_with_one_circuit_then_fed() -> None:
