@@ -36,7 +36,7 @@ __all__ = [
     "stuck",
 ]
 
-MAX_HEDGE_ROUNDS = 3  # a straggler may be copied again when a much better refuge turns up
+MAX_HEDGE_ROUNDS = 3  # open copies of one straggler (copied again when a better refuge turns up)
 COPY_Z = -1.0  # queued copy: made if the holder's optimistic start (sigmas) beats the job's
 
 
@@ -85,7 +85,10 @@ def hedges(core: CoreState, now: float) -> list[Submission]:
     # stragglers, judged by when they or their copies so far are expected to finish
     ends: dict[int, float] = {}
     for j in core.jobs.values():
-        if j.origin is None and j.rounds < MAX_HEDGE_ROUNDS:
+        # (copies still open count, not those gone, cancelled while queued or failed: a job
+        # that starts late on a slow device is a straggler anew; the hedge budget bounds
+        # the copies in all)
+        if j.origin is None and sum(h in core.jobs for h in j.hedges) < MAX_HEDGE_ROUNDS:
             end = straggler_end(core, j, now)
             for h in j.hedges:
                 if h in core.jobs:
@@ -224,6 +227,8 @@ def copies(core: CoreState, now: float) -> list[Submission]:
         speed = core.learner.speed()
         for d in free:
             if d == job.device or d in holders or not core.masks.preferred[ucls, d].all():
+                continue
+            if len(job.idx) > core.batch_limit(d):  # a device not yet probed: one circuit
                 continue
             start_d = max(now + lo[d], core.lane_end[d])
             if start_d >= best_end:

@@ -93,9 +93,12 @@ class Learner:
         predicted_s: float,
         prior_wait_s: float,
     ) -> None:
-        """Learn from one completed job on device ``d``."""
+        """Learn from one completed job on device ``d`` (``execution_s`` None: a job that
+        lost a race while queued, a censored wait; it does not count as a finished job, the
+        device's speed is no better known)."""
         self._cache.clear()
-        self.jobs[d] += 1
+        if execution_s is not None:
+            self.jobs[d] += 1
         if queue_s is not None and math.isfinite(queue_s):
             r = math.log(max(queue_s, 0.0) + TAU_S) - math.log(max(prior_wait_s, 0.0) + TAU_S)
             lam = self.forget
