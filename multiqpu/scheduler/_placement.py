@@ -350,9 +350,6 @@ def batches(core: CoreState, now: float) -> list[Submission]:
 def form_job(core: CoreState, d: int, now: float) -> Submission:
     local = core.dev[d].local
     group = int(core.tables.group[int(local[0][1][0])])
-    limit = core.batch_limit(d)  # one circuit (a probe) while its speed is unknown
-    if core.session_ttl[d] > 0 and not core.live[d] and core.inflight[d] == 0:
-        limit = SESSION_OPENER  # the session's first job: it may wait long in the queue
     # split what is queued here over the free slots: submitted now, it all waits in the
     # vendor's queue at once instead of paying one wait per job in turn, and no single
     # unlucky wait holds all of it; each job still at least 4x its overhead
@@ -363,9 +360,16 @@ def form_job(core: CoreState, d: int, now: float) -> Submission:
         # 1/SESSION_SPLIT of it, so they shrink towards the end
         share = core.local_work[d] / SESSION_SPLIT
     target = max(4.0 * core.overhead[d], core.config.min_job_s, share)
-    # no job longer than a share of the remaining plan (at least one circuit is taken)
-    # (min_job_s, when set, still wins)
-    target = min(target, max(JOB_FRACTION * (core.plan_end - now), core.config.min_job_s))
+    # no job longer than a share of the remaining plan, or of what this device still needs
+    # (its queue wait included) when that is longer: work the policy pins here (or that
+    # waits behind a long queue) gains nothing from small jobs but one queue wait each (at
+    # least one circuit is taken; min_job_s, when set, still wins)
+    own = float(max(core.lane_end[d], now + core.wait[d]) + core.local_work[d])
+    horizon = max(core.plan_end, own) - now
+    target = min(target, max(JOB_FRACTION * horizon, core.config.min_job_s))
+    limit = core.batch_limit(d)  # one circuit (a probe) while its speed is unknown
+    if core.session_ttl[d] > 0 and not core.live[d] and core.inflight[d] == 0:
+        limit = SESSION_OPENER  # the session's first job: it may wait long in the queue
     x = core.x[:, d]
     taken_idx: list[np.ndarray] = []
     taken_cls: list[np.ndarray] = []
