@@ -3,7 +3,8 @@
 A finished job's new results are delivered once (a hedge and its straggler race: the first
 result of each circuit wins, the other copies are cancelled); its times teach the learner. A
 failed job's circuits go back to the front unless a live copy still covers them; a device
-lost for good, or failing ``max_failures`` times in a row, is dropped and its work moved.
+lost for good, or failing ``max_failures`` times in a row (and more often in a row than its
+own failure rate so far makes likely: :func:`improbable_run`), is dropped and its work moved.
 
 Functions of the core's state (:class:`~multiqpu.scheduler._state.CoreState`); see
 :mod:`multiqpu.scheduler._core` for the whole.
@@ -22,6 +23,7 @@ __all__ = [
     "abandon",
     "drop",
     "fail",
+    "improbable_run",
     "last_resort",
     "on_done",
     "on_failed",
@@ -158,7 +160,7 @@ def on_failed(core: CoreState, job_id: int, now: float, *, permanent: bool) -> t
     cancel: tuple[int, ...] = ()
     if permanent:
         cancel = drop(core, d, now)
-    elif core.consecutive_failures[d] >= core.config.max_failures:
+    elif core.consecutive_failures[d] >= core.config.max_failures and improbable_run(core, d):
         if last_resort(core, d):
             # failing, but the only live device some remaining circuit may use: keep trying
             # it (transient failures; a device really gone fails permanently)
@@ -168,6 +170,26 @@ def on_failed(core: CoreState, job_id: int, now: float, *, permanent: bool) -> t
             core.soft_dropped.add(d)  # it may come back if a loss leaves nothing else
     core.lane(d, now)
     return cancel
+
+
+# a run of failures in a row on a device that has delivered before is taken as a broken
+# device when a device failing as often as this one did before the run (with a prior of one
+# failure in ten jobs) would fail that many times in a row with at most this probability: a
+# device that fails 18 % of its jobs at random is kept (retries cover it) unless it fails 5
+# in a row; one that never delivered is dropped after max_failures
+RUN_ALPHA = 2e-4
+_PRIOR_FAIL, _PRIOR_JOBS = 1.0, 10.0
+
+
+def improbable_run(core: CoreState, d: int) -> bool:
+    """The failures in a row on device ``d`` are unlikely for its failure rate so far."""
+    if core.stats.jobs[d] == 0:
+        return True  # it never delivered: its failures are all it has shown
+    run = int(core.consecutive_failures[d])
+    before_fail = float(core.stats.failures[d]) - run
+    before_jobs = float(core.stats.jobs[d] + core.stats.failures[d]) - run
+    rate = (before_fail + _PRIOR_FAIL) / (before_jobs + _PRIOR_JOBS)
+    return bool(rate**run < RUN_ALPHA)
 
 
 def last_resort(core: CoreState, d: int) -> bool:
