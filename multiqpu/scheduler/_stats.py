@@ -46,6 +46,8 @@ class Stats:
         self.probes = 0
         self.redundant = 0  # queued copies submitted (see _hedging.copies)
         self.dropped: list[int] = []
+        # circuits delivered per (class, device): the most_accurate bound (_whatif.lower_bound)
+        self.by_class: np.ndarray | None = None
         # balanced: which limit bound each plan ("fidelity_margin" / "max_slowdown"), and
         # the limits a run met otherwise ("deadline_s", "budget_usd", "soft_floor")
         self.limits: dict[str, int] = {}
@@ -63,6 +65,9 @@ class Stats:
         n = len(idx)
         self.jobs[d] += 1
         self.circuits[d] += n
+        if self.by_class is None:
+            self.by_class = np.zeros(tables.fidelity.shape, dtype=np.int64)
+        np.add.at(self.by_class[:, d], cls, 1)
         self.shots[d] += int(tables.shots[cls].sum())
         if queue_s is not None:
             self.wait_s[d] += queue_s

@@ -13,7 +13,7 @@ from multiqpu.errors import InvalidInputError
 from multiqpu.scheduler._core import CoreConfig
 from multiqpu.scheduler._fleets import random_fleet, reference_fleet
 from multiqpu.scheduler._learning import DeviceKnowledge
-from multiqpu.scheduler._policy import POLICIES, masks
+from multiqpu.scheduler._policy import POLICIES, PolicyName, masks
 from multiqpu.scheduler._simfleet import SimDevice, Workload
 from multiqpu.scheduler._virtual import (
     REDUNDANCY,
@@ -106,13 +106,16 @@ def lower_bound(
     Each device starts at the earliest time any job submitted at or after ``start_s`` could
     start on the real (simulated) queue (:meth:`QueueProcess.earliest_start`: a job sent
     later may see a shorter queue), then works at its real speed with the per-job overhead
-    shared by the largest allowed jobs. Eligibility: ``fastest``/``cheapest``/``balanced``,
+    shared by the largest allowed jobs. Eligibility: ``fastest``/``balanced``,
     every device that fits (``balanced`` may use any when ``max_slowdown`` binds; with
     ``max_slowdown=None``, those above its per-circuit floor, ``FLOOR_MARGINS`` x
-    ``margin`` below the class's best device); ``most_accurate``, the devices the run
-    used (``used``): it can move work off its most accurate device (a lost or failing
-    device, a late session's rescue), and no schedule on the devices it used can beat
-    the bound over them. ``fidelity_loss``: also lose at most that
+    ``margin`` below the class's best device); ``most_accurate`` and ``cheapest``, per
+    class, the devices the policy prefers for it and those the run used for it (``used``,
+    classes x devices; a vector of devices applies to every class): the policy moves work
+    off its preferred device only when it must (a lost or failing device, a deadline, a late
+    session's rescue), so no schedule that runs each class where the policy did can beat
+    the bound; with ``used`` counts per class, also no more circuits off the preferred
+    devices than the run moved. ``fidelity_loss``: also lose at most that
     much estimated fidelity, summed over the circuits, against each circuit's most accurate
     device (pass what the run lost: no schedule that loses no more can finish earlier).
     ``queues`` must be a fresh copy of the run's queue process (same seed), as it only moves
@@ -133,8 +136,23 @@ def lower_bound(
         fid = np.where(may, t.fidelity, -np.inf)
         best = fid.max(axis=1, initial=-np.inf)[:, None]
         may = may & (fid >= best * (1.0 - min(FLOOR_MARGINS * margin, 1.0)) - 1e-12)
-    if policy == "most_accurate" and used is not None:
-        may = may & np.asarray(used, dtype=bool)[None, :]
+    if policy in ("most_accurate", "cheapest") and used is not None:
+        used = np.asarray(used)
+        if used.ndim == 1:
+            may = may & (used[None, :] > 0)
+        else:
+            # per class: the devices the policy prefers for it (the most accurate, the
+            # cheapest), and those the run fell back to for it (a lost or failing device, a
+            # deadline, a rescue), with no more circuits off the preferred devices in all
+            # than the run moved off them
+            name: PolicyName = "most_accurate" if policy == "most_accurate" else "cheapest"
+            pref = masks(name, floor=t.floor, margin=margin, **common).preferred
+            may = may & (pref | (used > 0))
+            off = may & ~pref
+            moved = float(np.where(off, used, 0).sum())
+            return fluid_lower_bound(
+                counts, seconds, waits, may, loss=off.astype(float), budget=moved
+            )
     loss = None
     if fidelity_loss is not None:
         top = np.where(may, t.fidelity, -np.inf).max(axis=1, initial=-np.inf)
@@ -239,7 +257,7 @@ def simulate(
             margin=config.fidelity_margin,
             fidelity_loss=lost,
             floor=config.max_slowdown is None,
-            used=st.circuits > 0,
+            used=st.by_class if st.by_class is not None else st.circuits,
         )
     return SimulationResult(
         policy=policy,
