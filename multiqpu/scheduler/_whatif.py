@@ -36,7 +36,10 @@ class SimulationResult:
     the same fleet and queues; ``lower_bound_s`` is the fluid lower bound (see
     docs/scheduler.md) over every device ``policy`` may use for each circuit, on the real
     queues and speeds; for ``balanced``, among schedules that lose no more estimated fidelity
-    than this run did.
+    than this run did. ``start_waits_fluid_s`` is the same program on the waits that jobs
+    submitted at the start see (per-job jitter included, no later, luckier submission): not
+    a lower bound, a diagnostic; what separates it from ``lower_bound_s`` is queue luck that
+    only hindsight could plan for.
     """
 
     policy: str
@@ -54,6 +57,7 @@ class SimulationResult:
     placements_per_s: float
     wall_s: float
     lower_bound_s: float | None = None
+    start_waits_fluid_s: float | None = None
     baselines: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
     limits: Mapping[str, int] = field(default_factory=dict)
     knowledge: tuple[DeviceKnowledge, ...] = ()
@@ -100,6 +104,7 @@ def lower_bound(
     fidelity_loss: float | None = None,
     floor: bool = False,
     used: np.ndarray | None = None,
+    hindsight: bool = True,
 ) -> float:
     """The fluid lower bound for every device ``policy`` may ever use (real waits and speeds).
 
@@ -119,7 +124,8 @@ def lower_bound(
     much estimated fidelity, summed over the circuits, against each circuit's most accurate
     device (pass what the run lost: no schedule that loses no more can finish earlier).
     ``queues`` must be a fresh copy of the run's queue process (same seed), as it only moves
-    forward in time.
+    forward in time. ``hindsight=False``: each device starts after the wait of a job
+    submitted at ``start_s`` instead (no longer a lower bound: see ``SimulationResult``).
     """
     from multiqpu.scheduler._bounds import fluid_lower_bound
     from multiqpu.scheduler._policy import FLOOR_MARGINS
@@ -128,7 +134,11 @@ def lower_bound(
     seconds = t.raw_s * np.array([d.speed_bias for d in devices]) + np.array(
         [d.overhead_s / d.max_circuits_per_job for d in devices]
     )
-    waits = np.array([queues.earliest_start(d, start_s) for d in range(len(devices))]) - start_s
+    if hindsight:
+        starts = [queues.earliest_start(d, start_s) for d in range(len(devices))]
+        waits = np.array(starts) - start_s
+    else:
+        waits = np.array([queues.wait(d, start_s) for d in range(len(devices))])
     alive = np.ones(len(devices), dtype=bool)
     common = {"fits": t.fits, "fidelity": t.fidelity, "price": t.price, "alive": alive}
     may = masks("fastest", floor=t.floor, margin=margin, **common).preferred
@@ -233,7 +243,7 @@ def simulate(
                 "makespan_s": b.stats.makespan,
                 "mean_fidelity": b.stats.mean_fidelity(),
             }
-    lb = None
+    lb = at_start = None
     if bound:
         from multiqpu.scheduler._tables import StreamSource
 
@@ -248,16 +258,20 @@ def simulate(
             top = np.where(t.fits, t.fidelity, -np.inf).max(axis=1, initial=-np.inf)
             reach = float(counts @ np.where(np.isfinite(top), top, 0.0))
             lost = max(reach - float(st.fidelity.sum()), 0.0)
-        lb = lower_bound(
-            fleet,
-            workload,
-            queues(),
-            policy=policy,
-            counts=counts,
-            margin=config.fidelity_margin,
-            fidelity_loss=lost,
-            floor=config.max_slowdown is None,
-            used=st.by_class if st.by_class is not None else st.circuits,
+        lb, at_start = (
+            lower_bound(
+                fleet,
+                workload,
+                queues(),
+                policy=policy,
+                counts=counts,
+                margin=config.fidelity_margin,
+                fidelity_loss=lost,
+                floor=config.max_slowdown is None,
+                used=st.by_class if st.by_class is not None else st.circuits,
+                hindsight=hindsight,
+            )
+            for hindsight in (True, False)
         )
     return SimulationResult(
         policy=policy,
@@ -275,6 +289,7 @@ def simulate(
         placements_per_s=st.placements_per_s(),
         wall_s=time.perf_counter() - tic,
         lower_bound_s=lb,
+        start_waits_fluid_s=at_start,
         baselines=baselines,
         limits=dict(st.limits),
         knowledge=run.knowledge,
