@@ -310,8 +310,15 @@ def on_started(core: CoreState, job_id: int, now: float) -> tuple[int, ...]:
             )
             abandon(core, origin, now)
             core.lane(origin.device, now)
-            core.ghosts[origin.job_id] = origin
             cancel.append(origin.job_id)
+            others = [h for h in origin.hedges if h != job_id and h in core.jobs]
+            if not others and (origin.done is None or not origin.done.any()):
+                # nothing else covers those circuits: the copy is the job now (a straggler
+                # in its own right, which hedging may copy again)
+                origin.hedges.clear()
+                job.origin, job.offset, job.redundant = None, None, False
+            else:
+                core.ghosts[origin.job_id] = origin
     else:
         for h in list(job.hedges):
             other = core.jobs.get(h)

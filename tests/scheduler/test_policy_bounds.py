@@ -94,3 +94,15 @@ def test_a_flaky_most_accurate_device_is_kept() -> None:
         r = simulate([fast, accurate], work, policy="most_accurate", seed=seed)
         row = r.per_device[1]
         assert row["circuits"] == 400 and row["failures"] > 3 and not row["dropped"]
+
+
+def test_a_queued_copy_that_wins_the_start_can_be_hedged_again() -> None:
+    # family scenario 78: two one-circuit jobs started on slow neutral-atom devices as
+    # queued copies (their originals cancelled) and ran 1.6-2 h while every other device sat
+    # idle; hedging skipped them as copies: balanced 7,523 s vs fastest 1,543 s. A copy that
+    # wins the start with nothing else covering its circuits is now the job itself.
+    sc = family_scenario(78)
+    fast = simulate(list(sc.fleet), sc.workload, policy="fastest", seed=78)
+    bal = simulate(list(sc.fleet), sc.workload, seed=78)
+    assert sum(int(d["circuits"]) for d in bal.per_device) == sc.workload.n
+    assert bal.makespan_s <= 1.6 * fast.makespan_s  # 1,954 s vs 1,507 s when written
