@@ -10,11 +10,9 @@ sub-experiment on one core), so two things here keep its share small:
 * **Batches submitted together travel together** (:class:`Dispatcher`): every batch
   submitted to an engine before the event loop turns over is queued, and the queue goes as
   at most ``workers`` tasks (:func:`simulate_chunk`), each running its share of the batches
-  one after another; while two tasks per worker are in flight, the queue waits for one of
-  them to finish, so what the driver submits meanwhile goes in one task. A task's batches
-  are independent: each has its own random generator, drawn on the driver, so a chunk run
-  again after its worker died gives the results the first try would have, whatever the
-  chunking.
+  one after another. A task's batches are independent: each has its own random generator,
+  drawn on the driver, so a chunk run again after its worker died gives the results the
+  first try would have, whatever the chunking.
 """
 
 from __future__ import annotations
@@ -105,34 +103,15 @@ def simulate_chunk(items: Sequence[Item], *recipes: Any) -> tuple[list[Output], 
     return out, time.process_time() - cpu0
 
 
-#: Chunk tasks in flight per worker: one running, one queued behind it (so a worker that
-#: finishes starts the next chunk at once, without waiting for the driver).
-TASKS_PER_WORKER = 2
-
-
-class _LoopQueue:
-    """One event loop's batches not sent yet, and its chunk tasks in flight."""
-
-    __slots__ = ("batches", "running", "scheduled")
-
-    def __init__(self) -> None:
-        self.batches: list[Any] = []
-        self.running = 0  # chunk tasks sent and not finished
-        self.scheduled = False  # a flush is due on the loop
-
-
 class Dispatcher:
-    """Queues the batches submitted to ``engine`` and sends them as chunk tasks: when the
-    event loop turns over, the queue goes as at most ``engine.workers`` tasks, and while
-    ``TASKS_PER_WORKER x workers`` tasks are in flight it waits for the first to finish, so
-    batches submitted meanwhile travel together (fewer, larger tasks when the driver keeps
-    more batches in flight than there are workers; no batch waits while a worker is idle)."""
+    """Queues the batches submitted to ``engine`` during one turn of the event loop and
+    sends them as at most ``engine.workers`` chunk tasks when the loop turns over."""
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self._workers: int | None = None
-        # per event loop (an engine may serve loops in several threads)
-        self._queues: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopQueue] = (
+        # per event loop (an engine may serve loops in several threads): batches not sent yet
+        self._pending: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, list[Any]] = (
             weakref.WeakKeyDictionary()
         )
         self._lock = threading.Lock()
@@ -142,58 +121,37 @@ class Dispatcher:
         self.batches = 0
         self.worker_cpu_s = 0.0
 
-    def _queue(self, loop: asyncio.AbstractEventLoop) -> _LoopQueue:
-        with self._lock:
-            queue = self._queues.get(loop)
-            if queue is None:
-                queue = self._queues[loop] = _LoopQueue()
-            return queue
-
     def submit(
         self, recipe: Any, blobs: list[bytes], shots: int | None, rng: np.random.Generator
     ) -> asyncio.Future[Output]:
         """Queue one batch; its future resolves to ``(results, metadata)``."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Output] = loop.create_future()
-        queue = self._queue(loop)
-        queue.batches.append((recipe, blobs, shots, rng, future))
-        self._schedule(loop, queue)
+        with self._lock:
+            queue = self._pending.get(loop)
+            if queue is None:
+                queue = self._pending[loop] = []
+                loop.call_soon(self._flush, loop)
+            queue.append((recipe, blobs, shots, rng, future))
         return future
 
-    def _schedule(self, loop: asyncio.AbstractEventLoop, queue: _LoopQueue) -> None:
-        if not queue.scheduled:
-            queue.scheduled = True
-            loop.call_soon(self._flush, loop, queue)
-
-    def _flush(self, loop: asyncio.AbstractEventLoop, queue: _LoopQueue) -> None:
-        queue.scheduled = False
-        pending = [p for p in queue.batches if not p[4].done()]  # cancelled before they left
-        queue.batches = []
+    def _flush(self, loop: asyncio.AbstractEventLoop) -> None:
+        with self._lock:
+            pending = self._pending.pop(loop, [])
+        pending = [p for p in pending if not p[4].done()]  # cancelled before they left
         if not pending:
             return
         if self._workers is None:
             self._workers = max(1, self.engine.workers)
-        free = TASKS_PER_WORKER * self._workers - queue.running
-        if free <= 0:  # sent when a task in flight finishes (see _run)
-            queue.batches = pending
-            return
-        chunks = min(len(pending), self._workers, free)
+        chunks = min(len(pending), self._workers)
         size, extra = divmod(len(pending), chunks)
         start = 0
         for k in range(chunks):
             stop = start + size + (k < extra)
-            queue.running += 1
             task = asyncio.ensure_future(self._run(pending[start:stop]))
             self._running.add(task)
             task.add_done_callback(self._running.discard)
-            task.add_done_callback(lambda _: self._finished(loop, queue))
             start = stop
-
-    def _finished(self, loop: asyncio.AbstractEventLoop, queue: _LoopQueue) -> None:
-        """A chunk task ended (or was cancelled, even before it started): send what waits."""
-        queue.running -= 1
-        if queue.batches:
-            self._schedule(loop, queue)
 
     async def _run(self, part: list[tuple[Any, list[bytes], int | None, Any, Any]]) -> None:
         recipes: list[Any] = []

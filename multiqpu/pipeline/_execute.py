@@ -191,6 +191,11 @@ async def _run_scheduler(
 
     capable = [d.spec for d in pool if supports_mid_circuit(d)]
     restrict = capable if len(capable) < len(pool) else None  # None: any device
+    defaults: dict[str, Any] = {"min_job_s": MIN_JOB_S}
+    if not any(d.imitates_qpu for d in pool):
+        # plain simulators have no queue to learn: no single-circuit probe jobs first
+        # (each concurrent run would probe every device before batching anything)
+        defaults["explore"] = False
 
     async def one(part: Sequence[Task]) -> None:
         jobs = [
@@ -200,7 +205,7 @@ async def _run_scheduler(
         # Fresh draws only: a cached sampled result would repeat an earlier random draw.
         # One device per result: the stages correct (and fold) each result by its device.
         out = await run(pool, jobs, policy, cache=False, split_shots=False,
-                        **{"min_job_s": MIN_JOB_S, **options})  # fmt: skip
+                        **{**defaults, **options})  # fmt: skip
         execution.engine = "scheduler"
         execution.reports.append(out.report)
         batch = []

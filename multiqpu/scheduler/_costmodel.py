@@ -101,7 +101,7 @@ def circuit_seconds(isa: QuantumCircuit, calibration: Calibration) -> float:
     t = [0.0] * isa.num_qubits
     qidx = {q: i for i, q in enumerate(isa.qubits)}
     for inst in isa.data:
-        name = inst.operation.name
+        name = inst.name  # not inst.operation.name: that builds a gate object each time
         if name == "barrier":
             continue
         qs = tuple(qidx[q] for q in inst.qubits)
