@@ -49,7 +49,8 @@ def on_ladder(shots: np.ndarray, *, minimum: int = 1, ratio: float = LADDER_RATI
     """``shots`` (integers) rounded to the ladder with the same total: zeros stay zero,
     positive counts stay at least ``min(minimum, count)``. Rounding errors are settled by
     moving the counts that were rounded furthest one rung the other way; what no whole
-    rung settles goes to the largest count (at most one count off the ladder)."""
+    rung settles goes to the largest count (at most one count off the ladder, more only
+    when floors are in the way)."""
     shots = np.asarray(shots, dtype=np.int64)
     out = shots.copy()
     active = np.flatnonzero(shots > 0)
@@ -64,6 +65,8 @@ def on_ladder(shots: np.ndarray, *, minimum: int = 1, ratio: float = LADDER_RATI
         # relative rounding error, most negative first when shots are missing
         err = (out[active] - shots[active]) / shots[active]
         for i in active[np.argsort(err if up else -err)].tolist():
+            if (err_of := out[i] - shots[i]) == 0 or (err_of < 0) != up:
+                break  # only counts rounded the other way move: none ends a rung off
             step = _next(int(out[i]), ratio, up) - int(out[i])
             if abs(step) > abs(diff) or (not up and out[i] + step < floor[i]):
                 continue
@@ -71,7 +74,12 @@ def on_ladder(shots: np.ndarray, *, minimum: int = 1, ratio: float = LADDER_RATI
             diff -= step
             if diff == 0:
                 break
-    if diff:
-        big = int(active[np.argmax(out[active])])
-        out[big] += diff
+    # what no whole rung settled: added to the largest count, or taken from the largest
+    # counts above their floors (they hold enough: the total was at least the floors')
+    for i in active[np.argsort(-out[active], kind="stable")].tolist():
+        if diff == 0:
+            break
+        take = diff if diff > 0 else -min(-diff, int(out[i] - floor[i]))
+        out[i] += take
+        diff -= take
     return out
