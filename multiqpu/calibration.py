@@ -175,11 +175,12 @@ class Calibration:
         """Product of (1 - error) over the operations of a circuit already mapped to
         physical qubits (an ISA circuit). Qubit ``i`` of the circuit is physical qubit ``i``."""
         log_f = 0.0
+        index = {q: i for i, q in enumerate(circuit.qubits)}
         for inst in circuit.data:
-            op = inst.operation.name
+            op = inst.name  # not inst.operation.name: that builds a gate object each time
             if op in _VIRTUAL_OPS:
                 continue
-            qubits = tuple(circuit.find_bit(q).index for q in inst.qubits)
+            qubits = tuple(index[q] for q in inst.qubits)
             err = self.error(op, qubits)
             if err >= 1.0:
                 return 0.0

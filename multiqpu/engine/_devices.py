@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from multiqpu.delegating import DelegatingDevice
 from multiqpu.device import CircuitResult, Job, JobStatus, JobTimings, RunResult
-from multiqpu.engine._dispatch import circuit_blobs, dispatcher_of
+from multiqpu.engine._dispatch import RUN_S, circuit_blobs, dispatcher_of
 from multiqpu.errors import ConfigError, JobError
 from multiqpu.simulator import Batch, SimulatorDevice
 
@@ -94,11 +94,17 @@ class EngineJob(Job):
             if self._cancelled:
                 raise JobError("cancelled", job_id=self.job_id) from None
             raise
+        finished = time.time()
+        # a batch that waited for a worker (behind other batches, or other tasks) was
+        # queued meanwhile: the scheduler learns the engine's queue and the run's speed
+        metadata = dict(metadata)
+        run_s = metadata.pop(RUN_S, None)
+        started = self._submitted if run_s is None else max(self._submitted, finished - run_s)
         return RunResult(
             device=self.device,
             job_id=self.job_id,
             results=tuple(results),
-            timings=JobTimings(self._submitted, self._submitted, time.time()),
+            timings=JobTimings(self._submitted, started, finished),
             metadata={**metadata, **self._metadata},
         )
 

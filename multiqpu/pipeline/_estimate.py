@@ -29,6 +29,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from multiqpu.cutting._experiments import allocate_shots
+from multiqpu.cutting._ladder import on_ladder
 from multiqpu.cutting._planner import CutMode, minimum_shots
 from multiqpu.cutting._planning import DEFAULT_SHOTS, plan_async
 from multiqpu.errors import InvalidInputError
@@ -130,7 +131,8 @@ async def _execute(
         target = precision / _PRECISION_MARGIN
         need = float(shape.sum() * np.sum(per_shot / shape)) / target**2
         main = int(min(budget, max(math.ceil(need), minimum * len(idx))))
-    have = allocate_shots(shape, main, minimum=minimum)
+    # on a ladder of counts: sub-experiments sharing a count share jobs (multiqpu.cutting._ladder)
+    have = on_ladder(allocate_shots(shape, main, minimum=minimum), minimum=minimum)
     await go(run, have.tolist())
     stages = 2
     while precision is not None and stages < _MAX_STAGES and run.spent < budget:
@@ -140,7 +142,7 @@ async def _execute(
         if ratio <= 1.0:
             break
         more = min(budget - run.spent, math.ceil(run.spent * (ratio**2 * _PRECISION_MARGIN - 1)))
-        extra = allocate_shots(shape, more, already=have)
+        extra = on_ladder(allocate_shots(shape, more, already=have))
         if extra.sum() == 0:
             break
         await go(run, extra.tolist())

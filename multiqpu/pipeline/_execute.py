@@ -166,6 +166,13 @@ async def _run_standin(
     await gather_cancelling(jobs)
 
 
+#: Seconds of estimated work a job holds at least (the scheduler's ``min_job_s``) unless
+#: the caller says otherwise: each job costs the driver ~2-3 ms of bookkeeping (placement,
+#: journal, submission, shipping), so jobs of one small sub-experiment each would make the
+#: driver, not the devices, the bottleneck. A QPU's own per-job overhead (seconds) already
+#: makes its jobs far larger; on simulators it groups sub-experiments of one shots value.
+MIN_JOB_S = 0.05
+
 #: Circuits per concurrent scheduler run (a large batch is split so that finished parts
 #: are folded while the rest still runs); at most _MAX_STREAMS runs at once.
 _STREAM_CHUNK = 48
@@ -184,6 +191,11 @@ async def _run_scheduler(
 
     capable = [d.spec for d in pool if supports_mid_circuit(d)]
     restrict = capable if len(capable) < len(pool) else None  # None: any device
+    defaults: dict[str, Any] = {"min_job_s": MIN_JOB_S}
+    if not any(d.imitates_qpu for d in pool):
+        # plain simulators have no queue to learn: no single-circuit probe jobs first
+        # (each concurrent run would probe every device before batching anything)
+        defaults["explore"] = False
 
     async def one(part: Sequence[Task]) -> None:
         jobs = [
@@ -192,7 +204,8 @@ async def _run_scheduler(
         ]
         # Fresh draws only: a cached sampled result would repeat an earlier random draw.
         # One device per result: the stages correct (and fold) each result by its device.
-        out = await run(pool, jobs, policy, cache=False, split_shots=False, **options)
+        out = await run(pool, jobs, policy, cache=False, split_shots=False,
+                        **{**defaults, **options})  # fmt: skip
         execution.engine = "scheduler"
         execution.reports.append(out.report)
         batch = []
@@ -203,10 +216,15 @@ async def _run_scheduler(
             execution.record(dev.device, 0, 0, dev.jobs)
         await on_results(batch)
 
-    # Interleaved parts (each a mix of fragments and sizes), placed concurrently; each part's
-    # results are folded in a worker thread as soon as it completes.
+    # Parts placed concurrently; each part's results are folded (in a worker thread or an
+    # engine task) as soon as it completes. The parts are bands of the shots (a job carries
+    # one shots value: a part holding few values makes few, larger jobs), each a mix of
+    # fragments; the order within a part is the input order.
     streams = max(1, min(_MAX_STREAMS, len(tasks) // _STREAM_CHUNK))
-    await gather_cancelling([one(tasks[k::streams]) for k in range(streams)])
+    order = sorted(range(len(tasks)), key=lambda k: (tasks[k].shots or 0, k))
+    size = -(-len(order) // streams)
+    bands = [sorted(order[k * size : (k + 1) * size]) for k in range(streams)]
+    await gather_cancelling([one([tasks[k] for k in band]) for band in bands if band])
 
 
 async def run_tasks(

@@ -69,6 +69,8 @@ class Estimate:
 
 
 _cache: OrderedDict[tuple[str, str, str, int | None], Estimate] = OrderedDict()
+#: (device spec, calibration fingerprint, structure) -> :func:`_shape`'s answer
+_shapes: OrderedDict[tuple[str, str, str], tuple[float, float] | str] = OrderedDict()
 
 
 def structure_key(circuit: QuantumCircuit) -> str:
@@ -99,7 +101,7 @@ def circuit_seconds(isa: QuantumCircuit, calibration: Calibration) -> float:
     t = [0.0] * isa.num_qubits
     qidx = {q: i for i, q in enumerate(isa.qubits)}
     for inst in isa.data:
-        name = inst.operation.name
+        name = inst.name  # not inst.operation.name: that builds a gate object each time
         if name == "barrier":
             continue
         qs = tuple(qidx[q] for q in inst.qubits)
@@ -119,9 +121,25 @@ def circuit_seconds(isa: QuantumCircuit, calibration: Calibration) -> float:
     return max(t, default=0.0)
 
 
+def _shape(device: Device, cal: Calibration, circuit: QuantumCircuit) -> tuple[float, float] | str:
+    """What does not depend on shots: (estimated fidelity, critical-path seconds) of the
+    circuit transpiled for ``device``, or why it does not transpile."""
+    try:
+        isa = device.transpile(circuit)
+    except Exception as exc:  # any transpiler failure means "cannot run here"
+        return f"does not transpile for {device.spec}: {exc}"
+    return float(cal.estimated_fidelity(isa)), circuit_seconds(isa, cal)
+
+
 def _estimate(
-    device: Device, cal: Calibration, circuit: QuantumCircuit, shots: int | None
+    device: Device,
+    cal: Calibration,
+    circuit: QuantumCircuit,
+    shots: int | None,
+    shape: tuple[float, float] | str | None = None,
 ) -> Estimate:
+    """The estimate for ``shots``; ``shape``: :func:`_shape`'s answer, if known already
+    (the same structure with other shots: sub-experiments under a shot allocation)."""
     if circuit.num_qubits > device.num_qubits:
         return Estimate(
             reason=f"needs {circuit.num_qubits} qubits, {device.spec} has {device.num_qubits}"
@@ -130,22 +148,22 @@ def _estimate(
         return Estimate(reason=f"{device.spec} samples (exact results need an ideal simulator)")
     if shots is not None and shots > device.limits.max_shots:
         return Estimate(reason=f"{shots} shots exceed the limit of {device.limits.max_shots}")
-    try:
-        isa = device.transpile(circuit)
-    except Exception as exc:  # any transpiler failure means "cannot run here"
-        return Estimate(reason=f"does not transpile for {device.spec}: {exc}")
-    fidelity = cal.estimated_fidelity(isa)
+    if shape is None:
+        shape = _shape(device, cal, circuit)
+    if isinstance(shape, str):
+        return Estimate(reason=shape)
+    fidelity, path_s = shape
     if not device.imitates_qpu:  # a plain simulator: no repetition delay, a per-circuit cost
-        seconds = SIMULATOR_CIRCUIT_S + circuit_seconds(isa, cal) * (shots or 1)
+        seconds = SIMULATOR_CIRCUIT_S + path_s * (shots or 1)
     else:
-        seconds = (circuit_seconds(isa, cal) + REPETITION_DELAY_S) * (shots or 1)
+        seconds = (path_s + REPETITION_DELAY_S) * (shots or 1)
     try:
         price = float(device.estimate_cost([circuit], shots or 1).total_usd)
     except Exception:  # a device that cannot price a circuit: the price is unknown
         price = math.nan
     if not math.isfinite(price):
         price = math.nan
-    return Estimate(fidelity=float(fidelity), seconds=float(seconds), price=price)
+    return Estimate(fidelity=fidelity, seconds=float(seconds), price=price)
 
 
 async def build_tables(
@@ -184,7 +202,14 @@ async def build_tables(
                 ckey = (device.spec, fingerprint, structs[c], item.shots)
                 est = _cache.get(ckey)
                 if est is None:
-                    est = _estimate(device, cal, item.circuit, item.shots)
+                    # transpiled once per structure: the shots change only the arithmetic
+                    skey = (device.spec, fingerprint, structs[c])
+                    shape = _shapes.get(skey)
+                    if shape is None and item.circuit.num_qubits <= device.num_qubits:
+                        shape = _shapes[skey] = _shape(device, cal, item.circuit)
+                        if len(_shapes) > _CACHE_SIZE:
+                            _shapes.popitem(last=False)
+                    est = _estimate(device, cal, item.circuit, item.shots, shape)
                     _cache[ckey] = est
                     if len(_cache) > _CACHE_SIZE:
                         _cache.popitem(last=False)

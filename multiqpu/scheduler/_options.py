@@ -64,6 +64,11 @@ class Options:
         rate_limits: ``{provider: (calls, period_s)}`` submissions allowed per provider.
         job_timeout_s: a job running longer is cancelled and its circuits moved; default
             derived from the device's learned wait and speed.
+        min_job_s: every job holds at least this many seconds of estimated work (as
+            many circuits of one shots value as that takes, within the device's
+            ``max_circuits_per_job``), whatever the job sizing would choose; default 0.
+            Each job costs the driver a few milliseconds of bookkeeping, so many small
+            circuits on fast simulators run fewer, larger jobs with it.
         explore: give each device never used before one single-circuit job, to learn its
             real queue.
         run_id: the id to record the run under (default: a new one).
@@ -92,6 +97,7 @@ class Options:
         default_factory=lambda: dict(DEFAULT_RATE_LIMITS)
     )
     job_timeout_s: float | None = None
+    min_job_s: float = 0.0
     explore: bool = True
     run_id: str | None = None
     split_shots: str | bool = "auto"
@@ -154,6 +160,7 @@ def parse_options(policy: str = "balanced", **options: Any) -> Options:
         raise InvalidInputError("deadline_s must be > 0")
     if opts.job_timeout_s is not None and _number("job_timeout_s", opts.job_timeout_s) <= 0:
         raise InvalidInputError("job_timeout_s must be > 0")
+    _number("min_job_s", opts.min_job_s)
     if isinstance(opts.retries, bool) or not isinstance(opts.retries, int) or opts.retries < 1:
         raise InvalidInputError(f"retries must be an integer >= 1, got {opts.retries!r}")
     _number("backoff_s", opts.backoff_s)

@@ -116,6 +116,7 @@ def core_config(opts: Options) -> CoreConfig:
         deadline_at=opts.deadline_s,
         hedging=opts.hedging,
         job_timeout_s=opts.job_timeout_s,
+        min_job_s=opts.min_job_s,
         explore=opts.explore,
         # no queued copies: a copy is cancelled when another copy starts running, and the
         # executor watches starts only on session devices; elsewhere a copy that lost the

@@ -150,3 +150,53 @@ def test_simulate_sweep_on_the_command_line() -> None:
     one_by_one = [simulate(3, 50, seed=s).makespan_s for s in (4, 5)]
     assert sweep["seeds"] == [4, 5] and sweep["makespan_s"] == one_by_one
     assert sweep["makespan_p50_p90_max_s"][2] == max(one_by_one)
+
+
+def test_an_engine_job_times_its_batch_not_its_wait() -> None:
+    """Two batches in one worker process run one after the other: each job's execution
+    time is its own batch's run time (the rest is queue time), so the scheduler learns the
+    simulator's speed, not the engine's queue."""
+    from qiskit import QuantumCircuit
+
+    from multiqpu.engine._dispatch import RUN_S
+    from multiqpu.pool import DevicePool
+
+    qc = QuantumCircuit(4)
+    qc.h(range(4))
+    qc.measure_all()
+    engine = LocalEngine(processes=1)
+    try:
+        (device,) = engine.offload(DevicePool([_pair()[0]]))
+
+        async def two() -> list[multiqpu.RunResult]:
+            jobs = [await device.submit([qc] * 3, 4000) for _ in range(2)]
+            return [await job.result() for job in jobs]
+
+        results = asyncio.run(two())
+    finally:
+        engine.close()
+    for r in results:
+        t = r.timings
+        assert RUN_S not in r.metadata and r.metadata["engine"] == "local"
+        assert t.submitted_at <= t.started_at <= t.finished_at
+        assert t.execution_s is not None and t.execution_s > 0
+    total = max(r.timings.finished_at for r in results) - min(
+        r.timings.submitted_at for r in results
+    )
+    assert sum(r.timings.execution_s or 0 for r in results) <= total
+
+
+def test_an_estimate_on_simulators_groups_sub_experiments_into_jobs() -> None:
+    """The pipeline's scheduler runs on simulators: sub-experiments sharing a shots value
+    (Neyman counts on a ladder) go in shared jobs of at least ``MIN_JOB_S`` of work, not
+    one job each."""
+    from qiskit.circuit.library import efficient_su2
+
+    qc = efficient_su2(6, reps=2, entanglement="linear")
+    qc = qc.assign_parameters([0.2 * k for k in range(qc.num_parameters)])
+    result = asyncio.run(estimate(_pair(), qc, ["ZZZZZZ", "XXIIXX"], shots=200_000))
+    report = result.report
+    jobs = sum(d.jobs for d in report.devices)
+    ran = report.subexperiments * report.stages  # each sub-experiment, in each stage
+    assert report.engine == "scheduler" and report.stages >= 2
+    assert jobs <= ran / 2, (jobs, ran)  # 63 of 200 here (149 before the ladder)

@@ -128,3 +128,27 @@ async def test_the_executor_records_through_any_run_recorder() -> None:
     # without a recorder nothing is recorded and the run is the same
     again = await execute(DevicePool([dev]), items, opts)
     assert [r.shots for r in again] == [100] * 4
+
+
+def test_min_job_s_is_checked() -> None:
+    assert parse_options().min_job_s == 0.0
+    assert core_config(parse_options(min_job_s=0.5)).min_job_s == 0.5
+    for bad in (-1.0, "1", True):
+        with pytest.raises(InvalidInputError, match="min_job_s"):
+            parse_options(min_job_s=bad)
+
+
+async def test_min_job_s_puts_many_small_circuits_in_few_jobs() -> None:
+    """Each job holds at least ``min_job_s`` of estimated work: 24 quick circuits of one
+    shots value go as one job (the device takes 50 a job) instead of many, and every
+    circuit still gets its own result."""
+    import multiqpu
+
+    dev = multiqpu.device("local:ideal", num_qubits=5, seed=5)
+    circuits = [tagged_circuit(i) for i in range(24)]
+    small = await sample([dev], circuits, shots=200, journal=None, explore=False)
+    big = await sample([dev], circuits, shots=200, journal=None, explore=False, min_job_s=60.0)
+    assert big.report.devices[0].jobs == 1 < small.report.devices[0].jobs
+    for run in (small, big):
+        assert [r.index for r in run] == list(range(24))
+        assert all(sum(r.result.counts.values()) == 200 for r in run)
