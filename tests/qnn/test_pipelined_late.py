@@ -59,7 +59,7 @@ def test_a_late_shard_stuck_in_a_long_queue_is_dropped_and_its_samples_trained_l
         used.update(int(i) for i in done.tag[0])
         return absorb(done, *args)
 
-    trainer.workers.absorb = audited  # type: ignore[method-assign]
+    trainer.workers.absorb = audited  # type: ignore[method-assign,assignment]
     steps: list[float] = []
     step = trainer.server.step
 
