@@ -36,8 +36,9 @@ Figures (each over the seeds, paired by seed):
   failed without any bias (cut runs 0.086-0.093 around the exact-gradient training's 0.090).
 
 Seeds: development used seeds 0-4 (``--seeds dev``); the reported figures are on seeds
-100-104, never used while developing (default). ``--quick`` (for the tests): 2 seeds, 1, 4
-and 8 devices, 1 epoch on 128 samples, 2 cut repeats. The curves are drawn to
+100-104, never used while developing (default); ``--seeds FIRST-LAST`` runs another range
+(200-204 for the figures of 2026-12-05, never used before). ``--quick`` (for the tests):
+2 seeds, 1, 4 and 8 devices, 1 epoch on 128 samples, 2 cut repeats. The curves are drawn to
 docs/qnn_scaling.png (``--plot PATH`` to change, ``--plot ''`` for none).
 
 Prints one JSON line.
