@@ -24,6 +24,15 @@ needs (``ahead=1``: two shards per device, the second queued while the first run
 * ``backup=b`` (backup workers) also applies: a step proceeds once all but ``b`` shards of
   its batch are in; late shards are folded into the next step, which waits for them, so
   no gradient is more than ``ahead + 1`` versions old.
+* **A late shard stuck in a long queue is dropped**: a device runs its jobs in order, so a
+  shard that drew a long queue wait (a lognormal tail: 250-300 s against 20-25 s medians
+  on the benchmark's idle-tier Braket devices) holds that device's next shards too, and
+  the step that waits for it (above) stalls every other device. When the only shards a
+  step still waits for beyond its backup are on devices that hold such a late shard, the
+  late shards are dropped: their samples join the next batch launched (so no sample is
+  lost and no gradient gets older), and their results are discarded when they come
+  (a job cannot be cancelled; the end of training still waits for it). Only when the
+  pipeline carries across epochs (otherwise the next epoch's order is not drawn early).
 
 Epoch records: a batch's samples are tallied in the epoch they belong to when its step is
 taken (late shards in the epoch that absorbs them). With ``carry`` the pipeline runs across
@@ -114,16 +123,21 @@ async def pipelined_sync(
     stats: dict[int, EpochStats] = {}
     began: dict[int, float] = {}
     feed = _batches(orders, batch_size)
+    peeked: list[tuple[int, np.ndarray, bool]] = []  # a batch pulled early (see upcoming)
     stalled = False  # not carrying: the next epoch waits for this one to finish
+    requeued: list[np.ndarray] = []  # samples of dropped late shards, for the next batch
 
     def pull() -> _Batch | None:
         nonlocal stalled
         if stalled:
             return None
-        nxt = next(feed, None)
+        nxt = peeked.pop() if peeked else next(feed, None)
         if nxt is None:
             return None
         batch = _Batch(*nxt)
+        if requeued:
+            batch.idx = np.concatenate([*requeued, batch.idx])
+            requeued.clear()
         if batch.epoch not in stats:
             stats[batch.epoch] = EpochStats(n_dev)
             began[batch.epoch] = executor.now()
@@ -155,14 +169,52 @@ async def pipelined_sync(
         for d, part in enumerate(workers.split(batch.idx, shares)):
             if not len(part):
                 continue
+            running[id(part)] = (part, id(batch), d)
             workers.start(d, X, part, server.weights, server.version, epochs=id(batch))
             batch.started += 1
             outstanding[d] += 1
+
+    running: dict[int, tuple[np.ndarray, int, int]] = {}  # shards out: samples, batch, device
+    dropped: set[int] = set()  # late shards whose samples went back into the feed
+
+    def upcoming() -> bool:
+        """Whether a later batch will be launched (carrying across epochs only: otherwise
+        the next epoch's order is not drawn before this one is finished)."""
+        if not carry:
+            return False
+        if not peeked:
+            nxt = next(feed, None)
+            if nxt is None:
+                return False
+            peeked.append(nxt)
+        return True
+
+    def held(batch_key: int) -> bool:
+        """Whether every device that still owes a shard of batch ``batch_key`` also still
+        owes a late shard (its lane is stuck behind that one: a long queue draw), and there
+        is a later batch to take the late shards' samples."""
+        if not upcoming():
+            return False
+        owing = {d for _, b, d in running.values() if b == batch_key}
+        return owing <= {d for _, b, d in running.values() if b in behind}
+
+    def requeue() -> None:
+        """Drop the late shards still out: their samples join the next batch."""
+        for key, (part, batch_key, _) in running.items():
+            if batch_key in behind:
+                dropped.add(key)
+                requeued.append(part)
+        behind.clear()
 
     behind: dict[int, int] = {}  # stepped batches' shards still running, by batch
 
     def take(done: Completion) -> None:
         outstanding[done.device] -= 1
+        key = id(done.tag[0])
+        running.pop(key, None)
+        if key in dropped:  # its samples were sent again with a later batch
+            dropped.discard(key)
+            return
         for b in flight:
             if id(b) == done.tag[3]:
                 b.results.append(done)
@@ -185,6 +237,9 @@ async def pipelined_sync(
         current = flight[0]
         need = max(1, current.started - backup)
         while current.arrived < need or behind:  # late shards: at most one step late
+            if behind and current.arrived >= need and held(id(current)):
+                requeue()  # only devices holding a late shard hold the step: drop those
+                break
             take(await executor.next())
         flight.pop(0)
         if current.arrived < current.started:
