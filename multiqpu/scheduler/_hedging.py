@@ -18,7 +18,7 @@ from __future__ import annotations
 import numpy as np
 
 from multiqpu.scheduler._estimates import refresh_masks, update_sessions
-from multiqpu.scheduler._outcomes import abandon
+from multiqpu.scheduler._outcomes import abandon, promote
 from multiqpu.scheduler._records import JobRecord, Submission
 from multiqpu.scheduler._state import EPS, CoreState
 from multiqpu.scheduler._waterfill import capped_waterfill
@@ -311,13 +311,9 @@ def on_started(core: CoreState, job_id: int, now: float) -> tuple[int, ...]:
             abandon(core, origin, now)
             core.lane(origin.device, now)
             cancel.append(origin.job_id)
-            others = [h for h in origin.hedges if h != job_id and h in core.jobs]
-            if not others and (origin.done is None or not origin.done.any()):
-                # nothing else covers those circuits: the copy is the job now (a straggler
-                # in its own right, which hedging may copy again)
-                origin.hedges.clear()
-                job.origin, job.offset, job.redundant = None, None, False
-            else:
+            # nothing else covers those circuits: the copy is the job now (a straggler in
+            # its own right, which hedging may copy again)
+            if not promote(core, origin, job_id):
                 core.ghosts[origin.job_id] = origin
     else:
         for h in list(job.hedges):

@@ -27,6 +27,7 @@ __all__ = [
     "last_resort",
     "on_done",
     "on_failed",
+    "promote",
     "reopen",
     "requeue_uncovered",
 ]
@@ -127,8 +128,28 @@ def fail(core: CoreState, job: JobRecord) -> int:
         return len(job.idx)
     # a straggler with copies failed: the copies carry on; keep its record so that no
     # circuit is delivered twice
+    if promote(core, job):
+        return 0
     core.ghosts[job.job_id] = job
     return requeue_uncovered(core, job)
+
+
+def promote(core: CoreState, origin: JobRecord, copy_id: int | None = None) -> bool:
+    """``origin`` is closed; if one open whole copy of it (``copy_id``, or its only open
+    copy) covers every circuit and nothing was delivered yet, that copy becomes the job (no
+    longer a copy: hedging may copy it in its turn). Returns whether it did."""
+    live = [h for h in origin.hedges if h in core.jobs]
+    if copy_id is not None:
+        live = [h for h in live if h == copy_id] if len(live) <= 1 else []
+    if len(live) != 1 or (origin.done is not None and origin.done.any()):
+        return False
+    copy = core.jobs[live[0]]
+    if copy.offset is None or len(copy.offset) != len(origin.idx):
+        return False
+    origin.hedges.clear()
+    core.ghosts.pop(origin.job_id, None)
+    copy.origin, copy.offset, copy.redundant = None, None, False
+    return True
 
 
 def requeue_uncovered(core: CoreState, origin: JobRecord) -> int:

@@ -106,3 +106,14 @@ def test_a_queued_copy_that_wins_the_start_can_be_hedged_again() -> None:
     bal = simulate(list(sc.fleet), sc.workload, seed=78)
     assert sum(int(d["circuits"]) for d in bal.per_device) == sc.workload.n
     assert bal.makespan_s <= 1.6 * fast.makespan_s  # 1,954 s vs 1,507 s when written
+
+
+def test_a_queued_copy_whose_original_failed_becomes_the_job() -> None:
+    # family scenario 3070 (a fresh seed when it was found): the original failed while a
+    # queued copy covered it; the copy then sat 3.5 h behind an outage on a neutral-atom
+    # device, never hedged as a copy: balanced 12,988 s vs fastest 831 s
+    sc = family_scenario(3070)
+    fast = simulate(list(sc.fleet), sc.workload, policy="fastest", seed=3070)
+    bal = simulate(list(sc.fleet), sc.workload, seed=3070)
+    assert sum(int(d["circuits"]) for d in bal.per_device) == sc.workload.n
+    assert bal.makespan_s <= 1.6 * fast.makespan_s  # 1,127 s vs 831 s when written
