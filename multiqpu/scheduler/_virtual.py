@@ -59,11 +59,8 @@ class QueueProcess:
 
     def _extend(self, upto: int) -> None:
         upto -= self._z_off
-        if upto >= 4 * _KEEP:  # time only moves forward: forget the distant past
-            drop = upto - _KEEP
-            self._z = self._z[drop:]
-            self._z_off += drop
-            upto -= drop
+        # extend first, then forget: a jump further ahead than the rows kept must not
+        # drop the last row the process continues from (the same draws either way)
         while self._z.shape[0] <= upto:
             n = max(upto + 1 - self._z.shape[0], 64)
             new = np.empty((n, self._z.shape[1]))
@@ -74,6 +71,10 @@ class QueueProcess:
                 prev = self._rho * prev + s * eps[i]
                 new[i] = prev
             self._z = np.vstack([self._z, new])
+        if upto >= 4 * _KEEP:  # time only moves forward: forget the distant past
+            drop = upto - _KEEP
+            self._z = self._z[drop:]
+            self._z_off += drop
 
     def level(self, d: int, t: float) -> float:
         """The wait a job submitted at ``t`` would see, before per-job jitter."""
