@@ -257,8 +257,7 @@ class Calibration:
 
         def t(table: Mapping[str, float] | None) -> dict[tuple[int, ...], float]:
             return {
-                tuple(int(x) for x in str(k).split(",")): float(v)
-                for k, v in (table or {}).items()
+                tuple(int(x) for x in str(k).split(",")): float(v) for k, v in (table or {}).items()
             }
 
         ts = data.get("timestamp")

@@ -796,9 +796,7 @@ def test_adapter_options_get_did_you_mean(
     tmp_path: Path, provider: str, backend: str, typo: str, fix: str
 ) -> None:
     path = tmp_path / "config.toml"
-    path.write_text(
-        f'[devices.a]\nprovider = "{provider}"\nbackend = "{backend}"\n{typo} = 1\n'
-    )
+    path.write_text(f'[devices.a]\nprovider = "{provider}"\nbackend = "{backend}"\n{typo} = 1\n')
     with pytest.raises(ConfigError) as info:
         load_config(path)
     message = str(info.value)

@@ -25,7 +25,14 @@ PROVIDER_PACKAGES = {"multiqpu_ibm", "multiqpu_braket", "multiqpu_local"}
 
 #: The engines: packages and modules that run on a DevicePool and never import the facade.
 ENGINE_PACKAGES = (
-    "scheduler", "cutting", "mitigation", "primitives", "qnn", "pipeline", "plots", "engine",
+    "scheduler",
+    "cutting",
+    "mitigation",
+    "primitives",
+    "qnn",
+    "pipeline",
+    "plots",
+    "engine",
 )
 ENGINE_MODULES = ("journal.py", "config.py", "pool.py")
 

@@ -245,9 +245,7 @@ def test_standard_errors_of_sampled_and_exact_results() -> None:
     def circuit(x: float) -> object:
         qml.RY(x, wires=0)
         qml.CNOT(wires=[0, 1])
-        return qml.expval(qml.PauliZ(0) @ qml.PauliZ(1) + 0.5 * qml.PauliZ(1)), qml.probs(
-            wires=[0]
-        )
+        return qml.expval(qml.PauliZ(0) @ qml.PauliZ(1) + 0.5 * qml.PauliZ(1)), qml.probs(wires=[0])
 
     x = 0.7
     exact_z = np.cos(x)  # <Z1> = cos x, <Z0 Z1> = 1 on this state

@@ -25,7 +25,6 @@ from typing import TYPE_CHECKING, Any
 from multiqpu.scheduler._recorder import ForwardingRecorder
 
 if TYPE_CHECKING:
-
     from multiqpu.device import CircuitResult, JobTimings
     from multiqpu.scheduler._recorder import RunRecorder
 

@@ -77,7 +77,6 @@ class IBMDevice(Device):
     """A real IBM Quantum backend behind multiqpu's device interface (the fake backends are
     :class:`~multiqpu_ibm._fake_device.FakeIBMDevice`, a subclass)."""
 
-
     def __init__(
         self, name: str, options: IBMOptions, *, limits: DeviceLimits | None = None
     ) -> None:
