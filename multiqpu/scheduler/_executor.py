@@ -32,7 +32,7 @@ from multiqpu.scheduler._costmodel import Item
 from multiqpu.scheduler._options import Options
 from multiqpu.scheduler._probing import Probe, probe
 from multiqpu.scheduler._progress import Progress, wants_progress
-from multiqpu.scheduler._recorder import RunRecorder, recorder_for
+from multiqpu.scheduler._recorder import RunRecorder, recorder_for, where_results_are
 from multiqpu.scheduler._report import RunReport, SampleResult, TaskResult, build_report
 from multiqpu.scheduler._submission import Refusals, Submitter, cancel_job
 from multiqpu.scheduler._tables import ArraySource
@@ -281,7 +281,7 @@ class _Executor:
                     raise JobError(
                         f"the run missed its deadline_s={deadline:g}: "
                         f"{sum(r is None for r in self.results)} circuit(s) unfinished; "
-                        f"finished results are in the journal (run {self.run_id})"
+                        f"{where_results_are(self.recorder, self.run_id)}"
                     )
                 wake = core.next_wakeup(now())
                 timeout = 1.0 if wake is None else min(max(wake - now(), 0.002), 1.0)

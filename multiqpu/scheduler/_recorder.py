@@ -27,6 +27,7 @@ __all__ = [
     "RunRecorder",
     "RunState",
     "recorder_for",
+    "where_results_are",
 ]
 
 RunState = Literal["done", "failed", "cancelled"]
@@ -212,3 +213,13 @@ NULL_RECORDER = NullRecorder()
 def recorder_for(journal: RunRecorder | None) -> RunRecorder:
     """The recorder to drive: ``journal``, or :data:`NULL_RECORDER` for none."""
     return NULL_RECORDER if journal is None else journal
+
+
+def where_results_are(recorder: RunRecorder, run_id: str) -> str:
+    """Where a run that stops early leaves its finished results, for an error message."""
+    inner = recorder
+    while isinstance(inner, ForwardingRecorder):
+        inner = inner.inner
+    if isinstance(inner, NullRecorder):
+        return "the run has no journal, so its finished results are not kept (pass journal=)"
+    return f"finished results are in the journal (run {run_id})"

@@ -261,14 +261,29 @@ async def test_a_deadline_cancels_the_run_and_its_jobs() -> None:
     stuck = FaultyDevice(small_jobs(seed=9), name="stuck", hang=True)
     circuits = [tagged_circuit(i) for i in range(4)]
     journal = Journal(":memory:")
-    with pytest.raises(JobError, match=r"deadline|journal"):
+    with pytest.raises(JobError, match=r"deadline_s=0.5.*in the journal \(run ") as err:
         await multiqpu.Fleet([stuck]).sample(
             circuits, shots=SHOTS, journal=journal, deadline_s=0.5, **FAST
         )
     assert stuck.submissions and stuck.in_flight == 0
     (info,) = journal.runs()
+    assert info.run_id in str(err.value)
     assert info.state in ("failed", "cancelled") and info.n_done == 0
     assert {j.state for j in journal.jobs(info.run_id)} <= {"cancelled", "failed"}
+
+
+async def test_a_deadline_without_a_journal_does_not_point_to_one() -> None:
+    stuck = FaultyDevice(small_jobs(seed=9), name="stuck", hang=True)
+    with pytest.raises(JobError, match=r"deadline_s=0.5.*no journal.*not kept") as err:
+        await multiqpu.Fleet([stuck]).sample(
+            [tagged_circuit(i) for i in range(2)],
+            shots=SHOTS,
+            journal=False,
+            deadline_s=0.5,
+            **FAST,
+        )
+    assert "in the journal" not in str(err.value)
+    assert stuck.in_flight == 0
 
 
 async def test_results_arriving_out_of_order_land_on_the_right_circuit() -> None:
