@@ -27,12 +27,13 @@ import numpy as np
 from multiqpu.errors import InvalidInputError
 
 if TYPE_CHECKING:
-    from multiqpu.device import CircuitResult, Device
+    from multiqpu.device import CircuitResult, Device, RunResult
     from multiqpu.mitigation import MitigatedCircuit, MitigationSpec
     from multiqpu.pool import DevicePool
     from multiqpu.primitives._pauli import Basis, Estimate, Term
     from multiqpu.qnn._simulate import SampledRows
     from multiqpu.qnn.model import Work
+    from multiqpu.scheduler._options import Options
 
 
 @dataclass(frozen=True)
@@ -114,6 +115,12 @@ class FleetExecutor(Executor):
     """Shards run on the devices of a pool with ``device.run`` (large shards are split into
     jobs within each device's ``max_circuits_per_job``). ``concurrency`` caps the shards in
     flight per device (default 2), always within the device's ``max_concurrent_jobs``.
+    Submissions are throttled per provider and retried on transient provider errors as the
+    scheduler's are (``options``: a :class:`~multiqpu.scheduler.Options`, for its
+    ``retries``, ``backoff_s`` and ``rate_limits``); a job that fails after it was accepted
+    runs again on its device, up to ``retries`` times in all (bad input and a lost device
+    are final). ``job_retries`` counts those reruns, ``submitter.retries`` the retried
+    submissions.
 
     ``devices`` is a :class:`~multiqpu.pool.DevicePool` or a list of devices (made into a
     pool). With ``mitigation`` (a resolved :class:`~multiqpu.mitigation.MitigationSpec`), each
@@ -129,8 +136,11 @@ class FleetExecutor(Executor):
         *,
         concurrency: int | None = None,
         mitigation: MitigationSpec | None = None,
+        options: Options | None = None,
     ) -> None:
         from multiqpu.pool import DevicePool
+        from multiqpu.scheduler._options import Options
+        from multiqpu.scheduler._submission import Submitter
 
         if not devices:
             raise InvalidInputError("the trainer needs at least one device")
@@ -143,6 +153,9 @@ class FleetExecutor(Executor):
         ]
         self._tasks: set[asyncio.Task[Completion]] = set()
         self._t0 = time.perf_counter()
+        self.options = options or Options()
+        self.submitter = Submitter(self.options)
+        self.job_retries = 0
 
     def now(self) -> float:
         return time.perf_counter() - self._t0
@@ -170,9 +183,29 @@ class FleetExecutor(Executor):
             return Completion(tag, d, corrected, submitted, self.now())
         size = max(1, device.limits.max_circuits_per_job)
         chunks = [circuits[i : i + size] for i in range(0, len(circuits), size)]
-        runs = await asyncio.gather(*(device.run(c, shots) for c in chunks))
+        runs = await asyncio.gather(*(self._job(device, c, shots) for c in chunks))
         results = [r for run in runs for r in run.results]
         return Completion(tag, d, results, submitted, self.now())
+
+    async def _job(self, device: Device, circuits: list[Any], shots: int | None) -> RunResult:
+        """One job of a shard: submitted through the submitter, rerun if it fails."""
+        from multiqpu.errors import DeviceUnavailableError, MultiQPUError
+        from multiqpu.scheduler._submission import cancel_job
+
+        for attempt in range(1, self.options.retries + 1):
+            job = await self.submitter.submit(device, circuits, shots)
+            try:
+                return await job.result()
+            except asyncio.CancelledError:
+                await asyncio.shield(cancel_job(job))
+                raise
+            except (InvalidInputError, DeviceUnavailableError):
+                raise
+            except MultiQPUError:
+                if attempt == self.options.retries:
+                    raise
+                self.job_retries += 1
+        raise AssertionError("unreachable")  # pragma: no cover
 
     async def next(self) -> Completion:
         if not self._tasks:

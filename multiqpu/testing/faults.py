@@ -60,6 +60,9 @@ Faults of the provider's service (appended; each draw comes from ``seed`` too):
 * ``late_results=p``: with probability p an accepted job's result comes ``late_s`` seconds
   after submission, and the provider ignores cancellation of that job, so its result still
   arrives after a timeout or a hedge moved the work elsewhere.
+* ``job_failures=p``: with probability p an accepted job fails on the device (its
+  ``result()`` raises :class:`~multiqpu.JobError`, as a job in a vendor's ERROR state does);
+  ``failed_jobs`` counts them.
 
 ``attempt_times`` holds the ``time.monotonic()`` of every submit call (accepted or not), so a
 test can check rate limits; ``faults`` counts what was injected, by kind.
@@ -156,6 +159,7 @@ class FaultyDevice(DelegatingDevice):
         lost_acks: float = 0.0,
         late_results: float = 0.0,
         late_s: float = 2.0,
+        job_failures: float = 0.0,
     ) -> None:
         super().__init__(inner, name=name or f"{inner.name}-faulty")
         if isinstance(transient_failures, bool) or not isinstance(transient_failures, int | float):
@@ -199,6 +203,13 @@ class FaultyDevice(DelegatingDevice):
         self.lost_acks = float(lost_acks)
         self.late_results = float(late_results)
         self.late_s = float(late_s)
+        if not 0.0 <= job_failures <= 1.0:
+            raise InvalidInputError(
+                f"job_failures is a probability in [0, 1], got {job_failures!r}"
+            )
+        self.job_failures = float(job_failures)
+        self._job_rng = random.Random(f"jobs-{seed}")
+        self.failed_jobs = 0
         self._service_rng = random.Random(f"service-{seed}")  # keeps the older draws as they were
         #: time.monotonic() of every submit call, accepted or not
         self.attempt_times: list[float] = []
@@ -287,6 +298,9 @@ class FaultyDevice(DelegatingDevice):
                 job.job_id, tuple(circuit_key(c) for c in circuits), shots, delay, time.time()
             )
         )
+        if self.job_failures > 0 and self._job_rng.random() < self.job_failures:
+            self.failed_jobs += 1
+            job._fail(JobError("the job failed on the device (injected fault)", job_id=job.job_id))
         if self.lost_acks > 0 and self._service_rng.random() < self.lost_acks:
             self.duplicates += 1  # the job runs on; its submitter never hears of it
             raise TransientProviderError(
@@ -305,6 +319,7 @@ class FaultyDevice(DelegatingDevice):
             "late": self.late,
             "lost": int(self._lost),
             "hung": len(self.submissions) if self.hang else 0,
+            "failed": self.failed_jobs,
         }
 
 

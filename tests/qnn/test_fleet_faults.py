@@ -1,0 +1,78 @@
+"""Training on real devices that fail the way QPUs do: transient submission errors are
+retried (throttled, backed off), a job that fails after it was accepted runs again on its
+device, and a lost device or bad input is final instead of retried."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import multiqpu
+from multiqpu.qnn import FleetExecutor, Trainer, variational_classifier
+from multiqpu.scheduler import Options
+from multiqpu.testing.faults import FaultyDevice
+
+pytest.importorskip("sklearn")
+
+QUICK = Options(backoff_s=0.01)
+
+
+def _moons(n: int) -> tuple[np.ndarray, np.ndarray]:
+    from sklearn.datasets import make_moons
+
+    X, y = make_moons(n, noise=0.05, random_state=0)
+    return (X - X.min(0)) / (X.max(0) - X.min(0)) * np.pi, y
+
+
+def test_training_survives_transient_errors_and_failed_jobs() -> None:
+    flaky = FaultyDevice(
+        multiqpu.device("local:ideal", num_qubits=4, seed=1),
+        name="flaky",
+        transient_failures=0.3,
+        job_failures=0.3,
+        seed=4,
+    )
+    steady = multiqpu.device("local:ideal", num_qubits=4, seed=2)
+    executor = FleetExecutor([flaky, steady], options=QUICK)
+    X, y = _moons(32)
+    trainer = Trainer(
+        variational_classifier(2, 2, layers=1),
+        executor=executor,
+        shots=256,
+        batch_size=8,
+        learning_rate=0.2,
+        progress=False,
+    )
+    history = trainer.fit(X, y, epochs=2)
+    assert len(history.epochs) == 2 and all(np.isfinite(e.loss) for e in history.epochs)
+    # both kinds of fault happened, each was handled the way it should be, and the flaky
+    # device still did its share of the training
+    assert flaky.transient_raised > 0 and flaky.failed_jobs > 0
+    assert executor.submitter.retries == flaky.transient_raised
+    assert executor.job_retries == flaky.failed_jobs
+    assert history.share()[flaky.spec] > 0
+    # every accepted job was either delivered or failed on purpose: none is left running
+    assert flaky.in_flight == 0
+
+
+async def test_a_lost_device_and_bad_input_are_final_not_retried() -> None:
+    model = variational_classifier(2, 2, layers=1)
+    work = model.work(np.array([[0.3, 1.1]]), model.init_weights(1), gradients=False)
+    lost = FaultyDevice(multiqpu.device("local:ideal", num_qubits=4), fail_after=0)
+    executor = FleetExecutor([lost], options=QUICK)
+    executor.start(0, work, 128, "lost")
+    with pytest.raises(multiqpu.DeviceUnavailableError):
+        await executor.next()
+    assert lost.attempts == 1 and executor.job_retries == 0
+
+    small = FaultyDevice(multiqpu.device("local:ideal", num_qubits=4))
+    executor = FleetExecutor([small], options=QUICK)
+    executor.start(0, work, 10**9, "too many shots")
+    with pytest.raises(multiqpu.InvalidInputError):
+        await executor.next()
+    assert executor.job_retries == 0 and executor.submitter.retries == 0
+
+
+def test_job_failures_must_be_a_probability() -> None:
+    with pytest.raises(multiqpu.InvalidInputError, match="job_failures"):
+        FaultyDevice(multiqpu.device("local:ideal"), job_failures=1.5)
