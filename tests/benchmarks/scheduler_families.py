@@ -27,7 +27,11 @@ Run: ``python tests/benchmarks/scheduler_families.py`` (seeds 0-99, the range th
 was developed on); ``--seeds 1000:1100`` (fresh seeds, never used while developing);
 ``--quick`` (the first 16 seeds of the range); ``--workers N`` (default 2 processes);
 ``--rows PATH`` writes every scenario's figures as JSON; ``--policies a,b`` runs only those
-(while developing; the acceptance figures need all four); ``--engine ray`` spreads the
+(while developing; the acceptance figures need all four); ``--without speeds,faults,jitter`` (a
+diagnostic, never the acceptance figures) removes what the scheduler cannot know before it
+runs: hidden speed biases (all 1), faults (no transient failures, outages or losses) and
+per-job queue jitter (0), any subset, to show which part of the gap to the bound each one
+makes; the JSON says ``"without"``. ``--engine ray`` spreads the
 scenarios over Ray tasks (``multiqpu.engine``: a local Ray instance, or the cluster named by
 ``$RAY_ADDRESS`` / the config file's ``[engine]`` table; ``--workers`` is then ignored): the
 virtual clock makes every figure but ``wall_s`` identical to the local run's.
@@ -59,14 +63,28 @@ TARGETS = {
 }
 
 
-def scenario(seed: int, policies: tuple[str, ...] = POLICIES) -> dict[str, Any]:
-    """Every policy and the least-busy baseline on the scenario of ``seed``."""
+WITHOUT = {
+    "speeds": {"speed_bias": 1.0},
+    "faults": {"failure_rate": 0.0, "outages": (), "lost_at": None},
+    "jitter": {"wait_jitter": 0.0},
+}
+
+
+def scenario(
+    seed: int, policies: tuple[str, ...] = POLICIES, without: tuple[str, ...] = ()
+) -> dict[str, Any]:
+    """Every policy and the least-busy baseline on the scenario of ``seed`` (``without``:
+    the diagnostic's removed unknowns, keys of :data:`WITHOUT`)."""
+    from dataclasses import replace
+
     from multiqpu.scheduler._families import family_scenario
     from multiqpu.scheduler._virtual import QueueProcess, run_virtual
     from multiqpu.scheduler._whatif import simulate
 
     sc = family_scenario(seed)
     fleet = list(sc.fleet)
+    for part in without:
+        fleet = [replace(d, **WITHOUT[part]) for d in fleet]
     n = sc.workload.n
     out: dict[str, Any] = {"seed": seed, "devices": len(fleet), "circuits": n, "lost": 0}
     tic = time.perf_counter()
@@ -95,7 +113,7 @@ def scenario(seed: int, policies: tuple[str, ...] = POLICIES) -> dict[str, Any]:
     return out
 
 
-def _scenario_task(item: tuple[int, tuple[str, ...]]) -> dict[str, Any]:
+def _scenario_task(item: tuple[int, tuple[str, ...], tuple[str, ...]]) -> dict[str, Any]:
     """One scenario as one engine task (``--engine ray``)."""
     return scenario(*item)
 
@@ -200,7 +218,7 @@ def main(argv: list[str]) -> None:
         print(__doc__)
         return
     known = {"--quick", "--seeds", "--workers", "--plot", "--no-plot", "--policies", "--rows",
-             "--engine"}  # fmt: skip
+             "--engine", "--without"}  # fmt: skip
     unknown = [a for a in argv if a.startswith("-") and a not in known]
     if unknown:
         raise SystemExit(f"unknown option(s) {unknown}; --help lists them")
@@ -208,6 +226,7 @@ def main(argv: list[str]) -> None:
     seeds = range(0, 100)
     workers = 2
     policies: tuple[str, ...] = POLICIES
+    without: tuple[str, ...] = ()
     path: str | None = "docs/images/scheduler_families.png"
     for i, a in enumerate(argv):
         if a == "--seeds":
@@ -225,7 +244,13 @@ def main(argv: list[str]) -> None:
             rows_path: str | None = argv[i + 1]
         elif a == "--engine":
             engine = argv[i + 1]
+        elif a == "--without":
+            without = tuple(argv[i + 1].split(","))
+            if not set(without) <= set(WITHOUT):
+                raise SystemExit(f"--without takes some of {sorted(WITHOUT)}, got {without}")
     rows_path = locals().get("rows_path")
+    if without and "--plot" not in argv:
+        path = None  # a diagnostic never replaces the docs' image
     if quick:
         seeds = seeds[:16]
     engine = locals().get("engine", "local")
@@ -235,10 +260,10 @@ def main(argv: list[str]) -> None:
     if engine != "local":
         from multiqpu.engine import get_engine
 
-        rows = get_engine(engine).map(_scenario_task, [(s, policies) for s in seeds])
+        rows = get_engine(engine).map(_scenario_task, [(s, policies, without) for s in seeds])
     else:
         with ProcessPoolExecutor(max_workers=workers) as pool:
-            rows = list(pool.map(scenario, seeds, [policies] * len(seeds)))
+            rows = list(pool.map(scenario, seeds, [policies] * len(seeds), [without] * len(seeds)))
     if rows_path:
         with open(rows_path, "w") as f:
             json.dump(rows, f, default=float)
@@ -248,6 +273,8 @@ def main(argv: list[str]) -> None:
     if path is not None:
         plot(series, path, label)
     out: dict[str, Any] = {"benchmark": "scheduler_families", "seeds": label}
+    if without:
+        out["without"] = list(without)
     out.update(summary)
     out["targets_met"] = met(summary)
     out["errors"] = [
