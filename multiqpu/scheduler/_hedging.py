@@ -26,6 +26,7 @@ from multiqpu.scheduler._waterfill import capped_waterfill
 __all__ = [
     "COPY_Z",
     "MAX_HEDGE_ROUNDS",
+    "TAIL_HEDGE_CIRCUITS",
     "copies",
     "drop_copy",
     "hedges",
@@ -36,6 +37,7 @@ __all__ = [
     "stuck",
 ]
 
+TAIL_HEDGE_CIRCUITS = 10  # copied per look in the tail once the budget is spent
 MAX_HEDGE_ROUNDS = 3  # open copies of one straggler (copied again when a better refuge turns up)
 COPY_Z = -1.0  # queued copy: made if the holder's optimistic start (sigmas) beats the job's
 
@@ -69,7 +71,11 @@ def straggler_end(core: CoreState, job: JobRecord, now: float) -> float:
 
 def hedges(core: CoreState, now: float) -> list[Submission]:
     # copies cost device time (and money): at most max_hedge_fraction of the circuits
-    budget = max(10, int(core.config.max_hedge_fraction * core.total)) - core.stats.hedged_circuits
+    budget = core.hedge_budget()
+    if budget <= 0 and not core.unplaced_by_class.any() and not core.local_count.any():
+        # the run's tail: only open jobs are left, so the idle fleet's time costs nothing
+        # else; the last stragglers may still be copied (MAX_HEDGE_ROUNDS open copies each)
+        budget = TAIL_HEDGE_CIRCUITS
     if core.config.policy == "balanced":
         refresh_masks(core)  # a device that turned out slow no longer sets the bar
     if budget <= 0:
@@ -176,6 +182,7 @@ def hedges(core: CoreState, now: float) -> list[Submission]:
                         offset=part,
                     )
                 )
+                core.jobs[subs[-1].job_id].hedge_n = m
                 core.stats.hedges += 1
                 free[d] -= 1
                 pos += m
@@ -309,6 +316,7 @@ def on_started(core: CoreState, job_id: int, now: float) -> tuple[int, ...]:
                 - job.charge
             )
             abandon(core, origin, now)
+            core.refund_hedge(job)  # it runs instead of the straggler, not beside it
             core.lane(origin.device, now)
             cancel.append(origin.job_id)
             # nothing else covers those circuits: the copy is the job now (a straggler in

@@ -38,6 +38,8 @@ def abandon(core: CoreState, job: JobRecord, now: float) -> None:
     time it spent waiting is a (censored) observation of that device's queue."""
     first = next(iter(core.dev[job.device].jobs), None) == job.job_id
     core.close(job)
+    if not job.started:
+        core.refund_hedge(job)  # a copy cancelled in the queue duplicated nothing
     # right-censored: it says the wait is at least this long, nothing if that is less
     # than what we already expect
     if first and not job.in_session and now - job.submitted > core.learner.wait()[job.device]:
@@ -118,7 +120,8 @@ def fail(core: CoreState, job: JobRecord) -> int:
     how many were requeued."""
     core.close(job)
     origin = core.origin(job)
-    if origin is not None:  # a copy failed
+    if origin is not None:  # a copy failed: its circuits may be copied again
+        core.refund_hedge(job)
         origin.hedges.remove(job.job_id)
         if origin.job_id in core.jobs:
             return 0  # the straggler still covers its circuits

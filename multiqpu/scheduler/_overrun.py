@@ -98,7 +98,7 @@ def hedge_overruns(core: CoreState, now: float) -> list[Submission]:
     late = [core.jobs[k] for k, t in overrun_times(core).items() if t <= now]
     if not late:
         return []
-    budget = max(10, int(core.config.max_hedge_fraction * core.total)) - core.stats.hedged_circuits
+    budget = core.hedge_budget()
     subs: list[Submission] = []
     # no refuge: a device holding an overrun job
     stalled = np.array([any(j.overrun_at <= now for j in q.jobs.values()) for q in core.dev])
@@ -166,6 +166,7 @@ def _copy(core: CoreState, job: JobRecord, now: float, stalled: np.ndarray) -> l
         subs.append(
             core.register(d, job.idx[part], job.cls[part], job.group, now, origin=job, offset=part)
         )
+        core.jobs[subs[-1].job_id].hedge_n = len(part)
         core.stats.hedges += 1
     core.lane(d, now)
     return subs

@@ -26,6 +26,7 @@ from multiqpu.scheduler._waterfill import capped_waterfill, fluid_level, waterfi
 
 __all__ = [
     "JOB_FRACTION",
+    "JOB_OVERHEADS",
     "PROBE_FRACTION",
     "assign",
     "batches",
@@ -41,6 +42,11 @@ __all__ = [
 # a job holds at most this share of the remaining plan (by the estimates): a device that
 # turns out slower than expected holds up little, and slow devices get small jobs
 JOB_FRACTION = 0.25
+# ... but never less than this many times its device's per-job overhead of work (when there
+# is that much): overhead then takes at most a tenth of the device's busy time (family
+# benchmark, seeds 0-99: makespan / bound p50 1.68 -> 1.55 for `fastest`, every policy
+# and key better; docs/scheduler.md, round 5)
+JOB_OVERHEADS = 10.0
 # a device whose speed is unknown gets a probe (one circuit) first, only a circuit it is
 # expected to finish within this share of the remaining plan
 PROBE_FRACTION = 0.1
@@ -352,21 +358,22 @@ def form_job(core: CoreState, d: int, now: float) -> Submission:
     group = int(core.tables.group[int(local[0][1][0])])
     # split what is queued here over the free slots: submitted now, it all waits in the
     # vendor's queue at once instead of paying one wait per job in turn, and no single
-    # unlucky wait holds all of it; each job still at least 4x its overhead
+    # unlucky wait holds all of it
     free = max(int(core.slots[d] - core.inflight[d]), 1)
     share = core.local_work[d] / free
     if core.session_ttl[d] > 0:
         # what stays here is not bound yet (others may still steal it): jobs of
         # 1/SESSION_SPLIT of it, so they shrink towards the end
         share = core.local_work[d] / SESSION_SPLIT
-    target = max(4.0 * core.overhead[d], core.config.min_job_s, share)
     # no job longer than a share of the remaining plan, or of what this device still needs
     # (its queue wait included) when that is longer: work the policy pins here (or that
-    # waits behind a long queue) gains nothing from small jobs but one queue wait each (at
-    # least one circuit is taken; min_job_s, when set, still wins)
+    # waits behind a long queue) gains nothing from small jobs but one queue wait each;
+    # and none shorter than JOB_OVERHEADS x its overhead or the user's min_job_s (at least
+    # one circuit is taken)
     own = float(max(core.lane_end[d], now + core.wait[d]) + core.local_work[d])
     horizon = max(core.plan_end, own) - now
-    target = min(target, max(JOB_FRACTION * horizon, core.config.min_job_s))
+    floor = max(JOB_OVERHEADS * float(core.overhead[d]), core.config.min_job_s)
+    target = max(min(share, JOB_FRACTION * horizon), floor)
     limit = core.batch_limit(d)  # one circuit (a probe) while its speed is unknown
     if core.session_ttl[d] > 0 and not core.live[d] and core.inflight[d] == 0:
         limit = SESSION_OPENER  # the session's first job: it may wait long in the queue

@@ -59,6 +59,7 @@ class JobRecord:
     in_session: bool = False  # sent into a live session: its wait says nothing of the queue
     dearer: float = 0.0  # a queued copy: price over its origin's, charged (refunded likewise)
     overrun_at: float = float("inf")  # when it overruns its estimate (see _overrun)
+    hedge_n: int = 0  # a hedge: circuits charged to the hedge budget (refunded if it never ran)
 
 
 @dataclass

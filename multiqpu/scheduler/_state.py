@@ -269,6 +269,20 @@ class CoreState:
                 origin.done = np.zeros(len(origin.idx), dtype=bool)
         return Submission(job.job_id, d, idx, cls, group, origin.job_id if origin else None)
 
+    def hedge_budget(self) -> int:
+        """Circuits that hedges may still copy: ``max_hedge_fraction`` of the run's (at
+        least 10), less those copied, plus those of copies that never ran (or failed): a
+        copy cancelled in the queue, or one that ran instead of a straggler cancelled in
+        the queue, duplicated no device time, so it does not use the budget up (a straggler
+        left alone at the end of a run can still be copied)."""
+        cap = max(10, int(self.config.max_hedge_fraction * self.total))
+        return cap - self.stats.hedged_circuits + self.stats.hedge_refunds
+
+    def refund_hedge(self, job: JobRecord) -> None:
+        """``job``'s copied circuits go back to the hedge budget (see :meth:`hedge_budget`)."""
+        self.stats.hedge_refunds += job.hedge_n
+        job.hedge_n = 0
+
     def close(self, job: JobRecord) -> None:
         """Forget an open job (finished, failed or cancelled)."""
         self.jobs.pop(job.job_id, None)

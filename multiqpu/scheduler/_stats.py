@@ -38,6 +38,7 @@ class Stats:
         self.hedges = 0  # hedge jobs submitted
         self.hedged_jobs = 0  # stragglers that got hedges
         self.hedged_circuits = 0
+        self.hedge_refunds = 0  # of those, circuits of copies that never ran (or failed)
         self.hedges_won = 0  # hedge jobs whose results were used
         self.overrun_hedges = 0  # jobs hedged for overrunning their estimate (_overrun)
         self.steals = 0

@@ -139,16 +139,17 @@ def test_min_job_s_is_checked() -> None:
 
 
 async def test_min_job_s_puts_many_small_circuits_in_few_jobs() -> None:
-    """Each job holds at least ``min_job_s`` of estimated work: 24 quick circuits of one
-    shots value go as one job (the device takes 50 a job) instead of many, and every
-    circuit still gets its own result."""
+    """Each job holds at least ``min_job_s`` of estimated work: 24 circuits of one shots
+    value go as one job instead of several (sized, by default, to a share of the plan but
+    at least 10x the device's overhead), and every circuit still gets its own result."""
     import multiqpu
 
     dev = multiqpu.device("local:ideal", num_qubits=5, seed=5)
     circuits = [tagged_circuit(i) for i in range(24)]
-    small = await sample([dev], circuits, shots=200, journal=None, explore=False)
-    big = await sample([dev], circuits, shots=200, journal=None, explore=False, min_job_s=60.0)
+    kw: dict[str, Any] = {"shots": 50_000, "journal": None, "explore": False}
+    small = await sample([dev], circuits, **kw)
+    big = await sample([dev], circuits, **kw, min_job_s=60.0)
     assert big.report.devices[0].jobs == 1 < small.report.devices[0].jobs
     for run in (small, big):
         assert [r.index for r in run] == list(range(24))
-        assert all(sum(r.result.counts.values()) == 200 for r in run)
+        assert all(sum(r.result.counts.values()) == 50_000 for r in run)
