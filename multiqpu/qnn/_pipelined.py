@@ -33,6 +33,14 @@ needs (``ahead=1``: two shards per device, the second queued while the first run
   lost and no gradient gets older), and their results are discarded when they come
   (a job cannot be cancelled; the end of training still waits for it). Only when the
   pipeline carries across epochs (otherwise the next epoch's order is not drawn early).
+* ``extrapolate=True`` (**weight prediction**, as SpecTrain does for pipelined model
+  parallelism, Chen et al. 2018, arXiv 1809.02839): a batch launched on version ``t`` is
+  applied in step ``t + ahead``, so its shards are launched on the weights extrapolated by
+  the last step's change, ``w_t + ahead * (w_t - w_(t-1))``, a first-order guess of the
+  weights the step will move; with Adam's momentum that guess is close, and the gradient
+  is taken near the point it is applied to. Versions and the staleness tally are unchanged
+  (the shard still belongs to version ``t``); ``"compensate"`` corrects from the predicted
+  weights, the ones the gradient was taken at.
 
 Epoch records: a batch's samples are tallied in the epoch they belong to when its step is
 taken (late shards in the epoch that absorbs them). With ``carry`` the pipeline runs across
@@ -110,6 +118,7 @@ async def pipelined_sync(
     carry: bool = True,
     staleness: str = "scale",
     aggregator: Aggregator = weighted_mean,
+    extrapolate: bool = False,
 ) -> None:
     """Train over the epochs ``orders`` yields ((epoch, sample order) pairs, pulled lazily),
     calling ``finish(epoch, stats, seconds)`` after each epoch's last step."""
@@ -126,6 +135,7 @@ async def pipelined_sync(
     peeked: list[tuple[int, np.ndarray, bool]] = []  # a batch pulled early (see upcoming)
     stalled = False  # not carrying: the next epoch waits for this one to finish
     requeued: list[np.ndarray] = []  # samples of dropped late shards, for the next batch
+    delta = np.zeros_like(server.weights)  # the last step's change of the weights
 
     def pull() -> _Batch | None:
         nonlocal stalled
@@ -164,13 +174,16 @@ async def pipelined_sync(
         if not active.any():
             active = outstanding == outstanding.min()
         shares = _split(workers, len(batch.idx), active, residual)
+        # weight prediction: the step this batch's gradient is applied in comes ``ahead``
+        # steps later, so aim at where the weights will be by then (last change, extrapolated)
+        aim = server.weights + ahead * delta if extrapolate else server.weights
         # contiguous slices, or, under per-sample placement rules, every sample on a device
         # its rule allows (multiqpu.qnn._shards.assign)
         for d, part in enumerate(workers.split(batch.idx, shares)):
             if not len(part):
                 continue
             running[id(part)] = (part, id(batch), d)
-            workers.start(d, X, part, server.weights, server.version, epochs=id(batch))
+            workers.start(d, X, part, aim, server.version, epochs=id(batch))
             batch.started += 1
             outstanding[d] += 1
 
@@ -249,7 +262,9 @@ async def pipelined_sync(
         for done in [*current.results, *late]:
             _collect(workers, done, X, y, tally, bar, parts)
         late.clear()
+        before = server.weights.copy()
         _apply(server, parts, staleness, aggregator, tally)
+        delta = server.weights - before
         if current.last:
             if not carry or not flight:  # drain the late shards into this epoch's last step
                 await _drain(workers, X, y, tally, bar, server, staleness, aggregator, take,

@@ -97,6 +97,8 @@ class Trainer:
         backup: sync only: shards a step need not wait for (``"auto"``: ``N // 4``).
         pipeline: sync only: batches launched ahead of the step (``"auto"``: 1 on more
             than one device, else 0); gradients are ``pipeline`` versions stale.
+        extrapolate: pipelined sync only: launch shards on the weights extrapolated by the last
+            step's change (weight prediction; None: on whenever pipelined).
         local_steps: local only: steps per round (None: adaptive, at most
             ``max_local_steps``).
         aggregator: how per-device gradients (or weight changes) are combined:
@@ -145,6 +147,7 @@ class Trainer:
         staleness: Literal["scale", "compensate", "none"] = "scale",
         backup: int | Literal["auto"] = "auto",
         pipeline: int | Literal["auto"] = "auto",
+        extrapolate: bool | None = None,
         local_steps: int | None = None,
         max_local_steps: int = 8,
         aggregator: Aggregator | str | None = None,
@@ -248,6 +251,9 @@ class Trainer:
         self.backup: int = backup
         auto = int(aggregation == "sync" and len(executor.names) > 1)  # fleet: a batch ahead
         self.pipeline: int = auto if pipeline == "auto" else pipeline
+        if extrapolate and not (aggregation == "sync" and self.pipeline):
+            raise InvalidInputError("extrapolate=True applies to pipelined sync (pipeline >= 1)")
+        self.extrapolate = bool(self.pipeline) if extrapolate is None else bool(extrapolate)
         self.local_steps = local_steps
         self.max_local_steps = max_local_steps
         self.privacy = privacy
@@ -368,7 +374,7 @@ class Trainer:
                 await pipelined_sync(self.workers, self.server, X, y, orders(),
                                      self.batch_size, done, bar, ahead=self.pipeline,
                                      backup=self.backup, staleness=self.staleness,
-                                     aggregator=self.aggregator,
+                                     aggregator=self.aggregator, extrapolate=self.extrapolate,
                                      carry=not validate and self.checkpoint is None
                                      and self.privacy is None)  # fmt: skip
             stepwise = not (self.pipeline or self.aggregation == "async")  # pipeline: sync only

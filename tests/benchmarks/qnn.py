@@ -37,7 +37,8 @@ Figures (each over the seeds, paired by seed):
 
 Seeds: development used seeds 0-4 (``--seeds dev``); the reported figures are on seeds
 100-104, never used while developing (default); ``--seeds FIRST-LAST`` runs another range
-(200-204 for the figures of 2026-12-05, never used before). ``--quick`` (for the tests):
+(200-204 for the figures of 2026-12-05, never used before; 300-304 for round 5's,
+developed on seeds 10-39). ``--quick`` (for the tests):
 2 seeds, 1, 4 and 8 devices, 1 epoch on 128 samples, 2 cut repeats. The curves are drawn to
 docs/qnn_scaling.png (``--plot PATH`` to change, ``--plot ''`` for none).
 
