@@ -82,43 +82,75 @@ def structure_key(circuit: QuantumCircuit) -> str:
 
 def _structure_key(circuit: QuantumCircuit) -> str:
     h = hashlib.blake2b(digest_size=16)
-    qidx = {q: i for i, q in enumerate(circuit.qubits)}
-    cidx = {c: i for i, c in enumerate(circuit.clbits)}
     h.update(f"{circuit.num_qubits},{circuit.num_clbits};".encode())
-    parts = []
-    for inst in circuit.data:
-        # ``inst.name``, not ``inst.operation.name``: the latter builds a Python gate object
-        # for every instruction (most of this function's cost); same string
-        qs = ",".join([str(qidx[q]) for q in inst.qubits])
-        cs = ",".join([str(cidx[c]) for c in inst.clbits])
-        parts.append(f"{inst.name}[{qs}][{cs}];")
+    parts = [
+        f"{name}[{','.join(map(str, qs))}][{','.join(map(str, cs))}];"
+        for name, qs, cs in _operations(circuit)
+    ]
     h.update("".join(parts).encode())
     return h.hexdigest()
+
+
+Operation = tuple[str, tuple[int, ...], tuple[int, ...]]
+
+
+def _operations(circuit: QuantumCircuit) -> list[Operation]:
+    """(name, qubit indices, clbit indices) of each instruction: read once per circuit the
+    library made (the structure key, the critical path and the fidelity all walk them)."""
+    from multiqpu._circuit_memo import memo
+
+    return memo(circuit, "operations", _read_operations)
+
+
+def _read_operations(circuit: QuantumCircuit) -> list[Operation]:
+    qidx = {q: i for i, q in enumerate(circuit.qubits)}
+    cidx = {c: i for i, c in enumerate(circuit.clbits)}
+    # ``inst.name``, not ``inst.operation.name``: the latter builds a Python gate object
+    # for every instruction (most of a walk's cost); same string
+    return [
+        (inst.name, tuple(map(qidx.__getitem__, inst.qubits)),
+         tuple(map(cidx.__getitem__, inst.clbits)))
+        for inst in circuit.data
+    ]  # fmt: skip
 
 
 def circuit_seconds(isa: QuantumCircuit, calibration: Calibration) -> float:
     """Critical-path duration of a transpiled circuit from the calibration's durations."""
     t = [0.0] * isa.num_qubits
-    qidx = {q: i for i, q in enumerate(isa.qubits)}
-    for inst in isa.data:
-        name = inst.name  # not inst.operation.name: that builds a gate object each time
-        if name == "barrier":
+    durations: dict[tuple[str, tuple[int, ...]], float] = {}  # per (op, qubits), this walk
+    for name, qs, _ in _operations(isa):
+        if name == "barrier" or not qs:
             continue
-        qs = tuple(qidx[q] for q in inst.qubits)
-        if not qs:
-            continue
-        dur = calibration.duration(name, qs)
+        dur = durations.get((name, qs))
         if dur is None:
-            if name == "rz":
-                dur = 0.0
-            elif name in ("measure", "reset"):
-                dur = _DEFAULT_MEASURE_S
-            else:
-                dur = _DEFAULT_1Q_S if len(qs) == 1 else _DEFAULT_2Q_S
-        start = max(t[q] for q in qs)
+            dur = durations[(name, qs)] = _duration(calibration, name, qs)
+        if len(qs) == 1:
+            q = qs[0]
+            t[q] = t[q] + dur
+            continue
+        start = max([t[q] for q in qs])
         for q in qs:
             t[q] = start + dur
     return max(t, default=0.0)
+
+
+def _duration(calibration: Calibration, name: str, qs: tuple[int, ...]) -> float:
+    dur = calibration.duration(name, qs)
+    if dur is not None:
+        return dur
+    if name == "rz":
+        return 0.0
+    if name in ("measure", "reset"):
+        return _DEFAULT_MEASURE_S
+    return _DEFAULT_1Q_S if len(qs) == 1 else _DEFAULT_2Q_S
+
+
+def _error_free(cal: Calibration) -> bool:
+    """Whether ``cal`` knows no error at all (an ideal simulator's): every operation's error
+    is then 0 and :meth:`Calibration.estimated_fidelity` is exactly 1.0."""
+    return not (
+        cal.readout_error or cal.gate_error_1q or cal.gate_error_2q or any(cal.gate_errors.values())
+    )
 
 
 def _shape(device: Device, cal: Calibration, circuit: QuantumCircuit) -> tuple[float, float] | str:
@@ -128,7 +160,8 @@ def _shape(device: Device, cal: Calibration, circuit: QuantumCircuit) -> tuple[f
         isa = device.transpile(circuit)
     except Exception as exc:  # any transpiler failure means "cannot run here"
         return f"does not transpile for {device.spec}: {exc}"
-    return float(cal.estimated_fidelity(isa)), circuit_seconds(isa, cal)
+    fidelity = 1.0 if _error_free(cal) else float(cal.estimated_fidelity(isa))
+    return fidelity, circuit_seconds(isa, cal)
 
 
 def _estimate(
