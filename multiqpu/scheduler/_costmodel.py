@@ -34,6 +34,7 @@ from multiqpu.scheduler._tables import ClassTables
 if TYPE_CHECKING:
     from qiskit import QuantumCircuit
 
+    from multiqpu._circuit_memo import Operation
     from multiqpu.calibration import Calibration
     from multiqpu.device import Device
 
@@ -91,27 +92,10 @@ def _structure_key(circuit: QuantumCircuit) -> str:
     return h.hexdigest()
 
 
-Operation = tuple[str, tuple[int, ...], tuple[int, ...]]
-
-
 def _operations(circuit: QuantumCircuit) -> list[Operation]:
-    """(name, qubit indices, clbit indices) of each instruction: read once per circuit the
-    library made (the structure key, the critical path and the fidelity all walk them)."""
-    from multiqpu._circuit_memo import memo
+    from multiqpu._circuit_memo import operations
 
-    return memo(circuit, "operations", _read_operations)
-
-
-def _read_operations(circuit: QuantumCircuit) -> list[Operation]:
-    qidx = {q: i for i, q in enumerate(circuit.qubits)}
-    cidx = {c: i for i, c in enumerate(circuit.clbits)}
-    # ``inst.name``, not ``inst.operation.name``: the latter builds a Python gate object
-    # for every instruction (most of a walk's cost); same string
-    return [
-        (inst.name, tuple(map(qidx.__getitem__, inst.qubits)),
-         tuple(map(cidx.__getitem__, inst.clbits)))
-        for inst in circuit.data
-    ]  # fmt: skip
+    return operations(circuit)
 
 
 def circuit_seconds(isa: QuantumCircuit, calibration: Calibration) -> float:
