@@ -84,12 +84,21 @@ def structure_key(circuit: QuantumCircuit) -> str:
 def _structure_key(circuit: QuantumCircuit) -> str:
     h = hashlib.blake2b(digest_size=16)
     h.update(f"{circuit.num_qubits},{circuit.num_clbits};".encode())
-    parts = [
-        f"{name}[{','.join(map(str, qs))}][{','.join(map(str, cs))}];"
-        for name, qs, cs in _operations(circuit)
-    ]
+    fragments = _FRAGMENTS  # one instruction's text, shared by the circuits that hold it
+    parts = []
+    for op in _operations(circuit):
+        text = fragments.get(op)
+        if text is None:
+            name, qs, cs = op
+            text = fragments[op] = f"{name}[{','.join(map(str, qs))}][{','.join(map(str, cs))}];"
+        parts.append(text)
+    if len(fragments) > _CACHE_SIZE:
+        fragments.clear()
     h.update("".join(parts).encode())
     return h.hexdigest()
+
+
+_FRAGMENTS: dict[Operation, str] = {}
 
 
 def _operations(circuit: QuantumCircuit) -> list[Operation]:
@@ -137,15 +146,24 @@ def _error_free(cal: Calibration) -> bool:
     )
 
 
-def _shape(device: Device, cal: Calibration, circuit: QuantumCircuit) -> tuple[float, float] | str:
+def _shape(
+    device: Device, cal: Calibration, circuit: QuantumCircuit, fingerprint: str | None = None
+) -> tuple[float, float] | str:
     """What does not depend on shots: (estimated fidelity, critical-path seconds) of the
-    circuit transpiled for ``device``, or why it does not transpile."""
+    circuit transpiled for ``device``, or why it does not transpile. ``fingerprint``:
+    ``cal``'s, to remember the critical path with the transpiled circuit when the library
+    made it (devices with the same calibration that run it as it is share it)."""
     try:
         isa = device.transpile(circuit)
     except Exception as exc:  # any transpiler failure means "cannot run here"
         return f"does not transpile for {device.spec}: {exc}"
     fidelity = 1.0 if _error_free(cal) else float(cal.estimated_fidelity(isa))
-    return fidelity, circuit_seconds(isa, cal)
+    if fingerprint is None:
+        return fidelity, circuit_seconds(isa, cal)
+    from multiqpu._circuit_memo import memo
+
+    seconds = memo(isa, f"circuit_seconds/{fingerprint}", lambda c: circuit_seconds(c, cal))
+    return fidelity, seconds
 
 
 def _estimate(
@@ -223,7 +241,7 @@ async def build_tables(
                     skey = (device.spec, fingerprint, structs[c])
                     shape = _shapes.get(skey)
                     if shape is None and item.circuit.num_qubits <= device.num_qubits:
-                        shape = _shapes[skey] = _shape(device, cal, item.circuit)
+                        shape = _shapes[skey] = _shape(device, cal, item.circuit, fingerprint)
                         if len(_shapes) > _CACHE_SIZE:
                             _shapes.popitem(last=False)
                     est = _estimate(device, cal, item.circuit, item.shots, shape)
