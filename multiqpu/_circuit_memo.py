@@ -28,12 +28,18 @@ T = TypeVar("T")
 Operation = tuple[str, tuple[int, ...], tuple[int, ...]]
 
 _FROZEN: dict[int, tuple[weakref.ref[Any], dict[str, Any]]] = {}
-_LOCK = threading.Lock()
+# Re-entrant: a frozen circuit's finalizer (_forget) runs wherever the garbage collector
+# does, which may be inside this module's own locked blocks (an allocation there), in the
+# same thread: a plain lock deadlocked there (a planning thread, seen in engine.py --quick).
+_LOCK = threading.RLock()
 
 
 def _forget(key: int) -> None:
     with _LOCK:
-        _FROZEN.pop(key, None)
+        found = _FROZEN.get(key)
+        # only a dead circuit's record: its id may already hold a new frozen circuit's
+        if found is not None and found[0]() is None:
+            del _FROZEN[key]
 
 
 def freeze(circuit: QuantumCircuit, **facts: Any) -> None:
