@@ -13,10 +13,17 @@ if TYPE_CHECKING:
     from qiskit import QuantumCircuit
     from qiskit.transpiler import InstructionProperties, Target
 
+    from multiqpu._circuit_memo import Operation
     from multiqpu.calibration import Calibration
     from multiqpu.device import DeviceTarget
 
-__all__ = ["build_qiskit_target", "circuit_key", "qiskit_target", "transpile_for"]
+__all__ = [
+    "build_qiskit_target",
+    "circuit_key",
+    "circuit_key_and_operations",
+    "qiskit_target",
+    "transpile_for",
+]
 
 # Names in the standard-gate mapping that are not gates a basis lists; measure and reset are
 # always added (every device measures).
@@ -31,15 +38,29 @@ def circuit_key(circuit: QuantumCircuit) -> str:
 
 
 def _circuit_key(circuit: QuantumCircuit) -> str:
-    h = hashlib.sha256()
-    h.update(f"{circuit.num_qubits},{circuit.num_clbits};".encode())
+    return circuit_key_and_operations(circuit)[0]
+
+
+def circuit_key_and_operations(circuit: QuantumCircuit) -> tuple[str, list[Operation]]:
+    """:func:`circuit_key` and :func:`multiqpu._circuit_memo.operations` read in one walk
+    (the planner freezes its circuits with both)."""
+    qidx = {q: i for i, q in enumerate(circuit.qubits)}
+    cidx = {c: i for i, c in enumerate(circuit.clbits)}
+    ops: list[Operation] = []
+    parts = [f"{circuit.num_qubits},{circuit.num_clbits};"]
     for inst in circuit.data:
-        op = inst.operation
-        qs = ",".join(str(circuit.find_bit(q).index) for q in inst.qubits)
-        cs = ",".join(str(circuit.find_bit(c).index) for c in inst.clbits)
-        params = ",".join(repr(p) for p in op.params)
-        h.update(f"{op.name}({params})[{qs}][{cs}];".encode())
-    return h.hexdigest()[:32]
+        # the name and a standard gate's parameters without building its Python gate object
+        # (``inst.operation``: most of a walk's cost); the same strings
+        name = inst.name
+        params = inst.params if inst.is_standard_gate() else inst.operation.params
+        qs = tuple(map(qidx.__getitem__, inst.qubits))
+        cs = tuple(map(cidx.__getitem__, inst.clbits))
+        ops.append((name, qs, cs))
+        parts.append(
+            f"{name}({','.join(map(repr, params))})"
+            f"[{','.join(map(str, qs))}][{','.join(map(str, cs))}];"
+        )
+    return hashlib.sha256("".join(parts).encode()).hexdigest()[:32], ops
 
 
 def build_qiskit_target(

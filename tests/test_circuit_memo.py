@@ -47,3 +47,27 @@ def test_frozen_circuits_are_computed_once_and_forgotten_with_them() -> None:
     del qc
     gc.collect()
     assert ident not in _FROZEN
+
+
+def test_a_finalizer_run_inside_the_memos_lock_does_not_deadlock() -> None:
+    # The garbage collector runs a dead frozen circuit's finalizer wherever it collects,
+    # e.g. on an allocation inside freeze's locked block, in the same thread.
+    import threading
+
+    from multiqpu._circuit_memo import _LOCK
+
+    done: list[bool] = []
+
+    def collect_while_locked() -> None:
+        qc = _bell()
+        freeze(qc)
+        ident = id(qc)
+        with _LOCK:
+            del qc
+            gc.collect()
+        done.append(ident not in _FROZEN)
+
+    worker = threading.Thread(target=collect_while_locked, daemon=True)
+    worker.start()
+    worker.join(timeout=30)
+    assert done == [True]

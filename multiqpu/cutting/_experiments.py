@@ -190,7 +190,7 @@ def build_problem(
     from qiskit_addon_cutting.qpd import SingleQubitQPDGate
 
     from multiqpu._circuit_memo import freeze
-    from multiqpu._transpile import circuit_key
+    from multiqpu._transpile import circuit_key_and_operations
 
     expanded = partition.expanded
     n_exp = expanded.num_qubits
@@ -265,15 +265,17 @@ def build_problem(
         for s, row in enumerate(uniq):
             for g, group in enumerate(groups):
                 circ = _build_circuit(sub, [q[0] for q in qpd], [int(v) for v in row], group)
-                key = circuit_key(circ)
+                key, ops = circuit_key_and_operations(circ)
                 if key not in seen:
                     seen[key] = len(experiments)
                     nobs = len(group.pauli_indices)
-                    nq = sum(1 for inst in circ.data if inst.operation.name == "measure") - nobs
+                    n_measure = sum(1 for name, _, _ in ops if name == "measure")
+                    nq = n_measure - nobs
                     qpd_mask = ((1 << max(nq, 1)) - 1) << nobs if nq else 0
                     masks = group.bitmasks if observables is not None else (0,)
-                    measures = any(inst.operation.name == "measure" for inst in circ.data)
-                    freeze(circ, circuit_key=key)  # never changed again: hashed once
+                    measures = n_measure > 0
+                    # never changed again: hashed and read once
+                    freeze(circ, circuit_key=key, operations=ops)
                     experiments.append(
                         SubExperiment(
                             circuit=circ,

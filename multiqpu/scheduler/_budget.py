@@ -86,7 +86,12 @@ def budget_plan(core: CoreState, *, force: bool = False) -> np.ndarray:
     keep = ok & (fid >= best[:, None] - 1e-12) if core.plan is None else core.plan & ok
     plan, bound = None, "fidelity_margin"
     wide = ok
-    if movable.sum() > 0 and ok.any():
+    if movable.sum() > 0 and ok.any() and _nothing_to_trade(core, eligible, fid, best, movable):
+        # every device a class may use is as accurate as its best one (ideal simulators,
+        # identical devices): any split loses nothing, and the fluid plan's outcome (each
+        # class with work may use every eligible device, no quota) needs no linear program
+        plan = eligible.astype(float)
+    elif movable.sum() > 0 and ok.any():
         now = core.now
         start = np.where(core.alive, np.maximum(core.lane_end, now + core.wait) - now, np.inf)
         left = core.fidelity_free() + local_loss
@@ -136,6 +141,25 @@ def budget_plan(core: CoreState, *, force: bool = False) -> np.ndarray:
     core.plan = use
     core.planned_at = delivered
     return use
+
+
+def _nothing_to_trade(
+    core: CoreState, eligible: np.ndarray, fid: np.ndarray, best: np.ndarray, movable: np.ndarray
+) -> bool:
+    """Whether the fluid plan of :func:`budget_plan` is foregone: every eligible (class,
+    device) is within 1e-12 of the class's best fidelity and loses nothing, every class
+    with work has an eligible device, and the program's inputs are finite (it then has a
+    solution, which gives each class with work every eligible device, and the
+    ``max_slowdown`` program is the same one)."""
+    if (core.loss[eligible] > 0.0).any():
+        return False
+    if not (np.where(eligible, fid, np.inf) >= best[:, None] - 1e-12).all():
+        return False
+    if not eligible[movable > 0].any(axis=1).all():
+        return False
+    used = eligible.any(axis=0)
+    start = np.maximum(core.lane_end, core.now + core.wait)
+    return bool(np.isfinite(start[used]).all() and np.isfinite(core.x[eligible]).all())
 
 
 def within_quota(

@@ -34,6 +34,7 @@ from multiqpu.scheduler._tables import ClassTables
 if TYPE_CHECKING:
     from qiskit import QuantumCircuit
 
+    from multiqpu._circuit_memo import Operation
     from multiqpu.calibration import Calibration
     from multiqpu.device import Device
 
@@ -82,53 +83,87 @@ def structure_key(circuit: QuantumCircuit) -> str:
 
 def _structure_key(circuit: QuantumCircuit) -> str:
     h = hashlib.blake2b(digest_size=16)
-    qidx = {q: i for i, q in enumerate(circuit.qubits)}
-    cidx = {c: i for i, c in enumerate(circuit.clbits)}
     h.update(f"{circuit.num_qubits},{circuit.num_clbits};".encode())
+    fragments = _FRAGMENTS  # one instruction's text, shared by the circuits that hold it
     parts = []
-    for inst in circuit.data:
-        # ``inst.name``, not ``inst.operation.name``: the latter builds a Python gate object
-        # for every instruction (most of this function's cost); same string
-        qs = ",".join([str(qidx[q]) for q in inst.qubits])
-        cs = ",".join([str(cidx[c]) for c in inst.clbits])
-        parts.append(f"{inst.name}[{qs}][{cs}];")
+    for op in _operations(circuit):
+        text = fragments.get(op)
+        if text is None:
+            name, qs, cs = op
+            text = fragments[op] = f"{name}[{','.join(map(str, qs))}][{','.join(map(str, cs))}];"
+        parts.append(text)
+    if len(fragments) > _CACHE_SIZE:
+        fragments.clear()
     h.update("".join(parts).encode())
     return h.hexdigest()
+
+
+_FRAGMENTS: dict[Operation, str] = {}
+
+
+def _operations(circuit: QuantumCircuit) -> list[Operation]:
+    from multiqpu._circuit_memo import operations
+
+    return operations(circuit)
 
 
 def circuit_seconds(isa: QuantumCircuit, calibration: Calibration) -> float:
     """Critical-path duration of a transpiled circuit from the calibration's durations."""
     t = [0.0] * isa.num_qubits
-    qidx = {q: i for i, q in enumerate(isa.qubits)}
-    for inst in isa.data:
-        name = inst.name  # not inst.operation.name: that builds a gate object each time
-        if name == "barrier":
+    durations: dict[tuple[str, tuple[int, ...]], float] = {}  # per (op, qubits), this walk
+    for name, qs, _ in _operations(isa):
+        if name == "barrier" or not qs:
             continue
-        qs = tuple(qidx[q] for q in inst.qubits)
-        if not qs:
-            continue
-        dur = calibration.duration(name, qs)
+        dur = durations.get((name, qs))
         if dur is None:
-            if name == "rz":
-                dur = 0.0
-            elif name in ("measure", "reset"):
-                dur = _DEFAULT_MEASURE_S
-            else:
-                dur = _DEFAULT_1Q_S if len(qs) == 1 else _DEFAULT_2Q_S
-        start = max(t[q] for q in qs)
+            dur = durations[(name, qs)] = _duration(calibration, name, qs)
+        if len(qs) == 1:
+            q = qs[0]
+            t[q] = t[q] + dur
+            continue
+        start = max([t[q] for q in qs])
         for q in qs:
             t[q] = start + dur
     return max(t, default=0.0)
 
 
-def _shape(device: Device, cal: Calibration, circuit: QuantumCircuit) -> tuple[float, float] | str:
+def _duration(calibration: Calibration, name: str, qs: tuple[int, ...]) -> float:
+    dur = calibration.duration(name, qs)
+    if dur is not None:
+        return dur
+    if name == "rz":
+        return 0.0
+    if name in ("measure", "reset"):
+        return _DEFAULT_MEASURE_S
+    return _DEFAULT_1Q_S if len(qs) == 1 else _DEFAULT_2Q_S
+
+
+def _error_free(cal: Calibration) -> bool:
+    """Whether ``cal`` knows no error at all (an ideal simulator's): every operation's error
+    is then 0 and :meth:`Calibration.estimated_fidelity` is exactly 1.0."""
+    return not (
+        cal.readout_error or cal.gate_error_1q or cal.gate_error_2q or any(cal.gate_errors.values())
+    )
+
+
+def _shape(
+    device: Device, cal: Calibration, circuit: QuantumCircuit, fingerprint: str | None = None
+) -> tuple[float, float] | str:
     """What does not depend on shots: (estimated fidelity, critical-path seconds) of the
-    circuit transpiled for ``device``, or why it does not transpile."""
+    circuit transpiled for ``device``, or why it does not transpile. ``fingerprint``:
+    ``cal``'s, to remember the critical path with the transpiled circuit when the library
+    made it (devices with the same calibration that run it as it is share it)."""
     try:
         isa = device.transpile(circuit)
     except Exception as exc:  # any transpiler failure means "cannot run here"
         return f"does not transpile for {device.spec}: {exc}"
-    return float(cal.estimated_fidelity(isa)), circuit_seconds(isa, cal)
+    fidelity = 1.0 if _error_free(cal) else float(cal.estimated_fidelity(isa))
+    if fingerprint is None:
+        return fidelity, circuit_seconds(isa, cal)
+    from multiqpu._circuit_memo import memo
+
+    seconds = memo(isa, f"circuit_seconds/{fingerprint}", lambda c: circuit_seconds(c, cal))
+    return fidelity, seconds
 
 
 def _estimate(
@@ -206,7 +241,7 @@ async def build_tables(
                     skey = (device.spec, fingerprint, structs[c])
                     shape = _shapes.get(skey)
                     if shape is None and item.circuit.num_qubits <= device.num_qubits:
-                        shape = _shapes[skey] = _shape(device, cal, item.circuit)
+                        shape = _shapes[skey] = _shape(device, cal, item.circuit, fingerprint)
                         if len(_shapes) > _CACHE_SIZE:
                             _shapes.popitem(last=False)
                     est = _estimate(device, cal, item.circuit, item.shots, shape)
