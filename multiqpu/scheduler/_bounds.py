@@ -17,6 +17,10 @@ With a fidelity budget (``loss[c, d]``, what a circuit of kind ``c`` loses on ``
 most accurate device, and ``budget``) the program also has ``sum x[c, d] loss[c, d] <= budget``:
 no schedule that loses no more fidelity can finish earlier. :func:`fluid_plan` returns the
 split ``x`` as well; the ``balanced`` policy plans with it (see ``_policy``).
+
+With ``ends`` (per device, when it stops for good: a device lost at that time, ``inf``
+otherwise) the program also has ``sum_c t[c, d] x[c, d] <= max(0, ends[d] - w[d])``: no
+schedule can use a device after it is gone, so the bound stays a lower bound.
 """
 
 from __future__ import annotations
@@ -68,10 +72,11 @@ def fluid_plan(
     *,
     loss: np.ndarray | None = None,
     budget: float | None = None,
+    ends: np.ndarray | None = None,
 ) -> tuple[float, np.ndarray | None]:
     """The optimal ``T`` and split ``x`` (C, D) of the fluid program (module doc); ``(inf,
     None)`` when infeasible. ``counts`` (C,), ``seconds``, ``eligible`` and ``loss`` (C, D),
-    ``waits`` (D,)."""
+    ``waits`` and ``ends`` (D,)."""
     from scipy.optimize import linprog
 
     counts = np.asarray(counts, dtype=float)
@@ -111,6 +116,15 @@ def fluid_plan(
             row[0, :-1] = loss[rows[ci], active[di]]
             a_ub = np.vstack([a_ub, row])
             b_ub = np.append(b_ub, max(budget, 0.0))
+        if ends is not None:
+            # a device that stops for good works at most until then
+            stop = np.asarray(ends, dtype=float)[active] - np.asarray(waits, dtype=float)[active]
+            for j in np.flatnonzero(np.isfinite(stop)):
+                row = np.zeros((1, nv))
+                on = di == j
+                row[0, :-1][on] = seconds[rows[ci[on]], active[j]]
+                a_ub = np.vstack([a_ub, row])
+                b_ub = np.append(b_ub, max(float(stop[j]), 0.0))
         bounds = [(0, None)] * len(ci) + [(lo, None if not np.isfinite(hi) else hi)]
         res = linprog(
             cost, A_ub=a_ub, b_ub=b_ub, A_eq=a_eq, b_eq=counts[rows], bounds=bounds, method="highs"
@@ -130,9 +144,11 @@ def fluid_lower_bound(
     *,
     loss: np.ndarray | None = None,
     budget: float | None = None,
+    ends: np.ndarray | None = None,
 ) -> float:
-    """``counts`` (C,), ``seconds`` and ``eligible`` (C, D), ``waits`` (D,); see module doc."""
-    return fluid_plan(counts, seconds, waits, eligible, loss=loss, budget=budget)[0]
+    """``counts`` (C,), ``seconds`` and ``eligible`` (C, D), ``waits`` and ``ends`` (D,); see
+    module doc."""
+    return fluid_plan(counts, seconds, waits, eligible, loss=loss, budget=budget, ends=ends)[0]
 
 
 def fluid_min_loss(

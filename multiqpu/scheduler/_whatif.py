@@ -111,7 +111,8 @@ def lower_bound(
     Each device starts at the earliest time any job submitted at or after ``start_s`` could
     start on the real (simulated) queue (:meth:`QueueProcess.earliest_start`: a job sent
     later may see a shorter queue), then works at its real speed with the per-job overhead
-    shared by the largest allowed jobs. Eligibility: ``fastest``/``balanced``,
+    shared by the largest allowed jobs, and no later than it is lost for good (``lost_at``;
+    outages are left out: the bound only gets lower). Eligibility: ``fastest``/``balanced``,
     every device that fits (``balanced`` may use any when ``max_slowdown`` binds; with
     ``max_slowdown=None``, those above its per-circuit floor, ``FLOOR_MARGINS`` x
     ``margin`` below the class's best device); ``most_accurate`` and ``cheapest``, per
@@ -139,6 +140,8 @@ def lower_bound(
         waits = np.array(starts) - start_s
     else:
         waits = np.array([queues.wait(d, start_s) for d in range(len(devices))])
+    # a device lost for good works until then, no later (relative to start_s)
+    ends = np.array([np.inf if d.lost_at is None else d.lost_at - start_s for d in devices])
     alive = np.ones(len(devices), dtype=bool)
     common = {"fits": t.fits, "fidelity": t.fidelity, "price": t.price, "alive": alive}
     may = masks("fastest", floor=t.floor, margin=margin, **common).preferred
@@ -161,13 +164,15 @@ def lower_bound(
             off = may & ~pref
             moved = float(np.where(off, used, 0).sum())
             return fluid_lower_bound(
-                counts, seconds, waits, may, loss=off.astype(float), budget=moved
+                counts, seconds, waits, may, loss=off.astype(float), budget=moved, ends=ends
             )
     loss = None
     if fidelity_loss is not None:
         top = np.where(may, t.fidelity, -np.inf).max(axis=1, initial=-np.inf)
         loss = np.where(may, np.maximum(top[:, None] - t.fidelity, 0.0), 0.0)
-    return fluid_lower_bound(counts, seconds, waits, may, loss=loss, budget=fidelity_loss)
+    return fluid_lower_bound(
+        counts, seconds, waits, may, loss=loss, budget=fidelity_loss, ends=ends
+    )
 
 
 def simulate(

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from types import SimpleNamespace
 
 import numpy as np
@@ -131,3 +132,29 @@ def test_the_queue_process_jumps_far_ahead() -> None:
     for d in (0, 1):
         assert near_then_far.level(d, far) == direct.level(d, far) > 0  # the same draws
     assert near_then_far.wait(1, far + 1e6) > 0
+
+
+def test_the_bound_stops_a_lost_device_when_it_is_lost() -> None:
+    # fresh family seed 5097 (found there): the one fast device, a heron, is lost at
+    # 7,004 s; the three neutral-atom devices left take 0.17-0.6 s a shot. Without the
+    # loss in it the bound let the heron run everything (14,409 s against 47 virtual days:
+    # 280x); it now stops the heron at its loss, and remains a bound: no run beats it
+    sc = family_scenario(5097)
+    fleet, work = list(sc.fleet), sc.workload
+    assert any(d.lost_at is not None for d in fleet)
+    for policy in ("fastest", "balanced"):
+        r = simulate(fleet, work, policy=policy, seed=5097, bound=True)
+        assert r.lower_bound_s is not None
+        assert r.makespan_s >= r.lower_bound_s * (1 - 1e-6)
+        assert r.makespan_s < 3 * r.lower_bound_s  # (1.16x for fastest when written)
+    # the same fleet with nobody lost: the old, looser figure
+    kept = [replace(d, lost_at=None) for d in fleet]
+    counts = StreamSource(work.n, work.probabilities(), seed=5097 + 1).class_counts(
+        len(work.circuits)
+    )
+
+    def bound(devices: list[SimDevice]) -> float:
+        queues = QueueProcess(devices, seed=5097 + 2, epoch_s=10 * 3600.0)
+        return lower_bound(devices, work, queues, policy="fastest", counts=counts)
+
+    assert bound(fleet) > 50 * bound(kept)
