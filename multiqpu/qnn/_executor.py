@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from multiqpu.errors import InvalidInputError
+from multiqpu.errors import DeviceUnavailableError, InvalidInputError, MultiQPUError
 
 if TYPE_CHECKING:
     from multiqpu.device import CircuitResult, Device, RunResult
@@ -189,7 +189,6 @@ class FleetExecutor(Executor):
 
     async def _job(self, device: Device, circuits: list[Any], shots: int | None) -> RunResult:
         """One job of a shard: submitted through the submitter, rerun if it fails."""
-        from multiqpu.errors import DeviceUnavailableError, MultiQPUError
         from multiqpu.scheduler._submission import cancel_job
 
         for attempt in range(1, self.options.retries + 1):

@@ -2,30 +2,14 @@
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
-from pathlib import Path
-
 import pytest
-
-ROOT = Path(__file__).resolve().parents[2]
+from _bench import run_benchmark
 
 
 @pytest.mark.slow
 def test_idle_split_covers_the_training_time_and_explains_the_speedup() -> None:
     pytest.importorskip("sklearn")
-    proc = subprocess.run(
-        [sys.executable, str(ROOT / "tests" / "benchmarks" / "qnn_idle.py"), "--quick"],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        cwd=ROOT,
-    )
-    assert proc.returncode == 0, proc.stderr[-4000:]
-    lines = proc.stdout.strip().splitlines()
-    assert len(lines) == 1
-    run = json.loads(lines[0])["runs"][0]
+    run = run_benchmark("qnn_idle.py", "--quick")["runs"][0]
     parts = ("work", "overhead", "starved", "queue", "tail", "left_out")
     assert all(run[k] >= 0 for k in parts)
     # every device-second of the training is in exactly one part (speed-weighted)

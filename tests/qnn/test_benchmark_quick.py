@@ -2,30 +2,14 @@
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
-from pathlib import Path
-
 import pytest
-
-ROOT = Path(__file__).resolve().parents[2]
+from _bench import run_benchmark
 
 
 @pytest.mark.slow
 def test_benchmark_quick_prints_the_acceptance_keys() -> None:
     pytest.importorskip("sklearn")
-    proc = subprocess.run(
-        [sys.executable, str(ROOT / "tests" / "benchmarks" / "qnn.py"), "--quick", "--plot", ""],
-        capture_output=True,
-        text=True,
-        timeout=900,
-        cwd=ROOT,
-    )
-    assert proc.returncode == 0, proc.stderr[-4000:]
-    lines = proc.stdout.strip().splitlines()
-    assert len(lines) == 1
-    out = json.loads(lines[0])
+    out = run_benchmark("qnn.py", "--quick", "--plot", "", timeout=900)
     for key in ("speedup.8", "accuracy_gap_paired.8", "accuracy_gap_paired_se.8",
                 "quantum_task_accuracy.8", "cut_training_matches_uncut"):  # fmt: skip
         assert key in out

@@ -154,17 +154,9 @@ def test_quarantine_sends_no_more_shards_to_the_outlier() -> None:
 
 @pytest.mark.slow
 def test_trust_benchmark_quick_prints_its_keys() -> None:
-    import json
-    import subprocess
+    from _bench import run_benchmark
 
-    root = Path(__file__).resolve().parents[2]
-    script = str(root / "tests" / "benchmarks" / "trust.py")
-    proc = subprocess.run([sys.executable, script, "--quick"], capture_output=True, text=True,
-                          timeout=600, cwd=root)  # fmt: skip
-    assert proc.returncode == 0, proc.stderr[-4000:]
-    lines = proc.stdout.strip().splitlines()
-    assert len(lines) == 1
-    out = json.loads(lines[0])
+    out = run_benchmark("trust.py", "--quick")
     assert out["epsilon_matches_accountant"] is True
     assert out["mean_accuracy_gap"] < out["robust_accuracy_gap"]
     assert {"robust_accuracy_gap_spread", "dp_accuracy_cost", "dp_epsilon"} <= out.keys()
