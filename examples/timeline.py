@@ -1,6 +1,7 @@
 """What ran where, and when: a run's timeline and an estimate's error budget, drawn with
 matplotlib (``pip install 'multiqpu[plot]'``), from the result and from the job journal; and
-the same run from the command line (``multiqpu run``, ``multiqpu runs show``).
+the same run from the command line (``multiqpu run``, ``multiqpu runs show``), and what
+``multiqpu runs prune`` would free in the journal.
 
 Run:  python examples/timeline.py        (writes its pictures to ./multiqpu-plots/)
 """
@@ -86,6 +87,11 @@ def main() -> None:
     print(f"multiqpu run: {row['name']} on {row['device']}: {row['counts']}")
     subprocess.run([*cli, "runs", "show", data["run_ids"][0], "--plot",
                     str(OUT / "cli_timeline.png")], check=True, env=env)  # fmt: skip
+
+    # 4. the journal keeps every circuit and result: what pruning it would free (a dry run;
+    #    drop --dry-run to remove finished runs older than 30 days and compact the file)
+    subprocess.run([*cli, "runs", "prune", "--older-than", "30d", "--dry-run"],
+                   check=True, env=env)  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -9,7 +9,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-__all__ = ["ENV_VAR", "JobRecord", "OpenJob", "RunInfo", "RunState", "default_journal_path"]
+__all__ = [
+    "ENV_VAR",
+    "JobRecord",
+    "OpenJob",
+    "PruneReport",
+    "RunInfo",
+    "RunState",
+    "default_journal_path",
+]
 
 ENV_VAR = "MULTIQPU_JOURNAL"
 RunState = Literal["done", "failed", "cancelled"]
@@ -71,3 +79,22 @@ class JobRecord:
     finished_at: float | None
     #: when the device started running it (its queue wait ended), if the device said
     started_at: float | None = None
+
+
+@dataclass(frozen=True)
+class PruneReport:
+    """What :meth:`multiqpu.journal.Journal.prune` removed (or, with ``dry_run``, would remove).
+
+    ``runs``: the run ids, newest first; ``jobs`` and ``results``: their rows;
+    ``cache_entries``: result-cache rows older than the cut-off; ``size_before`` /
+    ``size_after``: bytes on disk of the file and its ``-wal`` side file (None in memory;
+    the space comes back to the file system only with ``vacuum``).
+    """
+
+    runs: tuple[str, ...]
+    jobs: int
+    results: int
+    cache_entries: int
+    dry_run: bool
+    size_before: int | None
+    size_after: int | None

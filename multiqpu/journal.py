@@ -32,6 +32,7 @@ import os
 import sqlite3
 import time
 from collections.abc import Mapping, Sequence
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Literal
 
 from multiqpu import _journal_reads as _reads
@@ -42,6 +43,7 @@ from multiqpu._journal_records import (
     ENV_VAR,
     JobRecord,
     OpenJob,
+    PruneReport,
     RunInfo,
     RunState,
     default_journal_path,
@@ -53,7 +55,15 @@ if TYPE_CHECKING:
 
     from multiqpu.device import CircuitResult, JobTimings
 
-__all__ = ["ENV_VAR", "JobRecord", "Journal", "OpenJob", "RunInfo", "default_journal_path"]
+__all__ = [
+    "ENV_VAR",
+    "JobRecord",
+    "Journal",
+    "OpenJob",
+    "PruneReport",
+    "RunInfo",
+    "default_journal_path",
+]
 
 
 class Journal:
@@ -359,6 +369,39 @@ class Journal:
         key = circuit_key(circuit)
         with self._file.reading() as cur:
             return _reads.cached(cur, key, shots, candidates)
+
+    # ------------------------------------------------------------------ upkeep
+    def prune(
+        self,
+        *,
+        older_than: float | timedelta | None = None,
+        keep: int | None = None,
+        cache: bool = True,
+        dry_run: bool = False,
+        vacuum: bool = False,
+    ) -> PruneReport:
+        """Remove finished runs (and old cache entries) so the file stops growing.
+
+        A run is removed when it finished (``done``, ``failed`` or ``cancelled``; a run
+        recorded as running or interrupted is never touched: it may still need a resume),
+        is not among the ``keep`` newest finished runs, and ended more than ``older_than``
+        (a :class:`~datetime.timedelta` or seconds) ago; its tasks, jobs and results go
+        with it. With ``older_than`` and ``cache``, result-cache entries older than that go
+        too. At least one of ``older_than`` and ``keep`` must be given (``keep=0`` alone
+        removes every finished run). ``dry_run`` reports without removing; ``vacuum``
+        rewrites the file afterwards so the space goes back to the file system (it needs
+        a moment without other writers). Returns a :class:`PruneReport`.
+        """
+        from multiqpu._journal_prune import prune
+
+        return prune(
+            self._file,
+            older_than=older_than,
+            keep=keep,
+            cache=cache,
+            dry_run=dry_run,
+            vacuum=vacuum,
+        )
 
     # ------------------------------------------------------------------ lifetime
     def close(self) -> None:

@@ -147,6 +147,7 @@ PUBLIC_ALL: dict[str, list[str]] = {
         "JobRecord",
         "Journal",
         "OpenJob",
+        "PruneReport",
         "RunInfo",
         "default_journal_path",
     ],

@@ -49,6 +49,9 @@ def add_run_commands(
 
     sub = runs.add_subparsers(dest="runs_command", metavar="COMMAND")
     add_show_command(sub, common, journal_help)
+    from multiqpu.cli._runs_prune import add_prune_command
+
+    add_prune_command(sub, common, journal_help)
 
     resume = commands.add_parser(
         "resume",
@@ -105,7 +108,12 @@ def run_runs(args: argparse.Namespace) -> int:
     if not infos:
         out.print(f"no runs recorded yet in {where}")
         return 0
-    table = Table(title=f"runs in {where}", title_justify="left")
+    from multiqpu._journal_prune import file_size
+    from multiqpu.cli._runs_prune import human_bytes
+
+    size = file_size(where)
+    title = f"runs in {where}" + ("" if size is None else f" ({human_bytes(size)})")
+    table = Table(title=title, title_justify="left")
     table.add_column("run id", no_wrap=True)
     table.add_column("created", no_wrap=True)
     table.add_column("state")
