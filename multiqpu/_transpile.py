@@ -28,6 +28,8 @@ __all__ = [
 # Names in the standard-gate mapping that are not gates a basis lists; measure and reset are
 # always added (every device measures).
 _NON_GATES = frozenset({"measure", "reset", "delay", "global_phase", "barrier"})
+# operations whose parameters (if any) are plain numbers: described by their ``repr``
+_PLAIN = frozenset({"measure", "reset", "delay", "barrier"})
 
 
 def circuit_key(circuit: QuantumCircuit) -> str:
@@ -41,9 +43,11 @@ def _circuit_key(circuit: QuantumCircuit) -> str:
     return circuit_key_and_operations(circuit)[0]
 
 
-def circuit_key_and_operations(circuit: QuantumCircuit) -> tuple[str, list[Operation]]:
+def circuit_key_and_operations(
+    circuit: QuantumCircuit, _depth: int = 0
+) -> tuple[str, list[Operation]]:
     """:func:`circuit_key` and :func:`multiqpu._circuit_memo.operations` read in one walk
-    (the planner freezes its circuits with both)."""
+    (the planner freezes its circuits with both; ``_depth``: how deep in control flow)."""
     qidx = {q: i for i, q in enumerate(circuit.qubits)}
     cidx = {c: i for i, c in enumerate(circuit.clbits)}
     ops: list[Operation] = []
@@ -52,15 +56,100 @@ def circuit_key_and_operations(circuit: QuantumCircuit) -> tuple[str, list[Opera
         # the name and a standard gate's parameters without building its Python gate object
         # (``inst.operation``: most of a walk's cost); the same strings
         name = inst.name
-        params = inst.params if inst.is_standard_gate() else inst.operation.params
         qs = tuple(map(qidx.__getitem__, inst.qubits))
         cs = tuple(map(cidx.__getitem__, inst.clbits))
         ops.append((name, qs, cs))
-        parts.append(
-            f"{name}({','.join(map(repr, params))})"
-            f"[{','.join(map(str, qs))}][{','.join(map(str, cs))}];"
-        )
+        if inst.is_standard_gate():
+            described = ",".join(map(repr, inst.params))
+        else:
+            described = _describe(inst.operation, cidx, _depth)
+        parts.append(f"{name}({described})[{','.join(map(str, qs))}][{','.join(map(str, cs))}];")
     return hashlib.sha256("".join(parts).encode()).hexdigest()[:32], ops
+
+
+def _describe(operation: Any, cidx: dict[Any, int], depth: int) -> str:
+    """A non-standard operation's parameters as a string that depends only on what they
+    are: control flow by its condition or target (in this circuit's clbit indices) and the
+    keys of its blocks, arrays by a hash of their bytes (``repr`` elides large arrays with
+    "..." and prints objects by address, which would let two different circuits share a
+    key, or one circuit built twice get two). A for loop's parameter (named by a
+    process-wide counter) is renamed by its depth."""
+    if operation.name in _PLAIN:  # the common case, kept cheap
+        return ",".join(map(repr, operation.params))
+    import numpy as np
+    from qiskit import QuantumCircuit
+    from qiskit.circuit import ControlFlowOp, ForLoopOp, Parameter
+
+    loop_parameter = operation.params[1] if isinstance(operation, ForLoopOp) else None
+    canonical = Parameter(f"_loop{depth}")
+
+    def param(p: Any) -> str:
+        if p is loop_parameter and p is not None:
+            return repr(canonical)
+        if isinstance(p, QuantumCircuit):
+            if loop_parameter is not None and loop_parameter in p.parameters:
+                p = p.assign_parameters({loop_parameter: canonical}, inplace=False)
+            return "{" + circuit_key_and_operations(p, depth + 1)[0] + "}"
+        if isinstance(p, np.ndarray):
+            data = np.ascontiguousarray(p)
+            digest = hashlib.sha256(data.tobytes()).hexdigest()[:32]
+            return f"array{data.shape}{data.dtype}:{digest}"
+        return repr(p)
+
+    described = ",".join(param(p) for p in operation.params)
+    operator = getattr(operation, "operator", None)  # PauliEvolutionGate's Hamiltonian
+    if operator is not None:
+        described += "|operator=" + ";".join(
+            f"{o.paulis.to_labels()}:{param(np.asarray(o.coeffs))}"
+            if hasattr(o, "paulis") and hasattr(o, "coeffs")
+            else repr(o)
+            for o in (operator if isinstance(operator, (list, tuple)) else [operator])
+        )
+    # a gate built from a circuit (``to_gate()``: named by a process-wide counter): the
+    # circuit it stands for, when it is already there (never synthesised here, which would
+    # cost more than the key)
+    definition = getattr(operation, "_definition", None)
+    if isinstance(definition, QuantumCircuit) and not isinstance(operation, ControlFlowOp):
+        described += "|definition=" + param(definition)
+    if isinstance(operation, ControlFlowOp):
+        for attr in ("condition", "target"):
+            if getattr(operation, attr, None) is not None:
+                described += f"|{attr}={_classical(getattr(operation, attr), cidx)}"
+        if hasattr(operation, "cases_specifier"):
+            described += "|cases=" + ";".join(
+                ",".join(map(repr, values)) + ":" + param(block)
+                for values, block in operation.cases_specifier()
+            )
+    return described
+
+
+def _classical(value: Any, cidx: dict[Any, int]) -> str:
+    """A condition, a switch target or a classical expression in clbit indices."""
+    from qiskit.circuit import ClassicalRegister, Clbit
+    from qiskit.circuit.classical import expr
+
+    if isinstance(value, tuple):
+        return "(" + ",".join(_classical(v, cidx) for v in value) + ")"
+    if isinstance(value, Clbit):
+        return f"c{cidx[value]}"
+    if isinstance(value, ClassicalRegister):
+        return "r[" + ",".join(str(cidx[b]) for b in value) + "]"
+    if isinstance(value, expr.Var):
+        inner = value.var
+        if isinstance(inner, (Clbit, ClassicalRegister)):
+            return _classical(inner, cidx)
+        return f"var:{value.name}:{value.type!r}"
+    if isinstance(value, expr.Value):
+        return f"{value.value!r}:{value.type!r}"
+    if isinstance(value, expr.Expr):
+        children = [
+            _classical(getattr(value, a), cidx)
+            for a in ("operand", "left", "right", "target", "index")
+            if hasattr(value, a)
+        ]
+        op = getattr(value, "op", None)
+        return f"{type(value).__name__}({op!r};{';'.join(children)}):{value.type!r}"
+    return repr(value)
 
 
 def build_qiskit_target(
