@@ -168,7 +168,6 @@ async def pipelined_sync(
     group = np.zeros(n_dev, dtype=int)
     grouped: tuple[bytes, bytes] | None = None
     launched = 0
-    level = [np.inf]  # the water level of the last split: a shard's device time
     waits = np.array([executor.job_prior(d)[1] for d in range(n_dev)])
 
     def send(batch: _Batch, d: int, part: np.ndarray, k: int) -> None:
@@ -202,7 +201,7 @@ async def pipelined_sync(
             active = live & room
         if not active.any():
             active = outstanding == outstanding.min()
-        shares, level[0] = _split(workers, len(batch.pending), active, residual)
+        shares = _split(workers, len(batch.pending), active, residual)
         # contiguous slices, or, under per-sample placement rules, every sample on a device
         # its rule allows (multiqpu.qnn._shards.assign)
         for d, part in enumerate(workers.split(batch.pending, shares)):
@@ -216,12 +215,15 @@ async def pipelined_sync(
         the rest of the batch: their share of a water-fill over every device."""
         assert batch.pending is not None
         live = _active(workers)
-        deep = live & np.isfinite(workers.circuit_s) & (waits > EARLY * level[0])
+        per, over = _costs(workers)
+        x = water_fill(len(batch.pending), per[live], over[live])  # every live device's
+        level = float(np.max(over[live] + x * per[live]))  # a shard's device time
+        deep = live & np.isfinite(workers.circuit_s) & (waits > EARLY * level)
         room = (outstanding <= ahead + 1) & (outstanding < cap)
         if not (deep & room).any():
             return
         kept = residual.copy()
-        shares, _ = _split(workers, len(batch.pending), live & (room | ~deep), residual)
+        shares = _split(workers, len(batch.pending), live & (room | ~deep), residual)
         residual[~deep] = kept[~deep]  # the others are split again with the rest
         rest = []
         for d, part in enumerate(workers.split(batch.pending, shares)):
@@ -291,7 +293,7 @@ async def pipelined_sync(
         for batch in flight[: ahead + 1]:
             if batch.pending is not None and len(batch.pending):
                 launch(batch)
-        if early and len(flight) == ahead + 1 and np.isfinite(level[0]):
+        if early and len(flight) == ahead + 1 and np.isfinite(workers.circuit_s).any():
             batch = pull()  # the devices with long queue waits get it a step early
             if batch is not None:
                 flight.append(batch)
@@ -385,20 +387,24 @@ def _groups(workers: Workers, live: np.ndarray, count: int) -> np.ndarray:
     return out
 
 
-def _split(
-    workers: Workers, n: int, active: np.ndarray, residual: np.ndarray
-) -> tuple[np.ndarray, float]:
-    """Whole-sample shares of ``n`` over the ``active`` devices: water-filled on device time
-    (measured time per sample; the median measured one, or equal shares, for devices not yet
-    measured) and rounded by error diffusion (``residual`` is updated in place); also the
-    water level (every device's overhead and share of device time: a shard's device time)."""
+def _costs(workers: Workers) -> tuple[np.ndarray, np.ndarray]:
+    """Each device's device time per sample (measured; the median measured one, or 1 when
+    none is, for devices not yet measured) and per-job overhead prior (none while nothing
+    is measured: equal shares)."""
     per = workers.circuit_s * max(workers.model.circuits_per_sample, 1)
     known = np.isfinite(per) & (per > 0)
     fill = float(np.median(per[known])) if known.any() else 1.0
     per = np.where(known, per, fill)
     over = np.array([workers.executor.job_prior(d)[0] for d in range(workers.count)])
     if not known.any():
-        over = np.zeros(workers.count)  # nothing measured: equal shares
+        over = np.zeros(workers.count)
+    return per, over
+
+
+def _split(workers: Workers, n: int, active: np.ndarray, residual: np.ndarray) -> np.ndarray:
+    """Whole-sample shares of ``n`` over the ``active`` devices: water-filled on device time
+    (:func:`_costs`) and rounded by error diffusion (``residual`` is updated in place)."""
+    per, over = _costs(workers)
     act = np.flatnonzero(active)
     x = np.zeros(workers.count)
     x[act] = water_fill(n, per[act], over[act])
@@ -410,5 +416,4 @@ def _split(
     while share.sum() > n:  # carried residues overshot: the most rounded-up round down
         share[int(np.argmax(np.where(share > 0, share - want, -np.inf)))] -= 1
     residual[:] = np.where(active, want - share, 0.0)
-    on = active & (x > 0)
-    return share, float(np.max(over[on] + x[on] * per[on])) if on.any() else np.inf
+    return share
