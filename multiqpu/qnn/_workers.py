@@ -6,8 +6,10 @@ gradients, and learns from every finished shard how fast each device is:
 * **throughput** (circuits per second of wall, or virtual, time, queue included): the share
   of a batch each device gets; unmeasured devices are assumed as fast as the mean of the
   measured ones;
-* **time per circuit** (device time, the per-job overhead excluded): with the job priors it
-  sizes async shards and in-flight depths (:mod:`multiqpu.qnn._pipeline`);
+* **time per circuit** (device time, the per-job overhead and queue waits excluded: the
+  least of the device's last ``RECENT`` jobs, as a queue wait only ever adds to a job's
+  span): with the job priors it sizes pipelined sync shards (:mod:`multiqpu.qnn._pipelined`),
+  async shards and in-flight depths (:mod:`multiqpu.qnn._pipeline`);
 * **quality** (``weighting="quality"``): each device's estimated fidelity for the model's
   circuits relative to the mean, which scales its gradients (EQC weighting).
 
