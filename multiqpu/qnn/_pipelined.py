@@ -22,9 +22,8 @@ needs (``ahead=1``: two shards per device, the second queued while the first run
   measured, whose 90 % queue-wait prior is over ``LATE`` times the median prior, gets no
   shard: it would hold every barrier.
 * **Devices whose queue wait one running shard does not cover get their shards a batch
-  early** (``early``, default on): when a device's 90 % queue-wait prior is over ``EARLY``
-  times a shard's device time (the water level of a batch over every live device), its
-  share of batch ``t + ahead + 1`` is launched with batch ``t + ahead`` (a third shard in
+  early**: when a device's 90 % queue-wait prior is over ``EARLY`` times a shard's device
+  time (the water level of a batch over every live device), its share of batch ``t + ahead + 1`` is launched with batch ``t + ahead`` (a third shard in
   flight, within its job cap), aimed at the weights predicted ``ahead + 1`` steps on; the
   rest of that batch is split over the other devices a step later. Its queue wait then
   passes behind two running shards instead of one; its gradients are ``ahead + 1``
@@ -91,7 +90,7 @@ __all__ = ["EARLY", "LATE", "LATE_STEPS", "pipelined_sync", "water_fill"]
 LATE = 6.0
 
 #: a device whose 90 % queue wait is over EARLY x a shard's device time gets its shards one
-#: batch early (``early=True``): one running shard does not cover its next shard's queue wait
+#: batch early: one running shard does not cover its next shard's queue wait (inf: never)
 EARLY = 1.0
 
 #: a step waits for the late shards of the batches stepped LATE_STEPS or more steps before
@@ -142,7 +141,6 @@ async def pipelined_sync(
     staleness: str = "scale",
     aggregator: Aggregator = weighted_mean,
     extrapolate: bool = False,
-    early: bool = True,
 ) -> None:
     """Train over the epochs ``orders`` yields ((epoch, sample order) pairs, pulled lazily),
     calling ``finish(epoch, stats, seconds)`` after each epoch's last step."""
@@ -312,7 +310,7 @@ async def pipelined_sync(
         for batch in flight[: ahead + 1]:
             if batch.pending is not None and len(batch.pending):
                 launch(batch)
-        if early and len(flight) == ahead + 1 and np.isfinite(workers.circuit_s).any():
+        if len(flight) == ahead + 1 and np.isfinite(workers.circuit_s).any():
             batch = pull()  # the devices with long queue waits get it a step early
             if batch is not None:
                 flight.append(batch)
