@@ -23,9 +23,10 @@ needs (``ahead=1``: two shards per device, the second queued while the first run
   shard: it would hold every barrier.
 * **Devices whose queue wait one running shard does not cover get their shards a batch
   early**: when a device's 90 % queue-wait prior is over ``EARLY`` times a shard's device
-  time (the water level of a batch over every live device), its share of batch ``t + ahead + 1`` is launched with batch ``t + ahead`` (a third shard in
-  flight, within its job cap), aimed at the weights predicted ``ahead + 1`` steps on; the
-  rest of that batch is split over the other devices a step later. Its queue wait then
+  time (the water level of a batch over every live device), its share of batch
+  ``t + ahead + 1`` is launched with batch ``t + ahead`` (a third shard in flight, within
+  its job cap), aimed at the weights predicted ``ahead + 1`` steps on; the rest of that
+  batch is split over the other devices a step later. Its queue wait then
   passes behind two running shards instead of one; its gradients are ``ahead + 1``
   versions old. (The device time per sample it is judged on excludes queue waits:
   :meth:`multiqpu.qnn._workers.Workers.learn`.)
