@@ -33,10 +33,12 @@ if TYPE_CHECKING:
     from multiqpu.qnn._executor import Completion, Executor
     from multiqpu.qnn.model import QNNModel
 
-__all__ = ["RECENT", "Workers"]
+__all__ = ["FLOOR", "RECENT", "Workers"]
 
-#: the device time per circuit is the least of a device's last RECENT jobs' (see learn)
+#: the device time per circuit is the least of a device's last RECENT jobs' (see learn),
+#: but at least FLOOR x their average
 RECENT = 5
+FLOOR = 0.4
 
 
 class Workers:
@@ -61,6 +63,7 @@ class Workers:
         self.circuit_s = np.full(n, np.nan)  # device seconds per circuit, overhead excluded
         self._last_finish = np.full(n, -np.inf)
         self._recent: dict[int, list[float]] = {}  # the last RECENT jobs' device time
+        self._mean_s = np.full(n, np.nan)  # their exponential average (queue waits included)
         self.turnaround = np.full(n, np.nan)  # seconds from a shard's start to its result
         self.plan: Plan | None = None  # the async plan last used
         self.quality: np.ndarray | None = None  # relative fidelity per device
@@ -213,11 +216,15 @@ class Workers:
             per = max(service - overhead, 0.1 * service) / max(len(done.results), 1)
             # a queue wait only ever adds to that (whenever the device's lane ran dry before
             # the job was ready: on a long-queue device, most jobs), so the device time is the
-            # lower envelope of its recent jobs, not their mean (which learned queue waits)
+            # lower envelope of its recent jobs, not their mean (which learned queue waits);
+            # but not under FLOOR x that mean: on a device that runs jobs side by side (a
+            # local simulator) spans overlap, and their lower envelope is near nothing
             recent = self._recent.setdefault(d, [])
             recent.append(per)
             del recent[:-RECENT]
-            self.circuit_s[d] = min(recent)
+            old = self._mean_s[d]
+            self._mean_s[d] = per if np.isnan(old) else 0.7 * old + 0.3 * per
+            self.circuit_s[d] = max(min(recent), FLOOR * self._mean_s[d])
         spent = done.finished - done.submitted
         old_t = self.turnaround[d]
         self.turnaround[d] = spent if np.isnan(old_t) else 0.7 * old_t + 0.3 * spent
