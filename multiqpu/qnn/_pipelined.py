@@ -21,9 +21,21 @@ needs (``ahead=1``: two shards per device, the second queued while the first run
   (submission to result) is over ``LATE`` times the median device's, or, before it is
   measured, whose 90 % queue-wait prior is over ``LATE`` times the median prior, gets no
   shard: it would hold every barrier.
+* **Devices whose queue wait one running shard does not cover get their shards a batch
+  early**: when a device's 90 % queue-wait prior is over ``EARLY`` times a shard's device
+  time (the water level of a batch over every live device), its share of batch
+  ``t + ahead + 1`` is launched with batch ``t + ahead`` (a third shard in flight, within
+  its job cap), aimed at the weights predicted ``ahead + 1`` steps on; the rest of that
+  batch is split over the other devices a step later. Its queue wait then
+  passes behind two running shards instead of one; its gradients are ``ahead + 1``
+  versions old. (The device time per sample it is judged on excludes queue waits:
+  :meth:`multiqpu.qnn._workers.Workers.learn`.)
 * ``backup=b`` (backup workers) also applies: a step proceeds once all but ``b`` shards of
-  its batch are in; late shards are folded into the next step, which waits for them, so
-  no gradient is more than ``ahead + 1`` versions old.
+  its batch are in; late shards are folded into the step they arrive before, and a step
+  waits for the late shards of batches stepped ``LATE_STEPS`` (2) or more steps before, so
+  no gradient is more than ``ahead + LATE_STEPS`` versions old (one more for an early
+  shard). (``LATE_STEPS`` 1 waited for every late shard at the next step: 11.97x against
+  12.07x at 16 devices on the development seeds 10-39, with weight prediction.)
 * **A late shard stuck in a long queue is dropped**: a device runs its jobs in order, so a
   shard that drew a long queue wait (a lognormal tail: 250-300 s against 20-25 s medians
   on the benchmark's idle-tier Braket devices) holds that device's next shards too, and
@@ -51,6 +63,7 @@ privacy budget see the weights of a finished epoch).
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -70,12 +83,19 @@ if TYPE_CHECKING:
     from multiqpu.qnn._executor import Completion
     from multiqpu.qnn._workers import Workers
 
-__all__ = ["LATE", "pipelined_sync", "water_fill"]
+__all__ = ["EARLY", "LATE", "LATE_STEPS", "pipelined_sync", "water_fill"]
 
 #: a device is left out when its turnaround (or prior queue wait) is over LATE x the median
 #: (chosen on the benchmark's development seeds: 2.5 left out idle-tier Braket devices whose
 #: queues the pipeline and backup workers absorb; 6 keeps them and drops moderate tiers)
 LATE = 6.0
+
+#: a device whose 90 % queue wait is over EARLY x a shard's device time gets its shards one
+#: batch early: one running shard does not cover its next shard's queue wait (inf: never)
+EARLY = 1.0
+
+#: a step waits for the late shards of the batches stepped LATE_STEPS or more steps before
+LATE_STEPS = 2
 
 
 def water_fill(n: int, sample_s: np.ndarray, overhead_s: np.ndarray) -> np.ndarray:
@@ -98,9 +118,12 @@ class _Batch:
     epoch: int
     idx: np.ndarray
     last: bool  # the last batch of its epoch
+    key: int = 0  # a serial number (the shards' tag; ids of freed objects are reused)
     started: int = 0  # shards launched
     arrived: int = 0
     results: list[Completion] = field(default_factory=list)
+    given: set[int] = field(default_factory=set)  # devices holding a shard of it
+    pending: np.ndarray | None = None  # samples not yet launched (after an early launch)
 
 
 async def pipelined_sync(
@@ -136,6 +159,7 @@ async def pipelined_sync(
     stalled = False  # not carrying: the next epoch waits for this one to finish
     requeued: list[np.ndarray] = []  # samples of dropped late shards, for the next batch
     delta = np.zeros_like(server.weights)  # the last step's change of the weights
+    serial = itertools.count(1)
 
     def pull() -> _Batch | None:
         nonlocal stalled
@@ -144,22 +168,36 @@ async def pipelined_sync(
         nxt = peeked.pop() if peeked else next(feed, None)
         if nxt is None:
             return None
-        batch = _Batch(*nxt)
+        batch = _Batch(*nxt, key=next(serial))
         if requeued:
             batch.idx = np.concatenate([*requeued, batch.idx])
             requeued.clear()
         if batch.epoch not in stats:
             stats[batch.epoch] = EpochStats(n_dev)
             began[batch.epoch] = executor.now()
+        batch.pending = batch.idx
         stalled = batch.last and not carry
         return batch
 
     group = np.zeros(n_dev, dtype=int)
     grouped: tuple[bytes, bytes] | None = None
     launched = 0
+    waits = np.array([executor.job_prior(d)[1] for d in range(n_dev)])
+
+    def send(batch: _Batch, d: int, part: np.ndarray, k: int) -> None:
+        # weight prediction: the step this shard's gradient is applied in comes ``k``
+        # steps later, so aim at where the weights will be by then (last change, extrapolated)
+        aim = server.weights + k * delta if extrapolate else server.weights
+        running[id(part)] = (part, batch.key, d)
+        workers.start(d, X, part, aim, server.version, epochs=batch.key)
+        batch.started += 1
+        batch.given.add(d)
+        outstanding[d] += 1
 
     def launch(batch: _Batch) -> None:
+        """Every sample of ``batch`` not yet launched, water-filled over the devices."""
         nonlocal grouped, launched
+        assert batch.pending is not None
         live = _active(workers)
         key = (live.tobytes(), np.isfinite(workers.circuit_s).tobytes())
         if ahead > 1 and key != grouped:  # regroup when the devices or what is known change
@@ -168,24 +206,46 @@ async def pipelined_sync(
         turn = group == launched % ahead
         launched += 1
         room = (outstanding <= ahead) & (outstanding < cap)  # within each device's job cap
-        active = live & turn & room
+        fresh = np.ones(n_dev, dtype=bool)
+        fresh[list(batch.given)] = False  # devices that hold an early shard of it
+        active = live & turn & room & fresh
+        if not active.any():
+            active = live & room & fresh
         if not active.any():
             active = live & room
         if not active.any():
             active = outstanding == outstanding.min()
-        shares = _split(workers, len(batch.idx), active, residual)
-        # weight prediction: the step this batch's gradient is applied in comes ``ahead``
-        # steps later, so aim at where the weights will be by then (last change, extrapolated)
-        aim = server.weights + ahead * delta if extrapolate else server.weights
+        shares = _split(workers, len(batch.pending), active, residual)
         # contiguous slices, or, under per-sample placement rules, every sample on a device
         # its rule allows (multiqpu.qnn._shards.assign)
-        for d, part in enumerate(workers.split(batch.idx, shares)):
-            if not len(part):
-                continue
-            running[id(part)] = (part, id(batch), d)
-            workers.start(d, X, part, aim, server.version, epochs=id(batch))
-            batch.started += 1
-            outstanding[d] += 1
+        for d, part in enumerate(workers.split(batch.pending, shares)):
+            if len(part):
+                send(batch, d, part, ahead)
+        batch.pending = None
+
+    def launch_early(batch: _Batch) -> None:
+        """The shards of ``batch`` for the devices whose queue wait one running shard does
+        not cover (90 % queue wait over EARLY x a shard's device time), one step before
+        the rest of the batch: their share of a water-fill over every device."""
+        assert batch.pending is not None
+        live = _active(workers)
+        per, over = _costs(workers)
+        x = water_fill(len(batch.pending), per[live], over[live])  # every live device's
+        level = float(np.max(over[live] + x * per[live]))  # a shard's device time
+        deep = live & np.isfinite(workers.circuit_s) & (waits > EARLY * level)
+        room = (outstanding <= ahead + 1) & (outstanding < cap)
+        if not (deep & room).any():
+            return
+        kept = residual.copy()
+        shares = _split(workers, len(batch.pending), live & (room | ~deep), residual)
+        residual[~deep] = kept[~deep]  # the others are split again with the rest
+        rest = []
+        for d, part in enumerate(workers.split(batch.pending, shares)):
+            if len(part) and deep[d] and room[d]:
+                send(batch, d, part, ahead + 1)
+            elif len(part):
+                rest.append(part)
+        batch.pending = np.concatenate(rest) if rest else batch.pending[:0]
 
     running: dict[int, tuple[np.ndarray, int, int]] = {}  # shards out: samples, batch, device
     dropped: set[int] = set()  # late shards whose samples went back into the feed
@@ -220,6 +280,10 @@ async def pipelined_sync(
         behind.clear()
 
     behind: dict[int, int] = {}  # stepped batches' shards still running, by batch
+    late_at: dict[int, int] = {}  # the version at which each batch in behind was stepped
+
+    def overdue() -> bool:
+        return any(server.version - late_at[k] >= LATE_STEPS for k in behind)
 
     def take(done: Completion) -> None:
         outstanding[done.device] -= 1
@@ -229,7 +293,7 @@ async def pipelined_sync(
             dropped.discard(key)
             return
         for b in flight:
-            if id(b) == done.tag[3]:
+            if b.key == done.tag[3]:
                 b.results.append(done)
                 b.arrived += 1
                 return
@@ -243,20 +307,28 @@ async def pipelined_sync(
             batch = pull()
             if batch is None:
                 break
-            launch(batch)
             flight.append(batch)
+        for batch in flight[: ahead + 1]:
+            if batch.pending is not None and len(batch.pending):
+                launch(batch)
+        if len(flight) == ahead + 1 and np.isfinite(workers.circuit_s).any():
+            batch = pull()  # the devices with long queue waits get it a step early
+            if batch is not None:
+                flight.append(batch)
+                launch_early(batch)
         if not flight:
             break
         current = flight[0]
         need = max(1, current.started - backup)
-        while current.arrived < need or behind:  # late shards: at most one step late
-            if behind and current.arrived >= need and held(id(current)):
+        while current.arrived < need or overdue():  # late shards: at most LATE_STEPS late
+            if current.arrived >= need and overdue() and held(current.key):
                 requeue()  # only devices holding a late shard hold the step: drop those
                 break
             take(await executor.next())
         flight.pop(0)
         if current.arrived < current.started:
-            behind[id(current)] = current.started - current.arrived
+            behind[current.key] = current.started - current.arrived
+            late_at[current.key] = server.version
         tally = stats[current.epoch]
         parts: tuple[list[np.ndarray], ...] = ([], [], [], [], [], [])
         for done in [*current.results, *late]:
@@ -334,17 +406,24 @@ def _groups(workers: Workers, live: np.ndarray, count: int) -> np.ndarray:
     return out
 
 
-def _split(workers: Workers, n: int, active: np.ndarray, residual: np.ndarray) -> np.ndarray:
-    """Whole-sample shares of ``n`` over the ``active`` devices: water-filled on device time
-    (measured time per sample; the median measured one, or equal shares, for devices not yet
-    measured) and rounded by error diffusion (``residual`` is updated in place)."""
+def _costs(workers: Workers) -> tuple[np.ndarray, np.ndarray]:
+    """Each device's device time per sample (measured; the median measured one, or 1 when
+    none is, for devices not yet measured) and per-job overhead prior (none while nothing
+    is measured: equal shares)."""
     per = workers.circuit_s * max(workers.model.circuits_per_sample, 1)
     known = np.isfinite(per) & (per > 0)
     fill = float(np.median(per[known])) if known.any() else 1.0
     per = np.where(known, per, fill)
     over = np.array([workers.executor.job_prior(d)[0] for d in range(workers.count)])
     if not known.any():
-        over = np.zeros(workers.count)  # nothing measured: equal shares
+        over = np.zeros(workers.count)
+    return per, over
+
+
+def _split(workers: Workers, n: int, active: np.ndarray, residual: np.ndarray) -> np.ndarray:
+    """Whole-sample shares of ``n`` over the ``active`` devices: water-filled on device time
+    (:func:`_costs`) and rounded by error diffusion (``residual`` is updated in place)."""
+    per, over = _costs(workers)
     act = np.flatnonzero(active)
     x = np.zeros(workers.count)
     x[act] = water_fill(n, per[act], over[act])

@@ -6,8 +6,10 @@ gradients, and learns from every finished shard how fast each device is:
 * **throughput** (circuits per second of wall, or virtual, time, queue included): the share
   of a batch each device gets; unmeasured devices are assumed as fast as the mean of the
   measured ones;
-* **time per circuit** (device time, the per-job overhead excluded): with the job priors it
-  sizes async shards and in-flight depths (:mod:`multiqpu.qnn._pipeline`);
+* **time per circuit** (device time, the per-job overhead and queue waits excluded: the
+  least of the device's last ``RECENT`` jobs, as a queue wait only ever adds to a job's
+  span): with the job priors it sizes pipelined sync shards (:mod:`multiqpu.qnn._pipelined`),
+  async shards and in-flight depths (:mod:`multiqpu.qnn._pipeline`);
 * **quality** (``weighting="quality"``): each device's estimated fidelity for the model's
   circuits relative to the mean, which scales its gradients (EQC weighting).
 
@@ -31,7 +33,12 @@ if TYPE_CHECKING:
     from multiqpu.qnn._executor import Completion, Executor
     from multiqpu.qnn.model import QNNModel
 
-__all__ = ["Workers"]
+__all__ = ["FLOOR", "RECENT", "Workers"]
+
+#: the device time per circuit is the least of a device's last RECENT jobs' (see learn),
+#: but at least FLOOR x their average
+RECENT = 5
+FLOOR = 0.4
 
 
 class Workers:
@@ -55,6 +62,8 @@ class Workers:
         self.measured = np.zeros(n, dtype=bool)
         self.circuit_s = np.full(n, np.nan)  # device seconds per circuit, overhead excluded
         self._last_finish = np.full(n, -np.inf)
+        self._recent: dict[int, list[float]] = {}  # the last RECENT jobs' device time
+        self._mean_s = np.full(n, np.nan)  # their exponential average (queue waits included)
         self.turnaround = np.full(n, np.nan)  # seconds from a shard's start to its result
         self.plan: Plan | None = None  # the async plan last used
         self.quality: np.ndarray | None = None  # relative fidelity per device
@@ -198,12 +207,24 @@ class Workers:
         d = done.device
         # device time of this job: from when it could start (submitted, or the device's
         # previous job finished) to its end, less the per-job overhead, per circuit
-        service = done.finished - max(done.submitted, self._last_finish[d])
-        self._last_finish[d] = max(self._last_finish[d], done.finished)
-        overhead = self.executor.job_prior(d)[0]
-        per = max(service - overhead, 0.1 * service) / max(len(done.results), 1)
-        old = self.circuit_s[d]
-        self.circuit_s[d] = per if np.isnan(old) else 0.7 * old + 0.3 * per
+        # (a job learned after a later one of its device, e.g. a late shard absorbed a step
+        # late: that later job's span covered both, so this one adds nothing)
+        if done.finished >= self._last_finish[d]:
+            service = done.finished - max(done.submitted, self._last_finish[d])
+            self._last_finish[d] = done.finished
+            overhead = self.executor.job_prior(d)[0]
+            per = max(service - overhead, 0.1 * service) / max(len(done.results), 1)
+            # a queue wait only ever adds to that (whenever the device's lane ran dry before
+            # the job was ready: on a long-queue device, most jobs), so the device time is the
+            # lower envelope of its recent jobs, not their mean (which learned queue waits);
+            # but not under FLOOR x that mean: on a device that runs jobs side by side (a
+            # local simulator) spans overlap, and their lower envelope is near nothing
+            recent = self._recent.setdefault(d, [])
+            recent.append(per)
+            del recent[:-RECENT]
+            old = self._mean_s[d]
+            self._mean_s[d] = per if np.isnan(old) else 0.7 * old + 0.3 * per
+            self.circuit_s[d] = max(min(recent), FLOOR * self._mean_s[d])
         spent = done.finished - done.submitted
         old_t = self.turnaround[d]
         self.turnaround[d] = spent if np.isnan(old_t) else 0.7 * old_t + 0.3 * spent

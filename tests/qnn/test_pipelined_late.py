@@ -80,3 +80,36 @@ def test_a_late_shard_stuck_in_a_long_queue_is_dropped_and_its_samples_trained_l
     assert sum(sum(e.samples) for e in history.epochs) == 3 * len(X)
     assert ex.now() >= STUCK_S  # the stuck job did run (it cannot be cancelled)
     assert max(e.max_staleness for e in history.epochs) <= 2
+
+
+@pytest.mark.parametrize("late_steps", [1, 2])
+def test_late_shards_are_used_up_to_late_steps_later(
+    late_steps: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A step waits only for the late shards of batches stepped LATE_STEPS (default 2) or
+    more steps before: a late shard's gradient is at most ``1 + LATE_STEPS`` versions old
+    (no device here has its shards launched early: every 90 % queue wait is under a shard's
+    device time), and every sample is still used once per epoch."""
+    import multiqpu.qnn._pipelined as pipelined
+
+    assert pipelined.LATE_STEPS == 2
+    monkeypatch.setattr(pipelined, "LATE_STEPS", late_steps)
+    X, y = _data(96)
+    devices = [VirtualDevice(f"v{i}", shot_s=1e-3, overhead_s=1.0, queue_median_s=1.0,
+                             queue_sigma=1.5, concurrency=3) for i in range(6)]  # fmt: skip
+    ex = VirtualExecutor(devices, seed=0)
+    trainer = Trainer(variational_classifier(2, 2, layers=1), shots=256, batch_size=24,
+                      progress=False, executor=ex)  # fmt: skip
+    used: Counter[int] = Counter()
+    ages: Counter[int] = Counter()
+    absorb = trainer.workers.absorb
+
+    def audited(done: Any, *args: Any) -> Any:
+        used.update(int(i) for i in done.tag[0])
+        ages[trainer.server.version - done.tag[1]] += 1
+        return absorb(done, *args)
+
+    trainer.workers.absorb = audited  # type: ignore[method-assign,assignment]
+    trainer.fit(X, y, epochs=3)
+    assert used == Counter({i: 3 for i in range(96)})
+    assert max(ages) == 1 + late_steps  # late shards were used as late as allowed, no later
