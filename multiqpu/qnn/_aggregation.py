@@ -230,6 +230,8 @@ async def async_epochs(
     inflight = [0] * n_dev
 
     def free(d: int) -> bool:
+        if d in executor.lost_devices():
+            return False
         if inflight[d] >= workers.replan(batch_size, max_staleness).depths[d]:
             return False
         remaining = len(queue) + (last - next_epoch) * len(X)

@@ -16,6 +16,7 @@ import abc
 import asyncio
 import heapq
 import itertools
+import logging
 import math
 import time
 from collections.abc import Sequence
@@ -34,6 +35,8 @@ if TYPE_CHECKING:
     from multiqpu.qnn._simulate import SampledRows
     from multiqpu.qnn.model import Work
     from multiqpu.scheduler._options import Options
+
+_log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -78,6 +81,8 @@ class Completion:
     results: Sequence[CircuitResult]
     submitted: float
     finished: float
+    #: the device that ran it, when not ``device`` (that one was lost: the shard moved)
+    ran_on: int | None = None
 
 
 class Executor(abc.ABC):
@@ -107,6 +112,10 @@ class Executor(abc.ABC):
         trainer assumes when it sizes shards and picks how many to keep in flight."""
         return 0.0, 0.0
 
+    def lost_devices(self) -> frozenset[int]:
+        """Devices lost for good during training (they get no more shards)."""
+        return frozenset()
+
     async def close(self) -> None:  # noqa: B027 - optional hook, nothing to cancel by default
         """Cancel whatever is still running."""
 
@@ -118,9 +127,12 @@ class FleetExecutor(Executor):
     Submissions are throttled per provider and retried on transient provider errors as the
     scheduler's are (``options``: a :class:`~multiqpu.scheduler.Options`, for its
     ``retries``, ``backoff_s`` and ``rate_limits``); a job that fails after it was accepted
-    runs again on its device, up to ``retries`` times in all (bad input and a lost device
-    are final). ``job_retries`` counts those reruns, ``submitter.retries`` the retried
-    submissions.
+    runs again on its device, up to ``retries`` times in all (bad input is final).
+    ``job_retries`` counts those reruns, ``submitter.retries`` the retried submissions.
+    A device lost for good (``DeviceUnavailableError``) gets no more shards
+    (:meth:`lost_devices`); its shard runs again on the live device that fits it with the
+    fewest shards in flight (``Completion.ran_on``; ``moved`` counts them). Training ends
+    only when no live device fits.
 
     ``devices`` is a :class:`~multiqpu.pool.DevicePool` or a list of devices (made into a
     pool). With ``mitigation`` (a resolved :class:`~multiqpu.mitigation.MitigationSpec`), each
@@ -156,6 +168,9 @@ class FleetExecutor(Executor):
         self.options = options or Options()
         self.submitter = Submitter(self.options)
         self.job_retries = 0
+        self.lost: set[int] = set()
+        self.moved = 0  # shards of a lost device that ran elsewhere
+        self._busy = [0] * len(self.devices)
 
     def now(self) -> float:
         return time.perf_counter() - self._t0
@@ -164,10 +179,42 @@ class FleetExecutor(Executor):
         task = asyncio.ensure_future(self._run(d, work, shots, tag))
         self._tasks.add(task)
 
+    def lost_devices(self) -> frozenset[int]:
+        return frozenset(self.lost)
+
     async def _run(self, d: int, work: Work, shots: int | None, tag: Any) -> Completion:
-        device = self.devices[d]
         submitted = self.now()
         circuits = work.circuits()
+        width = max((c.num_qubits for c in circuits), default=0)
+        target = d
+        while True:
+            running = target
+            self._busy[running] += 1
+            try:
+                results = await self._run_on(running, circuits, shots)
+            except DeviceUnavailableError as exc:
+                self.lost.add(target)
+                live = [
+                    i
+                    for i, dev in enumerate(self.devices)
+                    if i not in self.lost and dev.num_qubits >= width
+                ]
+                if not live:
+                    raise DeviceUnavailableError(
+                        f"no device left for the trainer's {width}-qubit circuits: "
+                        f"{', '.join(self.names[i] for i in sorted(self.lost))} lost ({exc})"
+                    ) from exc
+                _log.warning("%s lost; its shard moves to another device", self.names[target])
+                target = min(live, key=lambda i: (self._busy[i], i))
+                self.moved += 1
+                continue
+            finally:
+                self._busy[running] -= 1
+            ran_on = None if target == d else target
+            return Completion(tag, d, results, submitted, self.now(), ran_on)
+
+    async def _run_on(self, d: int, circuits: list[Any], shots: int | None) -> list[Any]:
+        device = self.devices[d]
         if self.mitigation is not None:
             from multiqpu.mitigation import sample
 
@@ -176,16 +223,14 @@ class FleetExecutor(Executor):
             mitigated = await sample(
                 self.pool.subset([device]), circuits, mitigation=self.mitigation, shots=shots
             )
-            corrected: list[Any] = [
+            return [
                 MitigatedShardResult(item, c.num_clbits)
                 for item, c in zip(mitigated.circuits, circuits, strict=True)
             ]
-            return Completion(tag, d, corrected, submitted, self.now())
         size = max(1, device.limits.max_circuits_per_job)
         chunks = [circuits[i : i + size] for i in range(0, len(circuits), size)]
         runs = await asyncio.gather(*(self._job(device, c, shots) for c in chunks))
-        results = [r for run in runs for r in run.results]
-        return Completion(tag, d, results, submitted, self.now())
+        return [r for run in runs for r in run.results]
 
     async def _job(self, device: Device, circuits: list[Any], shots: int | None) -> RunResult:
         """One job of a shard: submitted through the submitter, rerun if it fails."""

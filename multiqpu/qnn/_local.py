@@ -117,7 +117,7 @@ async def local_epoch(
             taken: np.ndarray = taken,
             local_w: list[np.ndarray] = local_w,
         ) -> None:
-            if workers.excluded[d] or not feed.left():
+            if workers.off[d] or not feed.left():
                 return
             if (local_steps or length == math.inf) and taken[d] >= k:
                 return
@@ -134,7 +134,7 @@ async def local_epoch(
             if not probe or wait90[d] <= 3 * np.median(wait90):
                 launch(d)
         if not executor.in_flight():  # nobody fits the round: the fastest device steps
-            launch(int(np.argmin(np.where(workers.excluded, np.inf,
+            launch(int(np.argmin(np.where(workers.off, np.inf,
                                           np.where(np.isfinite(step_s), step_s, 1e300)))),
                    length=math.inf)  # fmt: skip
         while executor.in_flight():

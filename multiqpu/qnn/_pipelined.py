@@ -379,7 +379,8 @@ def _batches(
 def _active(workers: Workers) -> np.ndarray:
     """Devices that return in time (see the module docstring)."""
     ex = workers.executor
-    out = ~workers.excluded if not workers.excluded.all() else np.ones(workers.count, bool)
+    off = workers.off
+    out = ~off if not off.all() else np.ones(workers.count, bool)
     turn = workers.turnaround
     known = np.isfinite(turn)
     if known.sum() >= 2:

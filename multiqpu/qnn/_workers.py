@@ -76,15 +76,23 @@ class Workers:
     def count(self) -> int:
         return len(self.executor.names)
 
+    @property
+    def off(self) -> np.ndarray:
+        """Devices that get no shards: quarantined (:attr:`excluded`) or lost for good."""
+        off = self.excluded.copy()
+        off[list(self.executor.lost_devices())] = True
+        return off
+
     # ------------------------------------------------------------------ sizing
     def shares(self, n: int, idle: np.ndarray | None = None) -> np.ndarray:
         """Split n samples over the devices (the ``idle`` ones only, when given) in
         proportion to their throughput."""
         tp = self.throughput if idle is None else np.where(idle, self.throughput, 0.0)
-        if self.excluded.any() and not self.excluded.all():  # quarantined devices: none
-            tp = np.where(self.excluded, 0.0, tp)
+        off = self.off
+        if off.any() and not off.all():  # quarantined or lost devices: none
+            tp = np.where(off, 0.0, tp)
             if not tp.sum():
-                tp = np.where(self.excluded, 0.0, self.throughput)
+                tp = np.where(off, 0.0, self.throughput)
         tp = tp / tp.sum()
         raw = tp * n
         share = np.floor(raw).astype(int)
@@ -95,7 +103,7 @@ class Workers:
     def split(self, batch: np.ndarray, shares: np.ndarray) -> list[np.ndarray]:
         """``batch`` split over the devices by ``shares``, every sample on a device its
         placement rule allows (:func:`multiqpu.qnn._shards.assign`)."""
-        return assign(batch, shares, self.allowed, ~self.excluded)
+        return assign(batch, shares, self.allowed, ~self.off)
 
     def replan(self, batch_size: int, max_staleness: int) -> Plan:
         """Async shard sizes and in-flight depths from what is measured so far (kept as
@@ -180,8 +188,9 @@ class Workers:
         if self.clip is not None:  # DP-SGD: every sample's gradient clipped before the sum
             grad = clip_rows(grad, self.clip)
         self.learn(done)
-        stats.add(done.device, len(idx), float(loss.sum()), int(correct.sum()), len(done.results))
-        bar.advance(done.device, len(idx))
+        ran = done.device if done.ran_on is None else done.ran_on
+        stats.add(ran, len(idx), float(loss.sum()), int(correct.sum()), len(done.results))
+        bar.advance(ran, len(idx))
         return grad.mean(axis=0), len(idx)
 
     def absorb_split(
@@ -193,7 +202,7 @@ class Workers:
         out = self.model.outputs(X[idx], weights, done.results, gradients=True)
         loss, grad, correct = loss_and_grad(self.loss, out.f, y[idx], out.jac)
         self.learn(done)
-        bar.advance(done.device, len(idx))
+        bar.advance(done.device if done.ran_on is None else done.ran_on, len(idx))
         per: dict[Any, Any] = {"grad": grad}  # one row per sample
         per_circuit = len(done.results) / len(idx)
         for e in np.unique(epochs):
@@ -204,6 +213,8 @@ class Workers:
 
     def learn(self, done: Completion) -> None:
         """Throughput: circuits per second of wall (or virtual) time, queue included."""
+        if done.ran_on is not None:  # a lost device's shard, run elsewhere: timed by neither
+            return
         d = done.device
         # device time of this job: from when it could start (submitted, or the device's
         # previous job finished) to its end, less the per-job overhead, per circuit
@@ -243,7 +254,7 @@ class Workers:
     ) -> np.ndarray:
         """Outputs for X on ``weights``, shards spread over the devices by throughput
         (each sample on a device ``allowed`` allows, when given)."""
-        split = assign(np.arange(len(X)), self.shares(len(X)), allowed, ~self.excluded)
+        split = assign(np.arange(len(X)), self.shares(len(X)), allowed, ~self.off)
         parts: dict[int, tuple[np.ndarray, Completion]] = {}
         for d, idx in enumerate(split):
             if len(idx):

@@ -1,6 +1,7 @@
 """Training on real devices that fail the way QPUs do: transient submission errors are
 retried (throttled, backed off), a job that fails after it was accepted runs again on its
-device, and a lost device or bad input is final instead of retried."""
+device, a lost device's shards move to the live ones, and bad input (or losing every device)
+is final instead of retried."""
 
 from __future__ import annotations
 
@@ -76,3 +77,37 @@ async def test_a_lost_device_and_bad_input_are_final_not_retried() -> None:
 def test_job_failures_must_be_a_probability() -> None:
     with pytest.raises(multiqpu.InvalidInputError, match="job_failures"):
         FaultyDevice(multiqpu.device("local:ideal"), job_failures=1.5)
+
+
+@pytest.mark.parametrize("aggregation", ["sync", "async", "local"])
+def test_training_goes_on_when_a_device_is_lost(aggregation: str) -> None:
+    """A device lost mid-training (its 3rd submission and later fail, in-flight jobs too):
+    its shard runs again on a live device, it gets no more shards, every epoch completes
+    with every sample, and its lost work is not counted as its own."""
+    lost = FaultyDevice(
+        multiqpu.device("local:ideal", num_qubits=4, seed=1),
+        name="lost",
+        fail_after=2,
+        fail_in_flight=True,
+    )
+    live = [multiqpu.device("local:ideal", num_qubits=4, seed=s, label=f"live{s}") for s in (2, 3)]
+    executor = FleetExecutor([lost, *live], options=QUICK)
+    X, y = _moons(32)
+    trainer = Trainer(
+        variational_classifier(2, 2, layers=1),
+        executor=executor,
+        shots=256,
+        batch_size=8,
+        learning_rate=0.2,
+        aggregation=aggregation,
+        progress=False,
+    )
+    history = trainer.fit(X, y, epochs=3)
+    assert len(history.epochs) == 3 and all(np.isfinite(e.loss) for e in history.epochs)
+    assert executor.lost_devices() == {0} and lost.attempts >= 3
+    assert executor.moved >= 1  # the shard of the failing submission ran elsewhere
+    # after the loss no job reached the lost device: its submissions stop at the failing one
+    assert len(lost.submissions) == 2
+    for epoch in history.epochs:
+        assert sum(epoch.samples) == len(X)  # every sample, once per epoch
+    assert history.epochs[-1].samples[0] == 0
