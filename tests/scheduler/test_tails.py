@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from multiqpu.scheduler import SimCircuit, SimDevice, Workload, simulate
+from multiqpu.scheduler._families import family_scenario
 
 
 def test_work_queued_on_a_device_learned_slower_is_repriced() -> None:
@@ -64,3 +65,15 @@ def test_jobs_queued_behind_our_own_work_do_not_time_out() -> None:
     assert dev["circuits"] >= 150
     one_lane = work.n * (ion.overhead_s + 4000 * ion.shot_s)  # everything on the ion trap
     assert r.makespan_s < 1.2 * one_lane
+
+
+def test_a_copy_left_running_after_its_job_was_closed_is_still_hedged() -> None:
+    # family seed 78, balanced: a queued copy of a job started on a neutral-atom device
+    # while a hedge of the same job waited elsewhere; the job was closed (kept as a ghost
+    # for delivery) and the copy not promoted, so neither was judged as a straggler: its
+    # one circuit ran 70 min there with the rest of the fleet idle since minute 26
+    # (5,715 s, 4.1x fastest's makespan). Ghosts with running copies are now hedged.
+    sc = family_scenario(78)
+    fast = simulate(list(sc.fleet), sc.workload, policy="fastest", seed=78)
+    bal = simulate(list(sc.fleet), sc.workload, policy="balanced", seed=78)
+    assert bal.makespan_s <= 1.6 * fast.makespan_s  # max_slowdown (1.5) + 0.1
