@@ -204,15 +204,29 @@ class Core:
 
     # ------------------------------------------------------------------ timers
     def timeouts(self, now: float) -> list[int]:
-        """Jobs past their time limit (treat as failed: cancel, then :meth:`on_failed`)."""
+        """Jobs past their time limit (treat as failed: cancel, then :meth:`on_failed`).
+
+        A ``job_timeout_s`` the user set applies to every job from its submission. The
+        default, ``10 x (its device's 3-sigma wait + its run time) + 60 s``, judges only
+        the first of our open jobs on each device, from its submission or from when our
+        lane there last moved on (a job of ours ended, failed or timed out), whichever is
+        later: our jobs run one at a time, so the jobs behind it wait for our own work,
+        not for a broken device (family seed 6089: 50 one-circuit jobs sent at once to an
+        ion trap with a 24 s queue timed out behind its first long job, counted as
+        failures, and the run's fastest device was dropped)."""
         core = self.state
         out = []
         wq = core.learner.wait_quantile(3.0)
         fixed = core.config.job_timeout_s
-        for job in core.jobs.values():
-            limit = fixed if fixed is not None else 10.0 * (wq[job.device] + job.exec_s) + 60.0
-            if now - job.submitted > limit:
-                out.append(job.job_id)
+        if fixed is not None:
+            return [j.job_id for j in core.jobs.values() if now - j.submitted > fixed]
+        for d, queue in enumerate(core.dev):
+            head = next(iter(queue.jobs.values()), None)
+            if head is None:
+                continue
+            since = max(head.submitted, float(core.lane_free[d]))
+            if now - since > 10.0 * (wq[d] + head.exec_s) + 60.0:
+                out.append(head.job_id)
         return out
 
     def next_wakeup(self, now: float) -> float | None:

@@ -90,19 +90,29 @@ def hedges(core: CoreState, now: float) -> list[Submission]:
         return []
     # stragglers, judged by when they or their copies so far are expected to finish
     ends: dict[int, float] = {}
-    for j in core.jobs.values():
+    stragglers: dict[int, JobRecord] = {}
+    # open originals, and ghosts: an original closed while its copies run (a queued copy
+    # that started while a hedge of the same job was open is not promoted; family seed
+    # 78: its last circuit ran 70 min on a neutral-atom device, the fleet idle, as no one
+    # judged it)
+    for j in (*core.jobs.values(), *core.ghosts.values()):
         # (copies still open count, not those gone, cancelled while queued or failed: a job
         # that starts late on a slow device is a straggler anew; the hedge budget bounds
         # the copies in all)
-        if j.origin is None and sum(h in core.jobs for h in j.hedges) < MAX_HEDGE_ROUNDS:
-            end = straggler_end(core, j, now)
-            for h in j.hedges:
-                if h in core.jobs:
-                    end = min(end, straggler_end(core, core.jobs[h], now))
-            ends[j.job_id] = end
+        if j.origin is not None or sum(h in core.jobs for h in j.hedges) >= MAX_HEDGE_ROUNDS:
+            continue
+        ghost = j.job_id not in core.jobs
+        if ghost and not any(h in core.jobs for h in j.hedges):
+            continue  # nothing of it runs (its copies are being settled)
+        end = np.inf if ghost else straggler_end(core, j, now)
+        for h in j.hedges:
+            if h in core.jobs:
+                end = min(end, straggler_end(core, core.jobs[h], now))
+        ends[j.job_id] = end
+        stragglers[j.job_id] = j
     if not ends:
         return []
-    candidates = sorted((core.jobs[k] for k in ends), key=lambda j: ends[j.job_id], reverse=True)
+    candidates = sorted(stragglers.values(), key=lambda j: ends[j.job_id], reverse=True)
     subs: list[Submission] = []
     free = {int(d): int(core.slots[d] - core.inflight[d]) for d in hungry}
     speed = core.learner.speed()
@@ -124,6 +134,24 @@ def hedges(core: CoreState, now: float) -> list[Submission]:
             mask = core.masks.preferred
         ok = mask[np.unique(job.cls)].all(axis=0) & free_mask
         devs = np.flatnonzero(ok)
+        # over the fidelity budget only for a late job when nothing else is left to run
+        # (but work held by late sessions): a queue that holds it for ever must not hold
+        # the whole run
+        last = core.quota is not None and (
+            late(core, job, now)
+            and all(
+                core.local_count[k] == 0 or stuck(core, k, now)
+                for k in range(len(core.dev))
+                if k != job.device
+            )
+        )
+        if core.quota is not None and not last and len(devs):
+            # balanced: only devices where all of the copy may land within what is left of
+            # the budget (the earliest one may be less accurate; a refuge as accurate
+            # costs nothing: family seed 78, the last circuit ran 70 min on a neutral-atom
+            # device, the fleet idle, as the budget was spent)
+            worse = core.loss[job.cls][:, devs] - core.loss[job.cls, job.device][:, None]
+            devs = devs[np.maximum(worse, 0.0).sum(axis=0) <= core.fidelity_left() + 1e-12]
         if len(devs) == 0:
             continue
         # split the straggler's circuits over the idle devices, earliest finish first
@@ -145,14 +173,6 @@ def hedges(core: CoreState, now: float) -> list[Submission]:
             worse = core.loss[job.cls][:, devs] - core.loss[job.cls, job.device][:, None]
             owner = np.repeat(np.arange(len(devs)), n)
             extra = float(np.maximum(worse[np.arange(len(job.idx)), owner], 0.0).sum())
-            # over the budget only for a late job when nothing else is left to run
-            # (but work held by late sessions): a queue that holds it for ever must not
-            # hold the whole run
-            last = late(core, job, now) and all(
-                core.local_count[k] == 0 or stuck(core, k, now)
-                for k in range(len(core.dev))
-                if k != job.device
-            )
             if extra > core.fidelity_left() + 1e-12 and not last:
                 continue
             core.fidelity_spent += extra

@@ -62,8 +62,10 @@ class Options:
         retries: attempts per submission on transient provider errors.
         backoff_s: first retry delay (exponential with jitter, capped at 30 x this).
         rate_limits: ``{provider: (calls, period_s)}`` submissions allowed per provider.
-        job_timeout_s: a job running longer is cancelled and its circuits moved; default
-            derived from the device's learned wait and speed.
+        job_timeout_s: a job older than this is cancelled and its circuits moved; by
+            default a limit derived from the device's learned wait and the job's run time,
+            judged on the first of our open jobs on each device only (see
+            ``Core.timeouts``).
         min_job_s: every job holds at least this many seconds of estimated work (as
             many circuits of one shots value as that takes, within the device's
             ``max_circuits_per_job``), whatever the job sizing would choose; default 0.

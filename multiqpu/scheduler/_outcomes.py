@@ -38,6 +38,8 @@ def abandon(core: CoreState, job: JobRecord, now: float) -> None:
     time it spent waiting is a (censored) observation of that device's queue."""
     first = next(iter(core.dev[job.device].jobs), None) == job.job_id
     core.close(job)
+    if job.started:  # it ran: the lane moves on now
+        core.lane_free[job.device] = max(core.lane_free[job.device], now)
     if not job.started:
         core.refund_hedge(job)  # a copy cancelled in the queue duplicated nothing
     # right-censored: it says the wait is at least this long, nothing if that is less
@@ -70,6 +72,7 @@ def on_done(
         start = now - execution_s
         blocked = start <= core.last_end[d] + 1e-3 + 0.01 * execution_s
     core.last_end[d] = max(core.last_end[d], now)
+    core.lane_free[d] = max(core.lane_free[d], now)
     core.learner.observe(
         d,
         queue_s=None if blocked or job.in_session else queue_s,
@@ -178,6 +181,7 @@ def on_failed(core: CoreState, job_id: int, now: float, *, permanent: bool) -> t
     if job is None:
         return ()
     d = job.device
+    core.lane_free[d] = max(core.lane_free[d], now)
     core.stats.failures[d] += 1
     core.consecutive_failures[d] += 1
     core.stats.retries += fail(core, job)

@@ -130,6 +130,9 @@ class CoreState:
         self.consecutive_failures = np.zeros(nd, dtype=np.int64)
         self.soft_dropped: set[int] = set()  # dropped for failing in a row, not lost
         self.last_end = np.full(nd, -np.inf)  # when our latest job on the device finished
+        # when our lane there last moved on (a job of ours ended, failed, timed out or was
+        # cancelled while running): the default time limit counts from then (Core.timeouts)
+        self.lane_free = np.full(nd, -np.inf)
         self.jobs: dict[int, JobRecord] = {}
         self.ghosts: dict[int, JobRecord] = {}  # failed stragglers whose copies still run
         self.next_id = 0
