@@ -71,6 +71,8 @@ class Workers:
         self.clip: float | None = None  # DP-SGD: per-sample gradient clip norm
         # per-sample placement (samples x devices, see _shards); None: any device
         self.allowed: np.ndarray | None = None
+        # every live device the same share (robust aggregation: rows alike in variance)
+        self.equal = False
 
     @property
     def count(self) -> int:
@@ -87,12 +89,13 @@ class Workers:
     def shares(self, n: int, idle: np.ndarray | None = None) -> np.ndarray:
         """Split n samples over the devices (the ``idle`` ones only, when given) in
         proportion to their throughput."""
-        tp = self.throughput if idle is None else np.where(idle, self.throughput, 0.0)
+        speed = np.ones(self.count) if self.equal else self.throughput
+        tp = speed if idle is None else np.where(idle, speed, 0.0)
         off = self.off
         if off.any() and not off.all():  # quarantined or lost devices: none
             tp = np.where(off, 0.0, tp)
             if not tp.sum():
-                tp = np.where(off, 0.0, self.throughput)
+                tp = np.where(off, 0.0, speed)
         tp = tp / tp.sum()
         raw = tp * n
         share = np.floor(raw).astype(int)

@@ -96,7 +96,8 @@ class Trainer:
             ``"scale"`` (default), ``"compensate"`` or ``"none"``.
         backup: sync only: shards a step need not wait for (``"auto"``: ``N // 4``).
         pipeline: sync only: batches launched ahead of the step (``"auto"``: 1 on more
-            than one device, else 0); gradients are ``pipeline`` versions stale.
+            than one device, else 0, and 0 with a robust aggregator, whose rows must all be
+            taken on the same weights); gradients are ``pipeline`` versions stale.
         extrapolate: pipelined sync only: launch shards on the weights extrapolated by the last
             step's change (weight prediction; None: on whenever pipelined).
         local_steps: local only: steps per round (None: adaptive, at most
@@ -261,6 +262,14 @@ class Trainer:
             aggregator, trim, byzantine, quarantine, privacy, aggregation=aggregation,
             devices=len(executor.names), backup=backup, weighting=weighting,
         )  # fmt: skip
+        robust = isinstance(self.aggregator, RobustAggregator) and self.aggregator.kind != "mean"
+        if robust and pipeline == "auto":  # a robust rule compares the rows of a step: all
+            self.pipeline = 0  # taken on the same weights (no early, late or stale shards)
+            if extrapolate:
+                raise InvalidInputError(
+                    "extrapolate=True needs a pipeline: with a robust aggregator give pipeline=1"
+                )
+            self.extrapolate = False
         self.quarantine = quarantine
         self.rounds: list[int] = []  # local-update training: k of every round so far
         self.loss = Loss(model.num_outputs, output_scale)
@@ -271,6 +280,7 @@ class Trainer:
         self.workers = Workers(executor, model, self.loss, shots, weighting)
         if isinstance(self.aggregator, RobustAggregator):  # quarantined: counted among f
             self.aggregator.excluded = self.workers.excluded
+            self.workers.equal = robust  # equal shards: honest rows alike, so comparable
         if privacy is not None:
             self.workers.clip = privacy.clip
             self.aggregator = PrivateMean(privacy, np.random.default_rng(self._rng.integers(2**63)))

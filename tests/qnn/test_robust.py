@@ -182,3 +182,26 @@ def test_quarantine_survives_a_checkpoint_resume(tmp_path: Path) -> None:
     again.fit(X, y, epochs=4)
     assert again.history.quarantined == ["q0"]
     assert again.history.epochs[-1].samples[0] == 0
+
+
+def test_a_robust_rule_trains_on_equal_shards_all_on_the_same_weights() -> None:
+    """Krum, the median and the trimmed mean compare the rows of a step: honest rows must be
+    alike, so every live device gets the same share and the step is not pipelined (no
+    early, late or one-step-stale shards among the rows); the plain mean keeps both."""
+    seed = 0
+    X, y, _, _ = _trust_qnn.task(seed)
+    devices = _trust_qnn.fleet(seed)
+    robust = Trainer(variational_classifier(2, 2, layers=2), shots=256, batch_size=14,
+                     aggregator="multi_krum", byzantine=2, backup=0, seed=seed,
+                     executor=VirtualExecutor(devices, seed=seed))  # fmt: skip
+    assert robust.pipeline == 0 and not robust.extrapolate and robust.workers.equal
+    robust.fit(X, y, epochs=2)
+    for epoch in robust.history.epochs:  # 120 samples in batches of 14 over 7 devices
+        assert sum(epoch.samples) == len(X) and max(epoch.samples) - min(epoch.samples) <= 2
+    assert robust.history.epochs[-1].max_staleness == 0
+    plain = Trainer(variational_classifier(2, 2, layers=2), shots=256, batch_size=14,
+                    aggregator="mean", executor=VirtualExecutor(devices, seed=seed))  # fmt: skip
+    assert plain.pipeline == 1 and not plain.workers.equal
+    with pytest.raises(InvalidInputError, match="extrapolate=True needs a pipeline"):
+        Trainer(variational_classifier(2, 2, layers=2), aggregator="median", extrapolate=True,
+                executor=VirtualExecutor(devices, seed=seed))  # fmt: skip
