@@ -92,6 +92,9 @@ class ParameterServer:
         self.weights = weights
         self.optimizer = optimizer
         self.version = 0
+        #: the last change of the weights weight prediction extrapolates (pipelined sync
+        #: keeps it here, so a checkpoint carries it over a resume)
+        self.delta = np.zeros_like(weights)
 
     def step(self, grad: np.ndarray, factor: float = 1.0) -> None:
         """One optimizer step; ``factor`` scales the step the optimizer takes (not the

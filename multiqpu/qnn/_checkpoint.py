@@ -1,6 +1,7 @@
 """Trainer checkpoints: the JSON state a :class:`~multiqpu.qnn.Trainer` saves after every
 epoch and reads back on ``fit(..., resume=True)`` (weights, optimizer state, throughput
-estimates, history, quarantined devices, the shuffling generator)."""
+estimates, history, quarantined devices, the shuffling generator, the last weight change
+that weight prediction extrapolates)."""
 
 from __future__ import annotations
 
@@ -26,6 +27,7 @@ def checkpoint_state(t: Trainer) -> dict[str, Any]:
     return {
         "format": FORMAT,
         "weights": t.weights.tolist(),
+        "delta": t.server.delta.tolist(),
         "version": t.version,
         "optimizer": t.optimizer.state(),
         "throughput": t.workers.throughput.tolist(),
@@ -58,6 +60,8 @@ def load_checkpoint(t: Trainer, path: str | os.PathLike[str]) -> None:
             f"checkpoint {path} holds {weights.size} weights, the model has {t.weights.size}"
         )
     t.server.weights = weights
+    # the last weight change (weight prediction); checkpoints before 2026-12-05 have none
+    t.server.delta = np.asarray(data.get("delta", np.zeros_like(weights)), dtype=float)
     t.server.version = int(data["version"])
     t.optimizer.load(data["optimizer"])
     if list(data["devices"]) == list(t.executor.names):

@@ -158,7 +158,7 @@ async def pipelined_sync(
     peeked: list[tuple[int, np.ndarray, bool]] = []  # a batch pulled early (see upcoming)
     stalled = False  # not carrying: the next epoch waits for this one to finish
     requeued: list[np.ndarray] = []  # samples of dropped late shards, for the next batch
-    delta = np.zeros_like(server.weights)  # the last step's change of the weights
+    delta = server.delta.copy()  # the last step's change of the weights (0 at the start)
     serial = itertools.count(1)
 
     def pull() -> _Batch | None:
@@ -336,7 +336,7 @@ async def pipelined_sync(
         late.clear()
         before = server.weights.copy()
         _apply(server, parts, staleness, aggregator, tally)
-        delta = server.weights - before
+        delta = server.delta = server.weights - before
         if current.last:
             if not carry or not flight:  # drain the late shards into this epoch's last step
                 await _drain(workers, X, y, tally, bar, server, staleness, aggregator, take,

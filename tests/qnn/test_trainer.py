@@ -144,6 +144,17 @@ def test_checkpoint_resumes_training(tmp_path: Path) -> None:
     saved = json.loads(path.read_text())
     assert saved["format"] == "multiqpu.qnn.checkpoint/1"
     assert len(saved["history"]["epochs"]) == 2
+    # the last weight change, which weight prediction extrapolates (2 devices: pipelined),
+    # is carried over the resume: the first shards after it aim where they did before
+    assert first.pipeline == 1 and first.extrapolate
+    assert np.any(first.server.delta != 0)
+    assert saved["delta"] == first.server.delta.tolist()
+    from multiqpu.qnn._checkpoint import load_checkpoint
+
+    restored = make()
+    load_checkpoint(restored, path)
+    assert np.array_equal(restored.server.delta, first.server.delta)
+    assert np.array_equal(restored.weights, first.weights)
 
     second = make()
     history = second.fit(X, y, epochs=3)  # continues at epoch 3 from the checkpoint
