@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import multiqpu
-from multiqpu.qnn import FleetExecutor, Trainer, variational_classifier
+from multiqpu.qnn import FleetExecutor, History, Trainer, variational_classifier
 from multiqpu.scheduler import Options
 from multiqpu.testing.faults import FaultyDevice
 
@@ -25,6 +25,21 @@ def _moons(n: int) -> tuple[np.ndarray, np.ndarray]:
     return (X - X.min(0)) / (X.max(0) - X.min(0)) * np.pi, y
 
 
+def _train(executor: FleetExecutor, aggregation: str, epochs: int) -> History:
+    """A small classifier trained on 32 two-moons samples, batches of 8, 256 shots."""
+    X, y = _moons(32)
+    trainer = Trainer(
+        variational_classifier(2, 2, layers=1),
+        executor=executor,
+        shots=256,
+        batch_size=8,
+        learning_rate=0.2,
+        aggregation=aggregation,  # type: ignore[arg-type]
+        progress=False,
+    )
+    return trainer.fit(X, y, epochs=epochs)
+
+
 def test_training_survives_transient_errors_and_failed_jobs() -> None:
     flaky = FaultyDevice(
         multiqpu.device("local:ideal", num_qubits=4, seed=1),
@@ -35,16 +50,7 @@ def test_training_survives_transient_errors_and_failed_jobs() -> None:
     )
     steady = multiqpu.device("local:ideal", num_qubits=4, seed=2)
     executor = FleetExecutor([flaky, steady], options=QUICK)
-    X, y = _moons(32)
-    trainer = Trainer(
-        variational_classifier(2, 2, layers=1),
-        executor=executor,
-        shots=256,
-        batch_size=8,
-        learning_rate=0.2,
-        progress=False,
-    )
-    history = trainer.fit(X, y, epochs=2)
+    history = _train(executor, "sync", epochs=2)
     assert len(history.epochs) == 2 and all(np.isfinite(e.loss) for e in history.epochs)
     # both kinds of fault happened, each was handled the way it should be, and the flaky
     # device still did its share of the training
@@ -92,22 +98,12 @@ def test_training_goes_on_when_a_device_is_lost(aggregation: str) -> None:
     )
     live = [multiqpu.device("local:ideal", num_qubits=4, seed=s, label=f"live{s}") for s in (2, 3)]
     executor = FleetExecutor([lost, *live], options=QUICK)
-    X, y = _moons(32)
-    trainer = Trainer(
-        variational_classifier(2, 2, layers=1),
-        executor=executor,
-        shots=256,
-        batch_size=8,
-        learning_rate=0.2,
-        aggregation=aggregation,
-        progress=False,
-    )
-    history = trainer.fit(X, y, epochs=3)
+    history = _train(executor, aggregation, epochs=3)
     assert len(history.epochs) == 3 and all(np.isfinite(e.loss) for e in history.epochs)
     assert executor.lost_devices() == {0} and lost.attempts >= 3
     assert executor.moved >= 1  # the shard of the failing submission ran elsewhere
     # after the loss no job reached the lost device: its submissions stop at the failing one
     assert len(lost.submissions) == 2
     for epoch in history.epochs:
-        assert sum(epoch.samples) == len(X)  # every sample, once per epoch
+        assert sum(epoch.samples) == 32  # every sample, once per epoch
     assert history.epochs[-1].samples[0] == 0
