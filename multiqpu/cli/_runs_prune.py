@@ -9,6 +9,8 @@ import re
 import sys
 from dataclasses import asdict
 
+from multiqpu.cli import _format as fmt
+
 __all__ = ["add_prune_command", "duration", "human_bytes", "run_prune"]
 
 UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
@@ -27,12 +29,14 @@ def duration(text: str) -> float:
 def human_bytes(size: int | None) -> str:
     if size is None:
         return "in memory"
-    value = float(size)
-    for unit in ("B", "KB", "MB", "GB"):
-        if value < 1000 or unit == "GB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+    if size < 1000:
+        return f"{size} B"
+    value = size / 1000
+    for unit in ("KB", "MB"):
+        if value < 1000:
+            return f"{value:.1f} {unit}"
         value /= 1000
-    raise AssertionError("unreachable")
+    return f"{value:.1f} GB"
 
 
 def add_prune_command(
@@ -58,7 +62,7 @@ def add_prune_command(
         "--older-than", type=duration, metavar="AGE", help="e.g. 30d, 12h, 2w (units s m h d w)"
     )
     prune.add_argument(
-        "--keep", type=_non_negative, metavar="N", help="keep the N newest finished runs"
+        "--keep", type=fmt.non_negative_int, metavar="N", help="keep the N newest finished runs"
     )
     prune.add_argument("--keep-cache", action="store_true", help="leave the result cache as it is")
     prune.add_argument("--dry-run", action="store_true", help="say what would go; remove nothing")
@@ -70,12 +74,6 @@ def add_prune_command(
     )
     prune.add_argument("--journal", metavar="PATH", default=argparse.SUPPRESS, help=journal_help)
     prune.set_defaults(handler=run_prune)
-
-
-def _non_negative(text: str) -> int:
-    from multiqpu.cli._format import non_negative_int
-
-    return non_negative_int(text)
 
 
 def run_prune(args: argparse.Namespace) -> int:

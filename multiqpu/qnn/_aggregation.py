@@ -233,7 +233,7 @@ async def async_epochs(
     inflight = [0] * n_dev
 
     def free(d: int) -> bool:
-        if d in executor.lost_devices():
+        if workers.off[d]:
             return False
         if inflight[d] >= workers.replan(batch_size, max_staleness).depths[d]:
             return False

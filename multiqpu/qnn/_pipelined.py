@@ -423,11 +423,15 @@ def _costs(workers: Workers) -> tuple[np.ndarray, np.ndarray]:
 
 def _split(workers: Workers, n: int, active: np.ndarray, residual: np.ndarray) -> np.ndarray:
     """Whole-sample shares of ``n`` over the ``active`` devices: water-filled on device time
-    (:func:`_costs`) and rounded by error diffusion (``residual`` is updated in place)."""
-    per, over = _costs(workers)
+    (:func:`_costs`), or equal with ``workers.equal`` (a robust aggregator), and rounded by
+    error diffusion (``residual`` is updated in place)."""
     act = np.flatnonzero(active)
     x = np.zeros(workers.count)
-    x[act] = water_fill(n, per[act], over[act])
+    if workers.equal:
+        x[act] = n / max(len(act), 1)
+    else:
+        per, over = _costs(workers)
+        x[act] = water_fill(n, per[act], over[act])
     residual[~active] = 0.0
     want = residual + x
     share = np.where(active, np.floor(np.maximum(want, 0.0)), 0).astype(int)

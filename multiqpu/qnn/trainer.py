@@ -280,7 +280,7 @@ class Trainer:
         self.workers = Workers(executor, model, self.loss, shots, weighting)
         if isinstance(self.aggregator, RobustAggregator):  # quarantined: counted among f
             self.aggregator.excluded = self.workers.excluded
-            self.workers.equal = robust  # equal shards: honest rows alike, so comparable
+        self.workers.equal = robust  # equal shards: honest rows alike, so comparable
         if privacy is not None:
             self.workers.clip = privacy.clip
             self.aggregator = PrivateMean(privacy, np.random.default_rng(self._rng.integers(2**63)))

@@ -40,7 +40,7 @@ def abandon(core: CoreState, job: JobRecord, now: float) -> None:
     core.close(job)
     if job.started:  # it ran: the lane moves on now
         core.lane_free[job.device] = max(core.lane_free[job.device], now)
-    if not job.started:
+    else:
         core.refund_hedge(job)  # a copy cancelled in the queue duplicated nothing
     # right-censored: it says the wait is at least this long, nothing if that is less
     # than what we already expect

@@ -202,6 +202,18 @@ def test_a_robust_rule_trains_on_equal_shards_all_on_the_same_weights() -> None:
     plain = Trainer(variational_classifier(2, 2, layers=2), shots=256, batch_size=14,
                     aggregator="mean", executor=VirtualExecutor(devices, seed=seed))  # fmt: skip
     assert plain.pipeline == 1 and not plain.workers.equal
+    # asked for a pipeline, a robust rule still gets equal shards
+    piped = Trainer(variational_classifier(2, 2, layers=2), shots=256, batch_size=14,
+                    aggregator="multi_krum", byzantine=2, backup=0, pipeline=1, seed=seed,
+                    executor=VirtualExecutor(devices, seed=seed))  # fmt: skip
+    assert piped.pipeline == 1 and piped.workers.equal
+    piped.fit(X, y, epochs=1)  # learns unequal device times ...
+    assert np.ptp(piped.workers.circuit_s[np.isfinite(piped.workers.circuit_s)]) > 0
+    from multiqpu.qnn._pipelined import _split
+
+    active = np.array([True, True, False, True, True, True, True])
+    shares = _split(piped.workers, 14, active, np.zeros(7))  # ... yet splits a batch evenly
+    assert shares.sum() == 14 and shares[2] == 0 and set(shares[active]) <= {2, 3}
     with pytest.raises(InvalidInputError, match="extrapolate=True needs a pipeline"):
         Trainer(variational_classifier(2, 2, layers=2), aggregator="median", extrapolate=True,
                 executor=VirtualExecutor(devices, seed=seed))  # fmt: skip
