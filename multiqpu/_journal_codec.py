@@ -1,7 +1,9 @@
 """How the journal turns circuits, results and options into bytes and JSON (and back).
 
 Circuits are stored as QPY (``qiskit.qpy``), so a resumed run rebuilds exactly the circuits it
-was given. Results and options are JSON. Anything that JSON cannot hold is made JSON-safe first:
+was given, compressed with zlib (level 1: QPY of real workloads shrinks 4-5x for about 10 us a
+circuit; journals written before compression hold raw QPY, which still reads, by its ``QISKIT``
+magic). Results and options are JSON. Anything that JSON cannot hold is made JSON-safe first:
 tuples and sets become arrays, numpy scalars and arrays become numbers and lists, enums their
 values, dataclasses dicts, and anything else its ``str()``. Arrays in result metadata come back
 as tuples (``CircuitResult`` is frozen; ``physical_qubits`` is a tuple).
@@ -14,6 +16,7 @@ import enum
 import io
 import json
 import math
+import zlib
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -121,14 +124,19 @@ def _to_qpy(circuit: QuantumCircuit) -> bytes:
 
     buffer = io.BytesIO()
     qpy.dump(circuit, buffer)
-    return buffer.getvalue()
+    return zlib.compress(buffer.getvalue(), 1)
 
 
 def circuit_from_qpy(blob: bytes) -> QuantumCircuit:
+    """The circuit of a stored blob: zlib-compressed QPY, or raw QPY from older journals."""
     from qiskit import qpy
 
-    (circuit,) = qpy.load(io.BytesIO(blob))
+    raw = blob if blob[:6] == _QPY_MAGIC else zlib.decompress(blob)
+    (circuit,) = qpy.load(io.BytesIO(raw))
     return circuit
+
+
+_QPY_MAGIC = b"QISKIT"
 
 
 def finite_or_none(value: float | None) -> float | None:

@@ -13,18 +13,11 @@ from pathlib import Path
 from typing import Literal
 
 from multiqpu import _journal_schema as _schema
-from multiqpu._journal_records import ENV_VAR
+from multiqpu._journal_records import ENV_VAR, user_journal_path
 from multiqpu._private_files import private_dir, private_file, tighten_file
 from multiqpu.errors import ConfigError, JobError
 
 __all__ = ["JournalFile"]
-
-
-def _default_path() -> Path:
-    """multiqpu's own journal (its folder is tightened to 0700 when found looser)."""
-    import platformdirs
-
-    return platformdirs.user_data_path("multiqpu") / "journal.sqlite"
 
 
 class JournalFile:
@@ -39,8 +32,9 @@ class JournalFile:
             file = Path(path).expanduser()
             self.path = str(file)
             try:
-                # owner-only at rest (0600 in 0700, docs/trust.md): circuits and results
-                private_dir(file.parent, owned=file == _default_path())
+                # owner-only at rest (0600 in 0700, docs/trust.md): circuits and results;
+                # multiqpu's own folder is tightened to 0700 when found looser
+                private_dir(file.parent, owned=file == user_journal_path())
                 if not file.exists():
                     private_file(file)  # SQLite gives its -wal/-shm files this file's mode
             except OSError as exc:

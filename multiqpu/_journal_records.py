@@ -17,6 +17,7 @@ __all__ = [
     "RunInfo",
     "RunState",
     "default_journal_path",
+    "user_journal_path",
 ]
 
 ENV_VAR = "MULTIQPU_JOURNAL"
@@ -26,8 +27,11 @@ RunState = Literal["done", "failed", "cancelled"]
 def default_journal_path() -> Path:
     """``$MULTIQPU_JOURNAL`` if set, else the per-user data directory's ``journal.sqlite``."""
     env = os.environ.get(ENV_VAR)
-    if env:
-        return Path(env).expanduser()
+    return Path(env).expanduser() if env else user_journal_path()
+
+
+def user_journal_path() -> Path:
+    """The per-user data directory's ``journal.sqlite`` (multiqpu owns that folder)."""
     import platformdirs
 
     return platformdirs.user_data_path("multiqpu") / "journal.sqlite"

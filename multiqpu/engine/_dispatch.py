@@ -18,7 +18,6 @@ sub-experiment on one core), so two things here keep its share small:
 from __future__ import annotations
 
 import asyncio
-import io
 import pickle
 import threading
 import weakref
@@ -73,10 +72,9 @@ def circuit_blobs(circuits: Sequence[QuantumCircuit]) -> list[bytes]:
 def load_circuit(blob: bytes) -> QuantumCircuit:
     """The circuit :func:`circuit_blobs` serialized."""
     if blob[:1] == _QPY:
-        from qiskit import qpy
+        from multiqpu._journal_codec import circuit_from_qpy
 
-        loaded: QuantumCircuit = qpy.load(io.BytesIO(blob[1:]))[0]
-        return loaded
+        return circuit_from_qpy(blob[1:])
     circuit: QuantumCircuit = pickle.loads(blob[1:])
     return circuit
 
