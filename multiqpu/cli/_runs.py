@@ -129,7 +129,16 @@ def run_runs(args: argparse.Namespace) -> int:
             ", ".join(info.devices) or "-",
         )
     out.print(table)
+    if size is not None and size > BIG_JOURNAL_BYTES:
+        out.print(
+            f"[yellow]the journal holds {human_bytes(size)}[/]: `multiqpu runs prune "
+            "--older-than 30d --dry-run` says what pruning old finished runs would free"
+        )
     return 0
+
+
+#: Above this size `multiqpu runs` suggests pruning (nothing is removed unasked).
+BIG_JOURNAL_BYTES = 1 << 30
 
 
 def _summary(journal: Journal, run_id: str, before: RunInfo, first_new_row: int) -> dict[str, Any]:

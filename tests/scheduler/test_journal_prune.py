@@ -149,3 +149,17 @@ async def test_cli_runs_prune(tmp_path, capsys, monkeypatch) -> None:
     assert "say what to prune" in capsys.readouterr().err
     assert main(["runs", "prune", "--older-than", "30"]) == 2
     assert "not a duration" in capsys.readouterr().err
+
+
+async def test_cli_runs_suggests_pruning_a_big_journal(tmp_path, capsys, monkeypatch) -> None:
+    from multiqpu.cli import _runs
+
+    path = tmp_path / "j.sqlite"
+    await fill(path, n_runs=1, circuits=3)
+    monkeypatch.setenv("MULTIQPU_JOURNAL", str(path))
+    monkeypatch.setenv("COLUMNS", "200")
+    assert main(["runs"]) == 0
+    assert "runs prune" not in capsys.readouterr().out  # a small file: no advice
+    monkeypatch.setattr(_runs, "BIG_JOURNAL_BYTES", path.stat().st_size - 1)
+    assert main(["runs"]) == 0
+    assert "runs prune --older-than 30d --dry-run" in capsys.readouterr().out
