@@ -38,6 +38,7 @@ __all__ = [
     "DeviceLimits",
     "DeviceStatus",
     "DeviceTarget",
+    "FutureJob",
     "Job",
     "JobStatus",
     "JobTimings",
@@ -204,7 +205,60 @@ class Job(abc.ABC):
         return f"<{type(self).__name__} {self.job_id} on {self.device}>"
 
 
-class ThreadJob(Job):
+class FutureJob(Job):
+    """A job whose outcome is an asyncio future of ``(results, metadata)``: the shared part of
+    :class:`ThreadJob` and the engine's jobs (submission time, cancellation, status).
+    Subclasses may override :meth:`_timings`."""
+
+    def __init__(
+        self,
+        job_id: str,
+        device: str,
+        future: asyncio.Future[tuple[Sequence[CircuitResult], Mapping[str, Any]]],
+        *,
+        submitted_at: float,
+    ) -> None:
+        super().__init__(job_id, device)
+        self._submitted = submitted_at
+        self._started: float | None = None
+        self._cancelled = False
+        self._task = future
+
+    def _timings(self, metadata: Mapping[str, Any]) -> tuple[JobTimings, Mapping[str, Any]]:
+        """The job's timings, and the metadata the result keeps."""
+        started = self._started or self._submitted
+        return JobTimings(self._submitted, started, time.time()), metadata
+
+    async def result(self) -> RunResult:
+        try:
+            results, metadata = await asyncio.shield(self._task)
+        except asyncio.CancelledError:
+            if self._cancelled:
+                raise JobError("cancelled", job_id=self.job_id) from None
+            raise
+        timings, metadata = self._timings(metadata)
+        return RunResult(
+            device=self.device,
+            job_id=self.job_id,
+            results=tuple(results),
+            timings=timings,
+            metadata=metadata,
+        )
+
+    async def status(self) -> JobStatus:
+        if self._cancelled:
+            return JobStatus.CANCELLED
+        if not self._task.done():
+            return JobStatus.RUNNING if self._started else JobStatus.QUEUED
+        return JobStatus.FAILED if self._task.exception() else JobStatus.DONE
+
+    async def cancel(self) -> None:
+        # A thread or a remote task may not stop at once; its result is discarded.
+        self._cancelled = True
+        self._task.cancel()
+
+
+class ThreadJob(FutureJob):
     """A job whose work is a blocking function run in a worker thread.
 
     The function receives nothing and returns ``(results, metadata)``; timings are recorded
@@ -219,49 +273,22 @@ class ThreadJob(Job):
         *,
         job_id: str | None = None,
     ) -> None:
-        super().__init__(job_id or f"local-{uuid.uuid4().hex[:12]}", device)
         # Qiskit's native allocator crashes later threads if Qiskit is first loaded in a worker
         # thread that then exits: make sure it is loaded here, on the submitting thread.
         import qiskit  # noqa: F401
 
-        self._submitted = time.time()
-        self._started: float | None = None
-        self._cancelled = False
+        submitted = time.time()
 
         def wrapped() -> tuple[Sequence[CircuitResult], Mapping[str, Any]]:
             self._started = time.time()
             return work()
 
-        self._task: asyncio.Future[tuple[Sequence[CircuitResult], Mapping[str, Any]]] = (
-            asyncio.ensure_future(asyncio.to_thread(wrapped))
+        super().__init__(
+            job_id or f"local-{uuid.uuid4().hex[:12]}",
+            device,
+            asyncio.ensure_future(asyncio.to_thread(wrapped)),
+            submitted_at=submitted,
         )
-
-    async def result(self) -> RunResult:
-        try:
-            results, metadata = await asyncio.shield(self._task)
-        except asyncio.CancelledError:
-            if self._cancelled:
-                raise JobError("cancelled", job_id=self.job_id) from None
-            raise
-        return RunResult(
-            device=self.device,
-            job_id=self.job_id,
-            results=tuple(results),
-            timings=JobTimings(self._submitted, self._started or self._submitted, time.time()),
-            metadata=metadata,
-        )
-
-    async def status(self) -> JobStatus:
-        if self._cancelled:
-            return JobStatus.CANCELLED
-        if not self._task.done():
-            return JobStatus.RUNNING if self._started else JobStatus.QUEUED
-        return JobStatus.FAILED if self._task.exception() else JobStatus.DONE
-
-    async def cancel(self) -> None:
-        # The thread cannot be interrupted; its result is discarded.
-        self._cancelled = True
-        self._task.cancel()
 
 
 class Device(abc.ABC):

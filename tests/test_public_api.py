@@ -118,6 +118,7 @@ PUBLIC_ALL: dict[str, list[str]] = {
         "DeviceLimits",
         "DeviceStatus",
         "DeviceTarget",
+        "FutureJob",
         "Job",
         "JobStatus",
         "JobTimings",

@@ -22,7 +22,7 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from multiqpu.delegating import DelegatingDevice
-from multiqpu.device import CircuitResult, Job, JobStatus, JobTimings, RunResult
+from multiqpu.device import CircuitResult, FutureJob, Job, JobTimings
 from multiqpu.engine._dispatch import RUN_S, circuit_blobs, dispatcher_of
 from multiqpu.errors import ConfigError, JobError
 from multiqpu.simulator import Batch, SimulatorDevice
@@ -77,47 +77,28 @@ def _rebuild(recipe: Recipe) -> SimulatorDevice:
     return found
 
 
-class EngineJob(Job):
+class EngineJob(FutureJob):
     """A batch running on an engine: ``work`` awaits ``(results, metadata)``."""
 
     def __init__(self, device: str, work: Awaitable[Output], metadata: Mapping[str, Any]) -> None:
-        super().__init__(f"engine-{uuid.uuid4().hex[:12]}", device)
-        self._submitted = time.time()
+        submitted = time.time()
+        super().__init__(
+            f"engine-{uuid.uuid4().hex[:12]}",
+            device,
+            asyncio.ensure_future(work),
+            submitted_at=submitted,
+        )
+        self._started = submitted  # on the engine at once: running, as far as anyone can tell
         self._metadata = dict(metadata)
-        self._cancelled = False
-        self._task: asyncio.Future[Output] = asyncio.ensure_future(work)
 
-    async def result(self) -> RunResult:
-        try:
-            results, metadata = await asyncio.shield(self._task)
-        except asyncio.CancelledError:
-            if self._cancelled:
-                raise JobError("cancelled", job_id=self.job_id) from None
-            raise
+    def _timings(self, metadata: Mapping[str, Any]) -> tuple[JobTimings, Mapping[str, Any]]:
         finished = time.time()
         # a batch that waited for a worker (behind other batches, or other tasks) was
         # queued meanwhile: the scheduler learns the engine's queue and the run's speed
         metadata = dict(metadata)
         run_s = metadata.pop(RUN_S, None)
         started = self._submitted if run_s is None else max(self._submitted, finished - run_s)
-        return RunResult(
-            device=self.device,
-            job_id=self.job_id,
-            results=tuple(results),
-            timings=JobTimings(self._submitted, started, finished),
-            metadata={**metadata, **self._metadata},
-        )
-
-    async def status(self) -> JobStatus:
-        if self._cancelled:
-            return JobStatus.CANCELLED
-        if not self._task.done():
-            return JobStatus.RUNNING
-        return JobStatus.FAILED if self._task.exception() else JobStatus.DONE
-
-    async def cancel(self) -> None:
-        self._cancelled = True
-        self._task.cancel()
+        return JobTimings(self._submitted, started, finished), {**metadata, **self._metadata}
 
 
 class EngineDevice(DelegatingDevice):
