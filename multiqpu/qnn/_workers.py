@@ -27,6 +27,7 @@ from multiqpu.qnn._loss import Loss, loss_and_grad
 from multiqpu.qnn._pipeline import Plan, plan
 from multiqpu.qnn._privacy import clip_rows
 from multiqpu.qnn._shards import assign
+from multiqpu.qnn.model import Work
 
 if TYPE_CHECKING:
     from multiqpu.qnn._epochs import EpochStats, Progress
@@ -180,6 +181,52 @@ class Workers:
         work = self.model.work(X[idx], weights, gradients=True)
         tag = (idx, version, weights.copy(), epochs)
         self.executor.start(d, work, self.shots, tag)
+
+    def start_groups(
+        self,
+        d: int,
+        X: np.ndarray,
+        groups: list[tuple[Any, np.ndarray, np.ndarray]],
+        version: int,
+        key: int,
+    ) -> np.ndarray:
+        """One job on device ``d`` for several ``(label, samples, weights)`` groups, each on
+        its own weights (the fused steps of :mod:`multiqpu.qnn._pipelined`); returns the
+        job's samples (its tag's first element)."""
+        works = [self.model.work(X[idx], w, gradients=True) for _, idx, w in groups]
+        work = works[0] if len(works) == 1 else Work(
+            works[0].templates, np.concatenate([w.template for w in works]),
+            np.concatenate([w.values for w in works]))  # fmt: skip
+        idx = np.concatenate([i for _, i, _ in groups])
+        heads = [(h, len(i), w.copy()) for h, i, w in groups]
+        self.executor.start(d, work, self.shots, (idx, version, heads[0][2], key, heads))
+        return idx
+
+    def absorb_groups(
+        self, done: Completion, X: np.ndarray, y: np.ndarray, stats: EpochStats, bar: Progress
+    ) -> list[tuple[Any, np.ndarray, int, np.ndarray]]:
+        """Like :meth:`absorb` for a job of :meth:`start_groups`: ``(label, mean gradient,
+        samples, weights)`` per group; the job is learned from once."""
+        idx_all, _, _, _, heads = done.tag
+        per = len(done.results) // max(len(idx_all), 1)  # circuits per sample
+        self.learn(done)
+        ran = done.device if done.ran_on is None else done.ran_on
+        out, at = [], 0
+        for h, n, w in heads:
+            idx = idx_all[at : at + n]
+            res = done.results
+            if len(heads) > 1:
+                cut = getattr(res, "rows", None)
+                res = cut(at * per, (at + n) * per) if cut else list(res[at * per : (at + n) * per])
+            o = self.model.outputs(X[idx], w, res, gradients=True)
+            loss, grad, correct = loss_and_grad(self.loss, o.f, y[idx], o.jac)
+            if self.clip is not None:
+                grad = clip_rows(grad, self.clip)
+            stats.add(ran, n, float(loss.sum()), int(correct.sum()), n * per)
+            bar.advance(ran, n)
+            out.append((h, grad.mean(axis=0), n, w))
+            at += n
+        return out
 
     def absorb(
         self, done: Completion, X: np.ndarray, y: np.ndarray, stats: EpochStats, bar: Progress

@@ -16,6 +16,16 @@ from multiqpu.qnn._pipelined import EARLY, LATE, LATE_STEPS
 
 pytest.importorskip("sklearn")
 
+
+@pytest.fixture(autouse=True)
+def _unfused(monkeypatch: pytest.MonkeyPatch) -> None:
+    """These tests are of one job per batch (FUSE 1: what a batch of fewer than FUSE_MIN
+    samples per device gets); fused steps: tests/qnn/test_pipelined_fused.py."""
+    import multiqpu.qnn._pipelined as pipelined
+
+    monkeypatch.setattr(pipelined, "FUSE", 1)
+
+
 SHOTS = 256
 SLOW = 3  # the device with the long queue
 LONG = 8.0  # its median queue wait (the others': 3 s)
@@ -60,13 +70,13 @@ def _train(queue_s: float, epochs: int = 3) -> tuple[Trainer, Recorded, list[np.
 
     trainer.server.step = recorded  # type: ignore[method-assign]
     used: Counter[int] = Counter()  # the samples whose gradients were used
-    absorb = trainer.workers.absorb
+    absorb = trainer.workers.absorb_groups
 
     def audited(done: Any, *args: Any) -> Any:
         used.update(int(i) for i in done.tag[0])
         return absorb(done, *args)
 
-    trainer.workers.absorb = audited  # type: ignore[method-assign,assignment]
+    trainer.workers.absorb_groups = audited  # type: ignore[method-assign,assignment]
     trainer.absorbed = used  # type: ignore[attr-defined]
     trainer.fit(X, y, epochs=epochs)
     return trainer, ex, versions
