@@ -19,6 +19,7 @@ them to :meth:`Workers.start` with their version.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -205,26 +206,24 @@ class Workers:
     def absorb_groups(
         self, done: Completion, X: np.ndarray, y: np.ndarray, stats: EpochStats, bar: Progress
     ) -> list[tuple[Any, np.ndarray, int, np.ndarray]]:
-        """Like :meth:`absorb` for a job of :meth:`start_groups`: ``(label, mean gradient,
-        samples, weights)`` per group; the job is learned from once."""
-        idx_all, _, _, _, heads = done.tag
+        """:meth:`absorb` for each group of a job of :meth:`start_groups` (as a job of its
+        own: its samples, weights and results): ``(label, mean gradient, samples,
+        weights)`` per group; the device is learned from once, on the whole job."""
+        idx_all, version, _, key, heads = done.tag
         per = len(done.results) // max(len(idx_all), 1)  # circuits per sample
         self.learn(done)
-        ran = done.device if done.ran_on is None else done.ran_on
+        ran = done.device if done.ran_on is None else done.ran_on  # (learned: not again)
         out, at = [], 0
-        for h, n, w in heads:
-            idx = idx_all[at : at + n]
+        for label, n, w in heads:
             res = done.results
             if len(heads) > 1:
                 cut = getattr(res, "rows", None)
-                res = cut(at * per, (at + n) * per) if cut else list(res[at * per : (at + n) * per])
-            o = self.model.outputs(X[idx], w, res, gradients=True)
-            loss, grad, correct = loss_and_grad(self.loss, o.f, y[idx], o.jac)
-            if self.clip is not None:
-                grad = clip_rows(grad, self.clip)
-            stats.add(ran, n, float(loss.sum()), int(correct.sum()), n * per)
-            bar.advance(ran, n)
-            out.append((h, grad.mean(axis=0), n, w))
+                a, b = at * per, (at + n) * per
+                res = cut(a, b) if cut else list(res[a:b])
+            part = replace(done, tag=(idx_all[at : at + n], version, w, key), results=res,
+                           ran_on=ran)  # fmt: skip
+            g, m = self.absorb(part, X, y, stats, bar)
+            out.append((label, g, m, w))
             at += n
         return out
 

@@ -70,13 +70,13 @@ def _train(queue_s: float, epochs: int = 3) -> tuple[Trainer, Recorded, list[np.
 
     trainer.server.step = recorded  # type: ignore[method-assign]
     used: Counter[int] = Counter()  # the samples whose gradients were used
-    absorb = trainer.workers.absorb_groups
+    absorb = trainer.workers.absorb
 
     def audited(done: Any, *args: Any) -> Any:
         used.update(int(i) for i in done.tag[0])
         return absorb(done, *args)
 
-    trainer.workers.absorb_groups = audited  # type: ignore[method-assign,assignment]
+    trainer.workers.absorb = audited  # type: ignore[method-assign,assignment]
     trainer.absorbed = used  # type: ignore[attr-defined]
     trainer.fit(X, y, epochs=epochs)
     return trainer, ex, versions

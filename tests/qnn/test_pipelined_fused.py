@@ -54,13 +54,13 @@ def _train(
 
     trainer.server.step = recorded  # type: ignore[method-assign]
     used: Counter[int] = Counter()
-    absorb = trainer.workers.absorb_groups
+    absorb = trainer.workers.absorb
 
     def audited(done: Any, *args: Any) -> Any:
         used.update(int(i) for i in done.tag[0])
         return absorb(done, *args)
 
-    trainer.workers.absorb_groups = audited  # type: ignore[method-assign,assignment]
+    trainer.workers.absorb = audited  # type: ignore[method-assign,assignment]
     trainer.fit(X, y, epochs=3)
     return trainer, ex, versions, used
 

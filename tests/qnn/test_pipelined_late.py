@@ -63,13 +63,13 @@ def test_a_late_shard_stuck_in_a_long_queue_is_dropped_and_its_samples_trained_l
     trainer = Trainer(variational_classifier(2, 2, layers=1), shots=256, batch_size=12,
                       backup=1, progress=False, executor=ex)  # fmt: skip
     used: Counter[int] = Counter()
-    absorb = trainer.workers.absorb_groups
+    absorb = trainer.workers.absorb
 
     def audited(done: Any, *args: Any) -> Any:
         used.update(int(i) for i in done.tag[0])
         return absorb(done, *args)
 
-    trainer.workers.absorb_groups = audited  # type: ignore[method-assign,assignment]
+    trainer.workers.absorb = audited  # type: ignore[method-assign,assignment]
     steps: list[float] = []
     step = trainer.server.step
 
@@ -112,14 +112,14 @@ def test_late_shards_are_used_up_to_late_steps_later(
                       progress=False, executor=ex)  # fmt: skip
     used: Counter[int] = Counter()
     ages: Counter[int] = Counter()
-    absorb = trainer.workers.absorb_groups
+    absorb = trainer.workers.absorb
 
     def audited(done: Any, *args: Any) -> Any:
         used.update(int(i) for i in done.tag[0])
         ages[trainer.server.version - done.tag[1]] += 1
         return absorb(done, *args)
 
-    trainer.workers.absorb_groups = audited  # type: ignore[method-assign,assignment]
+    trainer.workers.absorb = audited  # type: ignore[method-assign,assignment]
     trainer.fit(X, y, epochs=3)
     assert used == Counter({i: 3 for i in range(96)})
     assert max(ages) == 1 + late_steps  # late shards were used as late as allowed, no later
