@@ -45,6 +45,16 @@ needs (``ahead=1``: two shards per device, the second queued while the first run
   lost and no gradient gets older), and their results are discarded when they come
   (a job cannot be cancelled; the end of training still waits for it). Only when the
   pipeline carries across epochs (otherwise the next epoch's order is not drawn early).
+* **Fused steps** (``FUSE`` = 2): one job a device carries a fixed overhead (3-18 s on
+  the benchmark's fleets against 35-70 s of work at 16 devices: 15 % of their time), so
+  when a batch gives every live device ``FUSE_MIN`` (2) samples or more, two consecutive
+  batches of an epoch are launched together, each device's job holding its share of both,
+  each part on the weights predicted for its own step; both steps are taken when the
+  shards are in. Fused parts are 2-3 versions old (the tally counts them); the staleness
+  rule does not count the steps a part was aimed ahead by design. Late shards join the
+  first step of the next pair; ``LATE_STEPS`` counts pairs. (Measured, docs/qnn.md round
+  7: +0.6 at 16 devices, gap unchanged or better; on batches of one sample a device,
+  the Ising task at 8, fusing cost 0.04 of accuracy, so those are not fused.)
 * ``extrapolate=True`` (**weight prediction**, as SpecTrain does for pipelined model
   parallelism, Chen et al. 2018, arXiv 1809.02839): a batch launched on version ``t`` is
   applied in step ``t + ahead``, so its shards are launched on the weights extrapolated by
