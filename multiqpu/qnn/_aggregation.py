@@ -113,16 +113,19 @@ def _apply(
 ) -> None:
     """One step on ``parts`` = (gradient rows, their weights, the versions and weights they
     were taken at, the samples each row stands for: for the staleness tally[, the device of
-    each row: for the outlier tally])."""
+    each row: for the outlier tally[, the versions each row was aimed ahead by design,
+    which the staleness rule does not count]])."""
     grads, weights, versions, thens, counts = parts[:5]
     devices = np.concatenate(parts[5]) if len(parts) > 5 else None
+    # the versions a row's weights were aimed ahead by design (fused steps), not stale
+    planned = np.concatenate(parts[6]) if len(parts) > 6 else 0
     g = np.concatenate(grads)
     wt = np.concatenate(weights)
     tau = server.version - np.concatenate(versions)
     then = np.concatenate(thens)
     if stats is not None:
         stats.stale(np.repeat(tau, np.concatenate(counts)))
-    g, factor = correct_stale(rule, g, tau, then, server.weights)
+    g, factor = correct_stale(rule, g, tau - planned, then, server.weights)
     agg = aggregator(g, wt) if devices is None else combine(aggregator, g, wt, devices)
     server.step(agg, factor)
 

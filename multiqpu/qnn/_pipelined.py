@@ -45,6 +45,16 @@ needs (``ahead=1``: two shards per device, the second queued while the first run
   lost and no gradient gets older), and their results are discarded when they come
   (a job cannot be cancelled; the end of training still waits for it). Only when the
   pipeline carries across epochs (otherwise the next epoch's order is not drawn early).
+* **Fused steps** (``FUSE`` = 2): one job a device carries a fixed overhead (3-18 s on
+  the benchmark's fleets against 35-70 s of work at 16 devices: 15 % of their time), so
+  when a batch gives every live device ``FUSE_MIN`` (2) samples or more, two consecutive
+  batches of an epoch are launched together, each device's job holding its share of both,
+  each part on the weights predicted for its own step; both steps are taken when the
+  shards are in. Fused parts are 2-3 versions old (the tally counts them); the staleness
+  rule does not count the steps a part was aimed ahead by design. Late shards join the
+  first step of the next pair; ``LATE_STEPS`` counts pairs. (Measured, docs/qnn.md round
+  7: +0.6 at 16 devices, gap unchanged or better; on batches of one sample a device,
+  the Ising task at 8, fusing cost 0.04 of accuracy, so those are not fused.)
 * ``extrapolate=True`` (**weight prediction**, as SpecTrain does for pipelined model
   parallelism, Chen et al. 2018, arXiv 1809.02839): a batch launched on version ``t`` is
   applied in step ``t + ahead``, so its shards are launched on the weights extrapolated by
@@ -74,16 +84,16 @@ from multiqpu.qnn._aggregation import (
     Aggregator,
     ParameterServer,
     _apply,
-    _collect,
     weighted_mean,
 )
 from multiqpu.qnn._epochs import EpochStats, Progress
+from multiqpu.qnn._shares import costs, divide, split, water_fill
 
 if TYPE_CHECKING:
     from multiqpu.qnn._executor import Completion
     from multiqpu.qnn._workers import Workers
 
-__all__ = ["EARLY", "LATE", "LATE_STEPS", "pipelined_sync", "water_fill"]
+__all__ = ["EARLY", "FUSE", "FUSE_MIN", "LATE", "LATE_STEPS", "pipelined_sync"]
 
 #: a device is left out when its turnaround (or prior queue wait) is over LATE x the median
 #: (chosen on the benchmark's development seeds: 2.5 left out idle-tier Braket devices whose
@@ -97,20 +107,12 @@ EARLY = 1.0
 #: a step waits for the late shards of the batches stepped LATE_STEPS or more steps before
 LATE_STEPS = 2
 
+#: consecutive batches of an epoch whose shards a device runs as one job (one per-job
+#: overhead for FUSE steps), each part on the weights predicted for its own step
+FUSE = 2
 
-def water_fill(n: int, sample_s: np.ndarray, overhead_s: np.ndarray) -> np.ndarray:
-    """Real-valued shares of ``n`` samples with equal ``overhead + share * sample_s`` on
-    every device that gets any (a device whose overhead alone exceeds that time gets none)."""
-    active = np.ones(len(sample_s), dtype=bool)
-    x = np.zeros(len(sample_s))
-    while active.any():
-        inv = 1.0 / sample_s[active]
-        t = (n + float(np.sum(overhead_s[active] * inv))) / float(np.sum(inv))
-        x = np.where(active, (t - overhead_s) / sample_s, 0.0)
-        if (x[active] >= 0).all():
-            return x
-        active &= x > 0
-    return x
+#: ...only when a batch gives every live device FUSE_MIN samples or more on average
+FUSE_MIN = 2
 
 
 @dataclass
@@ -123,7 +125,8 @@ class _Batch:
     arrived: int = 0
     results: list[Completion] = field(default_factory=list)
     given: set[int] = field(default_factory=set)  # devices holding a shard of it
-    pending: np.ndarray | None = None  # samples not yet launched (after an early launch)
+    pending: list[np.ndarray] | None = None  # per step: samples not yet launched
+    steps: list[np.ndarray] = field(default_factory=list)  # the samples of each step it holds
 
 
 async def pipelined_sync(
@@ -142,6 +145,7 @@ async def pipelined_sync(
     staleness: str = "scale",
     aggregator: Aggregator = weighted_mean,
     extrapolate: bool = False,
+    fuse: int | None = None,
 ) -> None:
     """Train over the epochs ``orders`` yields ((epoch, sample order) pairs, pulled lazily),
     calling ``finish(epoch, stats, seconds)`` after each epoch's last step."""
@@ -160,6 +164,8 @@ async def pipelined_sync(
     requeued: list[np.ndarray] = []  # samples of dropped late shards, for the next batch
     delta = server.delta.copy()  # the last step's change of the weights (0 at the start)
     serial = itertools.count(1)
+    fuse = max(1, FUSE if fuse is None else fuse)
+    stepped = 0  # fused steps taken (late shards are counted in these)
 
     def pull() -> _Batch | None:
         nonlocal stalled
@@ -168,14 +174,23 @@ async def pipelined_sync(
         nxt = peeked.pop() if peeked else next(feed, None)
         if nxt is None:
             return None
-        batch = _Batch(*nxt, key=next(serial))
+        epoch, idx, last = nxt
+        steps = [idx]
+        width = fuse if batch_size >= FUSE_MIN * int(_active(workers).sum()) else 1
+        while len(steps) < width and not last:  # within an epoch
+            more = next(feed, None)
+            if more is None:
+                break
+            steps.append(more[1])
+            last = more[2]
         if requeued:
-            batch.idx = np.concatenate([*requeued, batch.idx])
+            steps[0] = np.concatenate([*requeued, steps[0]])
             requeued.clear()
+        batch = _Batch(epoch, np.concatenate(steps), last, key=next(serial), steps=steps)
         if batch.epoch not in stats:
             stats[batch.epoch] = EpochStats(n_dev)
             began[batch.epoch] = executor.now()
-        batch.pending = batch.idx
+        batch.pending = list(steps)
         stalled = batch.last and not carry
         return batch
 
@@ -184,15 +199,33 @@ async def pipelined_sync(
     launched = 0
     waits = np.array([executor.job_prior(d)[1] for d in range(n_dev)])
 
-    def send(batch: _Batch, d: int, part: np.ndarray, k: int) -> None:
-        # weight prediction: the step this shard's gradient is applied in comes ``k``
-        # steps later, so aim at where the weights will be by then (last change, extrapolated)
-        aim = server.weights + k * delta if extrapolate else server.weights
-        running[id(part)] = (part, batch.key, d)
-        workers.start(d, X, part, aim, server.version, epochs=batch.key)
+    def send(batch: _Batch, d: int, parts: list[np.ndarray]) -> None:
+        # weight prediction: the step the gradient of part ``h`` is applied in comes after
+        # the steps of the ``k`` batches in flight before this one and ``h`` of its own, so
+        # aim at where the weights will be by then (the last change, extrapolated); the
+        # steps beyond ``k`` (fused batches) are by design, not staleness
+        k = next(i for i, b in enumerate(flight) if b is batch)
+        before = sum(len(b.steps) for b in flight[:k])
+        groups = []
+        for h, part in enumerate(parts):
+            if len(part):
+                ahead_h = before + h
+                aim = server.weights + ahead_h * delta if extrapolate else server.weights
+                groups.append(((h, ahead_h - k), part, aim))
+        if not groups:
+            return
+        idx = workers.start_groups(d, X, groups, server.version, batch.key)
+        running[id(idx)] = (idx, batch.key, d)
         batch.started += 1
         batch.given.add(d)
         outstanding[d] += 1
+
+    def divided(batch: _Batch, shares: np.ndarray) -> list[list[np.ndarray]]:
+        """Each device's share of every step of ``batch`` still pending ([device][step])."""
+        assert batch.pending is not None
+        each = divide(shares, [len(p) for p in batch.pending])
+        per = [workers.split(p, s) for p, s in zip(batch.pending, each, strict=True)]
+        return [[per[h][d] for h in range(len(per))] for d in range(n_dev)]
 
     def launch(batch: _Batch) -> None:
         """Every sample of ``batch`` not yet launched, water-filled over the devices."""
@@ -215,12 +248,11 @@ async def pipelined_sync(
             active = live & room
         if not active.any():
             active = outstanding == outstanding.min()
-        shares = _split(workers, len(batch.pending), active, residual)
+        shares = split(workers, sum(len(p) for p in batch.pending), active, residual)
         # contiguous slices, or, under per-sample placement rules, every sample on a device
         # its rule allows (multiqpu.qnn._shards.assign)
-        for d, part in enumerate(workers.split(batch.pending, shares)):
-            if len(part):
-                send(batch, d, part, ahead)
+        for d, parts in enumerate(divided(batch, shares)):
+            send(batch, d, parts)
         batch.pending = None
 
     def launch_early(batch: _Batch) -> None:
@@ -229,23 +261,25 @@ async def pipelined_sync(
         the rest of the batch: their share of a water-fill over every device."""
         assert batch.pending is not None
         live = _active(workers)
-        per, over = _costs(workers)
-        x = water_fill(len(batch.pending), per[live], over[live])  # every live device's
+        per, over = costs(workers)
+        n = sum(len(p) for p in batch.pending)
+        x = water_fill(n, per[live], over[live])  # every live device's
         level = float(np.max(over[live] + x * per[live]))  # a shard's device time
         deep = live & np.isfinite(workers.circuit_s) & (waits > EARLY * level)
         room = (outstanding <= ahead + 1) & (outstanding < cap)
         if not (deep & room).any():
             return
         kept = residual.copy()
-        shares = _split(workers, len(batch.pending), live & (room | ~deep), residual)
+        shares = split(workers, n, live & (room | ~deep), residual)
         residual[~deep] = kept[~deep]  # the others are split again with the rest
-        rest = []
-        for d, part in enumerate(workers.split(batch.pending, shares)):
-            if len(part) and deep[d] and room[d]:
-                send(batch, d, part, ahead + 1)
-            elif len(part):
-                rest.append(part)
-        batch.pending = np.concatenate(rest) if rest else batch.pending[:0]
+        rest: list[list[np.ndarray]] = [[p[:0]] for p in batch.pending]
+        for d, parts in enumerate(divided(batch, shares)):
+            if deep[d] and room[d]:
+                send(batch, d, parts)
+            else:
+                for h, part in enumerate(parts):
+                    rest[h].append(part)
+        batch.pending = [np.concatenate(r) for r in rest]
 
     running: dict[int, tuple[np.ndarray, int, int]] = {}  # shards out: samples, batch, device
     dropped: set[int] = set()  # late shards whose samples went back into the feed
@@ -283,7 +317,7 @@ async def pipelined_sync(
     late_at: dict[int, int] = {}  # the version at which each batch in behind was stepped
 
     def overdue() -> bool:
-        return any(server.version - late_at[k] >= LATE_STEPS for k in behind)
+        return any(stepped - late_at[k] >= LATE_STEPS for k in behind)
 
     def take(done: Completion) -> None:
         outstanding[done.device] -= 1
@@ -309,7 +343,7 @@ async def pipelined_sync(
                 break
             flight.append(batch)
         for batch in flight[: ahead + 1]:
-            if batch.pending is not None and len(batch.pending):
+            if batch.pending is not None and any(len(p) for p in batch.pending):
                 launch(batch)
         if len(flight) == ahead + 1 and np.isfinite(workers.circuit_s).any():
             batch = pull()  # the devices with long queue waits get it a step early
@@ -328,15 +362,20 @@ async def pipelined_sync(
         flight.pop(0)
         if current.arrived < current.started:
             behind[current.key] = current.started - current.arrived
-            late_at[current.key] = server.version
+            late_at[current.key] = stepped
+        stepped += 1
         tally = stats[current.epoch]
-        parts: tuple[list[np.ndarray], ...] = ([], [], [], [], [], [])
-        for done in [*current.results, *late]:
-            _collect(workers, done, X, y, tally, bar, parts)
+        steps = [_parts() for _ in current.steps]
+        for done in current.results:
+            _gather(workers, done, X, y, tally, bar, steps)
+        for done in late:  # late shards join the first step
+            _gather(workers, done, X, y, tally, bar, steps[:1])
         late.clear()
-        before = server.weights.copy()
-        _apply(server, parts, staleness, aggregator, tally)
-        delta = server.delta = server.weights - before
+        for parts in steps:
+            if parts[0]:  # (a step whose every shard is late is not taken)
+                before = server.weights.copy()
+                _apply(server, parts, staleness, aggregator, tally)
+                delta = server.delta = server.weights - before
         if current.last:
             if not carry or not flight:  # drain the late shards into this epoch's last step
                 await _drain(workers, X, y, tally, bar, server, staleness, aggregator, take,
@@ -361,11 +400,37 @@ async def _drain(
     while workers.executor.in_flight():
         take(await workers.executor.next())
     if late:
-        parts: tuple[list[np.ndarray], ...] = ([], [], [], [], [], [])
+        parts = _parts()
         for done in late:
-            _collect(workers, done, X, y, stats, bar, parts)
+            _gather(workers, done, X, y, stats, bar, [parts])
         late.clear()
         _apply(server, parts, staleness, aggregator, stats)
+
+
+def _parts() -> tuple[list[np.ndarray], ...]:
+    """The rows of one step: gradients, weights, versions, weights taken at, samples,
+    devices, versions aimed ahead by design (:func:`multiqpu.qnn._aggregation._apply`)."""
+    return ([], [], [], [], [], [], [])
+
+
+def _gather(
+    workers: Workers,
+    done: Completion,
+    X: np.ndarray,
+    y: np.ndarray,
+    stats: EpochStats,
+    bar: Progress,
+    steps: list[tuple[list[np.ndarray], ...]],
+) -> None:
+    """A finished shard's rows (one per step it holds a part of) into ``steps`` (a part
+    of a later step than ``steps`` holds goes to the last)."""
+    d, version = done.device, done.tag[1]
+    weight = float(workers.weight(np.array([d]))[0])
+    for (h, planned), g, n, then in workers.absorb_groups(done, X, y, stats, bar):
+        parts = steps[min(h, len(steps) - 1)]
+        for k, row in enumerate((g[None, :], [n * weight], [version], then[None, :], [n], [d],
+                                 [planned])):  # fmt: skip
+            parts[k].append(np.asarray(row))
 
 
 def _batches(
@@ -405,39 +470,3 @@ def _groups(workers: Workers, live: np.ndarray, count: int) -> np.ndarray:
         out[d] = g
         load[g] += speed[d]
     return out
-
-
-def _costs(workers: Workers) -> tuple[np.ndarray, np.ndarray]:
-    """Each device's device time per sample (measured; the median measured one, or 1 when
-    none is, for devices not yet measured) and per-job overhead prior (none while nothing
-    is measured: equal shares)."""
-    per = workers.circuit_s * max(workers.model.circuits_per_sample, 1)
-    known = np.isfinite(per) & (per > 0)
-    fill = float(np.median(per[known])) if known.any() else 1.0
-    per = np.where(known, per, fill)
-    over = np.array([workers.executor.job_prior(d)[0] for d in range(workers.count)])
-    if not known.any():
-        over = np.zeros(workers.count)
-    return per, over
-
-
-def _split(workers: Workers, n: int, active: np.ndarray, residual: np.ndarray) -> np.ndarray:
-    """Whole-sample shares of ``n`` over the ``active`` devices: water-filled on device time
-    (:func:`_costs`), or equal with ``workers.equal`` (a robust aggregator), and rounded by
-    error diffusion (``residual`` is updated in place)."""
-    act = np.flatnonzero(active)
-    x = np.zeros(workers.count)
-    if workers.equal:
-        x[act] = n / max(len(act), 1)
-    else:
-        per, over = _costs(workers)
-        x[act] = water_fill(n, per[act], over[act])
-    residual[~active] = 0.0
-    want = residual + x
-    share = np.where(active, np.floor(np.maximum(want, 0.0)), 0).astype(int)
-    while share.sum() < n:  # the largest residues round up
-        share[int(np.argmax(np.where(active, want - share, -np.inf)))] += 1
-    while share.sum() > n:  # carried residues overshot: the most rounded-up round down
-        share[int(np.argmax(np.where(share > 0, share - want, -np.inf)))] -= 1
-    residual[:] = np.where(active, want - share, 0.0)
-    return share

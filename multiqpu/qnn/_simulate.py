@@ -279,6 +279,11 @@ class SampledRows(Sequence["CircuitResult"]):
         return CircuitResult(counts={keys[k]: int(c) for k, c in enumerate(counts) if c},
                              shots=self.shots)  # fmt: skip
 
+    def rows(self, start: int, stop: int) -> SampledRows:
+        """Rows ``start:stop`` (the results of part of a job), drawing from the same
+        generator."""
+        return SampledRows(self.probs[start:stop], self.width, self.shots, self._rng)
+
     def expectations(
         self, rows: np.ndarray, basis: Basis, terms: Sequence[Term]
     ) -> tuple[np.ndarray, np.ndarray]:

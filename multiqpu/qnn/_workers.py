@@ -19,6 +19,7 @@ them to :meth:`Workers.start` with their version.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -27,6 +28,7 @@ from multiqpu.qnn._loss import Loss, loss_and_grad
 from multiqpu.qnn._pipeline import Plan, plan
 from multiqpu.qnn._privacy import clip_rows
 from multiqpu.qnn._shards import assign
+from multiqpu.qnn.model import Work
 
 if TYPE_CHECKING:
     from multiqpu.qnn._epochs import EpochStats, Progress
@@ -180,6 +182,50 @@ class Workers:
         work = self.model.work(X[idx], weights, gradients=True)
         tag = (idx, version, weights.copy(), epochs)
         self.executor.start(d, work, self.shots, tag)
+
+    def start_groups(
+        self,
+        d: int,
+        X: np.ndarray,
+        groups: list[tuple[Any, np.ndarray, np.ndarray]],
+        version: int,
+        key: int,
+    ) -> np.ndarray:
+        """One job on device ``d`` for several ``(label, samples, weights)`` groups, each on
+        its own weights (the fused steps of :mod:`multiqpu.qnn._pipelined`); returns the
+        job's samples (its tag's first element)."""
+        works = [self.model.work(X[idx], w, gradients=True) for _, idx, w in groups]
+        work = works[0] if len(works) == 1 else Work(
+            works[0].templates, np.concatenate([w.template for w in works]),
+            np.concatenate([w.values for w in works]))  # fmt: skip
+        idx = np.concatenate([i for _, i, _ in groups])
+        heads = [(h, len(i), w.copy()) for h, i, w in groups]
+        self.executor.start(d, work, self.shots, (idx, version, heads[0][2], key, heads))
+        return idx
+
+    def absorb_groups(
+        self, done: Completion, X: np.ndarray, y: np.ndarray, stats: EpochStats, bar: Progress
+    ) -> list[tuple[Any, np.ndarray, int, np.ndarray]]:
+        """:meth:`absorb` for each group of a job of :meth:`start_groups` (as a job of its
+        own: its samples, weights and results): ``(label, mean gradient, samples,
+        weights)`` per group; the device is learned from once, on the whole job."""
+        idx_all, version, _, key, heads = done.tag
+        per = len(done.results) // max(len(idx_all), 1)  # circuits per sample
+        self.learn(done)
+        ran = done.device if done.ran_on is None else done.ran_on  # (learned: not again)
+        out, at = [], 0
+        for label, n, w in heads:
+            res = done.results
+            if len(heads) > 1:
+                cut = getattr(res, "rows", None)
+                a, b = at * per, (at + n) * per
+                res = cut(a, b) if cut else list(res[a:b])
+            part = replace(done, tag=(idx_all[at : at + n], version, w, key), results=res,
+                           ran_on=ran)  # fmt: skip
+            g, m = self.absorb(part, X, y, stats, bar)
+            out.append((label, g, m, w))
+            at += n
+        return out
 
     def absorb(
         self, done: Completion, X: np.ndarray, y: np.ndarray, stats: EpochStats, bar: Progress

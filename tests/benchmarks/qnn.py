@@ -19,7 +19,8 @@ with shot noise drawn per estimate (binomial for one Pauli term).
 Figures (each over the seeds, paired by seed):
 
 * ``speedup.N`` = mean over seeds of T(1 device) / T(N devices), T the virtual time of the
-  whole training; ``speedup_range.N`` the smallest and largest seed;
+  whole training; ``speedup_se.N`` its standard error, ``speedup_range.N`` the smallest
+  and largest seed, ``speedup_per_seed.N`` every seed's (and ``accuracy_gap_per_seed.N``);
 * ``accuracy.N``: mean exact test accuracy of the trained weights (noise-free evaluation);
   ``accuracy_gap_paired.N``: mean over seeds of accuracy(N) - accuracy(1) on the same seed
   (same initial weights and data order), ``accuracy_gap_paired_se.N`` its standard error;
@@ -38,7 +39,8 @@ Figures (each over the seeds, paired by seed):
 Seeds: development used seeds 0-4 (``--seeds dev``); the reported figures are on seeds
 100-104, never used while developing (default); ``--seeds FIRST-LAST`` runs another range
 (200-204 for the figures of 2026-12-05, never used before; 300-304 for round 5's,
-developed on seeds 10-39). ``--quick`` (for the tests):
+400-404 for round 6's, developed on seeds 10-39; 500-504 for round 7's, developed on
+10-39, 200-204, 300-304 and 400-404). ``--quick`` (for the tests):
 2 seeds, 1, 4 and 8 devices, 1 epoch on 128 samples, 2 cut repeats. The curves are drawn to
 docs/qnn_scaling.png (``--plot PATH`` to change, ``--plot ''`` for none).
 
@@ -122,8 +124,9 @@ def _curve(task: str, strategy: str, devices: tuple[int, ...], seeds: tuple[int,
 
 def _summary(runs: dict[int, list[dict[str, Any]]]) -> dict[str, Any]:
     base = runs[min(runs)]
-    out: dict[str, Any] = {"speedup": {}, "speedup_range": {}, "accuracy": {},
-                           "accuracy_gap_paired": {}, "accuracy_gap_paired_se": {},
+    out: dict[str, Any] = {"speedup": {}, "speedup_se": {}, "speedup_range": {},
+                           "speedup_per_seed": {}, "accuracy": {}, "accuracy_gap_paired": {},
+                           "accuracy_gap_paired_se": {}, "accuracy_gap_per_seed": {},
                            "staleness": {}}  # fmt: skip
     for n, rs in runs.items():
         sp = [b["seconds"] / r["seconds"] for b, r in zip(base, rs, strict=True)]
@@ -131,12 +134,19 @@ def _summary(runs: dict[int, list[dict[str, Any]]]) -> dict[str, Any]:
         k = str(n)
         out["speedup"][k] = round(float(np.mean(sp)), 2)
         out["speedup_range"][k] = [round(min(sp), 2), round(max(sp), 2)]
+        out["speedup_se"][k] = round(_se(sp), 3)
+        out["speedup_per_seed"][k] = [round(v, 2) for v in sp]
+        out["accuracy_gap_per_seed"][k] = [round(v, 4) for v in gap]
         out["accuracy"][k] = round(float(np.mean([r["accuracy"] for r in rs])), 3)
         out["accuracy_gap_paired"][k] = round(float(np.mean(gap)), 4)
-        se = float(np.std(gap, ddof=1) / np.sqrt(len(gap))) if len(gap) > 1 else 0.0
-        out["accuracy_gap_paired_se"][k] = round(se, 4)
+        out["accuracy_gap_paired_se"][k] = round(_se(gap), 4)
         out["staleness"][k] = round(float(np.mean([r["staleness"] for r in rs])), 2)
     return out
+
+
+def _se(values: list[float]) -> float:
+    """The standard error of the mean of ``values`` (0 for one value)."""
+    return float(np.std(values, ddof=1) / np.sqrt(len(values))) if len(values) > 1 else 0.0
 
 
 def cut_training(repeats: int) -> dict[str, Any]:
@@ -250,6 +260,8 @@ def main() -> None:
     out: dict[str, Any] = {
         "speedup.8": classical["speedup"]["8"],
         f"speedup.{top}": classical["speedup"][str(top)],
+        "speedup_se.8": classical["speedup_se"]["8"],
+        f"speedup_se.{top}": classical["speedup_se"][str(top)],
         "accuracy_gap_paired.8": classical["accuracy_gap_paired"]["8"],
         "accuracy_gap_paired_se.8": classical["accuracy_gap_paired_se"]["8"],
         "quantum_task_accuracy.8": quantum["accuracy"]["8"],

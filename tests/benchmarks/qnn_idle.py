@@ -15,7 +15,8 @@ device's share of the whole training time ``T`` is split into:
 The shares are weighted by device speed (reference time per shot / the device's), so
 ``work * speed * T1_factor`` is the speedup (``T1_factor``: the one-device run's time over
 its pure work, about 1.02). Also the step times (p50 / p90 / max, seconds) and how many
-seconds of ``T`` the steps spent above the median step (``stall_share``): the cost of the
+seconds of ``T`` the steps spent above the median step (``stall_share``; the two steps of
+a fused pair, taken at one instant, count as one): the cost of the
 lognormal queue tails that hold a barrier.
 
 ``python tests/benchmarks/qnn_idle.py [--devices 16] [--seeds dev|fresh] [--replicas R]``
@@ -85,7 +86,7 @@ def profile(n: int, seed: int, replica: int) -> dict[str, Any]:
         runs[size] = (ex, steps)
     ex1, _ = runs[1]
     ex, steps = runs[n]
-    gaps = np.diff([0.0, *steps])
+    gaps = np.diff([0.0, *sorted(set(steps))])  # a fused pair's two steps: one barrier
     T1, T = ex1.now(), ex.now()
     speed = np.array([REF_SHOT_S / dev.shot_s for dev in ex.spec])
     split = dict.fromkeys(PARTS, 0.0)

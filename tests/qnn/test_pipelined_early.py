@@ -16,6 +16,16 @@ from multiqpu.qnn._pipelined import EARLY, LATE, LATE_STEPS
 
 pytest.importorskip("sklearn")
 
+
+@pytest.fixture(autouse=True)
+def _unfused(monkeypatch: pytest.MonkeyPatch) -> None:
+    """These tests are of one job per batch (FUSE 1: what a batch of fewer than FUSE_MIN
+    samples per device gets); fused steps: tests/qnn/test_pipelined_fused.py."""
+    import multiqpu.qnn._pipelined as pipelined
+
+    monkeypatch.setattr(pipelined, "FUSE", 1)
+
+
 SHOTS = 256
 SLOW = 3  # the device with the long queue
 LONG = 8.0  # its median queue wait (the others': 3 s)

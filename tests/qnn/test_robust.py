@@ -209,7 +209,7 @@ def test_a_robust_rule_trains_on_equal_shards_all_on_the_same_weights() -> None:
     assert piped.pipeline == 1 and piped.workers.equal
     piped.fit(X, y, epochs=1)  # learns unequal device times ...
     assert np.ptp(piped.workers.circuit_s[np.isfinite(piped.workers.circuit_s)]) > 0
-    from multiqpu.qnn._pipelined import _split
+    from multiqpu.qnn._shares import split as _split
 
     active = np.array([True, True, False, True, True, True, True])
     shares = _split(piped.workers, 14, active, np.zeros(7))  # ... yet splits a batch evenly

@@ -10,7 +10,7 @@ from multiqpu.errors import InvalidInputError
 from multiqpu.qnn import Trainer, VirtualDevice, VirtualExecutor, variational_classifier
 from multiqpu.qnn._aggregation import correct_stale, weighted_mean
 from multiqpu.qnn._local import adaptive_k
-from multiqpu.qnn._pipelined import water_fill
+from multiqpu.qnn._shares import water_fill
 from multiqpu.qnn._simulate import SampledRows, probabilities_array
 
 sklearn = pytest.importorskip("sklearn")
@@ -104,7 +104,12 @@ def test_backup_workers_do_not_wait_for_the_slowest_and_lose_nothing() -> None:
     assert h1.epochs[0].seconds < 0.5 * h0.epochs[0].seconds  # type: ignore[attr-defined]
 
 
-def test_pipelined_sync_is_one_step_stale_fills_by_speed_and_leaves_out_long_queues() -> None:
+def test_pipelined_sync_is_one_step_stale_fills_by_speed_and_leaves_out_long_queues(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import multiqpu.qnn._pipelined as pipelined
+
+    monkeypatch.setattr(pipelined, "FUSE", 1)  # one job a batch (fused: test_pipelined_fused)
     X, y = _moons(64)
     # work-dominated shards (a queue wait on an idle device counts as its device time)
     fast = VirtualDevice("fast", shot_s=1e-3, queue_median_s=0.5, overhead_s=2.0)
