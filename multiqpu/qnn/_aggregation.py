@@ -183,13 +183,21 @@ def _collect(
 ) -> None:
     """Absorb a finished sync shard into the step being gathered (one row per shard)."""
     g, n = workers.absorb(done, X, y, stats, bar)  # type: ignore[arg-type]
-    d, version, then = done.device, done.tag[1], done.tag[2]  # type: ignore[attr-defined]
+    version, then = done.tag[1], done.tag[2]  # type: ignore[attr-defined]
+    d = ran_by(done)
     parts[0].append(g[None, :])
     parts[1].append(np.array([n * float(workers.weight(np.array([d]))[0])]))
     parts[2].append(np.array([version]))
     parts[3].append(then[None, :])
     parts[4].append(np.array([n]))
     parts[5].append(np.array([d]))
+
+
+def ran_by(done: object) -> int:
+    """The device whose gradient a finished shard holds: the one that ran it (a lost
+    device's shard is moved, ``Completion.ran_on``), for its weight and the outlier tally."""
+    ran = done.ran_on  # type: ignore[attr-defined]
+    return done.device if ran is None else int(ran)  # type: ignore[attr-defined]
 
 
 async def drain_late(
@@ -314,12 +322,13 @@ async def async_epochs(
         else:
             per = workers.absorb_split(done, X, y, bar)
             g = per.pop("grad")
-            pending.append((g, float(workers.weight(np.array([d]))[0]), int(done.tag[1]),
+            ran = ran_by(done)
+            pending.append((g, float(workers.weight(np.array([ran]))[0]), int(done.tag[1]),
                             done.tag[2]))  # fmt: skip
             while sum(len(p[0]) for p in pending) >= batch_size:
                 flush(full=True)
             for e, (k, loss, correct, circuits) in per.items():
-                stats[e].add(d, k, loss, correct, circuits)
+                stats[e].add(ran, k, loss, correct, circuits)
                 left[e] -= k
             for e in sorted(e for e, k in left.items() if k == 0):
                 if e == min(left):  # epochs complete in order

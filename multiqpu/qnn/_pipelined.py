@@ -84,6 +84,7 @@ from multiqpu.qnn._aggregation import (
     Aggregator,
     ParameterServer,
     _apply,
+    ran_by,
     weighted_mean,
 )
 from multiqpu.qnn._epochs import EpochStats, Progress
@@ -424,7 +425,7 @@ def _gather(
 ) -> None:
     """A finished shard's rows (one per step it holds a part of) into ``steps`` (a part
     of a later step than ``steps`` holds goes to the last)."""
-    d, version = done.device, done.tag[1]
+    d, version = ran_by(done), done.tag[1]
     weight = float(workers.weight(np.array([d]))[0])
     for (h, planned), g, n, then in workers.absorb_groups(done, X, y, stats, bar):
         parts = steps[min(h, len(steps) - 1)]

@@ -107,3 +107,37 @@ def test_training_goes_on_when_a_device_is_lost(aggregation: str) -> None:
     for epoch in history.epochs:
         assert sum(epoch.samples) == 32  # every sample, once per epoch
     assert history.epochs[-1].samples[0] == 0
+
+
+@pytest.mark.parametrize("pipeline", [0, 1])
+def test_a_moved_shard_is_tallied_on_the_device_that_ran_it(pipeline: int, monkeypatch) -> None:
+    """Under a robust rule, the rows of a lost device's shards, run by live devices, count
+    as those devices' rows in the outlier tally: the lost device has rows only for the
+    jobs it finished itself (its first one; its second submission fails). One step a job
+    (FUSE 1), so that job is one row."""
+    from multiqpu.qnn import _pipelined
+
+    monkeypatch.setattr(_pipelined, "FUSE", 1)
+    lost = FaultyDevice(multiqpu.device("local:ideal", num_qubits=4, seed=1), name="lost",
+                        fail_after=1)  # fmt: skip
+    live = [
+        multiqpu.device("local:ideal", num_qubits=4, seed=s, label=f"live{s}") for s in (2, 3, 4)
+    ]
+    executor = FleetExecutor([lost, *live], options=QUICK)
+    X, y = _moons(32)
+    trainer = Trainer(
+        variational_classifier(2, 2, layers=1),
+        executor=executor,
+        shots=256,
+        batch_size=8,
+        learning_rate=0.2,
+        aggregator="median",
+        pipeline=pipeline,
+        progress=False,
+    )
+    history = trainer.fit(X, y, epochs=2)
+    assert executor.lost_devices() == {0} and executor.moved >= 1
+    seen = trainer.aggregator.seen  # type: ignore[attr-defined]
+    assert seen[0] == 1  # its one finished job; the moved ones are the live devices' rows
+    assert (seen[1:] >= 1).all() and (seen <= 8).all()  # 2 epochs x 4 steps
+    assert len(history.epochs) == 2
