@@ -25,19 +25,23 @@ def _moons(n: int) -> tuple[np.ndarray, np.ndarray]:
     return (X - X.min(0)) / (X.max(0) - X.min(0)) * np.pi, y
 
 
-def _train(executor: FleetExecutor, aggregation: str, epochs: int) -> History:
-    """A small classifier trained on 32 two-moons samples, batches of 8, 256 shots."""
-    X, y = _moons(32)
-    trainer = Trainer(
+def _trainer(executor: FleetExecutor, **options: object) -> Trainer:
+    """A small classifier for 32 two-moons samples, batches of 8, 256 shots."""
+    return Trainer(
         variational_classifier(2, 2, layers=1),
         executor=executor,
         shots=256,
         batch_size=8,
         learning_rate=0.2,
-        aggregation=aggregation,  # type: ignore[arg-type]
         progress=False,
+        **options,  # type: ignore[arg-type]
     )
-    return trainer.fit(X, y, epochs=epochs)
+
+
+def _train(executor: FleetExecutor, aggregation: str, epochs: int) -> History:
+    """:func:`_trainer` fitted for ``epochs``."""
+    X, y = _moons(32)
+    return _trainer(executor, aggregation=aggregation).fit(X, y, epochs=epochs)
 
 
 def test_training_survives_transient_errors_and_failed_jobs() -> None:
@@ -125,16 +129,7 @@ def test_a_moved_shard_is_tallied_on_the_device_that_ran_it(pipeline: int, monke
     ]
     executor = FleetExecutor([lost, *live], options=QUICK)
     X, y = _moons(32)
-    trainer = Trainer(
-        variational_classifier(2, 2, layers=1),
-        executor=executor,
-        shots=256,
-        batch_size=8,
-        learning_rate=0.2,
-        aggregator="median",
-        pipeline=pipeline,
-        progress=False,
-    )
+    trainer = _trainer(executor, aggregator="median", pipeline=pipeline)
     history = trainer.fit(X, y, epochs=2)
     assert executor.lost_devices() == {0} and executor.moved >= 1
     seen = trainer.aggregator.seen  # type: ignore[attr-defined]
