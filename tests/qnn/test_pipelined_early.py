@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from _audit import record_used, record_versions
 
 from multiqpu.qnn import Trainer, VirtualDevice, VirtualExecutor, variational_classifier
 from multiqpu.qnn._pipelined import EARLY, LATE, LATE_STEPS
@@ -61,22 +62,8 @@ def _train(queue_s: float, epochs: int = 3) -> tuple[Trainer, Recorded, list[np.
     ex = Recorded(devices)
     trainer = Trainer(variational_classifier(2, 2, layers=1), shots=SHOTS, batch_size=24,
                       backup=1, progress=False, executor=ex)  # fmt: skip
-    versions = [trainer.weights.copy()]
-    step = trainer.server.step
-
-    def recorded(grad: Any, factor: float = 1.0) -> None:
-        step(grad, factor)
-        versions.append(trainer.server.weights.copy())
-
-    trainer.server.step = recorded  # type: ignore[method-assign]
-    used: Counter[int] = Counter()  # the samples whose gradients were used
-    absorb = trainer.workers.absorb
-
-    def audited(done: Any, *args: Any) -> Any:
-        used.update(int(i) for i in done.tag[0])
-        return absorb(done, *args)
-
-    trainer.workers.absorb = audited  # type: ignore[method-assign,assignment]
+    versions = record_versions(trainer)
+    used = record_used(trainer)  # the samples whose gradients were used
     trainer.absorbed = used  # type: ignore[attr-defined]
     trainer.fit(X, y, epochs=epochs)
     return trainer, ex, versions

@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from _audit import record_used, record_versions
 
 import multiqpu.qnn._pipelined as pipelined
 from multiqpu.qnn import Trainer, VirtualDevice, VirtualExecutor, variational_classifier
@@ -45,22 +46,8 @@ def _train(
     ex = Jobs(devices)
     trainer = Trainer(variational_classifier(2, 2, layers=1), shots=256, batch_size=batch,
                       progress=False, executor=ex)  # fmt: skip
-    versions = [trainer.weights.copy()]
-    step = trainer.server.step
-
-    def recorded(grad: Any, factor: float = 1.0) -> None:
-        step(grad, factor)
-        versions.append(trainer.server.weights.copy())
-
-    trainer.server.step = recorded  # type: ignore[method-assign]
-    used: Counter[int] = Counter()
-    absorb = trainer.workers.absorb
-
-    def audited(done: Any, *args: Any) -> Any:
-        used.update(int(i) for i in done.tag[0])
-        return absorb(done, *args)
-
-    trainer.workers.absorb = audited  # type: ignore[method-assign,assignment]
+    versions = record_versions(trainer)
+    used = record_used(trainer)
     trainer.fit(X, y, epochs=3)
     return trainer, ex, versions, used
 

@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from _audit import record_used
 
 from multiqpu.qnn import Trainer, VirtualDevice, VirtualExecutor, variational_classifier
 
@@ -62,14 +63,7 @@ def test_a_late_shard_stuck_in_a_long_queue_is_dropped_and_its_samples_trained_l
     ex = OneLongQueue(devices, stuck=3, job=4)
     trainer = Trainer(variational_classifier(2, 2, layers=1), shots=256, batch_size=12,
                       backup=1, progress=False, executor=ex)  # fmt: skip
-    used: Counter[int] = Counter()
-    absorb = trainer.workers.absorb
-
-    def audited(done: Any, *args: Any) -> Any:
-        used.update(int(i) for i in done.tag[0])
-        return absorb(done, *args)
-
-    trainer.workers.absorb = audited  # type: ignore[method-assign,assignment]
+    used = record_used(trainer)
     steps: list[float] = []
     step = trainer.server.step
 
