@@ -6,7 +6,8 @@
 * **Work stealing** (:func:`steal`): when the source is empty, a device with a free slot and
   nothing queued takes tasks from the tail of the device expected to finish last.
 * **Jobs** (:func:`batches`): a device with a free slot submits a job of about ``job_s``
-  seconds of its queued work, one shots value per job.
+  seconds of its queued work, one shots value per job, while the jobs it holds stay
+  within the fleet's remaining plan (:func:`lane_cap`).
 
 Functions of the core's state (:class:`~multiqpu.scheduler._state.CoreState`); see
 :mod:`multiqpu.scheduler._core` for the whole.
@@ -31,7 +32,9 @@ __all__ = [
     "PROBE_FRACTION",
     "assign",
     "batches",
+    "fleet_end",
     "form_job",
+    "lane_cap",
     "move_tail",
     "place",
     "plan_end",
