@@ -6,7 +6,8 @@
 * **Work stealing** (:func:`steal`): when the source is empty, a device with a free slot and
   nothing queued takes tasks from the tail of the device expected to finish last.
 * **Jobs** (:func:`batches`): a device with a free slot submits a job of about ``job_s``
-  seconds of its queued work, one shots value per job.
+  seconds of its queued work, one shots value per job, while the jobs it holds stay
+  within the fleet's remaining plan (:func:`lane_cap`).
 
 Functions of the core's state (:class:`~multiqpu.scheduler._state.CoreState`); see
 :mod:`multiqpu.scheduler._core` for the whole.
@@ -27,10 +28,13 @@ from multiqpu.scheduler._waterfill import capped_waterfill, fluid_level, waterfi
 __all__ = [
     "JOB_FRACTION",
     "JOB_OVERHEADS",
+    "LANE_FRACTION",
     "PROBE_FRACTION",
     "assign",
     "batches",
+    "fleet_end",
     "form_job",
+    "lane_cap",
     "move_tail",
     "place",
     "plan_end",
@@ -47,6 +51,12 @@ JOB_FRACTION = 0.25
 # benchmark, seeds 0-99: makespan / bound p50 1.68 -> 1.55 for `fastest`, every policy
 # and key better; docs/scheduler.md, round 5)
 JOB_OVERHEADS = 10.0
+# the work all of a device's job slots together hold (sent, not done) is capped at this
+# share of the fleet's remaining plan (``fleet_end``): a device with 10-50 slots of one
+# circuit a job (ion traps, neutral atoms) otherwise commits hours of work that faster
+# devices could take (round 7; a quarter, like one job, held superconducting devices to a
+# job or two at a time, each paying its own queue wait: seeds 0-29 p50 1.49 -> 1.62)
+LANE_FRACTION = 1.0
 # a device whose speed is unknown gets a probe (one circuit) first, only a circuit it is
 # expected to finish within this share of the remaining plan
 PROBE_FRACTION = 0.1
@@ -346,11 +356,60 @@ def batches(core: CoreState, now: float) -> list[Submission]:
     ready = np.flatnonzero(core.alive & (core.local_count > 0) & (core.inflight < core.slots))
     if len(ready):
         core.plan_end = max(plan_end(core, now), now)
+    fleet = fleet_end(core, now) if len(ready) else now
     for d in ready.tolist():
+        cap = lane_cap(core, d, now, fleet)
+        committed = sum(j.exec_s for j in core.dev[d].jobs.values())
         while core.local_count[d] > 0 and core.inflight[d] < core.slots[d]:
-            subs.append(form_job(core, d, now))
+            if core.inflight[d] > 0 and committed >= cap:
+                break  # the rest stays queued here, movable, until a lane frees
+            sub = form_job(core, d, now)
+            committed += core.jobs[sub.job_id].exec_s
+            subs.append(sub)
         core.lane(d, now)
     return subs
+
+
+def fleet_end(core: CoreState, now: float) -> float:
+    """When the work not yet submitted (unplaced, or queued on a device) would be done as a
+    fluid over every live device the policy prefers for it, each from when it is free (a
+    device's own jobs sent count: their lane delays it). Unlike :func:`plan_end`, devices
+    holding no queued work take part."""
+    u = core.unplaced_by_class.astype(float)
+    n_c = core.tables.n_classes
+    for dev in core.dev:
+        for _, cls in dev.local:
+            u += np.bincount(cls, minlength=n_c)
+    total = float(u.sum())
+    start = np.maximum(core.lane_end, now + core.wait)
+    pref = core.masks.preferred & core.alive[None, :]
+    count = u @ pref
+    ok = (count > 0) & np.isfinite(start)
+    if total <= 0 or not ok.any():
+        return now
+    xbar = (u @ (pref * core.x)) / np.maximum(count, 1.0)
+    return fluid_level(start[ok], xbar[ok], count[ok], total)
+
+
+def lane_cap(core: CoreState, d: int, now: float, fleet: float) -> float:
+    """The work (seconds of execution) device ``d`` may hold in jobs sent and not done, over
+    all its job slots together: ``LANE_FRACTION`` of the remaining plan, or of what the
+    device alone must run when no other device may take its queued work (the rule that
+    sizes one job, applied to its lanes together); at least one job's floor."""
+    horizon = max(fleet - now, 0.0)
+    local = core.dev[d].local
+    if local:
+        cls = np.concatenate([c for _, c in local]) if len(local) > 1 else local[0][1]
+        others = core.masks.preferred[np.unique(cls)] & core.alive[None, :]
+        others[:, d] = False
+        if not others.any():  # pinned here: what it still needs, queue wait included
+            own = float(max(core.lane_end[d], now + core.wait[d]) + core.local_work[d])
+            horizon = max(horizon, own - now)
+    floor = max(JOB_OVERHEADS * float(core.overhead[d]), core.config.min_job_s)
+    if core.config.explore and core.learner.jobs[d] == 0:
+        # its speed is not known yet: the probes hold no more than a probe may
+        return PROBE_FRACTION * horizon
+    return max(LANE_FRACTION * horizon, floor)
 
 
 def form_job(core: CoreState, d: int, now: float) -> Submission:

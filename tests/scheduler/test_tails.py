@@ -77,3 +77,20 @@ def test_a_copy_left_running_after_its_job_was_closed_is_still_hedged() -> None:
     fast = simulate(list(sc.fleet), sc.workload, policy="fastest", seed=78)
     bal = simulate(list(sc.fleet), sc.workload, policy="balanced", seed=78)
     assert bal.makespan_s <= 1.6 * fast.makespan_s  # max_slowdown (1.5) + 0.1
+
+
+def test_one_circuit_a_task_devices_hold_no_more_than_the_plan() -> None:
+    # family seed 6042, fastest (round 7): two ion traps (50 job slots, one circuit a task)
+    # each sent 50 one-circuit jobs at once, 2,400 s of work (published speed) against a
+    # remaining plan of 900 s, before any of them had come back; learned slower (65-80 s a
+    # circuit), their lanes ran 7,900 and 14,700 s while the superconducting devices that
+    # took the rest were busy 1,100 s. A device's jobs sent and not done now hold at most
+    # the fleet's remaining plan (a tenth of it while its speed is unknown).
+    sc = family_scenario(6042)
+    r = simulate(list(sc.fleet), sc.workload, policy="fastest", seed=6042, bound=True)
+    assert r.lower_bound_s is not None
+    ions = [d for d in r.per_device if str(d["device"]).startswith("forte")]
+    # (when written: 6,435 + 8,232 s busy, 10,379 s, 7.5x the bound; before: 7,938 +
+    # 14,675 s, 17,776 s, 12.8x)
+    assert sum(float(d["busy_s"]) for d in ions) < 17_000, ions
+    assert r.makespan_s < 10 * r.lower_bound_s
