@@ -114,6 +114,8 @@ class Core:
         core = self.state
         tic = time.perf_counter()
         core.now = now
+        if core.benched_until:
+            _outcomes.readmit(core, now)  # devices benched for failing, tried again
         if core.session_ttl.any():
             _estimates.update_sessions(core, now)
             # the rescue reserve is kept while a session that holds work has not started
@@ -232,10 +234,11 @@ class Core:
     def next_wakeup(self, now: float) -> float | None:
         """When the driver should call :meth:`pump` again even if nothing happens."""
         jobs = self.state.jobs
+        benched = min(self.state.benched_until.values(), default=np.inf)  # (readmitted then)
         if not jobs:
-            return None
+            return None if benched == np.inf else float(benched)
         ends = [j.expected_end for j in jobs.values() if j.expected_end > now]
-        soonest = min(ends) if ends else np.inf
+        soonest = min(min(ends) if ends else np.inf, benched)
         ages = [now - j.submitted for j in jobs.values()]
         # (statistics.median: np.median's value, without its overhead on a short list)
         recheck = now + max(0.1 * float(statistics.median(ages)), 1e-3)

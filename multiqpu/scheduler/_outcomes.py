@@ -4,7 +4,9 @@ A finished job's new results are delivered once (a hedge and its straggler race:
 result of each circuit wins, the other copies are cancelled); its times teach the learner. A
 failed job's circuits go back to the front unless a live copy still covers them; a device
 lost for good, or failing ``max_failures`` times in a row (and more often in a row than its
-own failure rate so far makes likely: :func:`improbable_run`), is dropped and its work moved.
+own failure rate so far makes likely: :func:`improbable_run`), is dropped and its work moved;
+one dropped for failing (not lost) is benched: tried again after :data:`BENCH_S`, doubled at
+each relapse (:func:`readmit`).
 
 Functions of the core's state (:class:`~multiqpu.scheduler._state.CoreState`); see
 :mod:`multiqpu.scheduler._core` for the whole.
@@ -28,6 +30,7 @@ __all__ = [
     "on_done",
     "on_failed",
     "promote",
+    "readmit",
     "reopen",
     "requeue_uncovered",
 ]
@@ -195,7 +198,11 @@ def on_failed(core: CoreState, job_id: int, now: float, *, permanent: bool) -> t
             core.consecutive_failures[d] = 0
         else:
             cancel = drop(core, d, now)
-            core.soft_dropped.add(d)  # it may come back if a loss leaves nothing else
+            # benched, not gone: tried again after a pause (sooner if a loss leaves
+            # nothing else)
+            core.soft_dropped.add(d)
+            core.benched_until[d] = now + BENCH_S * 2.0 ** int(core.benched[d])
+            core.benched[d] += 1
     core.lane(d, now)
     return cancel
 
@@ -207,6 +214,30 @@ def on_failed(core: CoreState, job_id: int, now: float, *, permanent: bool) -> t
 # in a row; one that never delivered is dropped after max_failures
 RUN_ALPHA = 2e-4
 _PRIOR_FAIL, _PRIOR_JOBS = 1.0, 10.0
+
+
+#: a device dropped for failing in a row is tried again after this pause, doubled each time
+#: it is dropped again: transient failures (0-20 % of jobs on real fleets) come in runs, and
+#: a device left out for good may leave only slow ones (family seed 8095: balanced ran 512
+#: days on two neutral-atom devices while the dropped superconducting one was fine)
+BENCH_S = 600.0
+
+
+def readmit(core: CoreState, now: float) -> bool:
+    """Bring back the benched devices whose pause is over (their failure tallies start
+    again; :func:`improbable_run` still remembers their failures). True if any came back."""
+    back = [d for d, until in core.benched_until.items() if until <= now]
+    for d in back:
+        del core.benched_until[d]
+        if d in core.soft_dropped:
+            core.soft_dropped.discard(d)
+            core.alive[d] = True
+            core.consecutive_failures[d] = 0
+            if d in core.stats.dropped:  # (the report lists the devices left out at the end)
+                core.stats.dropped.remove(d)
+    if back:
+        refresh_masks(core, force=True)
+    return bool(back)
 
 
 def improbable_run(core: CoreState, d: int) -> bool:
@@ -253,6 +284,7 @@ def drop(core: CoreState, d: int, now: float) -> tuple[int, ...]:
         for k in sorted(core.soft_dropped):
             core.alive[k] = True
             core.consecutive_failures[k] = 0
+            core.benched_until.pop(k, None)
         core.soft_dropped.clear()
         refresh_masks(core, force=True)
         bad = core.unplaceable_classes()

@@ -406,8 +406,10 @@ def lane_cap(core: CoreState, d: int, now: float, fleet: float) -> float:
             own = float(max(core.lane_end[d], now + core.wait[d]) + core.local_work[d])
             horizon = max(horizon, own - now)
     floor = max(JOB_OVERHEADS * float(core.overhead[d]), core.config.min_job_s)
-    if core.config.explore and core.learner.jobs[d] == 0:
-        # its speed is not known yet: the probes hold no more than a probe may
+    session = core.session_ttl[d] > 0 and core.live[d]
+    if core.config.explore and core.learner.jobs[d] == 0 and not session:
+        # its speed is not known yet: the probes hold no more than a probe may (but a live
+        # session is fed at once: its next job skips the queue, and an idle one closes)
         return PROBE_FRACTION * horizon
     return max(LANE_FRACTION * horizon, floor)
 

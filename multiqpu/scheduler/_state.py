@@ -129,6 +129,10 @@ class CoreState:
         self.lane_end = np.full(nd, now)
         self.consecutive_failures = np.zeros(nd, dtype=np.int64)
         self.soft_dropped: set[int] = set()  # dropped for failing in a row, not lost
+        # ...benched until then, when they are tried again (_outcomes.readmit), and how
+        # often each was benched (each relapse doubles the pause)
+        self.benched_until: dict[int, float] = {}
+        self.benched = np.zeros(nd, dtype=np.int64)
         self.last_end = np.full(nd, -np.inf)  # when our latest job on the device finished
         # when our lane there last moved on (a job of ours ended, failed, timed out or was
         # cancelled while running): the default time limit counts from then (Core.timeouts)

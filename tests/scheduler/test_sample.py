@@ -117,12 +117,13 @@ async def test_cancelling_the_caller_cancels_every_submitted_job() -> None:
     task = asyncio.ensure_future(
         Fleet(devices).sample([tagged_circuit(i) for i in range(8)], shots=100, journal=None)
     )
+    # (while their speed is unknown, each device holds one probe job: the lane cap)
     for _ in range(200):
         await asyncio.sleep(0.02)
-        if sum(len(d.submits) for d in devices) >= 4:
+        if all(d.submits for d in devices):
             break
     submitted = {j.job_id for d in devices for j in d.jobs}
-    assert len(submitted) >= 4
+    assert len(submitted) >= 2 and all(d.jobs for d in devices)
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
