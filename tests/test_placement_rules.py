@@ -42,8 +42,9 @@ def mixed_fleet() -> list[Recording]:
     # scheduler free to choose would send restricted work there
     return [
         Recording(FaultyDevice(ideal, name="ideal", delay_s=(0.1, 0.3), seed=3)),
-        # loses every job after its first: the work fails over
-        Recording(FaultyDevice(ideal, name="lossy", fail_after=1, fail_in_flight=True)),
+        # loses every job after its second (its first is a probe, alone: the lane cap): the
+        # work of the jobs in flight then fails over
+        Recording(FaultyDevice(ideal, name="lossy", fail_after=2, fail_in_flight=True)),
         # transient submission errors: retries
         Recording(FaultyDevice(ideal, name="flaky", transient_failures=2, seed=1)),
         # slow: its jobs are stragglers for hedging

@@ -39,8 +39,7 @@ def _faulty_fleet() -> multiqpu.Fleet:
             FaultyDevice(
                 multiqpu.device("local:ideal", limits=small),
                 name="dies",
-                fail_after=1,
-                fail_in_flight=True,
+                fail_after=0,  # lost at its first submission (a probe: the lane cap)
                 delay_s=0.3,
             ),
             FaultyDevice(multiqpu.device("local:ideal", limits=small), name="steady", delay_s=0.05),

@@ -72,10 +72,12 @@ def test_pennylane_expval_combines_per_device_values() -> None:
     assert dev.work_share == {"local:la+local:lb": 1}  # one tape, its shots on both devices
     # <ZZ> = 1 for this state, seen through readout errors of 1 % and 10 %: the devices
     # disagree by far more than shot noise (~0.005), so the combined error is scaled up
-    # (PDG factor) to cover the spread instead of reporting the bare ~0.004
+    # (PDG factor) to cover the spread instead of reporting the bare ~0.004 (by how much
+    # depends on the split: 0.025 when the noisier device got a small part, 0.05-0.14
+    # for even splits)
     good, bad = (1 - 2 * 0.01) ** 2, (1 - 2 * 0.10) ** 2
     assert bad - 3 * se < value < good + 3 * se
-    assert se > 0.05 and np.isfinite(value)
+    assert se > 0.015 and np.isfinite(value)
 
 
 def measured_bell() -> QuantumCircuit:
