@@ -113,15 +113,13 @@ def test_training_goes_on_when_a_device_is_lost(aggregation: str) -> None:
     assert history.epochs[-1].samples[0] == 0
 
 
+@pytest.mark.usefixtures("unfused")
 @pytest.mark.parametrize("pipeline", [0, 1])
-def test_a_moved_shard_is_tallied_on_the_device_that_ran_it(pipeline: int, monkeypatch) -> None:
+def test_a_moved_shard_is_tallied_on_the_device_that_ran_it(pipeline: int) -> None:
     """Under a robust rule, the rows of a lost device's shards, run by live devices, count
     as those devices' rows in the outlier tally: the lost device has rows only for the
     jobs it finished itself (its first one; its second submission fails). One step a job
     (FUSE 1), so that job is one row."""
-    from multiqpu.qnn import _pipelined
-
-    monkeypatch.setattr(_pipelined, "FUSE", 1)
     lost = FaultyDevice(multiqpu.device("local:ideal", num_qubits=4, seed=1), name="lost",
                         fail_after=1)  # fmt: skip
     live = [

@@ -18,13 +18,7 @@ from multiqpu.qnn._pipelined import EARLY, LATE, LATE_STEPS
 pytest.importorskip("sklearn")
 
 
-@pytest.fixture(autouse=True)
-def _unfused(monkeypatch: pytest.MonkeyPatch) -> None:
-    """These tests are of one job per batch (FUSE 1: what a batch of fewer than FUSE_MIN
-    samples per device gets); fused steps: tests/qnn/test_pipelined_fused.py."""
-    import multiqpu.qnn._pipelined as pipelined
-
-    monkeypatch.setattr(pipelined, "FUSE", 1)
+pytestmark = pytest.mark.usefixtures("unfused")  # one job per batch: conftest
 
 
 SHOTS = 256
