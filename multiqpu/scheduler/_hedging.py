@@ -18,6 +18,7 @@ from __future__ import annotations
 import numpy as np
 
 from multiqpu.scheduler._estimates import refresh_masks, update_sessions
+from multiqpu.scheduler._learning import SPEED_SIGMA
 from multiqpu.scheduler._outcomes import abandon, promote
 from multiqpu.scheduler._records import JobRecord, Submission
 from multiqpu.scheduler._state import EPS, CoreState
@@ -38,7 +39,11 @@ __all__ = [
 ]
 
 TAIL_HEDGE_CIRCUITS = 10  # copied per look in the tail once the budget is spent
-MAX_HEDGE_ROUNDS = 3  # open copies of one straggler (copied again when a better refuge turns up)
+# devices holding open copies of one straggler (copied again when a better refuge turns up;
+# a queued copy counts once it runs, see _open_copies)
+MAX_HEDGE_ROUNDS = 3
+# a hedge on a device never measured is judged this many sigmas of the speed prior slow
+UNKNOWN_SPEED_Z = 2.0
 COPY_Z = -1.0  # queued copy: made if the holder's optimistic start (sigmas) beats the job's
 
 
@@ -67,6 +72,29 @@ def straggler_end(core: CoreState, job: JobRecord, now: float) -> float:
         return max(nominal, now)
     # overdue: the longer a job has been late, the later it is expected (heavy tails)
     return now + max(job.exec_s, 0.5 * (now - job.submitted))
+
+
+def _speed_hi(core: CoreState, speed: np.ndarray, devs: np.ndarray) -> np.ndarray:
+    """The speed a refuge is judged by: the learned one, or for a device none of our jobs
+    finished on yet the prior's ``UNKNOWN_SPEED_Z`` sigmas on the slow side."""
+    unknown = core.learner.jobs[devs] == 0
+    return np.where(unknown, speed[devs] * np.exp(UNKNOWN_SPEED_Z * SPEED_SIGMA), speed[devs])
+
+
+def _open_copies(core: CoreState, job: JobRecord) -> int:
+    """Refuges of ``job`` that count against MAX_HEDGE_ROUNDS: devices holding a hedge of it
+    still open, or a queued copy that runs. A queued copy not started yet costs nothing and is
+    cancelled when any other copy starts (family seed 9054: a probe's two queued copies
+    behind 1-3 h queues and one hedge left it unhedgeable while that hedge ran 327 s on a
+    slow device), and a hedge split into one-circuit jobs on one device is one refuge (family
+    seed 9086: seven on one ion trap behind a 2.6 h queue left a 7-circuit straggler
+    unhedgeable for 10,000 s)."""
+    held = set()
+    for h in job.hedges:
+        copy = core.jobs.get(h)
+        if copy is not None and (copy.started or not copy.redundant):
+            held.add(copy.device)
+    return len(held)
 
 
 def hedges(core: CoreState, now: float) -> list[Submission]:
@@ -99,7 +127,7 @@ def hedges(core: CoreState, now: float) -> list[Submission]:
         # (copies still open count, not those gone, cancelled while queued or failed: a job
         # that starts late on a slow device is a straggler anew; the hedge budget bounds
         # the copies in all)
-        if j.origin is not None or sum(h in core.jobs for h in j.hedges) >= MAX_HEDGE_ROUNDS:
+        if j.origin is not None or _open_copies(core, j) >= MAX_HEDGE_ROUNDS:
             continue
         ghost = j.job_id not in core.jobs
         if ghost and not any(h in core.jobs for h in j.hedges):
@@ -158,7 +186,11 @@ def hedges(core: CoreState, now: float) -> list[Submission]:
         # (judged with a pessimistic wait: a device we know badly is a poor refuge)
         wait_hi = core.wait_quantile(1.0)[devs]
         start = np.maximum(core.lane_end[devs], now + wait_hi) + core.overhead[devs]
-        per_task = speed[devs] * core.tables.raw_s[job.cls][:, devs].mean(axis=0) + EPS
+        # (and with a pessimistic speed where none of our jobs finished yet: a neutral-atom
+        # device never measured took family seed 9054's last circuit for 327 s, while
+        # devices known to be fast were idle)
+        per_task = _speed_hi(core, speed, devs) * core.tables.raw_s[job.cls][:, devs].mean(axis=0)
+        per_task = per_task + EPS
         # (a device whose speed is unknown takes probes of one circuit only)
         room = np.array([core.batch_limit(int(d)) * free[int(d)] for d in devs], dtype=np.int64)
         n = capped_waterfill(start, per_task, len(job.idx), room)

@@ -1,0 +1,71 @@
+"""Round 8 of the family benchmark (docs/scheduler.md): which copies of a straggler count
+against ``MAX_HEDGE_ROUNDS``, and how a refuge never measured is judged."""
+
+from __future__ import annotations
+
+import math
+from types import SimpleNamespace
+from typing import Any
+
+import numpy as np
+
+from multiqpu.scheduler import simulate
+from multiqpu.scheduler._families import family_scenario
+from multiqpu.scheduler._hedging import (
+    MAX_HEDGE_ROUNDS,
+    UNKNOWN_SPEED_Z,
+    _open_copies,
+    _speed_hi,
+)
+from multiqpu.scheduler._learning import SPEED_SIGMA
+from multiqpu.scheduler._records import JobRecord
+
+
+def _job(job_id: int, device: int, **kw: Any) -> JobRecord:
+    one = np.zeros(1, dtype=np.int64)
+    return JobRecord(job_id, device, one, one, 0, 0.0, 1.0, 1.0, 0.0, **kw)
+
+
+def test_queued_copies_do_not_count_and_one_device_is_one_refuge() -> None:
+    straggler = _job(0, 0, hedges=[1, 2, 3, 4, 5, 6])
+    jobs = {
+        0: straggler,
+        # two queued copies not started: free, cancelled when any copy starts
+        1: _job(1, 1, origin=0, redundant=True),
+        2: _job(2, 2, origin=0, redundant=True),
+        # a hedge split into three one-circuit jobs on device 3: one refuge
+        3: _job(3, 3, origin=0),
+        4: _job(4, 3, origin=0),
+        5: _job(5, 3, origin=0),
+        # a queued copy that started running: it holds a device
+        6: _job(6, 4, origin=0, redundant=True, started=True),
+    }
+    core = SimpleNamespace(jobs=jobs)
+    assert _open_copies(core, straggler) == 2  # type: ignore[arg-type]
+    assert _open_copies(core, straggler) < MAX_HEDGE_ROUNDS  # type: ignore[arg-type]
+    # (counted as open jobs, as before, it had 6 and could never be hedged again)
+    jobs[7] = _job(7, 5, origin=0)
+    straggler.hedges.append(7)
+    assert _open_copies(core, straggler) == MAX_HEDGE_ROUNDS  # type: ignore[arg-type]
+
+
+def test_a_refuge_never_measured_is_judged_on_the_slow_side_of_its_prior() -> None:
+    core = SimpleNamespace(learner=SimpleNamespace(jobs=np.array([0, 4, 0])))
+    speed = np.array([1.0, 1.3, 0.8])
+    got = _speed_hi(core, speed, np.array([0, 1, 2]))  # type: ignore[arg-type]
+    slow = math.exp(UNKNOWN_SPEED_Z * SPEED_SIGMA)
+    np.testing.assert_allclose(got, [slow, 1.3, 0.8 * slow])
+
+
+def test_a_straggler_with_copies_waiting_in_queues_is_still_hedged() -> None:
+    # family seed 9054, balanced: a probe behind a 3 h queue had two queued copies (1-3 h
+    # queues) and one hedge, a 327 s circuit on a neutral-atom device never measured. All
+    # three counted as open copies (3, the most), so no faster refuge could take it:
+    # balanced ran 521 s against fastest's 298 s (1.75x, past max_slowdown + 0.1).
+    sc = family_scenario(9054)
+    fleet = list(sc.fleet)
+    b = simulate(fleet, sc.workload, policy="balanced", seed=9054)
+    f = simulate(fleet, sc.workload, policy="fastest", seed=9054)
+    assert sum(int(d["circuits"]) for d in b.per_device) == sc.workload.n
+    # (when written: 274 s against 298 s)
+    assert b.makespan_s <= 1.25 * f.makespan_s, (b.makespan_s, f.makespan_s)
