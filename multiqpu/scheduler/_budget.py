@@ -45,11 +45,11 @@ def budget_plan(core: CoreState, *, force: bool = False) -> np.ndarray:
     (``s``): when that plan would finish later than ``s`` times the fastest plan on the
     same estimates (every device that fits, any fidelity), or when no such plan exists,
     the plan is instead the split that loses least among those that finish within ``s``
-    times the fastest one, and the fidelity budget grows to what it loses (the run is
-    bound by ``max_slowdown``). A class may use every device at least as accurate as the
-    least accurate one the plan gives it. Re-planned after every 5 % of the tasks is
-    delivered (estimates have moved, and what was spent is known) and when a device is
-    dropped."""
+    times the fastest one (the fastest split itself should that program find none), and
+    the fidelity budget grows to what it loses (the run is bound by ``max_slowdown``). A
+    class may use every device at least as accurate as the least accurate one the plan
+    gives it. Re-planned after every 5 % of the tasks is delivered (estimates have moved,
+    and what was spent is known) and when a device is dropped."""
     delivered = core.stats.delivered
     if core.fallen_back:
         # the run fell back to fastest (see late_guard): every live device that fits
