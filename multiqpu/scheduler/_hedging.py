@@ -87,8 +87,8 @@ def _open_copies(core: CoreState, job: JobRecord) -> int:
     cancelled when any other copy starts (family seed 9054: a probe's two queued copies
     behind 1-3 h queues and one hedge left it unhedgeable while that hedge ran 327 s on a
     slow device), and a hedge split into one-circuit jobs on one device is one refuge (family
-    seed 9086, with jobs sent behind probes: seven on one ion trap behind a 2.6 h queue left
-    a 7-circuit straggler unhedgeable for 10,000 s)."""
+    seed 9086 in a trial not kept, branch exp-probe-batches: seven on one ion trap behind a
+    2.6 h queue left a 7-circuit straggler unhedgeable for 10,000 s)."""
     held = set()
     for h in job.hedges:
         copy = core.jobs.get(h)
@@ -124,9 +124,9 @@ def hedges(core: CoreState, now: float) -> list[Submission]:
     # 78: its last circuit ran 70 min on a neutral-atom device, the fleet idle, as no one
     # judged it)
     for j in (*core.jobs.values(), *core.ghosts.values()):
-        # (copies still open count, not those gone, cancelled while queued or failed: a job
-        # that starts late on a slow device is a straggler anew; the hedge budget bounds
-        # the copies in all)
+        # (devices holding copies still open count, not copies gone, cancelled while queued
+        # or failed, nor queued copies not started yet: a job that starts late on a slow
+        # device is a straggler anew; the hedge budget bounds the copies in all)
         if j.origin is not None or _open_copies(core, j) >= MAX_HEDGE_ROUNDS:
             continue
         ghost = j.job_id not in core.jobs
