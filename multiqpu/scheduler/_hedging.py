@@ -87,7 +87,7 @@ def _open_copies(core: CoreState, job: JobRecord) -> int:
     cancelled when any other copy starts (family seed 9054: a probe's two queued copies
     behind 1-3 h queues and one hedge left it unhedgeable while that hedge ran 327 s on a
     slow device), and a hedge split into one-circuit jobs on one device is one refuge (family
-    seed 9086 in a trial not kept, branch exp-probe-batches: seven on one ion trap behind a
+    seed 9086 in a trial not kept, docs/scheduler.md round 8: seven on one ion trap behind a
     2.6 h queue left a 7-circuit straggler unhedgeable for 10,000 s)."""
     held = set()
     for h in job.hedges:

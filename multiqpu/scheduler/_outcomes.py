@@ -223,9 +223,9 @@ _PRIOR_FAIL, _PRIOR_JOBS = 1.0, 10.0
 BENCH_S = 600.0
 
 
-def readmit(core: CoreState, now: float) -> bool:
+def readmit(core: CoreState, now: float) -> None:
     """Bring back the benched devices whose pause is over (their failure tallies start
-    again; :func:`improbable_run` still remembers their failures). True if any came back."""
+    again; :func:`improbable_run` still remembers their failures)."""
     back = [d for d, until in core.benched_until.items() if until <= now]
     for d in back:
         del core.benched_until[d]
@@ -237,7 +237,6 @@ def readmit(core: CoreState, now: float) -> bool:
                 core.stats.dropped.remove(d)
     if back:
         refresh_masks(core, force=True)
-    return bool(back)
 
 
 def improbable_run(core: CoreState, d: int) -> bool:
