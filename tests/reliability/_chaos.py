@@ -79,9 +79,12 @@ def _ideal(seed: int, width: int = 5) -> multiqpu.Device:
     )
 
 
-def chaos_devices(n: int, seed: int, fail_after: int | None = None) -> list[FaultyDevice]:
+def chaos_devices(
+    n: int, seed: int, fail_after: int | None = None, dies_delay_s: float = 0.05
+) -> list[FaultyDevice]:
     """The seven faulty devices of a chaos run of ``n`` circuits (``dies`` is lost after
-    ``fail_after`` jobs, default ``n // 20``)."""
+    ``fail_after`` jobs, default ``n // 20``; it holds each result back up to
+    ``dies_delay_s``, so it has jobs in flight when it is lost)."""
     p = 0.2  # every device: 20 % transient failures
     return [
         FaultyDevice(_ideal(seed), name="flaky", transient_failures=p, seed=seed),
@@ -92,7 +95,7 @@ def chaos_devices(n: int, seed: int, fail_after: int | None = None) -> list[Faul
         FaultyDevice(
             _ideal(seed + 2), name="dies", transient_failures=p,
             fail_after=fail_after or max(n // 20, 2), fail_in_flight=True,
-            delay_s=(0.0, 0.05), seed=seed + 2,
+            delay_s=(0.0, dies_delay_s), seed=seed + 2,
         ),
         FaultyDevice(_ideal(seed + 3), name="stuck", transient_failures=p, hang=True, seed=seed),
         FaultyDevice(
@@ -124,7 +127,12 @@ class ChaosOutcome:
 
 
 async def run_chaos(
-    n: int, seed: int, journal_path: str | None = None, *, fail_after: int | None = None
+    n: int,
+    seed: int,
+    journal_path: str | None = None,
+    *,
+    fail_after: int | None = None,
+    dies_delay_s: float = 0.05,
 ) -> ChaosOutcome:
     """One chaos run of ``n`` circuits (see the module docstring) and its checks."""
     circuits = chaos_circuits(n, seed)
@@ -132,7 +140,7 @@ async def run_chaos(
     reference = await clean.sample(
         circuits, shots=None, journal=None, **{**CHAOS_OPTIONS, "job_timeout_s": None}
     )
-    devices = chaos_devices(n, seed, fail_after)
+    devices = chaos_devices(n, seed, fail_after, dies_delay_s)
     with Journal(journal_path or ":memory:") as journal:
         t0 = time.perf_counter()
         result = await multiqpu.Fleet(devices).sample(
