@@ -60,6 +60,8 @@ LANE_FRACTION = 1.0
 # a device whose speed is unknown gets a probe (one circuit) first, only a circuit it is
 # expected to finish within this share of the remaining plan
 PROBE_FRACTION = 0.1
+# placement looks at most this many tasks past those of classes it cannot place now
+SCAN_LIMIT = 65536
 
 
 def take(core: CoreState, n: int) -> tuple[np.ndarray, np.ndarray]:
@@ -102,8 +104,17 @@ def plan_level(core: CoreState, F: np.ndarray) -> tuple[float, np.ndarray]:
 
 
 def place(core: CoreState, now: float) -> None:
+    """Place unplaced tasks, oldest first, on the devices with room before the plan's level.
+    A class none of whose devices has room is *blocked* for the rest of the call; its tasks
+    are set aside, in order, and up to ``SCAN_LIMIT`` tasks behind them are still placed
+    (docs/scheduler.md, round 10: a blocked head of the line starved the rest)."""
     tic = time.perf_counter()
+    held: list[tuple[np.ndarray, np.ndarray]] = []
+    n_held = 0
+    blocked = np.zeros(core.tables.n_classes, dtype=bool)
     while core.front or core.source.remaining:
+        if blocked.any() and (n_held >= SCAN_LIMIT or blocked[core.unplaced_by_class > 0].all()):
+            break  # every class with work left is blocked, or far enough looked
         F = core.finish_times(now)
         cap = now + core.horizon
         level, xbar = plan_level(core, F)
@@ -112,7 +123,15 @@ def place(core: CoreState, now: float) -> None:
         room = np.where(core.alive, np.maximum(limit - F, 0.0), 0.0)
         idle = core.alive & (core.local_count == 0) & (core.inflight < core.slots)
         capacity = int(np.sum(room / np.maximum(xbar, 1e-9))) + int(idle.sum())
-        idx, cls = take(core, min(max(capacity, 16), core.chunk))
+        want = min(max(capacity, 16), core.chunk)
+        idx, cls = take(core, want)
+        while len(idx) and blocked[cls].any() and n_held < SCAN_LIMIT:
+            skip = blocked[cls]
+            held.append((idx[skip], cls[skip]))
+            n_held += int(skip.sum())
+            idx, cls = idx[~skip], cls[~skip]
+            if len(idx) == 0:  # all blocked: look further (the level is unchanged)
+                idx, cls = take(core, want)
         if len(idx) == 0:
             break
         leftover = place_chunk(core, idx, cls, now, F, limit, cap)
@@ -120,10 +139,14 @@ def place(core: CoreState, now: float) -> None:
             left = sum(len(seg[0]) for seg in leftover)
             # adapt the chunk to what the devices actually took
             core.chunk = max(16, min(65536, 2 * (len(idx) - left)))
-            for seg in reversed(leftover):
-                core.front.appendleft(seg)
-            break
+            for seg in leftover:
+                blocked[seg[1]] = True
+            held.extend(leftover)
+            n_held += left
+            continue
         core.chunk = min(65536, 2 * core.chunk)
+    for seg in reversed(held):  # set aside: back to the head of the line, in order
+        core.front.appendleft(seg)
     core.stats.place_s += time.perf_counter() - tic
 
 

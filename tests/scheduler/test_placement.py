@@ -446,3 +446,29 @@ def test_a_late_session_never_holds_the_run() -> None:
         pending.update({s.job_id: s for s in c.pump(now)})
     assert c.finished and sorted(delivered) == list(range(100))
     assert now < 1000.0
+
+
+def test_work_behind_a_blocked_head_of_the_line_is_still_placed() -> None:
+    # family seed 5 (docs/scheduler.md, round 10): thousands of tasks that only a device
+    # with a long queue may take stood first in line; placement stopped at the first chunk
+    # it could not place, so a device idle and able to run what stood behind got nothing
+    fits = np.array([[True, False], [True, True]])
+    t = tables([[0.9, 0.9], [0.9, 0.9]], [[1.0, 1.0], [1.0, 1.0]], fits=fits)
+    nd = 2
+    learner = Learner(nd, reported_wait_s=[10_000.0, 0.0], prior_overhead_s=[1.0] * nd)
+    cls = np.array([0] * 3000 + [1] * 40)
+    c = Core(
+        t,
+        ArraySource(np.arange(len(cls)), cls),
+        concurrency=[5, 5],
+        max_batch=[300, 300],
+        learner=learner,
+        config=CoreConfig(policy="fastest", explore=False, redundancy=0),
+    )
+    per = placed(c, c.pump(0.0))
+    assert per[1] == 40  # every task of the second class, at once, on the idle device
+    assert 0 < per[0] < 3000  # the first class up to its device's horizon; the rest waits
+    # nothing lost or doubled: the tasks set aside are back at the head of the line
+    waiting = sum(len(i) for i, _ in c.state.front) + c.state.source.remaining
+    assert per.sum() + waiting == len(cls)
+    assert c.state.unplaced_by_class.tolist() == [3000 - per[0], 0]
