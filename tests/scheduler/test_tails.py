@@ -116,3 +116,16 @@ def test_a_device_dropped_for_failing_in_a_row_is_tried_again(monkeypatch) -> No
     gone = simulate([fast, slow], work, policy="fastest", seed=7)
     assert gone.per_device[0]["dropped"] and gone.makespan_s > 50 * back.makespan_s
     # (when written: 167,085 s: 400 circuits of 400 s on the slow device)
+
+
+def test_a_device_back_with_a_live_session_gets_the_work_behind_a_stuck_queue() -> None:
+    # family seed 5, balanced (docs/scheduler.md, rounds 9 and 10): the plan sent most
+    # classes to the most accurate device, whose first job waited 34,023 s (an outage, then
+    # a 4 h queue). Its tasks stood first in line and placement stopped at them, so
+    # eagle_r3_7, back from its own outage at 15,620 s with a live session, found nothing
+    # it could take behind them, let the session lapse and sat idle for 18,000 s.
+    sc = family_scenario(5)
+    fast = simulate(list(sc.fleet), sc.workload, policy="fastest", seed=5)
+    bal = simulate(list(sc.fleet), sc.workload, policy="balanced", seed=5)
+    # (when written: 30,785 s against 25,888 s; before, 47,397 s against 26,614 s: 1.78x)
+    assert bal.makespan_s <= 1.6 * fast.makespan_s  # max_slowdown (1.5) + 0.1
