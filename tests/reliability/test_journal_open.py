@@ -49,6 +49,6 @@ def test_processes_opening_a_new_journal_at_once_all_get_it(tmp_path: Path) -> N
         for p, (out, err) in zip(procs, outcomes, strict=True):
             assert p.returncode == 0 and out.strip() == "opened", err
         with Journal(path) as journal:
-            assert sorted(r.run_id for r in journal.runs()) == sorted(
+            assert sorted(info.run_id for info in journal.runs()) == sorted(
                 f"run-{r}-{k}" for k in range(procs_per_round)
             )
