@@ -32,7 +32,7 @@ How work is placed (see docs/scheduler.md for the reasoning):
 The core is split by state: :class:`~multiqpu.scheduler._state.CoreState` holds everything
 it knows (``Core.state``); ``_estimates`` derives times, job sizes and masks from the
 learner; ``_budget`` plans the fidelity budget and keeps ``budget_usd``; ``_placement``
-places, steals and forms jobs; ``_hedging`` copies stragglers and queued jobs and rescues
+places and steals; ``_jobs`` forms jobs; ``_hedging`` copies stragglers and queued jobs and rescues
 late sessions; ``_outcomes`` handles finished, failed and lost jobs. This class is the
 driver's face over them.
 """
@@ -45,7 +45,15 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from multiqpu.scheduler import _budget, _estimates, _hedging, _outcomes, _overrun, _placement
+from multiqpu.scheduler import (
+    _budget,
+    _estimates,
+    _hedging,
+    _jobs,
+    _outcomes,
+    _overrun,
+    _placement,
+)
 from multiqpu.scheduler._learning import Learner
 from multiqpu.scheduler._records import Delivery, Submission
 from multiqpu.scheduler._state import CoreConfig, CoreState
@@ -139,7 +147,7 @@ class Core:
         subs: list[Submission] = []
         if overrun and (now >= self._overrun_at or self._overrun_key != self._jobs_key()):
             subs = _overrun.hedge_overruns(core, now)
-        subs.extend(_placement.batches(core, now))
+        subs.extend(_jobs.batches(core, now))
         if overrun and (now >= self._overrun_at or self._overrun_key != self._jobs_key()):
             self._overrun_key = self._jobs_key()
             self._overrun_at = _overrun.next_overrun(core, now) or np.inf

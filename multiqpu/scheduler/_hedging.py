@@ -160,7 +160,7 @@ def hedges(core: CoreState, now: float) -> list[Submission]:
             mask = core.masks.allowed
         else:
             mask = core.masks.preferred
-        ok = mask[np.unique(job.cls)].all(axis=0) & free_mask
+        ok = mask[job.unique_classes()].all(axis=0) & free_mask
         devs = np.flatnonzero(ok)
         # over the fidelity budget only for a late job when nothing else is left to run
         # (but work held by late sessions): a queue that holds it for ever must not hold
@@ -278,7 +278,7 @@ def copies(core: CoreState, now: float) -> list[Submission]:
     for start, job in waiting[: 4 * len(free) + 4]:  # the latest to start first
         if not free:
             break
-        ucls = np.unique(job.cls)
+        ucls = job.unique_classes()
         # judged by when the copy would finish, not start: a device with a short queue but
         # slow for these circuits is no refuge
         best, best_end = -1, start + job.exec_s

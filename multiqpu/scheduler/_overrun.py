@@ -102,15 +102,32 @@ def hedge_overruns(core: CoreState, now: float) -> list[Submission]:
     subs: list[Submission] = []
     # no refuge: a device holding an overrun job
     stalled = np.array([any(j.overrun_at <= now for j in q.jobs.values()) for q in core.dev])
+    free = _bits(core.alive & (core.inflight < core.slots) & ~stalled)
     late.sort(key=lambda j: j.submitted)  # the longest overdue first
     for job in late:
         if len(job.idx) > budget:
             continue
+        if not free & _everywhere(core, job)[1] & ~(1 << job.device):
+            continue  # no refuge (what _copy would find first, found cheaply)
         copy = _copy(core, job, now, stalled)
         if copy:
             budget -= len(job.idx)
             subs.extend(copy)
+            free = _bits(core.alive & (core.inflight < core.slots) & ~stalled)
     return subs
+
+
+def _bits(mask: np.ndarray) -> int:
+    return sum(1 << int(d) for d in np.flatnonzero(mask))
+
+
+def _everywhere(core: CoreState, job: JobRecord) -> tuple[np.ndarray, int]:
+    """The devices the policy prefers for every circuit of ``job``, as a mask and a bit set
+    (kept on the job until the masks change)."""
+    if job.everywhere is None or job.everywhere[0] is not core.masks:
+        row = core.masks.preferred[job.unique_classes()].all(axis=0)
+        job.everywhere = (core.masks, row, _bits(row))
+    return job.everywhere[1], job.everywhere[2]
 
 
 def _copy(core: CoreState, job: JobRecord, now: float, stalled: np.ndarray) -> list[Submission]:
@@ -118,9 +135,7 @@ def _copy(core: CoreState, job: JobRecord, now: float, stalled: np.ndarray) -> l
     free[job.device] = False
     if not free.any():
         return []
-    ucls = np.unique(job.cls)
-    mask = core.masks.preferred
-    ok = free & mask[ucls].all(axis=0)
+    ok = free & _everywhere(core, job)[0]
     devs = np.flatnonzero(ok)
     if len(devs) == 0:
         return []

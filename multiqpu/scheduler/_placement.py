@@ -1,13 +1,12 @@
-"""Placement of the core: lazy earliest-finish placement, work stealing and job forming.
+"""Placement of the core: lazy earliest-finish placement and work stealing.
 
 * **Lazy earliest-finish placement** (:func:`place`): tasks are taken from the source in
   order and, class by class, water-filled onto the policy's preferred devices so that each
   lands where it is expected to finish first, up to each device's horizon.
 * **Work stealing** (:func:`steal`): when the source is empty, a device with a free slot and
   nothing queued takes tasks from the tail of the device expected to finish last.
-* **Jobs** (:func:`batches`): a device with a free slot submits a job of about ``job_s``
-  seconds of its queued work, one shots value per job, while the jobs it holds stay
-  within the fleet's remaining plan (:func:`lane_cap`).
+
+Jobs are formed from what is placed in :mod:`multiqpu.scheduler._jobs`.
 
 Functions of the core's state (:class:`~multiqpu.scheduler._state.CoreState`); see
 :mod:`multiqpu.scheduler._core` for the whole.
@@ -16,47 +15,30 @@ Functions of the core's state (:class:`~multiqpu.scheduler._state.CoreState`); s
 from __future__ import annotations
 
 import time
+from collections import deque
 
 import numpy as np
 
 from multiqpu.scheduler._budget import within_budget, within_quota
 from multiqpu.scheduler._hedging import rescue_mask, stuck
-from multiqpu.scheduler._records import Submission
-from multiqpu.scheduler._state import SESSION_OPENER, SESSION_SPLIT, CoreState
+from multiqpu.scheduler._state import CoreState
 from multiqpu.scheduler._waterfill import capped_waterfill, fluid_level, waterfill
 
 __all__ = [
-    "JOB_FRACTION",
-    "JOB_OVERHEADS",
-    "LANE_FRACTION",
     "PROBE_FRACTION",
     "assign",
-    "batches",
-    "fleet_end",
-    "form_job",
-    "lane_cap",
+    "level_tables",
     "move_tail",
     "place",
-    "plan_end",
+    "place_chunk",
     "put",
+    "skip_blocked",
+    "sort_groups",
     "steal",
     "take",
+    "unplaceable",
 ]
 
-# a job holds at most this share of the remaining plan (by the estimates): a device that
-# turns out slower than expected holds up little, and slow devices get small jobs
-JOB_FRACTION = 0.25
-# ... but never less than this many times its device's per-job overhead of work (when there
-# is that much): overhead then takes at most a tenth of the device's busy time (family
-# benchmark, seeds 0-99: makespan / bound p50 1.68 -> 1.55 for `fastest`, every policy
-# and key better; docs/scheduler.md, round 5)
-JOB_OVERHEADS = 10.0
-# the work all of a device's job slots together hold (sent, not done) is capped at this
-# share of the fleet's remaining plan (``fleet_end``): a device with 10-50 slots of one
-# circuit a job (ion traps, neutral atoms) otherwise commits hours of work that faster
-# devices could take (round 7; a quarter, like one job, held superconducting devices to a
-# job or two at a time, each paying its own queue wait: seeds 0-29 p50 1.49 -> 1.62)
-LANE_FRACTION = 1.0
 # a device whose speed is unknown gets a probe (one circuit) first, only a circuit it is
 # expected to finish within this share of the remaining plan
 PROBE_FRACTION = 0.1
@@ -88,19 +70,30 @@ def take(core: CoreState, n: int) -> tuple[np.ndarray, np.ndarray]:
     return np.concatenate(idx_parts), np.concatenate(cls_parts)
 
 
-def plan_level(core: CoreState, F: np.ndarray) -> tuple[float, np.ndarray]:
+def plan_level(
+    core: CoreState, F: np.ndarray, tables: tuple[np.ndarray, np.ndarray] | None = None
+) -> tuple[float, np.ndarray]:
     """The fluid level of all unplaced work: the time ``L`` by which the devices, each
     taking only classes it is preferred for at its mean per-task time, could finish it.
-    Devices expected to be busy past ``L`` get no new work now."""
+    Devices expected to be busy past ``L`` get no new work now. ``tables``: the policy's
+    live devices per class and their task times there (:func:`level_tables`), when the
+    caller keeps them over several calls."""
     u = core.unplaced_by_class.astype(float)
-    pref = core.masks.preferred & core.alive[None, :]
+    pref, px = tables if tables is not None else level_tables(core)
     count = u @ pref  # tasks each device could take
-    xbar = (u @ (pref * core.x)) / np.maximum(count, 1.0)
+    xbar = (u @ px) / np.maximum(count, 1.0)
     ok = count > 0
     total = float(u.sum())
     if total <= 0 or not ok.any():
         return float(F.min()), xbar
     return fluid_level(F[ok], xbar[ok], count[ok], total), xbar
+
+
+def level_tables(core: CoreState) -> tuple[np.ndarray, np.ndarray]:
+    """For :func:`plan_level`: the live preferred devices of each class, and their task
+    times there (zero elsewhere)."""
+    pref = core.masks.preferred & core.alive[None, :]
+    return pref, pref * core.x
 
 
 def place(core: CoreState, now: float) -> None:
@@ -112,18 +105,33 @@ def place(core: CoreState, now: float) -> None:
     held: list[tuple[np.ndarray, np.ndarray]] = []
     n_held = 0
     blocked = np.zeros(core.tables.n_classes, dtype=bool)
+    if len(core.front) > 1:  # one segment: a blocked stretch is then skipped in one step
+        core.front = deque(
+            [
+                (
+                    np.concatenate([seg[0] for seg in core.front]),
+                    np.concatenate([seg[1] for seg in core.front]),
+                )
+            ]
+        )
+    tables = level_tables(core)  # placing changes neither masks, liveness nor speeds
+    fresh = True  # the levels below must be worked out (again): something was placed
     while core.front or core.source.remaining:
         if blocked.any() and (n_held >= SCAN_LIMIT or blocked[core.unplaced_by_class > 0].all()):
             break  # every class with work left is blocked, or far enough looked
-        F = core.finish_times(now)
-        cap = now + core.horizon
-        level, xbar = plan_level(core, F)
-        core.plan_end = max(level, now)
-        limit = np.minimum(level, cap)
-        room = np.where(core.alive, np.maximum(limit - F, 0.0), 0.0)
-        idle = core.alive & (core.local_count == 0) & (core.inflight < core.slots)
-        capacity = int(np.sum(room / np.maximum(xbar, 1e-9))) + int(idle.sum())
+        if fresh:
+            F = core.finish_times(now)
+            cap = now + core.horizon
+            level, xbar = plan_level(core, F, tables)
+            core.plan_end = max(level, now)
+            limit = np.minimum(level, cap)
+            room = np.where(core.alive, np.maximum(limit - F, 0.0), 0.0)
+            idle = core.alive & (core.local_count == 0) & (core.inflight < core.slots)
+            capacity = int(np.sum(room / np.maximum(xbar, 1e-9))) + int(idle.sum())
+            dead = unplaceable(core, F, cap, tables[0])
+            fresh = False
         want = min(max(capacity, 16), core.chunk)
+        n_held += skip_blocked(core, blocked, want, held, n_held)
         idx, cls = take(core, want)
         while len(idx) and blocked[cls].any() and n_held < SCAN_LIMIT:
             skip = blocked[cls]
@@ -134,7 +142,13 @@ def place(core: CoreState, now: float) -> None:
                 idx, cls = take(core, want)
         if len(idx) == 0:
             break
-        leftover = place_chunk(core, idx, cls, now, F, limit, cap)
+        if dead is not None and dead[cls].all():
+            # what place_chunk would hand back, without trying: the chunk by group
+            leftover = [sort_groups(core, idx, cls)]
+        else:
+            placed = core.stats.placements
+            leftover = place_chunk(core, idx, cls, now, F, limit, cap)
+            fresh = core.stats.placements != placed
         if leftover:
             left = sum(len(seg[0]) for seg in leftover)
             # adapt the chunk to what the devices actually took
@@ -148,6 +162,64 @@ def place(core: CoreState, now: float) -> None:
     for seg in reversed(held):  # set aside: back to the head of the line, in order
         core.front.appendleft(seg)
     core.stats.place_s += time.perf_counter() - tic
+
+
+def unplaceable(
+    core: CoreState, F: np.ndarray, cap: np.ndarray, pref: np.ndarray
+) -> np.ndarray | None:
+    """Per class, whether :func:`place_chunk` surely places none of its tasks now: no probe
+    is due on its devices, and each live device the policy prefers for it holds queued work
+    and has no room before its horizon for even one of its tasks (by a margin, so that the
+    mean task time of a group of such classes has none either). None: a deadline or budget
+    makes ``assign`` look wider; no shortcut then. ``pref``: the live preferred devices."""
+    if core.config.deadline_at is not None or core.config.budget_usd is not None:
+        return None
+    with np.errstate(divide="ignore", invalid="ignore"):
+        full = (cap - F)[None, :] / core.x + 1e-9 < 1.0 - 1e-6
+    ok = (full & (core.local_count > 0)[None, :]) | ~pref
+    probing = (pref & core.needs_probe[None, :]).any(axis=1)
+    # a class with no live preferred device: assign looks at its allowed ones (the first
+    # class's, for a group), so no shortcut
+    return ok.all(axis=1) & ~probing & pref.any(axis=1)
+
+
+def sort_groups(core: CoreState, idx: np.ndarray, cls: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The tasks in the order :func:`place_chunk` groups them."""
+    exact = (
+        core.config.budget_usd is not None
+        or core.config.deadline_at is not None
+        or core.quota is not None
+    )
+    keys = cls if exact else core.mask_group[cls]
+    order = np.argsort(keys, kind="stable")
+    return idx[order], cls[order]
+
+
+def skip_blocked(
+    core: CoreState,
+    blocked: np.ndarray,
+    want: int,
+    held: list[tuple[np.ndarray, np.ndarray]],
+    n_held: int,
+) -> int:
+    """Set aside, in one step, the whole chunks of ``want`` tasks at the head of the front
+    that hold only blocked classes (what :func:`place` would set aside chunk by chunk), as
+    far as ``SCAN_LIMIT`` lets it look; returns how many."""
+    if not blocked.any() or not core.front or n_held >= SCAN_LIMIT:
+        return 0
+    idx, cls = core.front[0]
+    free = np.flatnonzero(~blocked[cls])
+    first = int(free[0]) if len(free) else len(cls)
+    k = min(first // want, -(-(SCAN_LIMIT - n_held) // want))
+    if k <= 0:
+        return 0
+    n = k * want
+    held.append((idx[:n], cls[:n]))
+    if n < len(idx):
+        core.front[0] = (idx[n:], cls[n:])
+    else:
+        core.front.popleft()
+    return n
 
 
 def place_chunk(
@@ -353,142 +425,3 @@ def move_tail(core: CoreState, v: int, d: int, j: int, c: int) -> None:
     core.local_work[d] += j * core.x[c, d]
     core.spent += j * (core.price[c, d] - core.price[c, v])
     core.fidelity_spent += j * (core.loss[c, d] - core.loss[c, v])
-
-
-# ------------------------------------------------------------------ batches
-def plan_end(core: CoreState, now: float) -> float:
-    """When the work not yet submitted (queued on devices and unplaced) would be done if it
-    were spread over the live devices as a fluid, each from when it is free."""
-    start = np.maximum(core.lane_end, now + core.wait)
-    n = float(core.local_count.sum() + core.unplaced_by_class.sum())
-    ok = core.alive & np.isfinite(start)
-    if n <= 0 or not ok.any():
-        return now
-    _, xbar = plan_level(core, start)
-    # devices that take none of the unplaced work: their own queue's mean task time
-    own = core.local_work / np.maximum(core.local_count, 1)
-    xbar = np.where(xbar > 0, xbar, own)
-    ok &= xbar > 0
-    if not ok.any():
-        return now
-    return fluid_level(start[ok], xbar[ok], np.full(int(ok.sum()), n), n)
-
-
-def batches(core: CoreState, now: float) -> list[Submission]:
-    subs: list[Submission] = []
-    ready = np.flatnonzero(core.alive & (core.local_count > 0) & (core.inflight < core.slots))
-    if len(ready):
-        core.plan_end = max(plan_end(core, now), now)
-    fleet = fleet_end(core, now) if len(ready) else now
-    for d in ready.tolist():
-        cap = lane_cap(core, d, now, fleet)
-        committed = sum(j.exec_s for j in core.dev[d].jobs.values())
-        while core.local_count[d] > 0 and core.inflight[d] < core.slots[d]:
-            if core.inflight[d] > 0 and committed >= cap:
-                break  # the rest stays queued here, movable, until a lane frees
-            sub = form_job(core, d, now)
-            committed += core.jobs[sub.job_id].exec_s
-            subs.append(sub)
-        core.lane(d, now)
-    return subs
-
-
-def fleet_end(core: CoreState, now: float) -> float:
-    """When the work not yet submitted (unplaced, or queued on a device) would be done as a
-    fluid over every live device the policy prefers for it, each from when it is free (a
-    device's own jobs sent count: their lane delays it). Unlike :func:`plan_end`, devices
-    holding no queued work take part."""
-    u = core.unplaced_by_class.astype(float)
-    n_c = core.tables.n_classes
-    for dev in core.dev:
-        for _, cls in dev.local:
-            u += np.bincount(cls, minlength=n_c)
-    total = float(u.sum())
-    start = np.maximum(core.lane_end, now + core.wait)
-    pref = core.masks.preferred & core.alive[None, :]
-    count = u @ pref
-    ok = (count > 0) & np.isfinite(start)
-    if total <= 0 or not ok.any():
-        return now
-    xbar = (u @ (pref * core.x)) / np.maximum(count, 1.0)
-    return fluid_level(start[ok], xbar[ok], count[ok], total)
-
-
-def lane_cap(core: CoreState, d: int, now: float, fleet: float) -> float:
-    """The work (seconds of execution) device ``d`` may hold in jobs sent and not done, over
-    all its job slots together: ``LANE_FRACTION`` of the remaining plan, or of what the
-    device alone must run when no other device may take its queued work (the rule that
-    sizes one job, applied to its lanes together); at least one job's floor."""
-    horizon = max(fleet - now, 0.0)
-    local = core.dev[d].local
-    if local:
-        cls = np.concatenate([c for _, c in local]) if len(local) > 1 else local[0][1]
-        others = core.masks.preferred[np.unique(cls)] & core.alive[None, :]
-        others[:, d] = False
-        if not others.any():  # pinned here: what it still needs, queue wait included
-            own = float(max(core.lane_end[d], now + core.wait[d]) + core.local_work[d])
-            horizon = max(horizon, own - now)
-    floor = max(JOB_OVERHEADS * float(core.overhead[d]), core.config.min_job_s)
-    session = core.session_ttl[d] > 0 and core.live[d]
-    if core.config.explore and core.learner.jobs[d] == 0 and not session:
-        # its speed is not known yet: the probes hold no more than a probe may (but a live
-        # session is fed at once: its next job skips the queue, and an idle one closes)
-        return PROBE_FRACTION * horizon
-    return max(LANE_FRACTION * horizon, floor)
-
-
-def form_job(core: CoreState, d: int, now: float) -> Submission:
-    local = core.dev[d].local
-    group = int(core.tables.group[int(local[0][1][0])])
-    # split what is queued here over the free slots: submitted now, it all waits in the
-    # vendor's queue at once instead of paying one wait per job in turn, and no single
-    # unlucky wait holds all of it
-    free = max(int(core.slots[d] - core.inflight[d]), 1)
-    share = core.local_work[d] / free
-    if core.session_ttl[d] > 0:
-        # what stays here is not bound yet (others may still steal it): jobs of
-        # 1/SESSION_SPLIT of it, so they shrink towards the end
-        share = core.local_work[d] / SESSION_SPLIT
-    # no job longer than a share of the remaining plan, or of what this device still needs
-    # (its queue wait included) when that is longer: work the policy pins here (or that
-    # waits behind a long queue) gains nothing from small jobs but one queue wait each;
-    # and none shorter than JOB_OVERHEADS x its overhead or the user's min_job_s (at least
-    # one circuit is taken)
-    own = float(max(core.lane_end[d], now + core.wait[d]) + core.local_work[d])
-    horizon = max(core.plan_end, own) - now
-    floor = max(JOB_OVERHEADS * float(core.overhead[d]), core.config.min_job_s)
-    target = max(min(share, JOB_FRACTION * horizon), floor)
-    limit = core.batch_limit(d)  # one circuit (a probe) while its speed is unknown
-    if core.session_ttl[d] > 0 and not core.live[d] and core.inflight[d] == 0:
-        limit = SESSION_OPENER  # the session's first job: it may wait long in the queue
-    x = core.x[:, d]
-    taken_idx: list[np.ndarray] = []
-    taken_cls: list[np.ndarray] = []
-    count, work = 0, 0.0
-    keep: list[tuple[np.ndarray, np.ndarray]] = []
-    # count == 0: always take something (target can be 0: no job overhead, and
-    # local_work rounded down to 0 by earlier subtractions)
-    while local and count < limit and (work < target or count == 0):
-        seg_idx, seg_cls = local.popleft()
-        if int(core.tables.group[int(seg_cls[0])]) != group:
-            keep.append((seg_idx, seg_cls))
-            continue
-        seg_x = x[seg_cls]
-        cum = np.cumsum(seg_x)
-        n = int(np.searchsorted(cum, target - work, side="left")) + 1
-        n = min(n, len(seg_idx), limit - count)
-        taken_idx.append(seg_idx[:n])
-        taken_cls.append(seg_cls[:n])
-        count += n
-        work += float(cum[n - 1])
-        if n < len(seg_idx):
-            local.appendleft((seg_idx[n:], seg_cls[n:]))
-    for seg in reversed(keep):
-        local.appendleft(seg)
-    idx = np.concatenate(taken_idx) if len(taken_idx) > 1 else taken_idx[0]
-    cls = np.concatenate(taken_cls) if len(taken_cls) > 1 else taken_cls[0]
-    core.local_count[d] -= count
-    core.local_work[d] = max(core.local_work[d] - work, 0.0)
-    if core.local_count[d] == 0:
-        core.local_work[d] = 0.0
-    return core.register(d, idx, cls, group, now)

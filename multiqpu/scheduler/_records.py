@@ -60,6 +60,15 @@ class JobRecord:
     dearer: float = 0.0  # a queued copy: price over its origin's, charged (refunded likewise)
     overrun_at: float = float("inf")  # when it overruns its estimate (see _overrun)
     hedge_n: int = 0  # a hedge: circuits charged to the hedge budget (refunded if it never ran)
+    classes: np.ndarray | None = None  # its distinct classes (``np.unique(cls)``), once asked
+    # the devices the policy prefers for all its classes (as a bit set too), and the masks
+    # that said so
+    everywhere: tuple[object, np.ndarray, int] | None = None
+
+    def unique_classes(self) -> np.ndarray:
+        if self.classes is None:
+            self.classes = np.unique(self.cls)
+        return self.classes
 
 
 @dataclass

@@ -8,7 +8,7 @@ expected end of a device's lane). The decisions live in modules that act on it:
   what the learner knows;
 * ``_budget``: ``balanced``'s fidelity budget (the plan and each class's quota) and
   ``budget_usd``;
-* ``_placement``: lazy earliest-finish placement, work stealing and job forming;
+* ``_placement``: lazy earliest-finish placement and work stealing; ``_jobs``: job forming;
 * ``_hedging``: hedges, queued copies and rescue off late sessions;
 * ``_outcomes``: what a finished, failed or lost job changes.
 

@@ -10,8 +10,8 @@ from test_placement import tables
 
 from multiqpu.scheduler import _hedging
 from multiqpu.scheduler._core import Core, CoreConfig
+from multiqpu.scheduler._jobs import JOB_FRACTION, JOB_OVERHEADS
 from multiqpu.scheduler._learning import Learner
-from multiqpu.scheduler._placement import JOB_FRACTION, JOB_OVERHEADS
 from multiqpu.scheduler._tables import ArraySource
 
 
@@ -96,3 +96,4 @@ def test_the_last_straggler_is_copied_when_the_hedge_budget_is_spent(
         assert len(copies[0].idx) == len(straggler.idx)
     else:
         assert copies == []
+
