@@ -96,4 +96,3 @@ def test_the_last_straggler_is_copied_when_the_hedge_budget_is_spent(
         assert len(copies[0].idx) == len(straggler.idx)
     else:
         assert copies == []
-
