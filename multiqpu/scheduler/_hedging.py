@@ -100,7 +100,8 @@ def _open_copies(core: CoreState, job: JobRecord) -> int:
 def hedges(core: CoreState, now: float) -> list[Submission]:
     # copies cost device time (and money): at most max_hedge_fraction of the circuits
     budget = core.hedge_budget()
-    if budget <= 0 and not core.unplaced_by_class.any() and not core.local_count.any():
+    tail = not core.unplaced_by_class.any() and not core.local_count.any()
+    if budget <= 0 and tail:
         # the run's tail: only open jobs are left, so the idle fleet's time costs nothing
         # else; the last stragglers may still be copied (MAX_HEDGE_ROUNDS open copies each)
         budget = TAIL_HEDGE_CIRCUITS
@@ -146,7 +147,12 @@ def hedges(core: CoreState, now: float) -> list[Submission]:
     speed = core.learner.speed()
     free_mask = np.zeros(len(core.dev), dtype=bool)
     for job in candidates[: 4 * len(free) + 4]:  # the worst stragglers first
-        if len(job.idx) > budget or not free:
+        if not free:
+            continue
+        # (in the tail, the worst straggler that fits a refuge is copied whatever the
+        # budget left: family seed 9008 in a trial, docs/scheduler.md round 11, a
+        # 209-circuit job over the 177 left held the idle fleet for 14,000 s)
+        if len(job.idx) > budget and not (tail and not subs):
             continue
         end = ends[job.job_id]
         free_mask[:] = False

@@ -96,3 +96,24 @@ def test_the_last_straggler_is_copied_when_the_hedge_budget_is_spent(
         assert len(copies[0].idx) == len(straggler.idx)
     else:
         assert copies == []
+
+
+def test_in_the_tail_a_straggler_larger_than_the_budget_left_is_still_copied() -> None:
+    # family seed 9008 (docs/scheduler.md, round 11): 177 circuits of the hedge budget were
+    # left and the last straggler held 209, so it could never be copied; the whole fleet
+    # sat idle 14,000 s while it waited in a queue. In the tail the worst straggler is
+    # copied whatever the budget left (one a look; the budget still bounds the rest).
+    c = _core(200, overhead_s=1.0, overrun_hedging=False)
+    state = c.state
+    subs = c.pump(0.0)
+    straggler = max((s for s in subs if s.device == 0), key=lambda s: len(s.idx))
+    for k, s in enumerate(subs):
+        c.on_started(s.job_id, 4.0)
+        if s.job_id != straggler.job_id:
+            c.on_done(s.job_id, 5.0 + 0.1 * k, queue_s=1.0, execution_s=1.0)
+    state.stats.hedged_circuits += state.hedge_budget() - 3  # 3 circuits left
+    assert 0 < state.hedge_budget() < len(straggler.idx)
+    copies = c.pump(600.0)
+    assert {s.hedge_of for s in copies} == {straggler.job_id}
+    assert sum(len(s.idx) for s in copies) == len(straggler.idx)
+    assert {s.device for s in copies} == {1}
