@@ -98,7 +98,8 @@ def _open_copies(core: CoreState, job: JobRecord) -> int:
 
 
 def hedges(core: CoreState, now: float) -> list[Submission]:
-    # copies cost device time (and money): at most max_hedge_fraction of the circuits
+    # copies cost device time (and money): at most max_hedge_fraction of the circuits (but
+    # the tail's worst straggler, below)
     budget = core.hedge_budget()
     tail = not core.unplaced_by_class.any() and not core.local_count.any()
     if budget <= 0 and tail:

@@ -26,7 +26,9 @@ from multiqpu.scheduler._waterfill import capped_waterfill, fluid_level, waterfi
 
 __all__ = [
     "PROBE_FRACTION",
+    "SCAN_LIMIT",
     "assign",
+    "group_keys",
     "level_tables",
     "move_tail",
     "place",
@@ -183,15 +185,21 @@ def unplaceable(
     return ok.all(axis=1) & ~probing & pref.any(axis=1)
 
 
-def sort_groups(core: CoreState, idx: np.ndarray, cls: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The tasks in the order :func:`place_chunk` groups them."""
+def group_keys(core: CoreState, cls: np.ndarray) -> np.ndarray:
+    """What :func:`place_chunk` groups tasks by: their preferred devices, or their class
+    when a budget or deadline needs per-class prices and times (or ``balanced`` its
+    per-class quota)."""
     exact = (
         core.config.budget_usd is not None
         or core.config.deadline_at is not None
         or core.quota is not None
     )
-    keys = cls if exact else core.mask_group[cls]
-    order = np.argsort(keys, kind="stable")
+    return cls if exact else core.mask_group[cls]
+
+
+def sort_groups(core: CoreState, idx: np.ndarray, cls: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The tasks in the order :func:`place_chunk` groups them."""
+    order = np.argsort(group_keys(core, cls), kind="stable")
     return idx[order], cls[order]
 
 
@@ -231,14 +239,8 @@ def place_chunk(
     limit: np.ndarray,
     cap: np.ndarray,
 ) -> list[tuple[np.ndarray, np.ndarray]]:
-    # Tasks are water-filled in groups that share their preferred devices (one group per
-    # class when a budget or deadline needs per-class prices and times).
-    exact = (
-        core.config.budget_usd is not None
-        or core.config.deadline_at is not None
-        or core.quota is not None
-    )
-    keys = cls if exact else core.mask_group[cls]
+    # Tasks are water-filled in groups (group_keys) that share their preferred devices
+    keys = group_keys(core, cls)
     order = np.argsort(keys, kind="stable")
     cls_sorted = cls[order]
     idx_sorted = idx[order]

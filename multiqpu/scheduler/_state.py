@@ -72,6 +72,8 @@ class CoreConfig:
     hedging: bool = True
     # hedge a job that overruns its estimate while work is still left (``_overrun``)
     overrun_hedging: bool = True
+    # copies (hedges) duplicate at most this share of the run's circuits; in the run's tail
+    # the worst straggler is still copied, one a look (``_hedging.hedges``)
     max_hedge_fraction: float = 0.25
     max_failures: int = 3
     min_job_s: float = 0.0
