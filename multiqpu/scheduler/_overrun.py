@@ -107,9 +107,7 @@ def hedge_overruns(core: CoreState, now: float) -> list[Submission]:
     for job in late:
         if len(job.idx) > budget:
             continue
-        if not free & _everywhere(core, job)[1] & ~(1 << job.device):
-            continue  # no refuge (what _copy would find first, found cheaply)
-        copy = _copy(core, job, now, stalled)
+        copy = _copy(core, job, now, stalled, free)
         if copy:
             budget -= len(job.idx)
             subs.extend(copy)
@@ -130,15 +128,16 @@ def _everywhere(core: CoreState, job: JobRecord) -> tuple[np.ndarray, int]:
     return job.everywhere[1], job.everywhere[2]
 
 
-def _copy(core: CoreState, job: JobRecord, now: float, stalled: np.ndarray) -> list[Submission]:
-    free = core.alive & (core.inflight < core.slots) & ~stalled
-    free[job.device] = False
-    if not free.any():
-        return []
-    ok = free & _everywhere(core, job)[0]
+def _copy(
+    core: CoreState, job: JobRecord, now: float, stalled: np.ndarray, free: int
+) -> list[Submission]:
+    """``free``: the devices with a free slot that hold no overrun job, as a bit set."""
+    row, bits = _everywhere(core, job)
+    if not free & bits & ~(1 << job.device):
+        return []  # no refuge (most calls end here, so cheaply)
+    ok = core.alive & (core.inflight < core.slots) & ~stalled & row
+    ok[job.device] = False
     devs = np.flatnonzero(ok)
-    if len(devs) == 0:
-        return []
     n = len(job.idx)
     # the jobs a copy needs on each device (its size limit), within its free slots
     parts = -(-n // np.array([core.batch_limit(int(d)) for d in devs], dtype=np.int64))
