@@ -98,6 +98,7 @@ class Core:
         self._next_guard = now
         self._overrun_at = np.inf  # when the next open job overruns (see _overrun)
         self._overrun_key = (-1, -1)
+        self._overrun_masks: object = None  # the masks next_overrun last saw
 
     @property
     def stats(self) -> Stats:
@@ -145,11 +146,12 @@ class Core:
         # a job that overran its estimate is copied before new jobs take the free slots
         overrun = core.config.hedging and core.config.overrun_hedging
         subs: list[Submission] = []
-        if overrun and (now >= self._overrun_at or self._overrun_key != self._jobs_key()):
+        if overrun and (now >= self._overrun_at or self._overrun_changed()):
             subs = _overrun.hedge_overruns(core, now)
         subs.extend(_jobs.batches(core, now))
-        if overrun and (now >= self._overrun_at or self._overrun_key != self._jobs_key()):
+        if overrun and (now >= self._overrun_at or self._overrun_changed()):
             self._overrun_key = self._jobs_key()
+            self._overrun_masks = core.masks
             self._overrun_at = _overrun.next_overrun(core, now) or np.inf
         # hedges and copies are looked for when a device became free or, otherwise, at
         # most every 1 % of the time elapsed (they only change as jobs age)
@@ -174,6 +176,11 @@ class Core:
     def _jobs_key(self) -> tuple[int, int]:
         """Changes whenever a job opens or closes."""
         return (self.state.next_id, len(self.state.jobs))
+
+    def _overrun_changed(self) -> bool:
+        """A job opened or closed, or the masks changed (where a copy may go), since the
+        next overrun was last worked out."""
+        return self._overrun_key != self._jobs_key() or self._overrun_masks is not self.state.masks
 
     def attach(self, device: int, idx: np.ndarray, cls: np.ndarray, now: float) -> int:
         """Register a job already at the provider (a resumed run re-attached to it); its

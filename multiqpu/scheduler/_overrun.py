@@ -83,11 +83,18 @@ def overrun_times(core: CoreState) -> dict[int, float]:
 def next_overrun(core: CoreState, now: float) -> float | None:
     """When to look again: the earliest time after ``now`` at which an open job will
     overrun, or, for a job that overran but found no refuge yet, after another tenth of the
-    time it has overrun by (its expected end moves as it ages). None: no job to watch."""
+    time it has overrun by (its expected end moves as it ages). Jobs no other live device
+    is preferred for are not watched: no copy of them could go anywhere until the masks
+    change, and the core asks again then. None: no job to watch."""
     if not core.config.hedging or not core.config.overrun_hedging:
         return None
-    times = overrun_times(core).values()
-    later = [t if t > now else now + max(0.1 * (now - t), 1e-3) for t in times]
+    alive = _bits(core.alive)
+    later = []
+    for k, t in overrun_times(core).items():
+        job = core.jobs[k]
+        if not _everywhere(core, job)[1] & alive & ~(1 << job.device):
+            continue  # no device could take a copy until the masks change (a new look then)
+        later.append(t if t > now else now + max(0.1 * (now - t), 1e-3))
     return min(later) if later else None
 
 

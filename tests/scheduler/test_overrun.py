@@ -13,7 +13,7 @@ from multiqpu.scheduler import SimCircuit, SimDevice, Workload
 from multiqpu.scheduler._core import Core, CoreConfig
 from multiqpu.scheduler._families import family_scenario
 from multiqpu.scheduler._learning import Learner
-from multiqpu.scheduler._overrun import OVERRUN_EXEC, OVERRUN_Z
+from multiqpu.scheduler._overrun import OVERRUN_EXEC, OVERRUN_Z, next_overrun
 from multiqpu.scheduler._tables import ArraySource
 from multiqpu.scheduler._virtual import REDUNDANCY, run_virtual, tables_for
 
@@ -103,3 +103,34 @@ def test_no_overrun_hedge_when_turned_off_or_on_time() -> None:
     assert core.state.stats.overrun_hedges == 0
     core, limit = _core(True)
     assert not [s for s in core.pump(0.9 * limit) if s.hedge_of is not None]
+
+
+def test_an_overdue_job_is_watched_only_where_a_copy_could_go() -> None:
+    # a wake-up costs a whole pump: a job that no other live device is preferred for is not
+    # watched for overruns, since no copy of it could go anywhere (family seed 95 under
+    # most_accurate: 330,502 pumps before, about 22,000 after); one that could be copied is
+    core, limit = _core(True)
+    next_overrun(core.state, 0.0)  # (works out when each job overruns)
+    late = next(iter(core.state.dev[0].jobs.values()))
+    now = late.overrun_at + 0.01 * limit  # just overdue
+    wake = next_overrun(core.state, now)
+    assert wake is not None and now < wake <= now + 0.1 * (now - late.overrun_at) + 1e-3
+    # most_accurate on a fleet where one device is the most accurate for every circuit
+    base = SimDevice("a", num_qubits=20, median_wait_s=60.0, max_circuits_per_job=10)
+    fleet = [replace(base, error_2q=1e-3), replace(base, name="b"), replace(base, name="c")]
+    work = Workload((SimCircuit(4, 10, 30, 8, shots=4000),), (1.0,), 300)
+    learner = Learner(3, reported_wait_s=[60.0] * 3, prior_overhead_s=[5.0] * 3)
+    core = Core(
+        tables_for(fleet, work),
+        ArraySource(np.arange(300), np.zeros(300, dtype=np.int64)),
+        concurrency=[2, 2, 2],
+        max_batch=[10, 10, 10],
+        learner=learner,
+        config=CoreConfig(redundancy=0, policy="most_accurate", explore=False),
+    )
+    subs = core.pump(0.0)
+    assert subs and {s.device for s in subs} == {0}
+    assert next_overrun(core.state, 0.0) is None
+    assert next_overrun(core.state, 100 * limit) is None
+    assert core.next_wakeup(100 * limit) is not None  # (the job's own end is still watched)
+    assert not [s for s in core.pump(100 * limit) if s.hedge_of is not None]
