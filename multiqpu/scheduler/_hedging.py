@@ -4,7 +4,9 @@ moves work already sent to a device (see :mod:`multiqpu.scheduler._core` for the
 * **Hedging**: in the tail, a job that is overdue, or expected much later than an idle device
   could manage, is split over idle devices; the first result of each circuit wins.
 * **Queued copies** (``redundancy``): an idle device holds a copy of a job still waiting in
-  another queue; the first copy to start running wins, the others are cancelled while queued.
+  another queue; the first copy to start running wins, the others are cancelled while queued
+  (except a device's probe: it stays in its queue so that the queue gets measured, and the
+  first result wins).
 * **Late sessions**: the work of a session device whose first job is late may move anywhere
   above the fidelity floor once the rest of the fleet has nothing left.
 
@@ -365,7 +367,11 @@ def on_started(core: CoreState, job_id: int, now: float) -> tuple[int, ...]:
             other = core.jobs.get(h)
             if other is not None and other.redundant and not other.started and h != job_id:
                 drop_copy(core, other, now, cancel)
-        if origin.job_id in core.jobs and not origin.started:
+        # a job on a device none of ours finished on yet (its probe) stays in its queue
+        # beside the copy, first result wins: cancelled, it would leave that queue
+        # unmeasured and the plan trusting the device's pending-job report (round 12)
+        measured = core.learner.jobs[origin.device] > 0
+        if origin.job_id in core.jobs and not origin.started and measured:
             # the copy holds every circuit: the origin is closed, kept as a ghost so that
             # the copy's results are delivered once
             # what the run loses is now the copy's, not the origin's plus the charge

@@ -364,6 +364,12 @@ def test_queued_copy_wins_the_start_and_the_origin_is_cancelled() -> None:
     for s in copies:
         assert all(s.device != o.device for o in originals if o.job_id == s.hedge_of)
     copy = copies[0]
+    # (a job of ours finished on the origin's device before: a device's probe is not
+    # cancelled by its copy, see test_probe_copies.py)
+    origin = next(s for s in originals if s.job_id == copy.hedge_of)
+    c.state.learner.observe(
+        origin.device, queue_s=30.0, execution_s=1.0, predicted_s=1.0, prior_wait_s=30.0
+    )
     cancel = c.on_started(copy.job_id, 5.0)
     assert copy.hedge_of in cancel
     assert c.on_started(copy.job_id, 5.0) == ()  # reported twice: nothing more
