@@ -213,7 +213,8 @@ def hedges(core: CoreState, now: float) -> list[Submission]:
             # (charged as if they do)
             worse = core.loss[job.cls][:, devs] - core.loss[job.cls, job.device][:, None]
             owner = np.repeat(np.arange(len(devs)), n)
-            extra = float(np.maximum(worse[np.arange(len(job.idx)), owner], 0.0).sum())
+            per_circuit = np.maximum(worse[np.arange(len(job.idx)), owner], 0.0)
+            extra = float(per_circuit.sum())
             if extra > core.fidelity_left() + 1e-12 and not last:
                 continue
             core.fidelity_spent += extra
@@ -243,7 +244,10 @@ def hedges(core: CoreState, now: float) -> list[Submission]:
                         offset=part,
                     )
                 )
-                core.jobs[subs[-1].job_id].hedge_n = m
+                hedge = core.jobs[subs[-1].job_id]
+                hedge.hedge_n = m
+                if core.quota is not None:  # refunded if this part never delivers
+                    hedge.charge = float(per_circuit[part].sum())
                 core.stats.hedges += 1
                 free[d] -= 1
                 pos += m
@@ -342,9 +346,8 @@ def drop_copy(core: CoreState, copy: JobRecord, now: float, cancel: list[int]) -
     origin = core.origin(copy)
     if origin is not None and copy.job_id in origin.hedges:
         origin.hedges.remove(copy.job_id)
-    core.fidelity_spent -= copy.charge
     core.spent -= copy.dearer
-    abandon(core, copy, now)
+    abandon(core, copy, now)  # refunds its fidelity charge
     core.lane(copy.device, now)
     cancel.append(copy.job_id)
 
@@ -380,6 +383,7 @@ def on_started(core: CoreState, job_id: int, now: float) -> tuple[int, ...]:
                 - float(core.loss[origin.cls, origin.device].sum())
                 - job.charge
             )
+            job.charge = 0.0  # settled: the copy's loss replaces the origin's
             abandon(core, origin, now)
             core.refund_hedge(job)  # it runs instead of the straggler, not beside it
             core.lane(origin.device, now)

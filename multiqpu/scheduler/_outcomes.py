@@ -41,6 +41,7 @@ def abandon(core: CoreState, job: JobRecord, now: float) -> None:
     time it spent waiting is a (censored) observation of that device's queue."""
     first = next(iter(core.dev[job.device].jobs), None) == job.job_id
     core.close(job)
+    refund_charge(core, job)
     if job.started:  # it ran: the lane moves on now
         core.lane_free[job.device] = max(core.lane_free[job.device], now)
     else:
@@ -56,6 +57,14 @@ def abandon(core: CoreState, job: JobRecord, now: float) -> None:
             prior_wait_s=job.prior_wait,
         )
         refresh(core, job.device)
+
+
+def refund_charge(core: CoreState, job: JobRecord) -> None:
+    """A copy closed without delivering: the fidelity it was charged (as if it won) goes
+    back to the budget."""
+    if job.origin is not None and job.charge:
+        core.fidelity_spent -= job.charge
+        job.charge = 0.0
 
 
 def on_done(
@@ -128,6 +137,7 @@ def fail(core: CoreState, job: JobRecord) -> int:
     origin = core.origin(job)
     if origin is not None:  # a copy failed: its circuits may be copied again
         core.refund_hedge(job)
+        refund_charge(core, job)
         origin.hedges.remove(job.job_id)
         if origin.job_id in core.jobs:
             return 0  # the straggler still covers its circuits

@@ -182,12 +182,16 @@ def _copy(
     core.stats.overrun_hedges += 1
     subs = []
     step = core.batch_limit(d)
+    worse_d = np.maximum(core.loss[job.cls, d] - core.loss[job.cls, job.device], 0.0)
     for pos in range(0, n, step):
         part = np.arange(pos, min(pos + step, n))
         subs.append(
             core.register(d, job.idx[part], job.cls[part], job.group, now, origin=job, offset=part)
         )
-        core.jobs[subs[-1].job_id].hedge_n = len(part)
+        hedge = core.jobs[subs[-1].job_id]
+        hedge.hedge_n = len(part)
+        if core.quota is not None:  # refunded if this part never delivers
+            hedge.charge = float(worse_d[part].sum())
         core.stats.hedges += 1
     core.lane(d, now)
     return subs

@@ -55,7 +55,7 @@ class JobRecord:
     expected_end: float = 0.0
     started: bool = False  # the driver said it started running
     redundant: bool = False  # a queued copy (of the whole origin), cancelled if it loses the start
-    charge: float = 0.0  # a queued copy: fidelity loss charged for it (refunded if cancelled)
+    charge: float = 0.0  # a copy or hedge: fidelity loss charged (refunded if it never delivers)
     in_session: bool = False  # sent into a live session: its wait says nothing of the queue
     dearer: float = 0.0  # a queued copy: price over its origin's, charged (refunded likewise)
     overrun_at: float = float("inf")  # when it overruns its estimate (see _overrun)

@@ -83,3 +83,46 @@ def test_family_seed_13030_balanced_measures_every_queue_it_plans_with() -> None
     assert r.stats.delivered == sc.workload.n
     # 2,530 s before; 334 s when written (fastest: 382 s there)
     assert r.stats.makespan < 1_000.0
+
+
+def test_a_copy_that_loses_to_the_kept_probe_gives_its_fidelity_charge_back() -> None:
+    # balanced: a copy on a less accurate device is charged, against the fidelity budget,
+    # the loss it would bring if it won; when the probe it copies wins instead, that
+    # charge goes back (before, the budget stayed spent and later placements paid for it)
+    accurate = SimDevice("a", num_qubits=20, median_wait_s=60.0, max_circuits_per_job=10)
+    noisy = replace(accurate, name="b", error_2q=1e-2, readout_error=3e-2)
+    fleet = [accurate, noisy, replace(noisy, name="c")]
+    work = Workload((SimCircuit(4, 10, 30, 8, shots=4000),), (1.0,), 300)
+    learner = Learner(3, reported_wait_s=[600.0, 30.0, 30.0], prior_overhead_s=[5.0] * 3)
+    core = Core(
+        tables_for(fleet, work),
+        ArraySource(np.arange(300), np.zeros(300, dtype=np.int64)),
+        concurrency=[2, 2, 2],
+        max_batch=[10, 10, 10],
+        learner=learner,
+        config=CoreConfig(redundancy=REDUNDANCY, policy="balanced", hedging=False),
+    )
+    st = core.state
+    probe = [s for s in core.pump(0.0) if s.device == 0]
+    assert len(probe) == 1
+    pid = probe[0].job_id
+    now, copy = 0.0, None
+    for _ in range(200):
+        for job in [j for j in list(st.jobs.values()) if j.device != 0]:
+            if job.job_id not in st.jobs:
+                continue
+            core.on_started(job.job_id, now)
+            now += 1.0
+            core.on_done(job.job_id, now, queue_s=30.0, execution_s=job.exec_s)
+        copy = next((s for s in core.pump(now) if s.hedge_of == pid), None)
+        if copy is not None:
+            break
+    assert copy is not None and copy.device != 0
+    charge = st.jobs[copy.job_id].charge
+    assert charge > 0  # the copy's device is less accurate
+    core.on_started(copy.job_id, now + 1.0)  # both run: the probe is kept
+    core.on_started(pid, now + 2.0)
+    spent = st.fidelity_spent
+    delivery = core.on_done(pid, now + 3.0, queue_s=now + 2.0, execution_s=1.0)
+    assert delivery is not None and copy.job_id in delivery.cancel
+    assert st.fidelity_spent == np.float64(spent - charge)
