@@ -42,11 +42,13 @@ __all__ = [
 
 TAIL_HEDGE_CIRCUITS = 10  # copied per look in the tail once the budget is spent
 # devices holding open copies of one straggler (copied again when a better refuge turns up;
-# a queued copy counts once it runs, see _open_copies)
+# a queued copy counts once it runs, a queued hedge unless the refuge ends before it, see
+# _open_copies; never more than twice this)
 MAX_HEDGE_ROUNDS = 3
 # a hedge on a device never measured is judged this many sigmas of the speed prior slow
 UNKNOWN_SPEED_Z = 2.0
 COPY_Z = -1.0  # queued copy: made if the holder's optimistic start (sigmas) beats the job's
+MAX_COPIES = 3  # queued copies of one job, at most this many times ``redundancy``
 
 
 def rescue_mask(core: CoreState) -> np.ndarray:
@@ -83,19 +85,27 @@ def _speed_hi(core: CoreState, speed: np.ndarray, devs: np.ndarray) -> np.ndarra
     return np.where(unknown, speed[devs] * np.exp(UNKNOWN_SPEED_Z * SPEED_SIGMA), speed[devs])
 
 
-def _open_copies(core: CoreState, job: JobRecord) -> int:
+def _open_copies(
+    core: CoreState, job: JobRecord, now: float = 0.0, before: float | None = None
+) -> int:
     """Refuges of ``job`` that count against MAX_HEDGE_ROUNDS: devices holding a hedge of it
     still open, or a queued copy that runs. A queued copy not started yet costs nothing and is
     cancelled when any other copy starts (family seed 9054: a probe's two queued copies
     behind 1-3 h queues and one hedge left it unhedgeable while that hedge ran 327 s on a
     slow device), and a hedge split into one-circuit jobs on one device is one refuge (family
     seed 9086 in a trial not kept, docs/scheduler.md round 8: seven on one ion trap behind a
-    2.6 h queue left a 7-circuit straggler unhedgeable for 10,000 s)."""
+    2.6 h queue left a 7-circuit straggler unhedgeable for 10,000 s). With ``before``: a
+    hedge still in its queue counts only if it is expected to end by then (a refuge that
+    ends well before every queued hedge is taken: family seed 14028, a job's three hedges
+    waited in 2-60 h queues while a device with a 50 s queue stood idle)."""
     held = set()
     for h in job.hedges:
         copy = core.jobs.get(h)
-        if copy is not None and (copy.started or not copy.redundant):
-            held.add(copy.device)
+        if copy is None or not (copy.started or not copy.redundant):
+            continue
+        if before is not None and not copy.started and straggler_end(core, copy, now) > before:
+            continue
+        held.add(copy.device)
     return len(held)
 
 
@@ -131,7 +141,7 @@ def hedges(core: CoreState, now: float) -> list[Submission]:
         # (devices holding copies still open count, not copies gone, cancelled while queued
         # or failed, nor queued copies not started yet: a job that starts late on a slow
         # device is a straggler anew; the hedge budget bounds the copies in all)
-        if j.origin is not None or _open_copies(core, j) >= MAX_HEDGE_ROUNDS:
+        if j.origin is not None or _open_copies(core, j) >= 2 * MAX_HEDGE_ROUNDS:
             continue
         ghost = j.job_id not in core.jobs
         if ghost and not any(h in core.jobs for h in j.hedges):
@@ -208,6 +218,8 @@ def hedges(core: CoreState, now: float) -> list[Submission]:
         finish = float((start + n * per_task)[n > 0].max())
         if finish >= end - 0.2 * (end - now):
             continue
+        if _open_copies(core, job, now, before=finish) >= MAX_HEDGE_ROUNDS:
+            continue
         if core.quota is not None:
             # balanced: what the copies lose if they win must fit in the fidelity budget
             # (charged as if they do)
@@ -267,28 +279,28 @@ def copies(core: CoreState, now: float) -> list[Submission]:
     idle = np.flatnonzero(core.alive & (core.local_count == 0) & (core.inflight < core.slots))
     if len(idle) == 0:
         return []
-    waiting: list[tuple[float, JobRecord]] = []
+    waiting: list[tuple[float, JobRecord, list[float]]] = []
     wait_mid = core.learner.wait()
     for j in core.jobs.values():
         if j.started or j.origin is not None or not core.alive[j.device]:
             continue
-        if j.done is not None:  # copied before: only queued copies, fewer than allowed
+        others: list[float] = []  # when its queued copies are expected to start
+        if j.done is not None:  # copied before: only queued copies, none running
             live = [core.jobs.get(h) for h in j.hedges]
-            if j.done.any() or any(h is None or not h.redundant for h in live):
+            if j.done.any() or any(h is None or not h.redundant or h.started for h in live):
                 continue
-            if len(live) >= core.config.redundancy:
+            if len(live) >= MAX_COPIES * core.config.redundancy:
                 continue
-        start = j.expected_end - j.exec_s
-        if now > j.submitted + wait_mid[j.device]:  # overdue in its queue
-            start = max(start, now + 0.5 * (now - j.submitted))
-        waiting.append((start, j))
+            others = [_queued_start(core, h, now, wait_mid) for h in live if h is not None]
+        start = min([_queued_start(core, j, now, wait_mid), *others])
+        waiting.append((start, j, others))
     if not waiting:
         return []
     waiting.sort(key=lambda e: e[0], reverse=True)
     lo = core.wait_quantile(COPY_Z)
     subs: list[Submission] = []
     free = {int(d): int(core.slots[d] - core.inflight[d]) for d in idle}
-    for start, job in waiting[: 4 * len(free) + 4]:  # the latest to start first
+    for start, job, others in waiting[: 4 * len(free) + 4]:  # the latest to start first
         if not free:
             break
         ucls = job.unique_classes()
@@ -310,6 +322,11 @@ def copies(core: CoreState, now: float) -> list[Submission]:
             if end_d < best_end:
                 best, best_end = d, end_d
         if best < 0:
+            continue
+        # at most ``redundancy`` copies that may start before this one would end: a copy
+        # far ahead of the others is still made (family seed 14028: a job's three copies
+        # waited in 2-3 h queues while a device with a 40 s queue stood idle)
+        if sum(1 for o in others if o < best_end) >= core.config.redundancy:
             continue
         extra, dearer = 0.0, 0.0
         if core.quota is not None:  # charged as if the copy wins
@@ -339,6 +356,15 @@ def copies(core: CoreState, now: float) -> list[Submission]:
             del free[best]
         subs.append(sub)
     return subs
+
+
+def _queued_start(core: CoreState, job: JobRecord, now: float, wait_mid: np.ndarray) -> float:
+    """When a job still in its queue is expected to start (overdue: the longer it has
+    waited, the later, for heavy-tailed queues)."""
+    start = job.expected_end - job.exec_s
+    if now > job.submitted + wait_mid[job.device]:  # overdue in its queue
+        start = max(start, now + 0.5 * (now - job.submitted))
+    return start
 
 
 def drop_copy(core: CoreState, copy: JobRecord, now: float, cancel: list[int]) -> None:

@@ -69,3 +69,25 @@ def test_a_straggler_with_copies_waiting_in_queues_is_still_hedged() -> None:
     assert sum(int(d["circuits"]) for d in b.per_device) == sc.workload.n
     # (when written: 274 s against 298 s)
     assert b.makespan_s <= 1.25 * f.makespan_s, (b.makespan_s, f.makespan_s)
+
+
+def test_a_queued_hedge_that_a_refuge_would_beat_does_not_count() -> None:
+    # family seed 14028, balanced: a job's three hedges waited in 2-60 h queues (never
+    # started, so each held its device as a refuge), and a device with a 50 s queue stood
+    # idle for 950 s while the run waited for them
+    straggler = _job(0, 0, hedges=[1, 2, 3])
+    jobs = {0: straggler}
+    for k, end in ((1, 9_000.0), (2, 90_000.0), (3, 200_000.0)):
+        jobs[k] = _job(k, k, origin=0, expected_end=end)  # hedges, queued, not started
+    core = SimpleNamespace(jobs=jobs, wait=np.full(4, 1e6))
+    now = 3_000.0
+    assert _open_copies(core, straggler) == MAX_HEDGE_ROUNDS  # type: ignore[arg-type]
+    # a refuge that would end at 3,100 s: none of the queued hedges is expected to end
+    # before it, so it is taken
+    assert _open_copies(core, straggler, now, before=3_100.0) == 0  # type: ignore[arg-type]
+    # one that would end at 10,000 s beats only two of them
+    assert _open_copies(core, straggler, now, before=10_000.0) == 1  # type: ignore[arg-type]
+    # a hedge that runs always counts
+    jobs[1].started = True
+    assert _open_copies(core, straggler, now, before=3_100.0) == 1  # type: ignore[arg-type]
+
