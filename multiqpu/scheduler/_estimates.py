@@ -15,10 +15,7 @@ from multiqpu.scheduler._budget import budget_plan
 from multiqpu.scheduler._policy import masks
 from multiqpu.scheduler._state import EPS, SESSION_INFLIGHT, SESSION_WAIT_S, CoreState
 
-__all__ = ["refresh", "refresh_masks", "refresh_learned", "row_groups", "update_sessions"]
-
-# a device's planning wait is refreshed once the learner's has moved this far from it (log)
-STALE_LOG = 0.1
+__all__ = ["refresh", "refresh_masks", "row_groups", "update_sessions"]
 
 # per core: the inputs its masks were last computed from (plan, tables, live devices)
 _INPUTS: weakref.WeakKeyDictionary[CoreState, tuple[np.ndarray | None, object, np.ndarray]] = (
@@ -141,23 +138,6 @@ def refresh(core: CoreState, d: int | None = None) -> None:
         core.stale += 1
         if core.stale >= max(1, len(core.dev) // 4):
             refresh_masks(core)
-
-
-def refresh_learned(core: CoreState, d: int) -> None:
-    """Device ``d``'s learner changed: refresh it, and any other device whose planning wait
-    moved with it. A device learns its waits from its own jobs, but its prior comes from
-    the whole fleet (the learner's per-report-kind shrinkage), so an observation on ``d``
-    also moves the waits of devices that finished little or nothing yet. Refreshed only
-    for ``d``, those kept the wait of the last time they were refreshed: family seed
-    14028, ``balanced``, planned garnet_6 with 540 s while the learner expected 34,000 s,
-    and its three queued jobs, judged due any moment, were not copied for 4,900 s."""
-    refresh(core, d)
-    lr = core.learner
-    wait = lr.wait_quantile(core.config.risk_z)
-    moved = ~core.live & (np.abs(np.log((wait + 1.0) / (core.wait + 1.0))) > STALE_LOG)
-    moved[d] = False
-    for k in np.flatnonzero(moved).tolist():
-        refresh(core, k)
 
 
 def update_sessions(core: CoreState, now: float, d: int | None = None) -> None:

@@ -17,7 +17,7 @@ from __future__ import annotations
 import numpy as np
 
 from multiqpu.errors import DeviceUnavailableError
-from multiqpu.scheduler._estimates import refresh_learned, refresh_masks, update_sessions
+from multiqpu.scheduler._estimates import refresh, refresh_masks, update_sessions
 from multiqpu.scheduler._records import Delivery, JobRecord
 from multiqpu.scheduler._state import CoreState
 
@@ -56,7 +56,7 @@ def abandon(core: CoreState, job: JobRecord, now: float) -> None:
             predicted_s=job.raw_s,
             prior_wait_s=job.prior_wait,
         )
-        refresh_learned(core, job.device)
+        refresh(core, job.device)
 
 
 def refund_charge(core: CoreState, job: JobRecord) -> None:
@@ -126,7 +126,7 @@ def on_done(
     core.stats.record(d, idx, cls, core.tables, now, queue_s, execution_s)
     if core.session_ttl[d] > 0:
         update_sessions(core, now, d)
-    refresh_learned(core, d)
+    refresh(core, d)
     return Delivery(job.job_id, d, idx, cls, positions, tuple(cancel))
 
 

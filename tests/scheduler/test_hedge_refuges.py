@@ -91,16 +91,3 @@ def test_a_queued_hedge_that_a_refuge_would_beat_does_not_count() -> None:
     jobs[1].started = True
     assert _open_copies(core, straggler, now, before=3_100.0) == 1  # type: ignore[arg-type]
 
-
-def test_family_seed_14028_balanced_is_not_held_by_hedges_in_long_queues() -> None:
-    # the scenario of the test above (a fresh seed of round 12, read after it was reported):
-    # balanced 9,161 s against fastest's 2,181 s (4.2x); its tail also waited on three jobs
-    # in garnet_6's queue, planned with a 540 s wait while the learner, from the rest of
-    # the fleet, expected 34,000 s (test_estimates_refresh.py)
-    sc = family_scenario(14028)
-    fleet = list(sc.fleet)
-    b = simulate(fleet, sc.workload, policy="balanced", seed=14028)
-    f = simulate(fleet, sc.workload, policy="fastest", seed=14028)
-    assert sum(int(d["circuits"]) for d in b.per_device) == sc.workload.n
-    # (when written: 3,011 s against 2,339 s)
-    assert b.makespan_s <= 1.6 * f.makespan_s, (b.makespan_s, f.makespan_s)
