@@ -359,9 +359,14 @@ def copies(core: CoreState, now: float) -> list[Submission]:
 
 
 def _queued_start(core: CoreState, job: JobRecord, now: float, wait_mid: np.ndarray) -> float:
-    """When a job still in its queue is expected to start (overdue: the longer it has
-    waited, the later, for heavy-tailed queues)."""
-    start = job.expected_end - job.exec_s
+    """When a job still in its queue is expected to start: by its device's lane, or later
+    where the learner now expects a longer wait there (its fleet-wide prior moved since the
+    device was last planned; family seed 14028: planned at 540 s, expected 34,000 s, three
+    jobs looked due any moment and were not copied for 4,900 s); overdue, the longer it has
+    waited, the later (heavy-tailed queues). Only copies go by this: placement keeps the
+    planning wait (refreshed with it too, the plan chased the noise of other devices' queues:
+    docs/scheduler.md, round 13)."""
+    start = max(job.expected_end - job.exec_s, job.submitted + wait_mid[job.device])
     if now > job.submitted + wait_mid[job.device]:  # overdue in its queue
         start = max(start, now + 0.5 * (now - job.submitted))
     return start
