@@ -86,7 +86,7 @@ def _speed_hi(core: CoreState, speed: np.ndarray, devs: np.ndarray) -> np.ndarra
 
 
 def _open_copies(
-    core: CoreState, job: JobRecord, now: float = 0.0, before: float | None = None
+    core: CoreState, job: JobRecord, *, now: float = 0.0, before: float | None = None
 ) -> int:
     """Refuges of ``job`` that count against MAX_HEDGE_ROUNDS: devices holding a hedge of it
     still open, or a queued copy that runs. A queued copy not started yet costs nothing and is
@@ -101,7 +101,7 @@ def _open_copies(
     held = set()
     for h in job.hedges:
         copy = core.jobs.get(h)
-        if copy is None or not (copy.started or not copy.redundant):
+        if copy is None or (copy.redundant and not copy.started):
             continue
         if before is not None and not copy.started and straggler_end(core, copy, now) > before:
             continue
@@ -218,7 +218,7 @@ def hedges(core: CoreState, now: float) -> list[Submission]:
         finish = float((start + n * per_task)[n > 0].max())
         if finish >= end - 0.2 * (end - now):
             continue
-        if _open_copies(core, job, now, before=finish) >= MAX_HEDGE_ROUNDS:
+        if _open_copies(core, job, now=now, before=finish) >= MAX_HEDGE_ROUNDS:
             continue
         if core.quota is not None:
             # balanced: what the copies lose if they win must fit in the fidelity budget
@@ -291,8 +291,8 @@ def copies(core: CoreState, now: float) -> list[Submission]:
                 continue
             if len(live) >= MAX_COPIES * core.config.redundancy:
                 continue
-            others = [_queued_start(core, h, now, wait_mid) for h in live if h is not None]
-        start = min([_queued_start(core, j, now, wait_mid), *others])
+            others = [_queued_start(h, now, wait_mid) for h in live if h is not None]
+        start = min([_queued_start(j, now, wait_mid), *others])
         waiting.append((start, j, others))
     if not waiting:
         return []
@@ -358,7 +358,7 @@ def copies(core: CoreState, now: float) -> list[Submission]:
     return subs
 
 
-def _queued_start(core: CoreState, job: JobRecord, now: float, wait_mid: np.ndarray) -> float:
+def _queued_start(job: JobRecord, now: float, wait_mid: np.ndarray) -> float:
     """When a job still in its queue is expected to start: by its device's lane, or later
     where the learner now expects a longer wait there (its fleet-wide prior moved since the
     device was last planned; family seed 14028: planned at 540 s, expected 34,000 s, three

@@ -79,12 +79,12 @@ def test_a_queued_hedge_that_a_refuge_would_beat_does_not_count() -> None:
     assert _open_copies(core, straggler) == MAX_HEDGE_ROUNDS  # type: ignore[arg-type]
     # a refuge that would end at 3,100 s: none of the queued hedges is expected to end
     # before it, so it is taken
-    assert _open_copies(core, straggler, now, before=3_100.0) == 0  # type: ignore[arg-type]
+    assert _open_copies(core, straggler, now=now, before=3_100.0) == 0  # type: ignore[arg-type]
     # one that would end at 10,000 s beats only two of them
-    assert _open_copies(core, straggler, now, before=10_000.0) == 1  # type: ignore[arg-type]
+    assert _open_copies(core, straggler, now=now, before=10_000.0) == 1  # type: ignore[arg-type]
     # a hedge that runs always counts
     jobs[1].started = True
-    assert _open_copies(core, straggler, now, before=3_100.0) == 1  # type: ignore[arg-type]
+    assert _open_copies(core, straggler, now=now, before=3_100.0) == 1  # type: ignore[arg-type]
 
 
 def test_a_queued_job_starts_no_sooner_than_the_learner_now_expects() -> None:
@@ -98,13 +98,13 @@ def test_a_queued_job_starts_no_sooner_than_the_learner_now_expects() -> None:
     job.submitted = 1_328.0
     now = 3_125.0
     learned = np.array([33_804.0])
-    assert _queued_start(None, job, now, learned) == 1_328.0 + 33_804.0  # type: ignore[arg-type]
+    assert _queued_start(job, now, learned) == 1_328.0 + 33_804.0
     # where the learner expects less than the lane, the lane stands
     behind = _job(1, 0, expected_end=5_000.0)  # behind our own work: starts at 4,999 s
     behind.submitted = 1_328.0
-    assert _queued_start(None, behind, now, np.array([2_000.0])) == 4_999.0  # type: ignore[arg-type]
+    assert _queued_start(behind, now, np.array([2_000.0])) == 4_999.0
     # overdue against what the learner expects: later the longer it has waited
-    assert _queued_start(None, job, now, np.array([100.0])) == now + 0.5 * (now - 1_328.0)  # type: ignore[arg-type]
+    assert _queued_start(job, now, np.array([100.0])) == now + 0.5 * (now - 1_328.0)
 
 
 def test_family_seed_14028_balanced_is_not_held_by_jobs_in_long_queues() -> None:
