@@ -365,8 +365,12 @@ def _queued_start(job: JobRecord, now: float, wait_mid: np.ndarray) -> float:
     jobs looked due any moment and were not copied for 4,900 s); overdue, the longer it has
     waited, the later (heavy-tailed queues). Only copies go by this: placement keeps the
     planning wait (refreshed with it too, the plan chased the noise of other devices' queues:
-    docs/scheduler.md, round 13)."""
-    start = max(job.expected_end - job.exec_s, job.submitted + wait_mid[job.device])
+    docs/scheduler.md, round 13). A job sent into a live session skips the queue, so the
+    queue wait says nothing of it (judged by it, the reference fleet's session jobs looked
+    late and were copied: round 14)."""
+    start = job.expected_end - job.exec_s
+    if not job.in_session:
+        start = max(start, job.submitted + wait_mid[job.device])
     if now > job.submitted + wait_mid[job.device]:  # overdue in its queue
         start = max(start, now + 0.5 * (now - job.submitted))
     return start

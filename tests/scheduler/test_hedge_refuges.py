@@ -107,6 +107,22 @@ def test_a_queued_job_starts_no_sooner_than_the_learner_now_expects() -> None:
     assert _queued_start(job, now, np.array([100.0])) == now + 0.5 * (now - 1_328.0)
 
 
+def test_a_job_sent_into_a_live_session_is_not_judged_by_the_queue_wait() -> None:
+    # the reference fleet (IBM devices in Session mode): a job sent into a live session skips
+    # the device's queue, so the learner's queue wait says nothing of when it starts;
+    # judging it by that wait made its copies look worth it (round 13's reference-fleet
+    # median 1.1387 -> 1.1449 x bound; with this, 1.1293)
+    from multiqpu.scheduler._hedging import _queued_start
+
+    job = _job(0, 0, expected_end=1_010.0, in_session=True)  # the lane: starts at 1,009 s
+    job.submitted = 1_000.0
+    assert _queued_start(job, 1_005.0, np.array([1_300.0])) == 1_009.0
+    # not in a session: the queue wait stands
+    queued = _job(1, 0, expected_end=1_010.0)
+    queued.submitted = 1_000.0
+    assert _queued_start(queued, 1_005.0, np.array([1_300.0])) == 2_300.0
+
+
 def test_family_seed_14028_balanced_is_not_held_by_jobs_in_long_queues() -> None:
     # the scenario of the two tests above (a fresh seed of round 12, read after it was
     # reported): balanced 9,161 s against fastest's 2,181 s (4.2x)

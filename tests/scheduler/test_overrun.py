@@ -19,19 +19,16 @@ from multiqpu.scheduler._virtual import REDUNDANCY, run_virtual, tables_for
 
 
 @pytest.mark.slow
-def test_hedging_overruns_shortens_a_run_that_a_late_job_held() -> None:
+def test_overrun_hedges_in_a_family_scenario_deliver_everything() -> None:
     # family scenario 25 (tests/benchmarks/scheduler_families.py): heavy-tailed queues,
-    # outages and failures; under balanced, jobs overrun mid-run. Said plainly: a scenario
-    # chosen where the effect shows (seed 1: x0.548 when written, round 7); over seeds 0-41
-    # of up to 3,000 circuits the overrun hedge changes the makespan by x0.55-1.98,
-    # median 1.00, since the other straggler defences cover most of what it did (the
-    # 1.98, seed 39, with no overrun copy made: the flag alone moves the other draws).
-    # (Scenarios 11, 1, 23 and 13 served here before: 13's gain went when round 7 capped
-    # the work a device holds in jobs sent, x0.763 -> x1.21; 1's when round 13 let a queued
-    # hedge far behind a refuge stop counting, x0.548 -> x1.08; then 17's, x0.795 -> x1.003,
-    # when queued copies began to judge a job's start by the learner's current wait. Over
-    # family seeds 0-29 of up to 3,000 circuits at the end of round 13: x0.93-1.13, median
-    # 1.00, geometric mean 1.011: the other defences now cover what it did, on average.)
+    # outages and failures; under balanced, jobs overrun mid-run and are copied, and no
+    # circuit is lost or delivered twice. No makespan is asserted: over family seeds 0-29 of up to
+    # 3,000 circuits the overrun hedge changes it by x0.955-1.92, median 1.00 (round 14,
+    # docs/scheduler.md): the probes, learned speeds and the tail's hedges cover what it did,
+    # and the flag moves every later queue draw (seed 1's 1.92 is such a divergence). Six
+    # scenarios served here before to show a drop (11, 1, 23, 13, 17, 25 in turn), and each
+    # lost it to a later change: one chosen scenario's gain is not a result.
+    # test_next_wakeup_is_the_overrun_and_the_copy_wins_once checks what one copy does.
     sc = family_scenario(25)
     runs = {
         on: run_virtual(
@@ -43,10 +40,7 @@ def test_hedging_overruns_shortens_a_run_that_a_late_job_held() -> None:
         for on in (False, True)
     }
     assert runs[False].overrun_hedges == 0 and runs[True].overrun_hedges >= 1
-    assert runs[True].hedges_won >= 1
     assert runs[True].delivered == runs[False].delivered == sc.workload.n
-    # the makespan drops (x0.926 when written, round 13)
-    assert runs[True].makespan < 0.95 * runs[False].makespan
 
 
 def _core(overrun: bool, *, policy: str = "fastest") -> tuple[Core, float]:
