@@ -368,10 +368,11 @@ def _queued_start(job: JobRecord, now: float, wait_mid: np.ndarray) -> float:
     docs/scheduler.md, round 13). A job sent into a live session skips the queue, so the
     queue wait says nothing of it (judged by it, the reference fleet's session jobs looked
     late and were copied: round 14)."""
+    due = job.submitted + float(wait_mid[job.device])  # the learner's expected start
     start = job.expected_end - job.exec_s
     if not job.in_session:
-        start = max(start, job.submitted + wait_mid[job.device])
-    if now > job.submitted + wait_mid[job.device]:  # overdue in its queue
+        start = max(start, due)
+    if now > due:  # overdue in its queue
         start = max(start, now + 0.5 * (now - job.submitted))
     return start
 
